@@ -1,0 +1,49 @@
+"""One call from a source to a graded report: what the CLI and ``grader simulate`` use.
+
+    report = check_files([Path("histories/")])
+    report = await check_live("localhost:7233", learner="alice")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from grader import defaults
+from grader.evidence import build_evidence
+from grader.history import History
+from grader.report import Report, grade
+from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
+
+
+def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+                 experiments: Sequence[str] | None = None) -> Report:
+    """Build evidence for every loaded history and grade it against ``rubric``."""
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    runs = [build_evidence(h) for h in loaded.histories]
+    return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors)
+
+
+def grade_histories(histories: Sequence[History], **options) -> Report:
+    """Grade histories already in memory (e.g. the ones ``grader simulate`` produced)."""
+    loaded = Loaded(histories=list(histories), sources=sorted({h.source for h in histories}))
+    return grade_loaded(loaded, **options)
+
+
+def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+                experiments: Sequence[str] | None = None) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``)."""
+    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
+
+
+async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = defaults.DEFAULT_NAMESPACE,
+                     *, workflow_ids: Sequence[str] = (), learner: str | None = None,
+                     limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
+                     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+                     experiments: Sequence[str] | None = None) -> Report:
+    """Grade histories read live from a server."""
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
+    loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
+                             limit=limit, ui_url=ui_url)
+    return grade_loaded(loaded, rubric=rubric, experiments=experiments)

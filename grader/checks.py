@@ -1,0 +1,603 @@
+"""The checks: each one reads a :class:`RunEvidence` and says pass, fail or pending, and why.
+
+A check has a stable id (``crash-recovery.worker-replaced``) that rubrics
+name, belongs to one experiment, and takes parameters from the rubric. It
+returns a :class:`CheckResult` with a one-line message, the evidence it
+relied on (event ids a learner can find in the Web UI) and, when it does not
+pass, a hint that says what to do next without giving away more than the
+tutorial does. Checks never touch a server or raw events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from grader import defaults
+from grader.evidence import ActivityEvidence, RunEvidence
+
+PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
+
+W, D, R = defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one check on one run."""
+
+    #: The check's stable id, e.g. ``live-fix.deposit-retried``.
+    id: str
+    #: pass, fail, pending (the run is still open) or error (the check could not run).
+    status: str
+    #: One line saying what was found.
+    message: str
+    #: What to do next; empty when the check passed.
+    hint: str = ""
+    #: The events relied on: dicts with event_id, event_type and detail.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Check:
+    """A registered check: its id, experiment, title and function."""
+
+    id: str
+    experiment: str
+    title: str
+    func: Callable[[RunEvidence, Mapping[str, Any]], CheckResult]
+
+
+#: Every check, by id, in the order experiments and checks are presented.
+CHECKS: dict[str, Check] = {}
+
+#: Experiment ids in tutorial order, with their titles.
+EXPERIMENTS: dict[str, str] = {
+    "crash-recovery": "Crash recovery",
+    "live-fix": "Live bug fix",
+    "compensation": "Compensation",
+    "network-partition": "Network partition",
+}
+
+#: Parameters every check understands, with their defaults (a rubric may override them).
+DEFAULT_PARAMS: dict[str, Any] = {
+    "min_deposit_attempts": 2,
+    "allowed_maximum_attempts": [2],
+    "min_outage_seconds": 10,
+}
+
+
+def check(check_id: str, title: str) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
+    """Register a check function under ``check_id`` (its experiment is the id's prefix)."""
+    def register(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
+        experiment = check_id.split(".", 1)[0]
+        CHECKS[check_id] = Check(check_id, experiment, title, func)
+        return func
+    return register
+
+
+def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None = None) -> CheckResult:
+    """Run one check on ``run``; a bug in a check becomes an ``error`` result, not a crash."""
+    merged = {**DEFAULT_PARAMS, **(params or {})}
+    try:
+        return CHECKS[check_id].func(run, merged)
+    except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
+        return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
+                           hint="report this to the Failure Lab maintainers with the history file")
+
+
+# --- evidence helpers -------------------------------------------------------
+
+
+def ev(event_id: int | None, event_type: str, detail: str = "") -> dict[str, Any]:
+    """One evidence item."""
+    return {"event_id": event_id, "event_type": event_type, "detail": detail}
+
+
+def activity_ev(a: ActivityEvidence) -> dict[str, Any]:
+    """Evidence for how an activity ended (its close event, or its start while pending)."""
+    detail = f"{a.activity_type} attempt {a.attempt or '-'} {a.outcome}"
+    if a.finished_by or a.started_by:
+        detail += f" by {a.finished_by or a.started_by}"
+    if a.last_failure:
+        detail += f"; previous attempt failed: {a.last_failure.describe()}"
+    if a.failure:
+        detail += f"; failure: {a.failure.describe()}"
+    if a.closed_event_id:
+        etype = {"completed": "ActivityTaskCompleted", "failed": "ActivityTaskFailed",
+                 "timed_out": "ActivityTaskTimedOut", "canceled": "ActivityTaskCanceled"}[a.outcome]
+        return ev(a.closed_event_id, etype, detail)
+    if a.started_event_id:
+        return ev(a.started_event_id, "ActivityTaskStarted", detail)
+    return ev(a.scheduled_event_id, "ActivityTaskScheduled", detail)
+
+
+def what_it_is_doing(run: RunEvidence) -> str:
+    """A sentence on what an open run waits for: from describe() when read live, else the history."""
+    if run.pending:
+        parts = []
+        for p in run.pending:
+            text = f"{p.activity_type} {p.state.lower()}, attempt {p.attempt}"
+            if p.last_failure:
+                text += f", last failure {p.last_failure.describe()}"
+            parts.append(text)
+        return "; ".join(parts)
+    open_activities = [a for a in run.activities if a.outcome == "pending"]
+    if open_activities:
+        a = open_activities[-1]
+        return f"{a.activity_type} scheduled (event {a.scheduled_event_id}) and not finished"
+    if not run.workers:
+        return "no worker has picked it up yet"
+    return "waiting for its next workflow task"
+
+
+def pending_result(check_id: str, run: RunEvidence, what: str) -> CheckResult:
+    """The result for a check that can only be decided once the run closes."""
+    return CheckResult(
+        check_id, PENDING,
+        f"the workflow is still running ({what_it_is_doing(run)})",
+        hint=f"let it finish, then grade again: {what}",
+        evidence=[ev(None, "WorkflowExecution", f"status RUNNING, {run.event_count} events so far")],
+    )
+
+
+def worker_ids(run: RunEvidence) -> str:
+    """The worker identities, comma separated, for messages."""
+    return ", ".join(run.worker_identities) or "none"
+
+
+def closed_ev(run: RunEvidence) -> list[dict[str, Any]]:
+    """Evidence for how the run ended."""
+    if run.closed_event:
+        return [ev(run.closed_event.event_id, run.closed_event.event_type, f"status {run.status}")]
+    return [ev(None, "WorkflowExecution", "status RUNNING")]
+
+
+def completed_once(run: RunEvidence, activity_type: str) -> tuple[bool, str, list[dict[str, Any]]]:
+    """Whether ``activity_type`` was scheduled once and completed; a message and evidence."""
+    found = run.activities_of(activity_type)
+    evidence = [activity_ev(a) for a in found]
+    done = [a for a in found if a.outcome == "completed"]
+    if not found:
+        return False, f"{activity_type} never ran", evidence
+    if len(found) > 1:
+        return False, f"{activity_type} was scheduled {len(found)} times", evidence
+    if not done:
+        return False, f"{activity_type} did not complete ({found[0].outcome})", evidence
+    return True, f"{activity_type} completed once (attempt {done[0].attempt})", evidence
+
+
+# --- crash recovery ---------------------------------------------------------
+
+
+@check("crash-recovery.completed", "The transfer completed")
+def crash_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The run ended COMPLETED."""
+    cid = "crash-recovery.completed"
+    if run.is_open:
+        return pending_result(cid, run, "a restarted worker should finish it")
+    if run.status == "COMPLETED":
+        return CheckResult(cid, PASS, "the workflow completed", evidence=closed_ev(run))
+    return CheckResult(cid, FAIL, f"the workflow ended {run.status}, not COMPLETED",
+                       hint="start a fresh transfer, kill the worker while it runs, "
+                            "then start the worker again and let the transfer finish",
+                       evidence=closed_ev(run))
+
+
+@check("crash-recovery.worker-replaced", "A new worker process took over")
+def crash_worker_replaced(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """While the run was open, work moved for good from one worker process to another."""
+    cid = "crash-recovery.worker-replaced"
+    final = [h for h in run.handovers if h.final]
+    if final:
+        h = final[0]
+        return CheckResult(cid, PASS, f"work moved from worker {h.from_identity} to {h.to_identity} "
+                                      f"at event {h.event_id} and never went back",
+                           evidence=[ev(h.event_id, "handover", f"{h.from_identity} -> {h.to_identity}")])
+    restarted = [w for w in run.workers if len(w.sticky_queues) > 1]
+    if restarted:
+        w = restarted[0]
+        return CheckResult(cid, PASS, f"worker identity {w.identity} is fixed, but its sticky queues show "
+                                      f"{len(w.sticky_queues)} different processes",
+                           evidence=[ev(None, "WorkflowTaskScheduled", q) for q in w.sticky_queues])
+    if run.is_open and len(run.workers) <= 1:
+        return pending_result(cid, run, "kill the worker while an activity runs and start a new one")
+    if run.identity_looks_fixed:
+        return CheckResult(cid, FAIL, f"every task ran under the fixed identity {worker_ids(run)}, so a "
+                                      "restart cannot be seen in this history",
+                           hint="remove identity=... from Worker(...) so each worker process gets its "
+                                "own pid@host identity, then repeat the experiment")
+    if run.handovers:
+        return CheckResult(cid, FAIL, f"workers {worker_ids(run)} shared the work, but none stopped "
+                                      "while the transfer ran: that is load sharing, not a crash",
+                           hint="run a single worker, kill it mid-transfer, then start a new one",
+                           evidence=[ev(h.event_id, "handover", f"{h.from_identity} -> {h.to_identity}")
+                                     for h in run.handovers])
+    hint = "kill the worker while the withdraw or deposit is running, then start it again"
+    if not run.workers:
+        return CheckResult(cid, FAIL, "no worker ever picked up this workflow", hint=hint)
+    retried = [a for a in run.activities if a.attempt > 1 and a.last_failure
+               and a.last_failure.kind == "timeout"]
+    detail = (f"; {retried[0].activity_type} was retried after a timeout on the same worker (a slow "
+              "activity or a server restart, not a crash)") if retried else ""
+    return CheckResult(cid, FAIL, f"one worker process ({worker_ids(run)}) did all the work{detail}",
+                       hint=hint, evidence=[activity_ev(a) for a in retried])
+
+
+@check("crash-recovery.no-duplicate-work", "Withdraw and deposit each ran to completion once")
+def crash_no_duplicates(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """withdraw and deposit were each scheduled once and completed; nothing was refunded."""
+    cid = "crash-recovery.no-duplicate-work"
+    results = [completed_once(run, W), completed_once(run, D)]
+    evidence = [e for _, _, evs in results for e in evs]
+    refunds = run.activities_of(R)
+    if run.is_open and not all(ok for ok, _, _ in results):
+        return pending_result(cid, run, "withdraw and deposit should each complete once")
+    bad = [msg for ok, msg, _ in results if not ok]
+    if refunds:
+        bad.append("a refund ran")
+        evidence += [activity_ev(a) for a in refunds]
+    if bad:
+        return CheckResult(cid, FAIL, "; ".join(bad),
+                           hint="a recovered transfer withdraws once and deposits once: restore the "
+                                "working deposit and run the experiment on a fresh transfer",
+                           evidence=evidence)
+    return CheckResult(cid, PASS, "; ".join(msg for _, msg, _ in results), evidence=evidence)
+
+
+@check("crash-recovery.result-matches", "The result names the real transactions")
+def crash_result_matches(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The workflow's result contains the withdraw's and the deposit's results."""
+    cid = "crash-recovery.result-matches"
+    if run.is_open:
+        return pending_result(cid, run, "its result should name both transactions")
+    if run.status != "COMPLETED":
+        return CheckResult(cid, FAIL, f"there is no result: the workflow ended {run.status}",
+                           hint="let the transfer complete", evidence=closed_ev(run))
+    text = run.result if isinstance(run.result, str) else str(run.result)
+    parts = {t: [a.result for a in run.activities_of(t) if a.outcome == "completed"] for t in (W, D)}
+    missing = [t for t, values in parts.items()
+               if not values or not any(_mentions(text, v) for v in values)]
+    evidence = closed_ev(run) + [activity_ev(a) for t in (W, D) for a in run.activities_of(t)]
+    if missing:
+        return CheckResult(cid, FAIL, f"the result {_short(text)} does not contain the "
+                                      f"{' and '.join(missing)} result: it is not backed by the activities",
+                           hint="the workflow must return what withdraw and deposit returned",
+                           evidence=evidence)
+    return CheckResult(cid, PASS, f"the result {_short(text)} names both transactions", evidence=evidence)
+
+
+@check("crash-recovery.interrupted-activity", "The crash hit an activity in flight")
+def crash_interrupted_activity(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """An activity was retried after a timeout or worker shutdown, and the retry ran on a new worker."""
+    cid = "crash-recovery.interrupted-activity"
+    for a in run.activities:
+        lf = a.last_failure
+        if a.attempt < 2 or lf is None:
+            continue
+        lost = lf.kind == "worker_shutdown" or (lf.kind == "timeout" and lf.timeout_type in
+                                                 ("START_TO_CLOSE", "HEARTBEAT"))
+        if lost and a.started_by and a.scheduled_by and a.started_by != a.scheduled_by:
+            return CheckResult(cid, PASS, f"{a.activity_type} attempt {a.attempt} ran on {a.started_by} "
+                                          f"after attempt {a.attempt - 1} was lost ({lf.describe()}) "
+                                          f"on {a.scheduled_by}",
+                               evidence=[activity_ev(a)])
+    if run.is_open:
+        return pending_result(cid, run, "an interrupted activity should be retried on the new worker")
+    return CheckResult(cid, FAIL, "no activity shows an attempt lost with its worker: the worker was "
+                                  "not killed while an activity ran",
+                       hint="kill the worker while it prints that it is withdrawing or depositing")
+
+
+# --- live fix ---------------------------------------------------------------
+
+
+def _deposit(run: RunEvidence) -> ActivityEvidence | None:
+    deposits = run.activities_of(D)
+    return deposits[-1] if deposits else None
+
+
+@check("live-fix.deposit-retried", "The deposit failed and Temporal retried it")
+def fix_deposit_retried(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The deposit's recorded failure is an application error and it reached the minimum attempt."""
+    cid = "live-fix.deposit-retried"
+    minimum = int(params["min_deposit_attempts"])
+    dep = _deposit(run)
+    if run.pending:
+        live = [p for p in run.pending if p.activity_type == D]
+        if live and live[0].last_failure and live[0].last_failure.kind == "application":
+            p = live[0]
+            status = PASS if p.attempt >= minimum else PENDING
+            return CheckResult(cid, status, f"the deposit is failing and being retried (attempt {p.attempt}, "
+                                            f"{p.last_failure.describe()})",
+                               hint="" if status == PASS else "let Temporal retry it a few times",
+                               evidence=[ev(None, "PendingActivity", f"deposit attempt {p.attempt} "
+                                                                     f"{p.state.lower()}")])
+    if dep is None or dep.attempt == 0:
+        if run.is_open:
+            return pending_result(cid, run, "the deposit should fail and be retried")
+        return CheckResult(cid, FAIL, "the deposit never ran",
+                           hint="swap in the failing deposit line and start a transfer")
+    lf = dep.last_failure
+    if lf is None or dep.attempt < 2:
+        return CheckResult(cid, FAIL, f"the deposit succeeded at attempt {dep.attempt}: it never failed",
+                           hint="swap in the failing deposit line, restart the worker and start a "
+                                "transfer", evidence=[activity_ev(dep)])
+    if lf.kind != "application":
+        why = ("the recorded failure is a worker shutdown: the worker was stopped while an attempt "
+               "ran, which hides the bug's error") if lf.kind == "worker_shutdown" else (
+               f"the recorded failure is a {lf.describe()}, not the bug's error")
+        return CheckResult(cid, FAIL, f"deposit attempt {dep.attempt}: {why}",
+                           hint="stop the faulty worker while the deposit waits to be retried "
+                                "(between two error lines), not while an attempt runs",
+                           evidence=[activity_ev(dep)])
+    if dep.attempt < minimum:
+        return CheckResult(cid, FAIL, f"the deposit reached attempt {dep.attempt}; the rubric asks for "
+                                      f"at least {minimum}",
+                           hint="let Temporal retry the failing deposit a few times before fixing it",
+                           evidence=[activity_ev(dep)])
+    return CheckResult(cid, PASS, f"the deposit failed with {lf.describe()} and was retried up to "
+                                  f"attempt {dep.attempt}", evidence=[activity_ev(dep)])
+
+
+@check("live-fix.fixed-by-restart", "A restarted worker with the fix finished the deposit")
+def fix_by_restart(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The deposit completed on a different worker process than the one that scheduled it."""
+    cid = "live-fix.fixed-by-restart"
+    dep = _deposit(run)
+    if dep is None or dep.outcome == "pending":
+        if run.is_open:
+            return pending_result(cid, run, "fix the deposit and restart the worker")
+        return CheckResult(cid, FAIL, "the deposit never completed",
+                           hint="fix the deposit line, restart the worker and let the retry succeed")
+    if dep.outcome != "completed":
+        return CheckResult(cid, FAIL, f"the deposit ended {dep.outcome}, so the fix never ran",
+                           hint="the retry policy gave up before the fix: keep retrying (no attempt "
+                                "limit) while you fix the code", evidence=[activity_ev(dep)])
+    if dep.finished_by and dep.scheduled_by and dep.finished_by != dep.scheduled_by:
+        return CheckResult(cid, PASS, f"the deposit completed on {dep.finished_by}, a different worker "
+                                      f"from {dep.scheduled_by} that scheduled it",
+                           evidence=[activity_ev(dep)])
+    if run.identity_looks_fixed:
+        return CheckResult(cid, FAIL, f"the worker identity {dep.finished_by} is fixed, so the restart "
+                                      "that deployed the fix cannot be seen",
+                           hint="remove identity=... from Worker(...) and repeat the experiment",
+                           evidence=[activity_ev(dep)])
+    return CheckResult(cid, FAIL, f"the deposit completed on {dep.finished_by or 'an unknown worker'}, "
+                                  "the same worker that scheduled it: the worker was never restarted",
+                       hint="a worker only loads new code when it starts: stop it, fix the code, start it",
+                       evidence=[activity_ev(dep)])
+
+
+@check("live-fix.withdraw-once", "The withdrawal was not repeated")
+def fix_withdraw_once(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """withdraw was scheduled once and completed at its first attempt."""
+    cid = "live-fix.withdraw-once"
+    ok, msg, evidence = completed_once(run, W)
+    if not ok:
+        if run.is_open and not run.activities_of(W):
+            return pending_result(cid, run, "the withdrawal should run once")
+        return CheckResult(cid, FAIL, msg, hint="only the deposit should be retried", evidence=evidence)
+    withdraw = run.activities_of(W)[0]
+    if withdraw.attempt != 1:
+        return CheckResult(cid, FAIL, f"withdraw needed {withdraw.attempt} attempts", evidence=evidence,
+                           hint="only the deposit should fail in this experiment")
+    return CheckResult(cid, PASS, "withdraw ran once, at its first attempt", evidence=evidence)
+
+
+@check("live-fix.same-run-completed", "The same workflow run finished")
+def fix_same_run(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The run completed without a reset (the original run, not a restart of the transfer)."""
+    cid = "live-fix.same-run-completed"
+    if run.resets:
+        r = run.resets[-1]
+        return CheckResult(cid, FAIL, f"the run was reset at event {r.event_id}: the original run did not "
+                                      "continue",
+                           hint="fix the code and restart the worker; no reset is needed",
+                           evidence=[ev(r.event_id, r.event_type, "reset")])
+    if run.is_open:
+        return pending_result(cid, run, "the same run should complete")
+    if run.status != "COMPLETED":
+        return CheckResult(cid, FAIL, f"the workflow ended {run.status}",
+                           hint="keep the workflow running while you fix the code", evidence=closed_ev(run))
+    return CheckResult(cid, PASS, "the original run completed, with no reset", evidence=closed_ev(run))
+
+
+# --- compensation -----------------------------------------------------------
+
+_GAVE_UP = ("MAXIMUM_ATTEMPTS_REACHED", "NON_RETRYABLE_FAILURE", "TIMEOUT")
+
+
+@check("compensation.deposit-failed", "The deposit failed for good")
+def comp_deposit_failed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The deposit ended failed (or timed out) with retrying over: exhausted or non-retryable."""
+    cid = "compensation.deposit-failed"
+    dep = _deposit(run)
+    if dep is None or dep.outcome in ("pending", "completed"):
+        if run.is_open:
+            return pending_result(cid, run, "with a retry limit the deposit gives up and the refund runs "
+                                            "(an unlimited policy never gives up)")
+        return CheckResult(cid, FAIL, "the deposit " + ("never ran" if dep is None else "succeeded"),
+                           hint="limit the retries and make the deposit fail every time",
+                           evidence=[activity_ev(dep)] if dep else [])
+    if dep.outcome not in ("failed", "timed_out") or dep.retry_state not in _GAVE_UP:
+        return CheckResult(cid, FAIL, f"the deposit ended {dep.outcome} ({dep.retry_state or 'no retry state'}), "
+                                      "which is not a failure for good",
+                           hint="make the deposit fail until its retries are used up",
+                           evidence=[activity_ev(dep)])
+    why = {"MAXIMUM_ATTEMPTS_REACHED": f"its {dep.attempt} attempts were used up",
+           "NON_RETRYABLE_FAILURE": "the error is non-retryable",
+           "TIMEOUT": "its overall timeout ran out"}[dep.retry_state]
+    return CheckResult(cid, PASS, f"the deposit failed for good: {why} "
+                                  f"({dep.failure.describe() if dep.failure else 'no failure text'})",
+                       evidence=[activity_ev(dep)])
+
+
+@check("compensation.refund-completed", "The withdrawal was refunded")
+def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """After the failed deposit, a refund of the same amount to the source account completed."""
+    cid = "compensation.refund-completed"
+    dep = _deposit(run)
+    failed_at = dep.closed_event_id if dep and dep.outcome in ("failed", "timed_out") else None
+    refunds = run.activities_of(R)
+    if failed_at is None:
+        if run.is_open:
+            return pending_result(cid, run, "a refund should follow the failed deposit")
+        return CheckResult(cid, FAIL, "no failed deposit, so nothing to compensate",
+                           hint="make the deposit fail for good first",
+                           evidence=[activity_ev(a) for a in refunds])
+    if run.cancel_requested and run.cancel_requested.event_id < failed_at:
+        return CheckResult(cid, FAIL, f"the workflow was canceled at event {run.cancel_requested.event_id}: "
+                                      "a refund after a cancel is not compensation for a failed deposit",
+                           hint="let the deposit fail by itself instead of canceling the workflow",
+                           evidence=[ev(run.cancel_requested.event_id, run.cancel_requested.event_type)])
+    after = [a for a in refunds if a.scheduled_event_id > failed_at]
+    if not after:
+        if run.is_open:
+            return pending_result(cid, run, "a refund should follow the failed deposit")
+        return CheckResult(cid, FAIL, f"no refund was scheduled after the deposit failed (event {failed_at})",
+                           hint="the workflow must catch the deposit's failure and run refund",
+                           evidence=[activity_ev(dep)])
+    refund = after[0]
+    expected = run.input if isinstance(run.input, dict) else (dep.first_input or {})
+    got = refund.first_input if isinstance(refund.first_input, dict) else None
+    evidence = [activity_ev(dep), activity_ev(refund)]
+    if got is None:
+        return CheckResult(cid, ERROR, "the refund's input is not plain JSON, so its account and amount "
+                                       "cannot be checked", evidence=evidence,
+                           hint="grade a history whose payloads are not encrypted")
+    wrong = [k for k in ("source_account", "amount") if got.get(k) != expected.get(k)]
+    if wrong:
+        return CheckResult(cid, FAIL, "the refund does not return the withdrawal: " + ", ".join(
+            f"{k} {got.get(k)!r} instead of {expected.get(k)!r}" for k in wrong),
+                           hint="refund the same amount to the account the money came from",
+                           evidence=evidence)
+    if refund.outcome != "completed":
+        if run.is_open:
+            return pending_result(cid, run, "the refund should complete")
+        return CheckResult(cid, FAIL, f"the refund ended {refund.outcome}", evidence=evidence,
+                           hint="the refund itself must succeed")
+    return CheckResult(cid, PASS, f"refund of {got.get('amount')} to {got.get('source_account')} completed "
+                                  f"(event {refund.closed_event_id}) after the deposit failed",
+                       evidence=evidence)
+
+
+@check("compensation.workflow-failed", "The workflow reported the failure")
+def comp_workflow_failed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The run ended FAILED (a cancel or terminate is not compensation)."""
+    cid = "compensation.workflow-failed"
+    if run.is_open:
+        return pending_result(cid, run, "after the refund the workflow should fail with the deposit's error")
+    if run.status == "FAILED":
+        text = run.failure.message if run.failure else ""
+        return CheckResult(cid, PASS, f"the workflow failed: {_short(text)}", evidence=closed_ev(run))
+    hint = {"CANCELED": "let the deposit fail by itself; do not cancel the workflow",
+            "TERMINATED": "let the deposit fail by itself; do not terminate the workflow",
+            "COMPLETED": "make the deposit fail for good, so that the transfer cannot complete"}
+    return CheckResult(cid, FAIL, f"the workflow ended {run.status}, not FAILED",
+                       hint=hint.get(run.status, "the workflow should fail after refunding"),
+                       evidence=closed_ev(run))
+
+
+@check("compensation.retry-limit", "The retry policy was limited as the challenge asks")
+def comp_retry_limit(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """When the deposit gave up because attempts ran out, its maximum_attempts is one the rubric allows."""
+    cid = "compensation.retry-limit"
+    allowed = [int(x) for x in params["allowed_maximum_attempts"]]
+    dep = _deposit(run)
+    if dep is None or dep.outcome in ("pending",):
+        if run.is_open:
+            return pending_result(cid, run, "the deposit should give up")
+        return CheckResult(cid, FAIL, "the deposit never ran")
+    policy = dep.retry_policy
+    limit = policy.maximum_attempts if policy else 0
+    shown = f"maximum_attempts {limit or 'unlimited'}"
+    if dep.retry_state == "NON_RETRYABLE_FAILURE":
+        return CheckResult(cid, PASS, f"the error was non-retryable, so no limit was needed ({shown})",
+                           evidence=[activity_ev(dep)])
+    if limit in allowed:
+        return CheckResult(cid, PASS, f"the deposit was scheduled with {shown}", evidence=[activity_ev(dep)])
+    return CheckResult(cid, FAIL, f"the deposit was scheduled with {shown}; the challenge asks for "
+                                  f"{' or '.join(map(str, allowed))}",
+                       hint="change the retry policy in workflows.py so the deposit is retried only once",
+                       evidence=[activity_ev(dep)])
+
+
+# --- network partition ------------------------------------------------------
+
+
+@check("network-partition.completed", "The transfer completed after the outage")
+def part_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The run ended COMPLETED."""
+    cid = "network-partition.completed"
+    if run.is_open:
+        return pending_result(cid, run, "resume the server and let the transfer finish")
+    if run.status == "COMPLETED":
+        return CheckResult(cid, PASS, "the workflow completed", evidence=closed_ev(run))
+    return CheckResult(cid, FAIL, f"the workflow ended {run.status}", evidence=closed_ev(run),
+                       hint="pause the server while a transfer runs, resume it and let it finish")
+
+
+@check("network-partition.outage-gap", "The history shows a silence as long as the outage")
+def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """Two consecutive events lie at least ``min_outage_seconds`` apart."""
+    cid = "network-partition.outage-gap"
+    minimum = float(params["min_outage_seconds"])
+    if run.longest_gap is None:
+        return CheckResult(cid, FAIL, "the history has no event times")
+    gap, before, after = run.longest_gap
+    evidence = [ev(after, "gap", f"{gap:.1f} s after event {before}")]
+    if gap >= minimum:
+        return CheckResult(cid, PASS, f"{gap:.1f} s passed between events {before} and {after}",
+                           evidence=evidence)
+    if run.is_open:
+        return pending_result(cid, run, "the outage should leave a silence in the history")
+    return CheckResult(cid, FAIL, f"the longest silence is {gap:.1f} s; an outage of at least "
+                                  f"{minimum:.0f} s should show", evidence=evidence,
+                       hint="pause the server (or cut the network) for about 30 s while a transfer runs")
+
+
+@check("network-partition.activity-survived", "An activity caught by the outage finished on the same worker")
+def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
+    """The outage fell while an activity ran and the worker that ran it finished it.
+
+    A frozen server fires no timeouts, so two signatures are measured: the
+    attempt simply completes long past its start_to_close timeout, or the
+    server times it out on waking and the same worker (no crash) runs the
+    retry.
+    """
+    cid = "network-partition.activity-survived"
+    for a in run.activities:
+        took = a.final_attempt_duration()
+        if (a.outcome == "completed" and took and a.start_to_close_timeout
+                and took > a.start_to_close_timeout and a.started_by == a.finished_by):
+            return CheckResult(cid, PASS, f"{a.activity_type} took {took.total_seconds():.1f} s, past its "
+                                          f"{a.start_to_close_timeout.total_seconds():.0f} s timeout, and "
+                                          "still completed on the same worker: the server was away",
+                               evidence=[activity_ev(a)])
+    for a in run.activities:
+        lf = a.last_failure
+        if (a.outcome == "completed" and a.attempt >= 2 and lf and lf.kind == "timeout"
+                and lf.timeout_type == "START_TO_CLOSE" and not run.handovers
+                and a.started_by and a.started_by == a.scheduled_by):
+            return CheckResult(cid, PASS, f"{a.activity_type} timed out during the outage and was retried "
+                                          f"by the same worker {a.started_by}: the worker survived",
+                               evidence=[activity_ev(a)])
+    if run.is_open:
+        return pending_result(cid, run, "the activity running during the outage should complete after it")
+    return CheckResult(cid, FAIL, "no activity was caught by the outage: it did not fall while an "
+                                  "activity ran", hint="pause the server while the deposit is running")
+
+
+# --- small helpers ----------------------------------------------------------
+
+
+def _mentions(text: str, value: Any) -> bool:
+    if value is None:
+        return False
+    needle = value if isinstance(value, str) else str(value)
+    return bool(needle) and needle in text
+
+
+def _short(text: str, limit: int = 80) -> str:
+    text = " ".join(str(text).split())
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")

@@ -1,0 +1,496 @@
+"""The evidence model: what one workflow history proves, built in one pass.
+
+Checks read only this model; they never see raw events and never call a
+server. Every fact keeps the event ids it came from, so a report can point a
+learner at the exact rows of the Web UI's event history.
+
+What a history can and cannot prove is measured in HISTORY-FACTS.md; the
+short version that shapes this module:
+
+- Failed attempts are not events. An activity has one ActivityTaskStarted,
+  written when it finally ends, carrying the final ``attempt`` and the
+  previous attempt's ``lastFailure``; only the last failure survives.
+- ``identity`` (``pid@host`` by default) is on task Started/Completed/Failed
+  events, never on Scheduled ones. WorkflowExecutionStarted holds the
+  starter's identity, not a worker's.
+- Order is by event id, not by time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from grader import defaults
+from grader.history import History, as_int, decode_payloads, parse_duration, parse_time
+
+#: Identities that are not worker processes.
+NON_WORKER_PREFIXES = ("temporal-cli:", "history-service", "tctl@")
+
+_CLOSE_STATUS = {
+    "WorkflowExecutionCompleted": "COMPLETED",
+    "WorkflowExecutionFailed": "FAILED",
+    "WorkflowExecutionCanceled": "CANCELED",
+    "WorkflowExecutionTerminated": "TERMINATED",
+    "WorkflowExecutionTimedOut": "TIMED_OUT",
+    "WorkflowExecutionContinuedAsNew": "CONTINUED_AS_NEW",
+}
+_ACTIVITY_CLOSE = {
+    "ActivityTaskCompleted": "completed",
+    "ActivityTaskFailed": "failed",
+    "ActivityTaskTimedOut": "timed_out",
+    "ActivityTaskCanceled": "canceled",
+}
+_WORKER_EVENTS = frozenset({
+    "WorkflowTaskStarted", "WorkflowTaskCompleted", "WorkflowTaskFailed",
+    "ActivityTaskStarted", "ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskCanceled",
+})
+
+
+def _strip(value: str | None, prefix: str) -> str:
+    return value[len(prefix):] if value and value.startswith(prefix) else (value or "")
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    """A failure, classified the way the checks need it."""
+
+    #: "timeout", "worker_shutdown", "application", "canceled", "terminated", "server" or "other".
+    kind: str
+    #: The failure's message, e.g. "This deposit has failed.".
+    message: str
+    #: Application failure type (the exception class name), e.g. "ValueError".
+    type: str | None = None
+    #: For timeouts: START_TO_CLOSE, SCHEDULE_TO_START, HEARTBEAT, SCHEDULE_TO_CLOSE.
+    timeout_type: str | None = None
+    #: True when the failure itself said it must not be retried.
+    non_retryable: bool = False
+    #: Message of the innermost cause, when the failure wraps others.
+    root_message: str | None = None
+
+    def describe(self) -> str:
+        """A short human form: ``ValueError: This deposit has failed.`` or ``timeout START_TO_CLOSE``."""
+        if self.kind == "timeout":
+            return f"timeout {self.timeout_type or ''}".strip()
+        if self.type:
+            return f"{self.type}: {self.message}"
+        return self.message or self.kind
+
+
+def classify_failure(failure: Any) -> FailureInfo | None:
+    """Turn a proto-JSON ``Failure`` object into a :class:`FailureInfo` (None if absent)."""
+    if not isinstance(failure, dict) or not failure:
+        return None
+    message = failure.get("message") or ""
+    root = failure
+    while isinstance(root.get("cause"), dict):
+        root = root["cause"]
+    root_message = root.get("message") if root is not failure else None
+    if "timeoutFailureInfo" in failure:
+        info = failure.get("timeoutFailureInfo") or {}
+        return FailureInfo("timeout", message or "activity timed out",
+                           timeout_type=_strip(info.get("timeoutType"), "TIMEOUT_TYPE_") or None,
+                           root_message=root_message)
+    if "applicationFailureInfo" in failure:
+        info = failure.get("applicationFailureInfo") or {}
+        ftype = info.get("type") or None
+        shutdown = ftype == "WorkerShutdown" or "worker is shutting down" in message.lower()
+        return FailureInfo("worker_shutdown" if shutdown else "application", message, type=ftype,
+                           non_retryable=bool(info.get("nonRetryable")), root_message=root_message)
+    if "canceledFailureInfo" in failure:
+        return FailureInfo("canceled", message or "canceled", root_message=root_message)
+    if "terminatedFailureInfo" in failure:
+        return FailureInfo("terminated", message or "terminated", root_message=root_message)
+    if "serverFailureInfo" in failure:
+        info = failure.get("serverFailureInfo") or {}
+        return FailureInfo("server", message, non_retryable=bool(info.get("nonRetryable")),
+                           root_message=root_message)
+    return FailureInfo("other", message, root_message=root_message)
+
+
+@dataclass(frozen=True)
+class RetryPolicyInfo:
+    """The retry policy an activity was scheduled with (from ActivityTaskScheduled)."""
+
+    initial_interval: timedelta | None
+    backoff_coefficient: float | None
+    maximum_interval: timedelta | None
+    #: 0 means unlimited (the key is missing from the JSON then).
+    maximum_attempts: int
+    non_retryable_error_types: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, policy: Any) -> "RetryPolicyInfo | None":
+        """Build from the ``retryPolicy`` JSON object; None when the event has none."""
+        if not isinstance(policy, dict):
+            return None
+        return cls(
+            initial_interval=parse_duration(policy.get("initialInterval")),
+            backoff_coefficient=policy.get("backoffCoefficient"),
+            maximum_interval=parse_duration(policy.get("maximumInterval")),
+            maximum_attempts=as_int(policy.get("maximumAttempts"), 0),
+            non_retryable_error_types=tuple(policy.get("nonRetryableErrorTypes") or ()),
+        )
+
+
+@dataclass
+class ActivityEvidence:
+    """One scheduled activity and everything the history says about it."""
+
+    #: Activity type, e.g. "deposit".
+    activity_type: str
+    activity_id: str
+    #: Event id of ActivityTaskScheduled; later events refer to it.
+    scheduled_event_id: int
+    scheduled_time: str
+    #: Identity of the worker whose workflow task scheduled the activity.
+    scheduled_by: str | None
+    start_to_close_timeout: timedelta | None
+    schedule_to_close_timeout: timedelta | None
+    heartbeat_timeout: timedelta | None
+    retry_policy: RetryPolicyInfo | None
+    #: Decoded input arguments (a list), None if not plain JSON.
+    input: list[Any] | None
+    started_event_id: int | None = None
+    started_time: str | None = None
+    #: Final attempt number (from ActivityTaskStarted); 0 while never started.
+    attempt: int = 0
+    #: Failure of the attempt before the final one (ActivityTaskStarted.lastFailure).
+    last_failure: FailureInfo | None = None
+    #: Worker identity that ran the final attempt.
+    started_by: str | None = None
+    #: "completed", "failed", "timed_out", "canceled" or "pending".
+    outcome: str = "pending"
+    closed_event_id: int | None = None
+    closed_time: str | None = None
+    #: Worker identity that reported the end (completed or failed).
+    finished_by: str | None = None
+    #: Decoded result (the first payload), for completed activities.
+    result: Any = None
+    #: The final failure, for failed or timed-out activities.
+    failure: FailureInfo | None = None
+    #: Why retrying stopped, e.g. MAXIMUM_ATTEMPTS_REACHED or NON_RETRYABLE_FAILURE.
+    retry_state: str | None = None
+
+    @property
+    def failed_attempts(self) -> int:
+        """How many attempts failed: attempt - 1, plus the last one if the activity failed."""
+        if self.attempt == 0:
+            return 0
+        return self.attempt - 1 + (1 if self.outcome in ("failed", "timed_out") else 0)
+
+    @property
+    def first_input(self) -> Any:
+        """The first input argument (the PaymentDetails) as decoded JSON, or None."""
+        return self.input[0] if self.input else None
+
+    def final_attempt_duration(self) -> timedelta | None:
+        """Time from the final attempt's start to the activity's end, when both are known."""
+        start, end = parse_time(self.started_time), parse_time(self.closed_time)
+        return end - start if start and end else None
+
+
+@dataclass
+class WorkerEvidence:
+    """One worker process as seen through its identity."""
+
+    identity: str
+    first_event_id: int
+    last_event_id: int
+    #: Workflow tasks this worker completed.
+    workflow_tasks: int = 0
+    #: (activity type, attempt) pairs it started, in order.
+    activities: list[tuple[str, int]] = field(default_factory=list)
+    #: Sticky queue names seen for this identity (one per process; several
+    #: under one identity reveal restarts of a worker with a fixed identity).
+    sticky_queues: list[str] = field(default_factory=list)
+
+    @property
+    def looks_default(self) -> bool:
+        """True for the SDK default form ``pid@host``, which changes on every restart."""
+        pid, sep, _ = self.identity.partition("@")
+        return bool(sep) and pid.isdigit()
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Work passing from one worker identity to another while the run was open."""
+
+    from_identity: str
+    to_identity: str
+    #: First event of the new worker.
+    event_id: int
+    #: True when the old worker never did anything after the handover: what a
+    #: crash looks like (sharing work between live workers does not).
+    final: bool
+
+
+@dataclass(frozen=True)
+class EventRef:
+    """A pointer to one event, for evidence lists."""
+
+    event_id: int
+    event_type: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class PendingActivity:
+    """What ``describe()`` says of an activity of a still-open run."""
+
+    activity_type: str
+    #: SCHEDULED (waiting, e.g. in retry backoff), STARTED or CANCEL_REQUESTED.
+    state: str
+    attempt: int
+    last_failure: FailureInfo | None
+    last_worker_identity: str | None
+
+
+@dataclass
+class RunEvidence:
+    """Everything the checks may use about one workflow run."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    #: COMPLETED, FAILED, CANCELED, TERMINATED, TIMED_OUT, CONTINUED_AS_NEW or RUNNING.
+    status: str
+    start_time: str
+    close_time: str | None
+    #: Identity of whoever started the workflow (a client, not a worker).
+    starter_identity: str | None
+    #: Decoded workflow input (the first argument).
+    input: Any
+    #: Decoded result (the first payload) of a completed run.
+    result: Any
+    #: Failure of a failed run.
+    failure: FailureInfo | None
+    closed_event: EventRef | None
+    activities: list[ActivityEvidence]
+    #: Worker processes in the order they first appear.
+    workers: list[WorkerEvidence]
+    handovers: list[Handover]
+    #: WorkflowTaskTimedOut events: a lost worker's sticky queue going unanswered.
+    lost_worker_signs: list[EventRef]
+    #: WorkflowTaskFailed with cause RESET_WORKFLOW: the run was reset here.
+    resets: list[EventRef]
+    cancel_requested: EventRef | None
+    terminated: EventRef | None
+    #: Longest silence between two consecutive events: (seconds, event before, event after).
+    longest_gap: tuple[float, int, int] | None
+    #: From describe() for runs read live while open.
+    pending: list[PendingActivity] | None
+    #: Where the history came from.
+    source: str
+    source_kind: str
+    ui_link: str | None
+    event_count: int
+
+    def activities_of(self, activity_type: str) -> list[ActivityEvidence]:
+        """Activities of one type, in schedule order."""
+        return [a for a in self.activities if a.activity_type == activity_type]
+
+    @property
+    def duration(self) -> timedelta | None:
+        """Start to close, for closed runs."""
+        start, end = parse_time(self.start_time), parse_time(self.close_time)
+        return end - start if start and end else None
+
+    @property
+    def worker_identities(self) -> list[str]:
+        """Worker identities in order of first appearance."""
+        return [w.identity for w in self.workers]
+
+    @property
+    def identity_looks_fixed(self) -> bool:
+        """True when no worker identity has the default ``pid@host`` form, so restarts may hide."""
+        return bool(self.workers) and not any(w.looks_default for w in self.workers)
+
+    @property
+    def is_open(self) -> bool:
+        """True while the run has not closed."""
+        return self.status == "RUNNING"
+
+
+def _is_worker_identity(identity: str | None) -> bool:
+    return bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)
+
+
+def _first(values: list[Any] | None) -> Any:
+    return values[0] if values else None
+
+
+def build_evidence(history: History) -> RunEvidence:
+    """Walk ``history`` once and build its :class:`RunEvidence`."""
+    events = history.events
+    started = events[0].attrs
+    activities: dict[int, ActivityEvidence] = {}
+    workers: dict[str, WorkerEvidence] = {}
+    task_identity: dict[int, str] = {}  # WorkflowTaskCompleted event id -> identity
+    worker_sequence: list[tuple[int, str]] = []
+    lost: list[EventRef] = []
+    resets: list[EventRef] = []
+    cancel_requested = terminated = closed_event = None
+    result = failure = None
+    status = "RUNNING"
+    close_time = None
+    longest: tuple[float, int, int] | None = None
+    previous_time: datetime | None = None
+    previous_id = 0
+
+    for event in events:
+        etype, attrs = event.type, event.attrs
+
+        when = parse_time(event.time)
+        if when and previous_time:
+            gap = (when - previous_time).total_seconds()
+            if longest is None or gap > longest[0]:
+                longest = (gap, previous_id, event.id)
+        if when:
+            previous_time, previous_id = when, event.id
+
+        identity = attrs.get("identity") if etype in _WORKER_EVENTS else None
+        if _is_worker_identity(identity):
+            worker = workers.get(identity)
+            if worker is None:
+                worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)
+            worker.last_event_id = event.id
+            worker_sequence.append((event.id, identity))
+
+        if etype == "WorkflowTaskScheduled":
+            queue = attrs.get("taskQueue") or {}
+            if queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                name = queue.get("name") or ""
+                owner = name.rsplit("-", 1)[0]
+                if owner in workers and name not in workers[owner].sticky_queues:
+                    workers[owner].sticky_queues.append(name)
+        elif etype == "WorkflowTaskCompleted":
+            if identity:
+                task_identity[event.id] = identity
+            if _is_worker_identity(identity):
+                workers[identity].workflow_tasks += 1
+        elif etype == "WorkflowTaskTimedOut":
+            lost.append(EventRef(event.id, etype, _strip(attrs.get("timeoutType"), "TIMEOUT_TYPE_")))
+        elif etype == "WorkflowTaskFailed":
+            cause = _strip(attrs.get("cause"), "WORKFLOW_TASK_FAILED_CAUSE_")
+            if cause == "RESET_WORKFLOW":
+                resets.append(EventRef(event.id, etype, attrs.get("identity") or ""))
+        elif etype == "ActivityTaskScheduled":
+            activities[event.id] = ActivityEvidence(
+                activity_type=(attrs.get("activityType") or {}).get("name", ""),
+                activity_id=str(attrs.get("activityId", "")),
+                scheduled_event_id=event.id,
+                scheduled_time=event.time,
+                scheduled_by=task_identity.get(as_int(attrs.get("workflowTaskCompletedEventId"))),
+                start_to_close_timeout=parse_duration(attrs.get("startToCloseTimeout")),
+                schedule_to_close_timeout=parse_duration(attrs.get("scheduleToCloseTimeout")),
+                heartbeat_timeout=parse_duration(attrs.get("heartbeatTimeout")),
+                retry_policy=RetryPolicyInfo.from_json(attrs.get("retryPolicy")),
+                input=decode_payloads(attrs.get("input")),
+            )
+        elif etype == "ActivityTaskStarted":
+            activity = activities.get(as_int(attrs.get("scheduledEventId")))
+            if activity is not None:
+                activity.started_event_id = event.id
+                activity.started_time = event.time
+                activity.attempt = as_int(attrs.get("attempt"), 1)
+                activity.last_failure = classify_failure(attrs.get("lastFailure"))
+                activity.started_by = identity
+                if _is_worker_identity(identity):
+                    workers[identity].activities.append((activity.activity_type, activity.attempt))
+        elif etype in _ACTIVITY_CLOSE:
+            activity = activities.get(as_int(attrs.get("scheduledEventId")))
+            if activity is not None:
+                activity.outcome = _ACTIVITY_CLOSE[etype]
+                activity.closed_event_id = event.id
+                activity.closed_time = event.time
+                activity.finished_by = identity
+                if etype == "ActivityTaskCompleted":
+                    activity.result = _first(decode_payloads(attrs.get("result")))
+                else:
+                    activity.failure = classify_failure(attrs.get("failure"))
+                    activity.retry_state = _strip(attrs.get("retryState"), "RETRY_STATE_") or None
+        elif etype == "WorkflowExecutionCancelRequested":
+            cancel_requested = EventRef(event.id, etype, attrs.get("identity") or "")
+        elif etype in _CLOSE_STATUS:
+            status = _CLOSE_STATUS[etype]
+            close_time = event.time
+            if etype == "WorkflowExecutionCompleted":
+                result = _first(decode_payloads(attrs.get("result")))
+            elif etype == "WorkflowExecutionFailed":
+                failure = classify_failure(attrs.get("failure"))
+            elif etype == "WorkflowExecutionTerminated":
+                terminated = EventRef(event.id, etype, attrs.get("reason") or "")
+            closed_event = EventRef(event.id, etype)
+
+    return RunEvidence(
+        workflow_id=history.workflow_id,
+        run_id=history.run_id,
+        workflow_type=(started.get("workflowType") or {}).get("name", ""),
+        task_queue=(started.get("taskQueue") or {}).get("name", ""),
+        status=status,
+        start_time=events[0].time,
+        close_time=close_time,
+        starter_identity=started.get("identity"),
+        input=_first(decode_payloads(started.get("input"))),
+        result=result,
+        failure=failure,
+        closed_event=closed_event,
+        activities=list(activities.values()),
+        workers=list(workers.values()),
+        handovers=_handovers(worker_sequence, after=resets[-1].event_id if resets else 0),
+        lost_worker_signs=lost,
+        resets=resets,
+        cancel_requested=cancel_requested,
+        terminated=terminated,
+        longest_gap=longest,
+        pending=_pending(history.pending_activities),
+        source=history.source,
+        source_kind=history.source_kind,
+        ui_link=history.ui_link,
+        event_count=len(events),
+    )
+
+
+def _handovers(sequence: list[tuple[int, str]], *, after: int) -> list[Handover]:
+    """Each first appearance of a new worker identity after another one had worked.
+
+    Events up to ``after`` (a reset point) are copies from an older run and
+    prove nothing about this one.
+    """
+    sequence = [(eid, ident) for eid, ident in sequence if eid > after]
+    last_seen: dict[str, int] = {}
+    for eid, ident in sequence:
+        last_seen[ident] = eid
+    handovers: list[Handover] = []
+    seen: set[str] = set()
+    current: str | None = None
+    for eid, ident in sequence:
+        if ident not in seen and current is not None:
+            handovers.append(Handover(current, ident, eid, final=last_seen[current] < eid))
+        seen.add(ident)
+        current = ident
+    return handovers
+
+
+def _pending(raw: list[dict[str, Any]] | None) -> list[PendingActivity] | None:
+    if raw is None:
+        return None
+    pending = []
+    for item in raw:
+        pending.append(PendingActivity(
+            activity_type=(item.get("activityType") or {}).get("name", ""),
+            state=_strip(item.get("state"), "PENDING_ACTIVITY_STATE_"),
+            attempt=as_int(item.get("attempt"), 1),
+            last_failure=classify_failure(item.get("lastFailure")),
+            last_worker_identity=item.get("lastWorkerIdentity") or None,
+        ))
+    return pending
+
+
+def is_transfer_activity(activity: ActivityEvidence) -> bool:
+    """True for the tutorial's three activity types."""
+    return activity.activity_type in (defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT,
+                                      defaults.ACTIVITY_REFUND)

@@ -1,0 +1,68 @@
+"""Renderers: the report as a table for people or as JSON for programs.
+
+Both take the finished :class:`grader.report.Report` and nothing else;
+``FORMATS`` is the one list the shared ``--format`` option offers.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from tabulate import tabulate
+
+from grader.report import Report
+
+_MARK = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
+
+
+def _points(score: float, max_score: float) -> str:
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+    return f"{fmt(score)}/{fmt(max_score)}"
+
+
+def render_table(report: Report) -> str:
+    """The default human report: per experiment, one row per check, with what to do under failures."""
+    blocks: list[str] = []
+    for exp in report.experiments:
+        optional = "" if exp.required else " (optional)"
+        head = f"{exp.title}{optional}: {_MARK[exp.status]}  {_points(exp.score, exp.max_score)}"
+        lines = [head]
+        if exp.workflow:
+            where = f"  workflow {exp.workflow.workflow_id} run {exp.workflow.run_id or '?'}"
+            if exp.candidates > 1:
+                where += f" (best of {exp.candidates})"
+            lines.append(where)
+            lines.append(f"  {exp.workflow.ui_link or exp.workflow.source}")
+        elif exp.note:
+            lines.append(f"  {exp.note}")
+        rows, notes = [], []
+        for chk in exp.checks:
+            title = chk.title if chk.required else f"{chk.title} (bonus)"
+            mark = _MARK[chk.status] if chk.required or chk.status == "pass" else "-"
+            rows.append([mark, title, _points(chk.score, chk.max_score)])
+            below = []
+            if chk.status != "pass":
+                below.append(f"        {chk.message}")
+                if chk.hint and chk.required:
+                    below.append(f"        hint: {chk.hint}")
+            notes.append(below)
+        table = tabulate(rows, tablefmt="plain", colalign=("left", "left", "right")).splitlines()
+        for row, below in zip(table, notes):
+            lines.append("  " + row)
+            lines.extend(below)
+        blocks.append("\n".join(lines))
+    total = (f"Total: {_points(report.score, report.max_score)}  {_MARK[report.status]}  "
+             f"(rubric {report.rubric['id']} {report.rubric['version']}, grader {report.grader_version})")
+    blocks.append(total)
+    return "\n\n".join(blocks) + "\n"
+
+
+def render_json(report: Report) -> str:
+    """The report model as JSON, exactly as ``report.schema.json`` describes it."""
+    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+#: The choices of the shared ``--format`` option, first is the default.
+FORMATS: dict[str, Callable[[Report], str]] = {"table": render_table, "json": render_json}

@@ -1,0 +1,181 @@
+"""The report model and the grading that fills it.
+
+:func:`grade` takes the evidence of one or more runs and a rubric, runs each
+experiment's checks on every run, keeps for each experiment the run that
+satisfies it best, and sums points. The report is plain data; renderers in
+:mod:`grader.render` turn it into a table or JSON, and its JSON form is
+described by ``grader/schemas/report.schema.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from grader import __version__
+from grader.checks import CHECKS, ERROR, FAIL, PASS, PENDING, CheckResult, run_check
+from grader.evidence import RunEvidence
+from grader.rubric import Rubric, RubricExperiment
+
+SCHEMA_VERSION = 1
+_RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
+
+
+@dataclass
+class CheckReport:
+    """One check's result, weighed by the rubric."""
+
+    id: str
+    title: str
+    status: str
+    score: float
+    max_score: float
+    required: bool
+    message: str
+    hint: str
+    evidence: list[dict[str, Any]]
+
+
+@dataclass
+class WorkflowRef:
+    """Which run an experiment was graded on."""
+
+    workflow_id: str
+    run_id: str
+    #: A file path, or ``server ADDRESS/NAMESPACE``.
+    source: str
+    #: Web UI link for runs read from a server, else None.
+    ui_link: str | None = None
+
+
+@dataclass
+class ExperimentReport:
+    """One experiment's grade."""
+
+    id: str
+    title: str
+    required: bool
+    status: str
+    score: float
+    max_score: float
+    workflow: WorkflowRef | None
+    checks: list[CheckReport]
+    #: How many runs were considered for this experiment.
+    candidates: int = 0
+    #: A sentence for the reader when no run could be graded.
+    note: str = ""
+
+
+@dataclass
+class Report:
+    """The whole grade."""
+
+    grader_version: str
+    rubric: dict[str, str]
+    status: str
+    score: float
+    max_score: float
+    experiments: list[ExperimentReport]
+    #: Every history source read.
+    sources: list[str] = field(default_factory=list)
+    #: One line per input that could not be graded (bad files), which did not stop the others.
+    errors: list[str] = field(default_factory=list)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the JSON document of ``--format json``."""
+        data = asdict(self)
+        ordered = {"schema_version": data.pop("schema_version")}
+        ordered.update(data)
+        return ordered
+
+    @property
+    def passed(self) -> bool:
+        """True when every counted experiment passed (exit code 0)."""
+        return self.status == PASS
+
+
+@lru_cache(maxsize=1)
+def report_schema() -> dict[str, Any]:
+    """The JSON Schema of :meth:`Report.to_dict`."""
+    return json.loads((Path(__file__).parent / "schemas" / "report.schema.json").read_text())
+
+
+def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
+    """Run one experiment's checks on one run and weigh them."""
+    checks = []
+    for rc in spec.checks:
+        result: CheckResult = run_check(rc.id, run, spec.params)
+        checks.append(CheckReport(
+            id=rc.id, title=CHECKS[rc.id].title, status=result.status,
+            score=rc.points if result.status == PASS else 0.0, max_score=rc.points,
+            required=rc.required, message=result.message, hint=result.hint, evidence=result.evidence,
+        ))
+    return ExperimentReport(
+        id=spec.id, title=spec.title, required=spec.required,
+        status=_combine(c.status for c in checks if c.required),
+        score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
+        workflow=WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link),
+        checks=checks,
+    )
+
+
+def _combine(statuses: Iterable[str]) -> str:
+    statuses = list(statuses)
+    if ERROR in statuses:
+        return ERROR
+    if FAIL in statuses:
+        return FAIL
+    if PENDING in statuses:
+        return PENDING
+    return PASS
+
+
+def _no_run(spec: RubricExperiment, note: str) -> ExperimentReport:
+    checks = [CheckReport(rc.id, CHECKS[rc.id].title, FAIL, 0.0, rc.points, rc.required,
+                          "no workflow to grade", "", []) for rc in spec.checks]
+    return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def grade(
+    runs: Sequence[RunEvidence],
+    rubric: Rubric,
+    *,
+    experiments: Sequence[str] | None = None,
+    sources: Sequence[str] = (),
+    errors: Sequence[str] = (),
+) -> Report:
+    """Grade ``runs`` (newest first) against ``rubric``.
+
+    Each experiment is graded on the run that satisfies it best (status, then
+    score; ties go to the newer run). With ``experiments`` only those are
+    graded, and all of them count for the overall status, optional or not.
+    """
+    chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
+    reports = []
+    for spec in chosen:
+        if not runs:
+            reports.append(_no_run(spec, "no MoneyTransfer workflow was found to grade"))
+            continue
+        best: ExperimentReport | None = None
+        for run in runs:
+            candidate = grade_experiment(spec, run)
+            if best is None or (_RANK[candidate.status], candidate.score) > (_RANK[best.status], best.score):
+                best = candidate
+        best.candidates = len(runs)
+        reports.append(best)
+    counted = [r for r in reports if r.required or experiments]
+    return Report(
+        grader_version=__version__,
+        rubric={"id": rubric.id, "version": rubric.version},
+        status=_combine(r.status for r in counted) if counted else PASS,
+        score=sum(r.score for r in counted),
+        max_score=sum(r.max_score for r in counted),
+        experiments=reports,
+        sources=list(sources),
+        errors=list(errors),
+    )

@@ -1,0 +1,135 @@
+"""Rubrics: which checks grade each experiment, for how many points, with which parameters.
+
+A rubric is data (JSON or TOML) validated against ``rubrics/schema.json``.
+An instructor copies ``rubrics/failure-simulation.json``, changes points and
+parameters, and passes the copy with ``--rubric PATH``; no code changes.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from grader.defaults import repo_root
+from grader.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS
+from grader.errors import RubricError
+
+#: The rubric used when none is named.
+DEFAULT_RUBRIC = "failure-simulation"
+
+
+def rubrics_dir() -> Path:
+    """The folder of bundled rubrics (``rubrics/`` in the checkout)."""
+    return repo_root() / "rubrics"
+
+
+@dataclass(frozen=True)
+class RubricCheck:
+    """One check as a rubric weighs it."""
+
+    id: str
+    points: float
+    #: An optional check adds points when it passes but never fails its experiment.
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class RubricExperiment:
+    """One experiment of a rubric."""
+
+    id: str
+    title: str
+    #: Optional experiments are reported but kept out of the total score and exit code.
+    required: bool
+    #: Check parameters, the defaults of grader.checks.DEFAULT_PARAMS overridden by the rubric.
+    params: dict[str, Any]
+    checks: tuple[RubricCheck, ...]
+
+
+@dataclass(frozen=True)
+class Rubric:
+    """A validated rubric."""
+
+    id: str
+    version: str
+    title: str
+    experiments: tuple[RubricExperiment, ...]
+    #: Where it was read from.
+    path: str = field(default="", compare=False)
+
+    def experiment(self, experiment_id: str) -> RubricExperiment | None:
+        """The experiment with that id, or None."""
+        return next((e for e in self.experiments if e.id == experiment_id), None)
+
+
+@lru_cache(maxsize=1)
+def rubric_schema() -> dict[str, Any]:
+    """The JSON Schema every rubric must match."""
+    return json.loads((rubrics_dir() / "schema.json").read_text())
+
+
+def find_rubric(name_or_path: str | Path) -> Path:
+    """A bundled rubric name (``failure-simulation``) or a file path -> the rubric file."""
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return candidate
+    for suffix in (".json", ".toml"):
+        bundled = rubrics_dir() / f"{name_or_path}{suffix}"
+        if bundled.is_file():
+            return bundled
+    names = sorted(p.stem for p in rubrics_dir().glob("*.*") if p.stem != "schema")
+    raise RubricError(f"no rubric {str(name_or_path)!r}: pass a rubric file path or one of: "
+                      f"{', '.join(names) or 'none found'}")
+
+
+def load_rubric(name_or_path: str | Path = DEFAULT_RUBRIC) -> Rubric:
+    """Find, parse and validate a rubric; raise :class:`RubricError` naming the file and field."""
+    path = find_rubric(name_or_path)
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (OSError, ValueError, tomllib.TOMLDecodeError) as err:
+        raise RubricError(f"{path}: cannot read the rubric ({err})") from None
+    return rubric_from_data(data, source=str(path))
+
+
+def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
+    """Validate decoded rubric data against the schema and the known checks."""
+    validator = jsonschema.Draft202012Validator(rubric_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = "/".join(str(p) for p in err.absolute_path) or "(top level)"
+        raise RubricError(f"{source}: invalid rubric at {where}: {err.message}")
+    experiments = []
+    seen: set[str] = set()
+    for index, exp in enumerate(data["experiments"]):
+        if exp["id"] in seen:
+            raise RubricError(f"{source}: invalid rubric at experiments/{index}/id: "
+                              f"{exp['id']!r} appears twice")
+        seen.add(exp["id"])
+        checks = []
+        for cindex, chk in enumerate(exp["checks"]):
+            known = CHECKS.get(chk["id"])
+            if known is None or known.experiment != exp["id"]:
+                choices = ", ".join(c for c, k in CHECKS.items() if k.experiment == exp["id"])
+                raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
+                                  f"no check {chk['id']!r} in {exp['id']} (known: {choices})")
+            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True)))
+        experiments.append(RubricExperiment(
+            id=exp["id"],
+            title=exp.get("title") or EXPERIMENTS[exp["id"]],
+            required=exp.get("required", True),
+            params={**DEFAULT_PARAMS, **exp.get("params", {})},
+            checks=tuple(checks),
+        ))
+    order = list(EXPERIMENTS)
+    experiments.sort(key=lambda e: order.index(e.id))
+    return Rubric(id=data["id"], version=str(data["version"]), title=data.get("title", data["id"]),
+                  experiments=tuple(experiments), path=source)

@@ -1,0 +1,129 @@
+"""Where histories come from: exported JSON files, or a Temporal server read live.
+
+Both sources produce :class:`grader.history.History` objects; nothing after
+this module knows which one was used. A bad file does not stop the others:
+it becomes one line in the error list.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from grader import defaults
+from grader.connect import connect
+from grader.errors import BadInputError, HistoryError
+from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+
+#: How many workflows ``grader check`` reads from a server when no id is given.
+DEFAULT_LIMIT = 20
+_CONCURRENCY = 50
+
+
+@dataclass
+class Loaded:
+    """Histories read from one source, plus one line per input that failed."""
+
+    histories: list[History] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    #: A description of each source read, for the report.
+    sources: list[str] = field(default_factory=list)
+
+
+def read_files(paths: Sequence[Path]) -> Loaded:
+    """Read every history file (folders expand to their ``*.json``); bad files become errors."""
+    loaded = Loaded()
+    for path in iter_history_paths(paths):
+        loaded.sources.append(str(path))
+        try:
+            loaded.histories.append(load_history_file(path))
+        except HistoryError as err:
+            loaded.errors.append(str(err))
+    return loaded
+
+
+def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
+    """The Web UI page of one run's event history."""
+    return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history"
+
+
+def visibility_query(learner: str | None) -> str:
+    """The list filter for MoneyTransfer workflows, narrowed to a learner's id prefix."""
+    query = f"WorkflowType = '{defaults.WORKFLOW_TYPE}'"
+    if learner:
+        if "'" in learner:
+            raise BadInputError(f"--learner {learner!r}: a learner id cannot contain a quote")
+        query += f" AND WorkflowId STARTS_WITH '{learner}'"
+    return query
+
+
+async def read_live(
+    address: str = defaults.DEFAULT_ADDRESS,
+    namespace: str = defaults.DEFAULT_NAMESPACE,
+    *,
+    workflow_ids: Sequence[str] = (),
+    learner: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    ui_url: str | None = None,
+    client: Client | None = None,
+) -> Loaded:
+    """Fetch histories from a server: the given ids, or the newest MoneyTransfer runs.
+
+    Runs still open also carry what ``describe()`` says of their pending
+    activities, so a check can tell a learner what the run is waiting for.
+    Raises :class:`grader.errors.ServerUnavailableError` when nothing answers.
+    """
+    client = client or await connect(address, namespace)
+    ui_url = ui_url or defaults.ui_url_for(address)
+    loaded = Loaded(sources=[f"server {address}/{namespace}"])
+    targets: list[tuple[str, str | None]] = [(wid, None) for wid in workflow_ids]
+    if not targets:
+        found = []
+        async for execution in client.list_workflows(visibility_query(learner), limit=max(limit * 5, limit)):
+            found.append(execution)
+        found.sort(key=lambda e: e.start_time, reverse=True)
+        targets = [(e.id, e.run_id) for e in found[:limit]]
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def one(workflow_id: str, run_id: str | None) -> History | str:
+        async with gate:
+            return await fetch_one(client, workflow_id, run_id, address=address, ui_url=ui_url)
+
+    for item in await asyncio.gather(*(one(w, r) for w, r in targets)):
+        if isinstance(item, History):
+            loaded.histories.append(item)
+        else:
+            loaded.errors.append(item)
+    return loaded
+
+
+async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, address: str,
+                    ui_url: str) -> History | str:
+    """One run's history (and its pending activities if open), or an error line."""
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    source = f"server {address}/{client.namespace}"
+    try:
+        description = await handle.describe()
+        proto = await handle.fetch_history()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {address}"
+        return f"workflow {workflow_id!r}: the server refused to return it ({err.message})"
+    try:
+        history = history_from_proto(proto, workflow_id=workflow_id, source=source)
+    except HistoryError as err:
+        return str(err)
+    history.run_id = description.run_id or history.run_id
+    history.ui_link = ui_link(ui_url, client.namespace, workflow_id, history.run_id)
+    if description.status == WorkflowExecutionStatus.RUNNING:
+        from google.protobuf.json_format import MessageToDict
+
+        history.pending_activities = [
+            MessageToDict(p) for p in description.raw_description.pending_activities
+        ]
+    return history
