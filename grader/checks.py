@@ -21,7 +21,7 @@ PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
 W, D, R = defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckResult:
     """The outcome of one check on one run."""
 
@@ -76,10 +76,13 @@ def check(check_id: str, title: str) -> Callable[[Callable[..., CheckResult]], C
 
 
 def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None = None) -> CheckResult:
-    """Run one check on ``run``; a bug in a check becomes an ``error`` result, not a crash."""
-    merged = {**DEFAULT_PARAMS, **(params or {})}
+    """Run one check on ``run`` with complete ``params`` (default: DEFAULT_PARAMS).
+
+    A bug in a check becomes an ``error`` result, not a crash.
+    """
+    # Rubrics hand over parameters already merged with the defaults.
     try:
-        return CHECKS[check_id].func(run, merged)
+        return CHECKS[check_id].func(run, DEFAULT_PARAMS if params is None else params)
     except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
         return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
                            hint="report this to the Failure Lab maintainers with the history file")
@@ -94,7 +97,17 @@ def ev(event_id: int | None, event_type: str, detail: str = "") -> dict[str, Any
 
 
 def activity_ev(a: ActivityEvidence) -> dict[str, Any]:
-    """Evidence for how an activity ended (its close event, or its start while pending)."""
+    """Evidence for how an activity ended (its close event, or its start while pending).
+
+    Built once per activity: most checks cite the deposit, and reports only read evidence.
+    """
+    cached = a.__dict__.get("_evidence")
+    if cached is None:
+        cached = a.__dict__["_evidence"] = _activity_ev(a)
+    return cached
+
+
+def _activity_ev(a: ActivityEvidence) -> dict[str, Any]:
     detail = f"{a.activity_type} attempt {a.attempt or '-'} {a.outcome}"
     if a.finished_by or a.started_by:
         detail += f" by {a.finished_by or a.started_by}"
@@ -439,17 +452,18 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     dep = _deposit(run)
     failed_at = dep.closed_event_id if dep and dep.outcome in ("failed", "timed_out") else None
     refunds = run.activities_of(R)
+    cancel = run.cancel_requested
+    if cancel and (failed_at is None or cancel.event_id < failed_at):
+        return CheckResult(cid, FAIL, f"the workflow was canceled at event {cancel.event_id}: "
+                                      "a refund after a cancel is not compensation for a failed deposit",
+                           hint="let the deposit fail by itself instead of canceling the workflow",
+                           evidence=[ev(cancel.event_id, cancel.event_type)] + [activity_ev(a) for a in refunds])
     if failed_at is None:
         if run.is_open:
             return pending_result(cid, run, "a refund should follow the failed deposit")
         return CheckResult(cid, FAIL, "no failed deposit, so nothing to compensate",
                            hint="make the deposit fail for good first",
                            evidence=[activity_ev(a) for a in refunds])
-    if run.cancel_requested and run.cancel_requested.event_id < failed_at:
-        return CheckResult(cid, FAIL, f"the workflow was canceled at event {run.cancel_requested.event_id}: "
-                                      "a refund after a cancel is not compensation for a failed deposit",
-                           hint="let the deposit fail by itself instead of canceling the workflow",
-                           evidence=[ev(run.cancel_requested.event_id, run.cancel_requested.event_type)])
     after = [a for a in refunds if a.scheduled_event_id > failed_at]
     if not after:
         if run.is_open:
@@ -481,15 +495,23 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                        evidence=evidence)
 
 
-@check("compensation.workflow-failed", "The workflow reported the failure")
+@check("compensation.workflow-failed", "The workflow failed with the deposit's failure")
 def comp_workflow_failed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
-    """The run ended FAILED (a cancel or terminate is not compensation)."""
+    """The run ended FAILED after its deposit failed, with no cancel (nor terminate) involved."""
     cid = "compensation.workflow-failed"
     if run.is_open:
         return pending_result(cid, run, "after the refund the workflow should fail with the deposit's error")
-    if run.status == "FAILED":
+    dep = _deposit(run)
+    deposit_failed = dep is not None and dep.outcome in ("failed", "timed_out")
+    if run.status == "FAILED" and deposit_failed and not run.cancel_requested:
         text = run.failure.message if run.failure else ""
-        return CheckResult(cid, PASS, f"the workflow failed: {_short(text)}", evidence=closed_ev(run))
+        return CheckResult(cid, PASS, f"the workflow failed after the deposit did: {_short(text)}",
+                           evidence=[activity_ev(dep)] + closed_ev(run))
+    if run.status == "FAILED":
+        why = ("it was canceled first" if run.cancel_requested
+               else "the deposit never failed, so this failure is not the deposit's")
+        return CheckResult(cid, FAIL, f"the workflow ended FAILED, but {why}", evidence=closed_ev(run),
+                           hint="the workflow should fail because the deposit failed for good")
     hint = {"CANCELED": "let the deposit fail by itself; do not cancel the workflow",
             "TERMINATED": "let the deposit fail by itself; do not terminate the workflow",
             "COMPLETED": "make the deposit fail for good, so that the transfer cannot complete"}

@@ -19,6 +19,7 @@ short version that shapes this module:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,8 +151,8 @@ class ActivityEvidence:
     schedule_to_close_timeout: timedelta | None
     heartbeat_timeout: timedelta | None
     retry_policy: RetryPolicyInfo | None
-    #: Decoded input arguments (a list), None if not plain JSON.
-    input: list[Any] | None
+    #: The input Payloads exactly as in the history; see :attr:`input`.
+    raw_input: Any
     started_event_id: int | None = None
     started_time: str | None = None
     #: Final attempt number (from ActivityTaskStarted); 0 while never started.
@@ -166,12 +167,22 @@ class ActivityEvidence:
     closed_time: str | None = None
     #: Worker identity that reported the end (completed or failed).
     finished_by: str | None = None
-    #: Decoded result (the first payload), for completed activities.
-    result: Any = None
+    #: The result Payloads exactly as in the history; see :attr:`result`.
+    raw_result: Any = None
     #: The final failure, for failed or timed-out activities.
     failure: FailureInfo | None = None
     #: Why retrying stopped, e.g. MAXIMUM_ATTEMPTS_REACHED or NON_RETRYABLE_FAILURE.
     retry_state: str | None = None
+
+    @cached_property
+    def input(self) -> list[Any] | None:
+        """Decoded input arguments (a list), None when not plain JSON. Decoded on first use."""
+        return decode_payloads(self.raw_input)
+
+    @cached_property
+    def result(self) -> Any:
+        """Decoded result (the first payload) of a completed activity."""
+        return _first(decode_payloads(self.raw_result))
 
     @property
     def failed_attempts(self) -> int:
@@ -261,10 +272,10 @@ class RunEvidence:
     close_time: str | None
     #: Identity of whoever started the workflow (a client, not a worker).
     starter_identity: str | None
-    #: Decoded workflow input (the first argument).
-    input: Any
-    #: Decoded result (the first payload) of a completed run.
-    result: Any
+    #: The workflow's input Payloads as in the history; see :attr:`input`.
+    raw_input: Any
+    #: The result Payloads of a completed run; see :attr:`result`.
+    raw_result: Any
     #: Failure of a failed run.
     failure: FailureInfo | None
     closed_event: EventRef | None
@@ -288,9 +299,26 @@ class RunEvidence:
     ui_link: str | None
     event_count: int
 
+    @cached_property
+    def input(self) -> Any:
+        """Decoded workflow input (the first argument, the PaymentDetails)."""
+        return _first(decode_payloads(self.raw_input))
+
+    @cached_property
+    def result(self) -> Any:
+        """Decoded result (the first payload) of a completed run."""
+        return _first(decode_payloads(self.raw_result))
+
+    @cached_property
+    def _by_type(self) -> dict[str, list[ActivityEvidence]]:
+        index: dict[str, list[ActivityEvidence]] = {}
+        for a in self.activities:
+            index.setdefault(a.activity_type, []).append(a)
+        return index
+
     def activities_of(self, activity_type: str) -> list[ActivityEvidence]:
         """Activities of one type, in schedule order."""
-        return [a for a in self.activities if a.activity_type == activity_type]
+        return self._by_type.get(activity_type, [])
 
     @property
     def duration(self) -> timedelta | None:
@@ -340,24 +368,32 @@ def build_evidence(history: History) -> RunEvidence:
     previous_time: datetime | None = None
     previous_id = 0
 
+    fromisoformat = datetime.fromisoformat
     for event in events:
         etype, attrs = event.type, event.attrs
 
-        when = parse_time(event.time)
-        if when and previous_time:
-            gap = (when - previous_time).total_seconds()
-            if longest is None or gap > longest[0]:
-                longest = (gap, previous_id, event.id)
-        if when:
+        try:
+            when = fromisoformat(event.time)
+        except ValueError:
+            when = None
+        if when is not None:
+            if previous_time is not None:
+                gap = (when - previous_time).total_seconds()
+                if longest is None or gap > longest[0]:
+                    longest = (gap, previous_id, event.id)
             previous_time, previous_id = when, event.id
 
-        identity = attrs.get("identity") if etype in _WORKER_EVENTS else None
-        if _is_worker_identity(identity):
-            worker = workers.get(identity)
-            if worker is None:
-                worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)
-            worker.last_event_id = event.id
-            worker_sequence.append((event.id, identity))
+        identity = None
+        if etype in _WORKER_EVENTS:
+            identity = attrs.get("identity")
+            if identity and not identity.startswith(NON_WORKER_PREFIXES):
+                worker = workers.get(identity)
+                if worker is None:
+                    worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)
+                worker.last_event_id = event.id
+                worker_sequence.append((event.id, identity))
+            if etype == "WorkflowTaskStarted":  # the commonest event: nothing more to learn
+                continue
 
         if etype == "WorkflowTaskScheduled":
             queue = attrs.get("taskQueue") or {}
@@ -369,8 +405,8 @@ def build_evidence(history: History) -> RunEvidence:
         elif etype == "WorkflowTaskCompleted":
             if identity:
                 task_identity[event.id] = identity
-            if _is_worker_identity(identity):
-                workers[identity].workflow_tasks += 1
+                if identity in workers:
+                    workers[identity].workflow_tasks += 1
         elif etype == "WorkflowTaskTimedOut":
             lost.append(EventRef(event.id, etype, _strip(attrs.get("timeoutType"), "TIMEOUT_TYPE_")))
         elif etype == "WorkflowTaskFailed":
@@ -388,7 +424,7 @@ def build_evidence(history: History) -> RunEvidence:
                 schedule_to_close_timeout=parse_duration(attrs.get("scheduleToCloseTimeout")),
                 heartbeat_timeout=parse_duration(attrs.get("heartbeatTimeout")),
                 retry_policy=RetryPolicyInfo.from_json(attrs.get("retryPolicy")),
-                input=decode_payloads(attrs.get("input")),
+                raw_input=attrs.get("input"),
             )
         elif etype == "ActivityTaskStarted":
             activity = activities.get(as_int(attrs.get("scheduledEventId")))
@@ -398,7 +434,7 @@ def build_evidence(history: History) -> RunEvidence:
                 activity.attempt = as_int(attrs.get("attempt"), 1)
                 activity.last_failure = classify_failure(attrs.get("lastFailure"))
                 activity.started_by = identity
-                if _is_worker_identity(identity):
+                if identity in workers:
                     workers[identity].activities.append((activity.activity_type, activity.attempt))
         elif etype in _ACTIVITY_CLOSE:
             activity = activities.get(as_int(attrs.get("scheduledEventId")))
@@ -408,7 +444,7 @@ def build_evidence(history: History) -> RunEvidence:
                 activity.closed_time = event.time
                 activity.finished_by = identity
                 if etype == "ActivityTaskCompleted":
-                    activity.result = _first(decode_payloads(attrs.get("result")))
+                    activity.raw_result = attrs.get("result")
                 else:
                     activity.failure = classify_failure(attrs.get("failure"))
                     activity.retry_state = _strip(attrs.get("retryState"), "RETRY_STATE_") or None
@@ -418,7 +454,7 @@ def build_evidence(history: History) -> RunEvidence:
             status = _CLOSE_STATUS[etype]
             close_time = event.time
             if etype == "WorkflowExecutionCompleted":
-                result = _first(decode_payloads(attrs.get("result")))
+                result = attrs.get("result")
             elif etype == "WorkflowExecutionFailed":
                 failure = classify_failure(attrs.get("failure"))
             elif etype == "WorkflowExecutionTerminated":
@@ -434,8 +470,8 @@ def build_evidence(history: History) -> RunEvidence:
         start_time=events[0].time,
         close_time=close_time,
         starter_identity=started.get("identity"),
-        input=_first(decode_payloads(started.get("input"))),
-        result=result,
+        raw_input=started.get("input"),
+        raw_result=result,
         failure=failure,
         closed_event=closed_event,
         activities=list(activities.values()),

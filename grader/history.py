@@ -34,7 +34,26 @@ from grader.errors import HistoryError
 
 _ENUM_PREFIX = "EVENT_TYPE_"
 _PASCAL = re.compile(r"^[A-Z][A-Za-z]+$")
-_type_cache: dict[str, str] = {}
+#: raw eventType -> (PascalCase type, attributes key); ("", "") when not an event type.
+_type_cache: dict[Any, tuple[str, str]] = {}
+_JSON_PLAIN = base64.b64encode(b"json/plain").decode()
+_payload_cache: dict[str, Any] = {}
+_duration_cache: dict[Any, timedelta | None] = {}
+
+
+def _event_type_info(raw: Any) -> tuple[str, str]:
+    info = _type_cache.get(raw) if isinstance(raw, str) else None
+    if info is None:
+        name = ""
+        if isinstance(raw, str):
+            if raw.startswith(_ENUM_PREFIX) and raw != "EVENT_TYPE_UNSPECIFIED":
+                name = "".join(part.capitalize() for part in raw[len(_ENUM_PREFIX):].split("_"))
+            elif _PASCAL.match(raw) and raw != "Unspecified":
+                name = raw
+        info = (name, attributes_key(name) if name else "")
+        if isinstance(raw, str):
+            _type_cache[raw] = info
+    return info
 
 
 def canonical_event_type(raw: str) -> str:
@@ -42,17 +61,7 @@ def canonical_event_type(raw: str) -> str:
 
     Returns "" for anything that is not an event type name.
     """
-    cached = _type_cache.get(raw)
-    if cached is not None:
-        return cached
-    name = ""
-    if isinstance(raw, str):
-        if raw.startswith(_ENUM_PREFIX) and raw != "EVENT_TYPE_UNSPECIFIED":
-            name = "".join(part.capitalize() for part in raw[len(_ENUM_PREFIX):].split("_"))
-        elif _PASCAL.match(raw) and raw != "Unspecified":
-            name = raw
-    _type_cache[raw] = name
-    return name
+    return _event_type_info(raw)[0]
 
 
 def attributes_key(event_type: str) -> str:
@@ -120,13 +129,20 @@ def parse_time(value: str | None) -> datetime | None:
 
 def parse_duration(value: Any) -> timedelta | None:
     """Proto JSON duration (``"5s"``, ``"0.500s"``) -> timedelta; "0s" and missing -> None."""
-    if not isinstance(value, str) or not value.endswith("s"):
-        return None
     try:
-        seconds = float(value[:-1])
-    except ValueError:
-        return None
-    return timedelta(seconds=seconds) if seconds > 0 else None
+        return _duration_cache[value]
+    except (KeyError, TypeError):
+        pass
+    result = None
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            seconds = float(value[:-1])
+        except ValueError:
+            seconds = 0.0
+        result = timedelta(seconds=seconds) if seconds > 0 else None
+        if len(_duration_cache) < 1024:
+            _duration_cache[value] = result
+    return result
 
 
 def as_int(value: Any, default: int = 0) -> int:
@@ -162,13 +178,22 @@ def decode_payload(payload: Any) -> Any:
     if not isinstance(payload, dict) or "metadata" not in payload:
         return payload  # shorthand value inside a list
     meta = payload.get("metadata") or {}
-    try:
-        encoding = base64.b64decode(meta.get("encoding", "")).decode()
-        if encoding == "json/plain":
-            return json.loads(base64.b64decode(payload.get("data", "")))
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+    if meta.get("encoding") != _JSON_PLAIN:
         return None
-    return None
+    data = payload.get("data", "")
+    try:
+        return _payload_cache[data]
+    except (KeyError, TypeError):
+        pass
+    try:
+        value = json.loads(base64.b64decode(data))
+    except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
+        return None
+    if len(_payload_cache) > 4096:
+        _payload_cache.clear()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        _payload_cache[data] = value  # immutable values only: callers may not share mutable ones
+    return value
 
 
 # --- reading --------------------------------------------------------------
@@ -233,24 +258,35 @@ def _find_events(doc: Any, source: str) -> tuple[list[Any], list[str]]:
 
 def _events(raw_events: list[Any], source: str) -> list[Event]:
     events: list[Event] = []
+    append = events.append
     previous = 0
     for index, raw in enumerate(raw_events):
-        where = f"{source}: event #{index + 1}"
-        if not isinstance(raw, dict):
-            raise HistoryError(f"{where} is not an object")
-        etype = canonical_event_type(raw.get("eventType"))
-        if not etype:
-            raise HistoryError(f"{where} has no valid eventType "
-                               f"(got {raw.get('eventType')!r}): the file is not a Temporal history")
-        event_id = as_int(raw.get("eventId"), -1)
-        if event_id <= previous:
-            raise HistoryError(f"{where} has eventId {raw.get('eventId')!r}; ids must rise from 1")
+        try:
+            etype, key = _event_type_info(raw["eventType"])
+            event_id = int(raw["eventId"])
+            attrs = raw[key]
+        except (KeyError, TypeError, ValueError):
+            etype = key = ""
+            event_id, attrs = -1, None
+        if not etype or event_id <= previous or type(attrs) is not dict:
+            _explain_bad_event(raw, index, previous, source)
         previous = event_id
-        attrs = raw.get(attributes_key(etype))
-        if not isinstance(attrs, dict):
-            raise HistoryError(f"{where} ({etype}) lacks its {attributes_key(etype)}")
-        events.append(Event(event_id, etype, raw.get("eventTime") or "", attrs))
+        append(Event(event_id, etype, raw.get("eventTime") or "", attrs))
     return events
+
+
+def _explain_bad_event(raw: Any, index: int, previous: int, source: str) -> None:
+    """Raise the HistoryError that says what is wrong with one event (slow path, errors only)."""
+    where = f"{source}: event #{index + 1}"
+    if not isinstance(raw, dict):
+        raise HistoryError(f"{where} is not an object")
+    etype, key = _event_type_info(raw.get("eventType"))
+    if not etype:
+        raise HistoryError(f"{where} has no valid eventType "
+                           f"(got {raw.get('eventType')!r}): the file is not a Temporal history")
+    if as_int(raw.get("eventId"), -1) <= previous:
+        raise HistoryError(f"{where} has eventId {raw.get('eventId')!r}; ids must rise from 1")
+    raise HistoryError(f"{where} ({etype}) lacks its {key}")
 
 
 def load_history_file(path: Path) -> History:

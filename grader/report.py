@@ -24,7 +24,7 @@ SCHEMA_VERSION = 1
 _RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
 
 
-@dataclass
+@dataclass(slots=True)
 class CheckReport:
     """One check's result, weighed by the rubric."""
 
@@ -39,7 +39,7 @@ class CheckReport:
     evidence: list[dict[str, Any]]
 
 
-@dataclass
+@dataclass(slots=True)
 class WorkflowRef:
     """Which run an experiment was graded on."""
 
@@ -107,24 +107,27 @@ def report_schema() -> dict[str, Any]:
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
     """Run one experiment's checks on one run and weigh them."""
     checks = []
+    score = max_score = 0.0
+    required_statuses = []
     for rc in spec.checks:
         result: CheckResult = run_check(rc.id, run, spec.params)
-        checks.append(CheckReport(
-            id=rc.id, title=CHECKS[rc.id].title, status=result.status,
-            score=rc.points if result.status == PASS else 0.0, max_score=rc.points,
-            required=rc.required, message=result.message, hint=result.hint, evidence=result.evidence,
-        ))
+        points = rc.points if result.status == PASS else 0.0
+        score += points
+        max_score += rc.points
+        if rc.required:
+            required_statuses.append(result.status)
+        checks.append(CheckReport(rc.id, CHECKS[rc.id].title, result.status, points, rc.points,
+                                  rc.required, result.message, result.hint, result.evidence))
     return ExperimentReport(
         id=spec.id, title=spec.title, required=spec.required,
-        status=_combine(c.status for c in checks if c.required),
-        score=sum(c.score for c in checks), max_score=sum(c.max_score for c in checks),
+        status=_combine(required_statuses), score=score, max_score=max_score,
         workflow=WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link),
         checks=checks,
     )
 
 
 def _combine(statuses: Iterable[str]) -> str:
-    statuses = list(statuses)
+    statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
     if FAIL in statuses:

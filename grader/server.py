@@ -99,6 +99,8 @@ class DevServer:
     #: File the server's own output goes to, if any.
     log_path: Path | None = None
     namespace: str = defaults.DEFAULT_NAMESPACE
+    #: Port of the server's HTTP API, when one was asked for.
+    http_port: int | None = None
     _stopped: bool = field(default=False, repr=False)
 
     @property
@@ -136,12 +138,14 @@ def start_dev_server(
     ephemeral: bool = False,
     headless: bool = False,
     ip: str = "localhost",
+    http_port: int | None = None,
     log_path: Path | None = None,
     inherit_output: bool = False,
     ready_timeout: float = 60.0,
 ) -> DevServer:
     """Start the embedded dev server and return once it answers.
 
+    ``http_port`` opens the server's HTTP API there (random otherwise).
     ``ephemeral`` keeps workflows in memory only; otherwise they persist in
     ``db_path`` (default :func:`default_db_path`) and survive a restart.
     Server output goes to ``log_path`` (default: a temporary file), or to this
@@ -161,6 +165,8 @@ def start_dev_server(
         temporal_binary(), "server", "start-dev",
         "--ip", ip, "--port", str(port), "--log-level", "error",
     ]
+    if http_port is not None:
+        args += ["--http-port", str(http_port)]
     if headless:
         args.append("--headless")
     else:
@@ -193,6 +199,7 @@ def start_dev_server(
         ui_url=None if headless else f"http://{ip}:{ui_port}",
         db_path=db_path,
         log_path=log_path,
+        http_port=http_port,
     )
     try:
         _wait_until_ready(server, ready_timeout)

@@ -22,7 +22,7 @@ GOLDENS = Path(__file__).resolve().parent / "goldens"
 @pytest.fixture(scope="session")
 def dev_server() -> DevServer:
     """An in-memory dev server on a free port, shared by every test."""
-    server = start_dev_server(port=free_port(), ephemeral=True, headless=True)
+    server = start_dev_server(port=free_port(), ephemeral=True, headless=True, http_port=free_port())
     yield server
     server.stop()
 
