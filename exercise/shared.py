@@ -48,12 +48,19 @@ BANK_LATENCY_SECONDS = float(os.environ.get("BANK_LATENCY_SECONDS") or 3)
 #   "failing-deposit"  deposit raises ValueError (retryable, so it retries)
 #   "closed-account"   the target account is closed (InvalidAccountError,
 #                      non-retryable, so the workflow compensates at once)
+#   "slow-first-deposit"  the first deposit attempt outlives its timeout, so
+#                      the same worker retries it: a timeout without a crash
 BANK_FAULT = (os.environ.get("BANK_FAULT") or "").strip().lower()
-BANK_FAULTS = ("", "failing-deposit", "closed-account")
+BANK_FAULTS = ("", "failing-deposit", "closed-account", "slow-first-deposit")
 if BANK_FAULT not in BANK_FAULTS:
     raise ValueError(
-        f"BANK_FAULT={BANK_FAULT!r} is not one of: failing-deposit, closed-account"
+        f"BANK_FAULT={BANK_FAULT!r} is not one of: {', '.join(BANK_FAULTS[1:])}"
     )
+
+# Seconds the workflow waits (a durable timer) between withdraw and deposit;
+# 0 = no wait. Kill the worker during the wait: nothing is running, yet the
+# timer still fires and a new worker carries on with the deposit.
+TRANSFER_PAUSE_SECONDS = float(os.environ.get("TRANSFER_PAUSE_SECONDS") or 0)
 
 # maximum_attempts for withdraw/deposit/refund. 0 means "retry forever",
 # which is what the live bug fix needs: the deposit keeps retrying until you

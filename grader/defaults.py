@@ -23,6 +23,15 @@ ACTIVITY_WITHDRAW = "withdraw"
 ACTIVITY_DEPOSIT = "deposit"
 ACTIVITY_REFUND = "refund"
 
+#: The experiments, in the tutorial's order, with their titles. Their ids are
+#: public: rubrics, `--experiment` and the JSON report use them.
+EXPERIMENTS: dict[str, str] = {
+    "crash-recovery": "Crash recovery",
+    "live-fix": "Live bug fix",
+    "compensation": "Compensation",
+    "network-partition": "Network partition",
+}
+
 
 def env_address() -> str:
     """The server address from TEMPORAL_ADDRESS, or the default."""

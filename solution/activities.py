@@ -62,6 +62,10 @@ class BankingActivities:
         if BANK_FAULT == "closed-account":
             # The bank will answer InvalidAccountError, which is non-retryable.
             self.bank.close_account(data.target_account)
+        if BANK_FAULT == "slow-first-deposit" and activity.info().attempt == 1:
+            # Outlive start_to_close: the server gives up on this attempt and
+            # schedules attempt 2, which this same worker then runs.
+            await asyncio.sleep(activity.info().start_to_close_timeout.total_seconds() + 1)
 
         # Working line (the bug from Experiment 2 has been fixed):
         confirmation = await asyncio.to_thread(

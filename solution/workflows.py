@@ -18,7 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 # read the environment once, at worker start-up).
 with workflow.unsafe.imports_passed_through():
     from activities import BankingActivities
-    from shared import TRANSFER_MAX_ATTEMPTS, PaymentDetails
+    from shared import TRANSFER_MAX_ATTEMPTS, TRANSFER_PAUSE_SECONDS, PaymentDetails
 
 
 @workflow.defn
@@ -52,6 +52,13 @@ class MoneyTransfer:
             start_to_close_timeout=timeout,
             retry_policy=retry_policy,
         )
+
+        if TRANSFER_PAUSE_SECONDS > 0:
+            # A durable timer: the server keeps it, so it fires even if every
+            # worker is down meanwhile. (Changing this setting while transfers
+            # are running would break their replay: workflow code must take
+            # the same steps every time it runs.)
+            await workflow.sleep(TRANSFER_PAUSE_SECONDS)
 
         try:
             deposit_output = await workflow.execute_activity_method(
