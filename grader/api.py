@@ -47,3 +47,36 @@ async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = d
     loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
     return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+
+
+def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+                     outage: float | None = None) -> Report:
+    """Grade what ``grader simulate`` produced: each experiment on its own workflow.
+
+    A simulated outage may be shorter than the rubric's ``min_outage_seconds``
+    (tests and demos shorten it); the grade then asks for most of the outage
+    that really happened, not for the classroom's 30 s.
+    """
+    import dataclasses
+
+    from grader.history import history_from_document
+    from grader.report import assemble, grade_experiment, ungraded_experiment
+
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    experiments = []
+    for run in runs:
+        spec = rubric.experiment(run.experiment)
+        if spec is None:
+            continue
+        if run.experiment == "network-partition" and outage is not None:
+            floor = min(spec.params["min_outage_seconds"], 0.8 * outage)
+            spec = dataclasses.replace(spec, params={**spec.params, "min_outage_seconds": floor})
+        if run.history is None:
+            experiments.append(ungraded_experiment(spec, run.note or "the experiment produced no workflow"))
+            continue
+        history = history_from_document(run.history, source=f"simulate {run.experiment}",
+                                        workflow_id=run.workflow_id)
+        report = grade_experiment(spec, build_evidence(history))
+        report.candidates = 1
+        experiments.append(report)
+    return assemble(experiments, rubric, sources=["grader simulate"])

@@ -51,12 +51,7 @@ class Check:
 CHECKS: dict[str, Check] = {}
 
 #: Experiment ids in tutorial order, with their titles.
-EXPERIMENTS: dict[str, str] = {
-    "crash-recovery": "Crash recovery",
-    "live-fix": "Live bug fix",
-    "compensation": "Compensation",
-    "network-partition": "Network partition",
-}
+EXPERIMENTS = defaults.EXPERIMENTS
 
 #: Parameters every check understands, with their defaults (a rubric may override them).
 DEFAULT_PARAMS: dict[str, Any] = {

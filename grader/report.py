@@ -120,13 +120,14 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
                                   rc.required, result.message, result.hint, result.evidence))
     return ExperimentReport(
         id=spec.id, title=spec.title, required=spec.required,
-        status=_combine(required_statuses), score=score, max_score=max_score,
+        status=combine_statuses(required_statuses), score=score, max_score=max_score,
         workflow=WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link),
         checks=checks,
     )
 
 
-def _combine(statuses: Iterable[str]) -> str:
+def combine_statuses(statuses: Iterable[str]) -> str:
+    """The worst of several statuses: error, then fail, then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
@@ -137,7 +138,8 @@ def _combine(statuses: Iterable[str]) -> str:
     return PASS
 
 
-def _no_run(spec: RubricExperiment, note: str) -> ExperimentReport:
+def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
+    """An experiment with no run to grade: every check fails, ``note`` says why."""
     checks = [CheckReport(rc.id, CHECKS[rc.id].title, FAIL, 0.0, rc.points, rc.required,
                           "no workflow to grade", "", []) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
@@ -162,7 +164,7 @@ def grade(
     reports = []
     for spec in chosen:
         if not runs:
-            reports.append(_no_run(spec, "no MoneyTransfer workflow was found to grade"))
+            reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
         best: ExperimentReport | None = None
         for run in runs:
@@ -171,14 +173,31 @@ def grade(
                 best = candidate
         best.candidates = len(runs)
         reports.append(best)
-    counted = [r for r in reports if r.required or experiments]
+    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors)
+
+
+def assemble(
+    reports: Sequence[ExperimentReport],
+    rubric: Rubric,
+    *,
+    count_optional: bool = False,
+    sources: Sequence[str] = (),
+    errors: Sequence[str] = (),
+) -> Report:
+    """Sum experiment reports into a :class:`Report`.
+
+    Optional experiments count for the total and the status only with
+    ``count_optional`` (when a user asked for them by name), or when nothing
+    else was graded.
+    """
+    counted = [r for r in reports if r.required or count_optional] or list(reports)
     return Report(
         grader_version=__version__,
         rubric={"id": rubric.id, "version": rubric.version},
-        status=_combine(r.status for r in counted) if counted else PASS,
+        status=combine_statuses([r.status for r in counted]) if counted else PASS,
         score=sum(r.score for r in counted),
         max_score=sum(r.max_score for r in counted),
-        experiments=reports,
+        experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
     )

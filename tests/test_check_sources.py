@@ -1,0 +1,118 @@
+"""One history, three ways in: live from the server, the SDK's JSON and `temporal workflow show`.
+
+All three must get the same grade; only where the history came from may differ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import uuid
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from grader import api
+from grader.app import start_worker, wait_for_poller
+from grader.cli import cli
+from grader.report import report_schema
+from grader.server import temporal_binary
+
+
+def _without_sources(report: dict) -> dict:
+    report = json.loads(json.dumps(report))
+    report.pop("sources")
+    for exp in report["experiments"]:
+        exp["workflow"].pop("source")
+        exp["workflow"].pop("ui_link")
+    return report
+
+
+@pytest.fixture
+async def finished_transfer(client, fast_settings, solution_dir):
+    worker = start_worker(solution_dir, fast_settings)
+    try:
+        await wait_for_poller(client, worker)
+        workflow_id = f"ada-transfer-{uuid.uuid4().hex[:8]}"
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=workflow_id, task_queue=fast_settings.task_queue)
+        await asyncio.wait_for(handle.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    return handle
+
+
+async def test_live_sdk_json_and_cli_json_grade_the_same(dev_server, finished_transfer, tmp_path: Path):
+    handle = finished_transfer
+    sdk_file = tmp_path / "sdk.json"
+    sdk_file.write_text((await handle.fetch_history()).to_json())
+    cli_file = tmp_path / "cli.json"
+    shown = subprocess.run([temporal_binary(), "workflow", "show", "-w", handle.id, "--address",
+                            dev_server.address, "--output", "json"], capture_output=True, text=True,
+                           check=True)
+    cli_file.write_text(shown.stdout)
+
+    live = await api.check_live(dev_server.address, workflow_ids=[handle.id])
+    from_sdk = api.check_files([sdk_file])
+    from_cli = api.check_files([cli_file])
+    for report in (live, from_sdk, from_cli):
+        jsonschema.validate(report.to_dict(), report_schema())
+    assert _without_sources(live.to_dict()) == _without_sources(from_sdk.to_dict())
+    assert _without_sources(from_cli.to_dict()) == _without_sources(from_sdk.to_dict())
+    exp = live.experiments[0]
+    assert exp.workflow.workflow_id == handle.id
+    assert exp.workflow.ui_link.endswith(f"/namespaces/default/workflows/{handle.id}/{exp.workflow.run_id}/history")
+    assert from_sdk.experiments[0].workflow.workflow_id == handle.id
+
+
+async def test_http_api_shorthand_payloads_grade_the_same(dev_server, finished_transfer, tmp_path: Path):
+    """What a curl user gets: {"history": {"events": ...}} with payloads as plain JSON values."""
+    import urllib.request
+
+    handle = finished_transfer
+    url = (f"http://localhost:{dev_server.http_port}/api/v1/namespaces/default/workflows/"
+           f"{handle.id}/history")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read()
+    document = json.loads(body)
+    started = document["history"]["events"][0]["workflowExecutionStartedEventAttributes"]
+    assert isinstance(started["input"], list)  # the shorthand form the SDK's from_json rejects
+    http_file = tmp_path / "http.json"
+    http_file.write_bytes(body)
+    sdk_file = tmp_path / "sdk.json"
+    sdk_file.write_text((await handle.fetch_history()).to_json())
+    from_http, from_sdk = api.check_files([http_file]), api.check_files([sdk_file])
+    assert from_http.errors == []
+    assert _without_sources(from_http.to_dict()) == _without_sources(from_sdk.to_dict())
+
+
+async def test_learner_prefix_narrows_the_live_listing(dev_server, finished_transfer):
+    handle = finished_transfer
+    report = await api.check_live(dev_server.address, learner="ada-", limit=5,
+                                  experiments=["crash-recovery"])
+    assert report.experiments[0].workflow.workflow_id.startswith("ada-")
+    nobody = await api.check_live(dev_server.address, learner=f"nobody-{uuid.uuid4().hex}")
+    assert all(e.workflow is None and e.status == "fail" for e in nobody.experiments)
+    assert "no MoneyTransfer workflow" in nobody.experiments[0].note
+
+
+async def test_json_format_prints_only_the_document(dev_server, finished_transfer):
+    result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id",
+                                      finished_transfer.id, "--format", "json", "--experiment", "crash-recovery"])
+    assert result.exit_code == 1  # a plain transfer is not a crash recovery
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, report_schema())
+    assert [e["id"] for e in document["experiments"]] == ["crash-recovery"]
+    assert document["status"] == "fail"
+
+
+async def test_unknown_workflow_id_is_bad_input(dev_server):
+    result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id", "no-such-id"])
+    assert result.exit_code == 2
+    assert "workflow 'no-such-id': not found in namespace 'default'" in result.stderr
