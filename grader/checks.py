@@ -143,7 +143,7 @@ def pending_result(check_id: str, run: RunEvidence, what: str) -> CheckResult:
     return CheckResult(
         check_id, PENDING,
         f"the workflow is still running ({what_it_is_doing(run)})",
-        hint=f"let it finish, then grade again: {what}",
+        hint=f"{what}; grade again once the workflow has finished",
         evidence=[ev(None, "WorkflowExecution", f"status RUNNING, {run.event_count} events so far")],
     )
 
@@ -158,6 +158,16 @@ def closed_ev(run: RunEvidence) -> list[dict[str, Any]]:
     if run.closed_event:
         return [ev(run.closed_event.event_id, run.closed_event.event_type, f"status {run.status}")]
     return [ev(None, "WorkflowExecution", "status RUNNING")]
+
+
+def completed_result(check_id: str, run: RunEvidence, *, waiting: str, hint: str) -> CheckResult:
+    """Pass when the run ended COMPLETED; pending while open (``waiting`` says for what)."""
+    if run.is_open:
+        return pending_result(check_id, run, waiting)
+    if run.status == "COMPLETED":
+        return CheckResult(check_id, PASS, "the workflow completed", evidence=closed_ev(run))
+    return CheckResult(check_id, FAIL, f"the workflow ended {run.status}, not COMPLETED", hint=hint,
+                       evidence=closed_ev(run))
 
 
 def completed_once(run: RunEvidence, activity_type: str) -> tuple[bool, str, list[dict[str, Any]]]:
@@ -180,15 +190,9 @@ def completed_once(run: RunEvidence, activity_type: str) -> tuple[bool, str, lis
 @check("crash-recovery.completed", "The transfer completed")
 def crash_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """The run ended COMPLETED."""
-    cid = "crash-recovery.completed"
-    if run.is_open:
-        return pending_result(cid, run, "a restarted worker should finish it")
-    if run.status == "COMPLETED":
-        return CheckResult(cid, PASS, "the workflow completed", evidence=closed_ev(run))
-    return CheckResult(cid, FAIL, f"the workflow ended {run.status}, not COMPLETED",
-                       hint="start a fresh transfer, kill the worker while it runs, "
-                            "then start the worker again and let the transfer finish",
-                       evidence=closed_ev(run))
+    return completed_result("crash-recovery.completed", run, waiting="a restarted worker should finish it",
+                            hint="start a fresh transfer, kill the worker while it runs, "
+                                 "then start the worker again and let the transfer finish")
 
 
 @check("crash-recovery.worker-replaced", "A new worker process took over")
@@ -545,13 +549,9 @@ def comp_retry_limit(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult
 @check("network-partition.completed", "The transfer completed after the outage")
 def part_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """The run ended COMPLETED."""
-    cid = "network-partition.completed"
-    if run.is_open:
-        return pending_result(cid, run, "resume the server and let the transfer finish")
-    if run.status == "COMPLETED":
-        return CheckResult(cid, PASS, "the workflow completed", evidence=closed_ev(run))
-    return CheckResult(cid, FAIL, f"the workflow ended {run.status}", evidence=closed_ev(run),
-                       hint="pause the server while a transfer runs, resume it and let it finish")
+    return completed_result("network-partition.completed", run,
+                            waiting="resume the server and let the transfer finish",
+                            hint="pause the server while a transfer runs, resume it and let it finish")
 
 
 @check("network-partition.outage-gap", "The history shows a silence as long as the outage")

@@ -29,7 +29,8 @@ from grader.history import History, as_int, decode_payloads, parse_duration, par
 #: Identities that are not worker processes.
 NON_WORKER_PREFIXES = ("temporal-cli:", "history-service", "tctl@")
 
-_CLOSE_STATUS = {
+#: Closing event type -> the run's final status.
+CLOSE_STATUS = {
     "WorkflowExecutionCompleted": "COMPLETED",
     "WorkflowExecutionFailed": "FAILED",
     "WorkflowExecutionCanceled": "CANCELED",
@@ -450,8 +451,8 @@ def build_evidence(history: History) -> RunEvidence:
                     activity.retry_state = _strip(attrs.get("retryState"), "RETRY_STATE_") or None
         elif etype == "WorkflowExecutionCancelRequested":
             cancel_requested = EventRef(event.id, etype, attrs.get("identity") or "")
-        elif etype in _CLOSE_STATUS:
-            status = _CLOSE_STATUS[etype]
+        elif etype in CLOSE_STATUS:
+            status = CLOSE_STATUS[etype]
             close_time = event.time
             if etype == "WorkflowExecutionCompleted":
                 result = attrs.get("result")

@@ -38,12 +38,14 @@ def render_table(report: Report) -> str:
         elif exp.note:
             lines.append(f"  {exp.note}")
         rows, notes = [], []
+        said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:
             title = chk.title if chk.required else f"{chk.title} (bonus)"
             mark = _MARK[chk.status] if chk.required or chk.status == "pass" else "-"
             rows.append([mark, title, _points(chk.score, chk.max_score)])
             below = []
-            if chk.status != "pass":
+            if chk.status != "pass" and chk.message not in said:
+                said.add(chk.message)
                 below.append(f"        {chk.message}")
                 if chk.hint and chk.required:
                     below.append(f"        hint: {chk.hint}")

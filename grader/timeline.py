@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from grader.evidence import (
+    CLOSE_STATUS,
     NON_WORKER_PREFIXES,
     FailureInfo,
     Handover,
@@ -48,14 +49,6 @@ _TIME_WIDTH, _ID_WIDTH = 7, 4
 _TEXT_INDENT = " " * (_TIME_WIDTH + 1 + _ID_WIDTH + 2)
 _SPACES = re.compile(r"\s+")
 
-_CLOSE_STATUS = {
-    "WorkflowExecutionCompleted": "COMPLETED",
-    "WorkflowExecutionFailed": "FAILED",
-    "WorkflowExecutionCanceled": "CANCELED",
-    "WorkflowExecutionTerminated": "TERMINATED",
-    "WorkflowExecutionTimedOut": "TIMED_OUT",
-    "WorkflowExecutionContinuedAsNew": "CONTINUED_AS_NEW",
-}
 
 
 def render_timeline(history: History, run: RunEvidence | None = None) -> str:
@@ -132,7 +125,7 @@ class _Renderer:
         method = getattr(self, "_" + etype, None)
         if method is not None:
             return method(event, attrs)
-        if etype in _CLOSE_STATUS:
+        if etype in CLOSE_STATUS:
             return self.closed(etype, attrs)
         return None
 
@@ -216,7 +209,7 @@ class _Renderer:
         return f"{text}: {reason}" if reason else text
 
     def closed(self, etype: str, attrs: dict[str, Any]) -> str:
-        text = f"workflow {_CLOSE_STATUS[etype]}"
+        text = f"workflow {CLOSE_STATUS[etype]}"
         if etype == "WorkflowExecutionCompleted":
             return f"{text} -> {_value_text(_first(decode_payloads(attrs.get('result'))))}"
         failure = classify_failure(attrs.get("failure"))

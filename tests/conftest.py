@@ -19,6 +19,22 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-expected", action="store_true",
+                     help="rewrite tests/expected/*.txt from the current output instead of comparing")
+
+
+@pytest.fixture
+def expected_output(request: pytest.FixtureRequest):
+    """Compare text with tests/expected/NAME.txt (or rewrite it with --update-expected)."""
+    def compare(name: str, text: str) -> None:
+        path = Path(__file__).parent / "expected" / f"{name}.txt"
+        if request.config.getoption("--update-expected") or not path.exists():
+            path.write_text(text)
+        assert text == path.read_text()
+    return compare
+
+
 @pytest.fixture(scope="session")
 def dev_server() -> DevServer:
     """An in-memory dev server on a free port, shared by every test."""

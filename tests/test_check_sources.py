@@ -116,3 +116,33 @@ async def test_unknown_workflow_id_is_bad_input(dev_server):
     result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id", "no-such-id"])
     assert result.exit_code == 2
     assert "workflow 'no-such-id': not found in namespace 'default'" in result.stderr
+
+
+async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(client, fast_settings, solution_dir):
+    from dataclasses import replace
+
+    worker = start_worker(solution_dir, replace(fast_settings, fault="failing-deposit"))
+    try:
+        await wait_for_poller(client, worker)
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=f"ada-transfer-{uuid.uuid4().hex[:8]}", task_queue=fast_settings.task_queue)
+        for _ in range(200):  # until describe() shows a failed deposit attempt
+            pending = (await handle.describe()).raw_description.pending_activities
+            if pending and pending[0].attempt >= 2:
+                break
+            await asyncio.sleep(0.05)
+        report = await api.check_live(client.service_client.config.target_host,
+                                      workflow_ids=[handle.id], experiments=["live-fix"])
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    experiment = report.experiments[0]
+    assert experiment.status == "pending"
+    checks = {c.id: c for c in experiment.checks}
+    assert "the deposit is failing and being retried" in checks["live-fix.deposit-retried"].message
+    assert "ValueError: This deposit has failed." in checks["live-fix.deposit-retried"].message
+    waiting = checks["live-fix.fixed-by-restart"]
+    assert waiting.status == "pending" and "deposit" in waiting.message and "attempt" in waiting.message
+    assert waiting.hint.startswith("fix the deposit and restart the worker")
+    await handle.terminate("test over")

@@ -207,7 +207,7 @@ def test_a_running_workflow_is_pending_and_says_what_it_waits_for():
     result = check("running", "crash-recovery.completed")
     assert result.status == "pending"
     assert "still running (deposit scheduled" in result.message or "still running (" in result.message
-    assert result.hint.startswith("let it finish")
+    assert result.hint.endswith("grade again once the workflow has finished")
 
 
 def test_several_runs_each_experiment_graded_on_its_best_run():
