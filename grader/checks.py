@@ -23,7 +23,7 @@ W, D, R = defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVI
 
 @dataclass(slots=True)
 class CheckResult:
-    """The outcome of one check on one run."""
+    """The outcome of one check on one run, and once graded, its line in the report."""
 
     #: The check's stable id, e.g. ``live-fix.deposit-retried``.
     id: str
@@ -35,6 +35,13 @@ class CheckResult:
     hint: str = ""
     #: The events relied on: dicts with event_id, event_type and detail.
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    #: Filled in by grading from the check's registration and the rubric:
+    #: the check's title, the points earned and possible, and whether the
+    #: rubric requires it. A check function leaves them at their defaults.
+    title: str = ""
+    score: float = 0.0
+    max_score: float = 0.0
+    required: bool = True
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ short version that shapes this module:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -48,6 +47,29 @@ _WORKER_EVENTS = frozenset({
     "WorkflowTaskStarted", "WorkflowTaskCompleted", "WorkflowTaskFailed",
     "ActivityTaskStarted", "ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskCanceled",
 })
+
+
+class cached_property:  # noqa: N801 - used like functools.cached_property
+    """Compute an attribute on first use and keep it in the instance.
+
+    functools.cached_property takes a lock on every first access in Python
+    3.11, which costs more than most of these computations; evidence objects
+    are never shared between threads while they are built.
+    """
+
+    def __init__(self, func: Any) -> None:
+        self.func = func
+        self.name = func.__name__
+        self.__doc__ = func.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        value = instance.__dict__[self.name] = self.func(instance)
+        return value
 
 
 def _strip(value: str | None, prefix: str) -> str:
@@ -148,12 +170,11 @@ class ActivityEvidence:
     scheduled_time: str
     #: Identity of the worker whose workflow task scheduled the activity.
     scheduled_by: str | None
-    start_to_close_timeout: timedelta | None
-    schedule_to_close_timeout: timedelta | None
-    heartbeat_timeout: timedelta | None
-    retry_policy: RetryPolicyInfo | None
-    #: The input Payloads exactly as in the history; see :attr:`input`.
-    raw_input: Any
+    #: The ActivityTaskScheduled attributes as recorded; timeouts, retry
+    #: policy and input are read from them when a check first asks.
+    scheduled_attrs: dict[str, Any]
+    #: Decoded payloads shared by the whole history (see decode_payloads).
+    payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     started_event_id: int | None = None
     started_time: str | None = None
     #: Final attempt number (from ActivityTaskStarted); 0 while never started.
@@ -178,12 +199,32 @@ class ActivityEvidence:
     @cached_property
     def input(self) -> list[Any] | None:
         """Decoded input arguments (a list), None when not plain JSON. Decoded on first use."""
-        return decode_payloads(self.raw_input)
+        return decode_payloads(self.scheduled_attrs.get("input"), self.payload_cache)
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicyInfo | None:
+        """The retry policy it was scheduled with."""
+        return RetryPolicyInfo.from_json(self.scheduled_attrs.get("retryPolicy"))
+
+    @property
+    def start_to_close_timeout(self) -> timedelta | None:
+        """Longest one attempt may run; None when not set."""
+        return parse_duration(self.scheduled_attrs.get("startToCloseTimeout"))
+
+    @property
+    def schedule_to_close_timeout(self) -> timedelta | None:
+        """Longest all attempts together may take; None when not set."""
+        return parse_duration(self.scheduled_attrs.get("scheduleToCloseTimeout"))
+
+    @property
+    def heartbeat_timeout(self) -> timedelta | None:
+        """Longest silence between heartbeats; None when not set."""
+        return parse_duration(self.scheduled_attrs.get("heartbeatTimeout"))
 
     @cached_property
     def result(self) -> Any:
         """Decoded result (the first payload) of a completed activity."""
-        return _first(decode_payloads(self.raw_result))
+        return _first(decode_payloads(self.raw_result, self.payload_cache))
 
     @property
     def failed_attempts(self) -> int:
@@ -299,16 +340,18 @@ class RunEvidence:
     source_kind: str
     ui_link: str | None
     event_count: int
+    #: Decoded payloads shared by the whole history (see decode_payloads).
+    payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @cached_property
     def input(self) -> Any:
         """Decoded workflow input (the first argument, the PaymentDetails)."""
-        return _first(decode_payloads(self.raw_input))
+        return _first(decode_payloads(self.raw_input, self.payload_cache))
 
     @cached_property
     def result(self) -> Any:
         """Decoded result (the first payload) of a completed run."""
-        return _first(decode_payloads(self.raw_result))
+        return _first(decode_payloads(self.raw_result, self.payload_cache))
 
     @cached_property
     def _by_type(self) -> dict[str, list[ActivityEvidence]]:
@@ -356,6 +399,7 @@ def build_evidence(history: History) -> RunEvidence:
     events = history.events
     started = events[0].attrs
     activities: dict[int, ActivityEvidence] = {}
+    payloads: dict[str, Any] = {}
     workers: dict[str, WorkerEvidence] = {}
     task_identity: dict[int, str] = {}  # WorkflowTaskCompleted event id -> identity
     worker_sequence: list[tuple[int, str]] = []
@@ -421,11 +465,8 @@ def build_evidence(history: History) -> RunEvidence:
                 scheduled_event_id=event.id,
                 scheduled_time=event.time,
                 scheduled_by=task_identity.get(as_int(attrs.get("workflowTaskCompletedEventId"))),
-                start_to_close_timeout=parse_duration(attrs.get("startToCloseTimeout")),
-                schedule_to_close_timeout=parse_duration(attrs.get("scheduleToCloseTimeout")),
-                heartbeat_timeout=parse_duration(attrs.get("heartbeatTimeout")),
-                retry_policy=RetryPolicyInfo.from_json(attrs.get("retryPolicy")),
-                raw_input=attrs.get("input"),
+                scheduled_attrs=attrs,
+                payload_cache=payloads,
             )
         elif etype == "ActivityTaskStarted":
             activity = activities.get(as_int(attrs.get("scheduledEventId")))
@@ -488,6 +529,7 @@ def build_evidence(history: History) -> RunEvidence:
         source_kind=history.source_kind,
         ui_link=history.ui_link,
         event_count=len(events),
+        payload_cache=payloads,
     )
 
 

@@ -37,7 +37,6 @@ _PASCAL = re.compile(r"^[A-Z][A-Za-z]+$")
 #: raw eventType -> (PascalCase type, attributes key); ("", "") when not an event type.
 _type_cache: dict[Any, tuple[str, str]] = {}
 _JSON_PLAIN = base64.b64encode(b"json/plain").decode()
-_payload_cache: dict[str, Any] = {}
 _duration_cache: dict[Any, timedelta | None] = {}
 
 
@@ -153,13 +152,15 @@ def as_int(value: Any, default: int = 0) -> int:
         return default
 
 
-def decode_payloads(value: Any) -> list[Any] | None:
+def decode_payloads(value: Any, cache: dict[str, Any] | None = None) -> list[Any] | None:
     """Decode a ``Payloads`` JSON object into Python values.
 
     Handles the full form (``{"payloads": [{"metadata": {...}, "data": "<b64>"}]}``)
     and the HTTP API's shorthand (a plain list of values). A payload that is
     not ``json/plain`` (binary, protobuf, encrypted) decodes to None.
-    Returns None when there are no payloads at all.
+    Returns None when there are no payloads at all. ``cache`` (one per
+    history) shares decoded values between equal payloads: a transfer's
+    details appear on four events. Treat shared values as read-only.
     """
     if value is None:
         return None
@@ -170,10 +171,10 @@ def decode_payloads(value: Any) -> list[Any] | None:
     payloads = value.get("payloads")
     if not isinstance(payloads, list):
         return None
-    return [decode_payload(p) for p in payloads]
+    return [decode_payload(p, cache) for p in payloads]
 
 
-def decode_payload(payload: Any) -> Any:
+def decode_payload(payload: Any, cache: dict[str, Any] | None = None) -> Any:
     """One payload -> its value; None when it is null or not plain JSON."""
     if not isinstance(payload, dict) or "metadata" not in payload:
         return payload  # shorthand value inside a list
@@ -181,18 +182,15 @@ def decode_payload(payload: Any) -> Any:
     if meta.get("encoding") != _JSON_PLAIN:
         return None
     data = payload.get("data", "")
+    if cache is not None and data in cache:
+        return cache[data]
     try:
-        return _payload_cache[data]
-    except (KeyError, TypeError):
-        pass
-    try:
-        value = json.loads(base64.b64decode(data))
+        # str, not bytes, for json.loads: it skips guessing the encoding.
+        value = json.loads(binascii.a2b_base64(data).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
-        return None
-    if len(_payload_cache) > 4096:
-        _payload_cache.clear()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        _payload_cache[data] = value  # immutable values only: callers may not share mutable ones
+        value = None
+    if cache is not None and isinstance(data, str):
+        cache[data] = value
     return value
 
 

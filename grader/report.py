@@ -24,19 +24,9 @@ SCHEMA_VERSION = 1
 _RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
 
 
-@dataclass(slots=True)
-class CheckReport:
-    """One check's result, weighed by the rubric."""
-
-    id: str
-    title: str
-    status: str
-    score: float
-    max_score: float
-    required: bool
-    message: str
-    hint: str
-    evidence: list[dict[str, Any]]
+#: A graded check as the report holds it: the check's result with its title,
+#: points and required flag filled in (one object, no copy per check).
+CheckReport = CheckResult
 
 
 @dataclass(slots=True)
@@ -110,14 +100,16 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
     score = max_score = 0.0
     required_statuses = []
     for rc in spec.checks:
-        result: CheckResult = run_check(rc.id, run, spec.params)
-        points = rc.points if result.status == PASS else 0.0
+        result = run_check(rc.id, run, spec.params)
+        result.title = rc.title
+        result.score = points = rc.points if result.status == PASS else 0.0
+        result.max_score = rc.points
+        result.required = rc.required
         score += points
         max_score += rc.points
         if rc.required:
             required_statuses.append(result.status)
-        checks.append(CheckReport(rc.id, CHECKS[rc.id].title, result.status, points, rc.points,
-                                  rc.required, result.message, result.hint, result.evidence))
+        checks.append(result)
     return ExperimentReport(
         id=spec.id, title=spec.title, required=spec.required,
         status=combine_statuses(required_statuses), score=score, max_score=max_score,
@@ -140,8 +132,8 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [CheckReport(rc.id, CHECKS[rc.id].title, FAIL, 0.0, rc.points, rc.required,
-                          "no workflow to grade", "", []) for rc in spec.checks]
+    checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.title, max_score=rc.points,
+                          required=rc.required) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
 

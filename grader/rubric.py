@@ -37,6 +37,8 @@ class RubricCheck:
     points: float
     #: An optional check adds points when it passes but never fails its experiment.
     required: bool = True
+    #: The check's title, from its registration.
+    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,7 +123,8 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
                 choices = ", ".join(c for c, k in CHECKS.items() if k.experiment == exp["id"])
                 raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
                                   f"no check {chk['id']!r} in {exp['id']} (known: {choices})")
-            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True)))
+            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True),
+                                      known.title))
         experiments.append(RubricExperiment(
             id=exp["id"],
             title=exp.get("title") or EXPERIMENTS[exp["id"]],

@@ -169,7 +169,8 @@ def test_the_refund_must_return_the_same_money():
     history = golden("retries-exhausted-refund")
     run = build_evidence(history)
     refund = run.activities_of("refund")[0]
-    tampered = replace(refund, raw_input=[{**refund.input[0], "amount": 25}])
+    tampered = replace(refund, scheduled_attrs={**refund.scheduled_attrs,
+                                                "input": [{**refund.input[0], "amount": 25}]})
     run.activities = [tampered if a is refund else a for a in run.activities]
     run.__dict__.pop("_by_type", None)
     result = run_check("compensation.refund-completed", run)
