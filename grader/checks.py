@@ -293,8 +293,10 @@ def crash_interrupted_activity(run: RunEvidence, params: Mapping[str, Any]) -> C
         lf = a.last_failure
         if a.attempt < 2 or lf is None:
             continue
-        lost = lf.kind == "worker_shutdown" or (lf.kind == "timeout" and lf.timeout_type in
-                                                 ("START_TO_CLOSE", "HEARTBEAT"))
+        # A canceled attempt that was retried was canceled by its worker shutting
+        # down (a workflow's cancel request ends the retries instead).
+        lost = lf.kind in ("worker_shutdown", "canceled") or (
+            lf.kind == "timeout" and lf.timeout_type in ("START_TO_CLOSE", "HEARTBEAT"))
         if lost and a.started_by and a.scheduled_by and a.started_by != a.scheduled_by:
             return CheckResult(cid, PASS, f"{a.activity_type} attempt {a.attempt} ran on {a.started_by} "
                                           f"after attempt {a.attempt - 1} was lost ({lf.describe()}) "
@@ -322,7 +324,7 @@ def fix_deposit_retried(run: RunEvidence, params: Mapping[str, Any]) -> CheckRes
     minimum = int(params["min_deposit_attempts"])
     dep = _deposit(run)
     if run.pending:
-        live = [p for p in run.pending if p.activity_type == D]
+        live = [p for p in run.pending if p.activity_type.lower() == D]
         if live and live[0].last_failure and live[0].last_failure.kind == "application":
             p = live[0]
             status = PASS if p.attempt >= minimum else PENDING
@@ -485,10 +487,10 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
         return CheckResult(cid, ERROR, "the refund's input is not plain JSON, so its account and amount "
                                        "cannot be checked", evidence=evidence,
                            hint="grade a history whose payloads are not encrypted")
-    wrong = [k for k in ("source_account", "amount") if got.get(k) != expected.get(k)]
+    wrong = [k for k in ("source_account", "amount") if field_of(got, k) != field_of(expected, k)]
     if wrong:
         return CheckResult(cid, FAIL, "the refund does not return the withdrawal: " + ", ".join(
-            f"{k} {got.get(k)!r} instead of {expected.get(k)!r}" for k in wrong),
+            f"{k} {field_of(got, k)!r} instead of {field_of(expected, k)!r}" for k in wrong),
                            hint="refund the same amount to the account the money came from",
                            evidence=evidence)
     if refund.outcome != "completed":
@@ -496,7 +498,7 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
             return pending_result(cid, run, "the refund should complete")
         return CheckResult(cid, FAIL, f"the refund ended {refund.outcome}", evidence=evidence,
                            hint="the refund itself must succeed")
-    return CheckResult(cid, PASS, f"refund of {got.get('amount')} to {got.get('source_account')} completed "
+    return CheckResult(cid, PASS, f"refund of {field_of(got, 'amount')} to {field_of(got, 'source_account')} completed "
                                   f"(event {refund.closed_event_id}) after the deposit failed",
                        evidence=evidence)
 
@@ -613,6 +615,17 @@ def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> Check
 
 
 # --- small helpers ----------------------------------------------------------
+
+
+def field_of(details: Mapping[str, Any], name: str) -> Any:
+    """A PaymentDetails field whatever its spelling: source_account, sourceAccount, SourceAccount."""
+    if name in details:
+        return details[name]
+    wanted = name.replace("_", "").lower()
+    for key, value in details.items():
+        if key.replace("_", "").lower() == wanted:
+            return value
+    return None
 
 
 def _mentions(text: str, value: Any) -> bool:

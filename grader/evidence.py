@@ -357,12 +357,16 @@ class RunEvidence:
     def _by_type(self) -> dict[str, list[ActivityEvidence]]:
         index: dict[str, list[ActivityEvidence]] = {}
         for a in self.activities:
-            index.setdefault(a.activity_type, []).append(a)
+            index.setdefault(a.activity_type.lower(), []).append(a)
         return index
 
     def activities_of(self, activity_type: str) -> list[ActivityEvidence]:
-        """Activities of one type, in schedule order."""
-        return self._by_type.get(activity_type, [])
+        """Activities of one type, in schedule order.
+
+        Case is ignored: the tutorial's apps in other languages name them
+        ``Withdraw`` or ``withdraw``.
+        """
+        return self._by_type.get(activity_type.lower(), [])
 
     @property
     def duration(self) -> timedelta | None:
@@ -567,9 +571,3 @@ def _pending(raw: list[dict[str, Any]] | None) -> list[PendingActivity] | None:
             last_worker_identity=item.get("lastWorkerIdentity") or None,
         ))
     return pending
-
-
-def is_transfer_activity(activity: ActivityEvidence) -> bool:
-    """True for the tutorial's three activity types."""
-    return activity.activity_type in (defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT,
-                                      defaults.ACTIVITY_REFUND)

@@ -179,16 +179,23 @@ def decode_payload(payload: Any, cache: dict[str, Any] | None = None) -> Any:
     if not isinstance(payload, dict) or "metadata" not in payload:
         return payload  # shorthand value inside a list
     meta = payload.get("metadata") or {}
-    if meta.get("encoding") != _JSON_PLAIN:
-        return None
+    encoding = meta.get("encoding")
+    if encoding != _JSON_PLAIN and encoding != "json/plain":
+        return None  # binary/null, protobuf, or encrypted by a codec: not readable here
     data = payload.get("data", "")
-    if cache is not None and data in cache:
+    if cache is not None and isinstance(data, str) and data in cache:
         return cache[data]
     try:
         # str, not bytes, for json.loads: it skips guessing the encoding.
         value = json.loads(binascii.a2b_base64(data).decode())
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
-        value = None
+        # Some exporters write the metadata and the data already decoded.
+        value = data if encoding == "json/plain" and not isinstance(data, str) else None
+        if encoding == "json/plain" and isinstance(data, str):
+            try:
+                value = json.loads(data)
+            except ValueError:
+                value = None
     if cache is not None and isinstance(data, str):
         cache[data] = value
     return value
@@ -219,8 +226,9 @@ def history_from_document(doc: Any, *, source: str, workflow_id: str | None = No
     if first.type != "WorkflowExecutionStarted":
         raise HistoryError(f"{source}: the first event is {first.type}, not WorkflowExecutionStarted: "
                            "export the whole history, from its first event")
-    wtype = first.attrs.get("workflowType", {}).get("name") if isinstance(first.attrs.get("workflowType"), dict) else None
-    if wtype != defaults.WORKFLOW_TYPE:
+    wtype = (first.attrs.get("workflowType") or {}).get("name")
+    # Case is ignored: the TypeScript version of the tutorial names it moneyTransfer.
+    if not isinstance(wtype, str) or wtype.lower() != defaults.WORKFLOW_TYPE.lower():
         raise HistoryError(f"{source}: this is a history of workflow type {wtype!r}, not "
                            f"{defaults.WORKFLOW_TYPE}: pass a money-transfer workflow's history")
     if isinstance(first.attrs.get("input"), list):
@@ -258,6 +266,7 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
     events: list[Event] = []
     append = events.append
     previous = 0
+    ascending = True
     for index, raw in enumerate(raw_events):
         try:
             etype, key = _event_type_info(raw["eventType"])
@@ -266,14 +275,23 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
         except (KeyError, TypeError, ValueError):
             etype = key = ""
             event_id, attrs = -1, None
-        if not etype or event_id <= previous or type(attrs) is not dict:
-            _explain_bad_event(raw, index, previous, source)
+        if not etype or event_id <= 0 or type(attrs) is not dict:
+            _explain_bad_event(raw, index, source)
+        if event_id <= previous:
+            ascending = False
         previous = event_id
         append(Event(event_id, etype, raw.get("eventTime") or "", attrs))
+    if not ascending:
+        # Some viewers list the newest event first; the ids still give the true order.
+        events.sort(key=lambda e: e.id)
+        for before, after in zip(events, events[1:]):
+            if before.id == after.id:
+                raise HistoryError(f"{source}: event id {after.id} appears twice: "
+                                   "export the history again")
     return events
 
 
-def _explain_bad_event(raw: Any, index: int, previous: int, source: str) -> None:
+def _explain_bad_event(raw: Any, index: int, source: str) -> None:
     """Raise the HistoryError that says what is wrong with one event (slow path, errors only)."""
     where = f"{source}: event #{index + 1}"
     if not isinstance(raw, dict):
@@ -282,8 +300,8 @@ def _explain_bad_event(raw: Any, index: int, previous: int, source: str) -> None
     if not etype:
         raise HistoryError(f"{where} has no valid eventType "
                            f"(got {raw.get('eventType')!r}): the file is not a Temporal history")
-    if as_int(raw.get("eventId"), -1) <= previous:
-        raise HistoryError(f"{where} has eventId {raw.get('eventId')!r}; ids must rise from 1")
+    if as_int(raw.get("eventId"), -1) <= 0:
+        raise HistoryError(f"{where} has no valid eventId (got {raw.get('eventId')!r})")
     raise HistoryError(f"{where} ({etype}) lacks its {key}")
 
 

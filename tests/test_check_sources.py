@@ -146,3 +146,41 @@ async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(cl
     assert waiting.status == "pending" and "deposit" in waiting.message and "attempt" in waiting.message
     assert waiting.hint.startswith("fix the deposit and restart the worker")
     await handle.terminate("test over")
+
+
+async def test_one_workflow_id_reused_grades_every_run(dev_server, client, fast_settings, solution_dir):
+    """The official app starts every transfer with the same id: each run is a candidate."""
+    from dataclasses import replace
+
+    from temporalio.common import WorkflowIDReusePolicy
+
+    workflow_id = f"pay-invoice-{uuid.uuid4().hex[:6]}"
+    details = {"source_account": "85-150", "target_account": "43-812", "amount": 250}
+    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
+    try:
+        await wait_for_poller(client, worker)
+        first = await client.start_workflow("MoneyTransfer", {**details, "reference_id": "a"}, id=workflow_id,
+                                            task_queue=fast_settings.task_queue)
+        with pytest.raises(Exception):
+            await asyncio.wait_for(first.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    worker = start_worker(solution_dir, fast_settings)
+    try:
+        await wait_for_poller(client, worker)
+        second = await client.start_workflow(
+            "MoneyTransfer", {**details, "reference_id": "b"}, id=workflow_id, task_queue=fast_settings.task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+        await asyncio.wait_for(second.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+
+    for _ in range(50):  # visibility may trail the close by a moment
+        report = await api.check_live(dev_server.address, workflow_ids=[workflow_id])
+        if report.experiments[0].candidates == 2:
+            break
+        await asyncio.sleep(0.1)
+    by_id = {e.id: e for e in report.experiments}
+    assert by_id["compensation"].status == "pass"
+    assert by_id["compensation"].workflow.run_id == first.result_run_id
+    assert by_id["crash-recovery"].candidates == 2
