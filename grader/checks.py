@@ -77,14 +77,16 @@ def check(check_id: str, title: str) -> Callable[[Callable[..., CheckResult]], C
     return register
 
 
-def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None = None) -> CheckResult:
+def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None = None,
+              func: Callable[[RunEvidence, Mapping[str, Any]], CheckResult] | None = None) -> CheckResult:
     """Run one check on ``run`` with complete ``params`` (default: DEFAULT_PARAMS).
 
+    ``func`` saves the registry lookup when the caller has it already.
     A bug in a check becomes an ``error`` result, not a crash.
     """
     # Rubrics hand over parameters already merged with the defaults.
     try:
-        return CHECKS[check_id].func(run, DEFAULT_PARAMS if params is None else params)
+        return (func or CHECKS[check_id].func)(run, DEFAULT_PARAMS if params is None else params)
     except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
         return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
                            hint="report this to the Failure Lab maintainers with the history file")
@@ -103,9 +105,9 @@ def activity_ev(a: ActivityEvidence) -> dict[str, Any]:
 
     Built once per activity: most checks cite the deposit, and reports only read evidence.
     """
-    cached = a.__dict__.get("_evidence")
+    cached = a.memo.get("evidence")
     if cached is None:
-        cached = a.__dict__["_evidence"] = _activity_ev(a)
+        cached = a.memo["evidence"] = _activity_ev(a)
     return cached
 
 
@@ -161,7 +163,14 @@ def worker_ids(run: RunEvidence) -> str:
 
 
 def closed_ev(run: RunEvidence) -> list[dict[str, Any]]:
-    """Evidence for how the run ended."""
+    """Evidence for how the run ended (built once per run; reports only read it)."""
+    cached = run.memo.get("closed")
+    if cached is None:
+        cached = run.memo["closed"] = _closed_ev(run)
+    return cached
+
+
+def _closed_ev(run: RunEvidence) -> list[dict[str, Any]]:
     if run.closed_event:
         return [ev(run.closed_event.event_id, run.closed_event.event_type, f"status {run.status}")]
     return [ev(None, "WorkflowExecution", "status RUNNING")]
@@ -179,16 +188,22 @@ def completed_result(check_id: str, run: RunEvidence, *, waiting: str, hint: str
 
 def completed_once(run: RunEvidence, activity_type: str) -> tuple[bool, str, list[dict[str, Any]]]:
     """Whether ``activity_type`` was scheduled once and completed; a message and evidence."""
+    key = ("completed-once", activity_type)
+    cached = run.memo.get(key)  # withdraw-once and no-duplicate-work both ask
+    if cached is not None:
+        return cached
     found = run.activities_of(activity_type)
-    evidence = [activity_ev(a) for a in found]
-    done = [a for a in found if a.outcome == "completed"]
+    evidence = list(map(activity_ev, found))
     if not found:
-        return False, f"{activity_type} never ran", evidence
-    if len(found) > 1:
-        return False, f"{activity_type} was scheduled {len(found)} times", evidence
-    if not done:
-        return False, f"{activity_type} did not complete ({found[0].outcome})", evidence
-    return True, f"{activity_type} completed once (attempt {done[0].attempt})", evidence
+        answer = False, f"{activity_type} never ran", evidence
+    elif len(found) > 1:
+        answer = False, f"{activity_type} was scheduled {len(found)} times", evidence
+    elif found[0].outcome != "completed":
+        answer = False, f"{activity_type} did not complete ({found[0].outcome})", evidence
+    else:
+        answer = True, f"{activity_type} completed once (attempt {found[0].attempt})", evidence
+    run.memo[key] = answer
+    return answer
 
 
 # --- crash recovery ---------------------------------------------------------
@@ -246,21 +261,22 @@ def crash_worker_replaced(run: RunEvidence, params: Mapping[str, Any]) -> CheckR
 def crash_no_duplicates(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """withdraw and deposit were each scheduled once and completed; nothing was refunded."""
     cid = "crash-recovery.no-duplicate-work"
-    results = [completed_once(run, W), completed_once(run, D)]
-    evidence = [e for _, _, evs in results for e in evs]
+    w_ok, w_msg, w_ev = completed_once(run, W)
+    d_ok, d_msg, d_ev = completed_once(run, D)
+    evidence = w_ev + d_ev
     refunds = run.activities_of(R)
-    if run.is_open and not all(ok for ok, _, _ in results):
+    if run.is_open and not (w_ok and d_ok):
         return pending_result(cid, run, "withdraw and deposit should each complete once")
-    bad = [msg for ok, msg, _ in results if not ok]
+    bad = [msg for ok, msg in ((w_ok, w_msg), (d_ok, d_msg)) if not ok]
     if refunds:
         bad.append("a refund ran")
-        evidence += [activity_ev(a) for a in refunds]
+        evidence += map(activity_ev, refunds)
     if bad:
         return CheckResult(cid, FAIL, "; ".join(bad),
                            hint="a recovered transfer withdraws once and deposits once: restore the "
                                 "working deposit and run the experiment on a fresh transfer",
                            evidence=evidence)
-    return CheckResult(cid, PASS, "; ".join(msg for _, msg, _ in results), evidence=evidence)
+    return CheckResult(cid, PASS, f"{w_msg}; {d_msg}", evidence=evidence)
 
 
 @check("crash-recovery.result-matches", "The result names the real transactions")
@@ -273,10 +289,16 @@ def crash_result_matches(run: RunEvidence, params: Mapping[str, Any]) -> CheckRe
         return CheckResult(cid, FAIL, f"there is no result: the workflow ended {run.status}",
                            hint="let the transfer complete", evidence=closed_ev(run))
     text = run.result if isinstance(run.result, str) else str(run.result)
-    parts = {t: [a.result for a in run.activities_of(t) if a.outcome == "completed"] for t in (W, D)}
-    missing = [t for t, values in parts.items()
-               if not values or not any(_mentions(text, v) for v in values)]
-    evidence = closed_ev(run) + [activity_ev(a) for t in (W, D) for a in run.activities_of(t)]
+    missing = []
+    evidence = list(closed_ev(run))
+    for activity_type in (W, D):
+        mentioned = False
+        for a in run.activities_of(activity_type):
+            evidence.append(activity_ev(a))
+            if a.outcome == "completed" and _mentions(text, a.result):
+                mentioned = True
+        if not mentioned:
+            missing.append(activity_type)
     if missing:
         return CheckResult(cid, FAIL, f"the result {_short(text)} does not contain the "
                                       f"{' and '.join(missing)} result: it is not backed by the activities",
@@ -538,8 +560,7 @@ def comp_retry_limit(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult
         if run.is_open:
             return pending_result(cid, run, "the deposit should give up")
         return CheckResult(cid, FAIL, "the deposit never ran")
-    policy = dep.retry_policy
-    limit = policy.maximum_attempts if policy else 0
+    limit = dep.maximum_attempts
     shown = f"maximum_attempts {limit or 'unlimited'}"
     if dep.retry_state == "NON_RETRYABLE_FAILURE":
         return CheckResult(cid, PASS, f"the error was non-retryable, so no limit was needed ({shown})",

@@ -175,6 +175,8 @@ class ActivityEvidence:
     scheduled_attrs: dict[str, Any]
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Scratch space where checks keep what they derive from this activity (its evidence line).
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     started_event_id: int | None = None
     started_time: str | None = None
     #: Final attempt number (from ActivityTaskStarted); 0 while never started.
@@ -207,6 +209,12 @@ class ActivityEvidence:
         return RetryPolicyInfo.from_json(self.scheduled_attrs.get("retryPolicy"))
 
     @property
+    def maximum_attempts(self) -> int:
+        """The retry policy's attempt limit; 0 means unlimited (or no policy recorded)."""
+        policy = self.scheduled_attrs.get("retryPolicy")
+        return as_int(policy.get("maximumAttempts"), 0) if isinstance(policy, dict) else 0
+
+    @cached_property
     def start_to_close_timeout(self) -> timedelta | None:
         """Longest one attempt may run; None when not set."""
         return parse_duration(self.scheduled_attrs.get("startToCloseTimeout"))
@@ -342,6 +350,9 @@ class RunEvidence:
     event_count: int
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Scratch space where checks keep what several of them derive from this
+    #: run (evidence lines, per-activity verdicts), so it is built once.
+    memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @cached_property
     def input(self) -> Any:
@@ -413,11 +424,11 @@ def build_evidence(history: History) -> RunEvidence:
     result = failure = None
     status = "RUNNING"
     close_time = None
-    longest: tuple[float, int, int] | None = None
     previous_time: datetime | None = None
     previous_id = 0
 
     fromisoformat = datetime.fromisoformat
+    widest = None  # (timedelta, event before, event after)
     for event in events:
         etype, attrs = event.type, event.attrs
 
@@ -427,9 +438,9 @@ def build_evidence(history: History) -> RunEvidence:
             when = None
         if when is not None:
             if previous_time is not None:
-                gap = (when - previous_time).total_seconds()
-                if longest is None or gap > longest[0]:
-                    longest = (gap, previous_id, event.id)
+                gap = when - previous_time
+                if widest is None or gap > widest[0]:
+                    widest = (gap, previous_id, event.id)
             previous_time, previous_id = when, event.id
 
         identity = None
@@ -522,12 +533,13 @@ def build_evidence(history: History) -> RunEvidence:
         closed_event=closed_event,
         activities=list(activities.values()),
         workers=list(workers.values()),
-        handovers=_handovers(worker_sequence, after=resets[-1].event_id if resets else 0),
+        handovers=(_handovers(worker_sequence, after=resets[-1].event_id if resets else 0)
+                   if len(workers) > 1 else []),
         lost_worker_signs=lost,
         resets=resets,
         cancel_requested=cancel_requested,
         terminated=terminated,
-        longest_gap=longest,
+        longest_gap=(widest[0].total_seconds(), widest[1], widest[2]) if widest else None,
         pending=_pending(history.pending_activities),
         source=history.source,
         source_kind=history.source_kind,

@@ -32,6 +32,11 @@ from typing import Any, Iterable, Iterator
 from grader import defaults
 from grader.errors import HistoryError
 
+try:
+    import orjson
+except ImportError:  # optional speed-up; the standard library reads the same files
+    orjson = None
+
 _ENUM_PREFIX = "EVENT_TYPE_"
 _PASCAL = re.compile(r"^[A-Z][A-Za-z]+$")
 #: raw eventType -> (PascalCase type, attributes key); ("", "") when not an event type.
@@ -186,8 +191,7 @@ def decode_payload(payload: Any, cache: dict[str, Any] | None = None) -> Any:
     if cache is not None and isinstance(data, str) and data in cache:
         return cache[data]
     try:
-        # str, not bytes, for json.loads: it skips guessing the encoding.
-        value = json.loads(binascii.a2b_base64(data).decode())
+        value = _parse_json(binascii.a2b_base64(data))
     except (binascii.Error, UnicodeDecodeError, ValueError, TypeError):
         # Some exporters write the metadata and the data already decoded.
         value = data if encoding == "json/plain" and not isinstance(data, str) else None
@@ -206,15 +210,27 @@ def decode_payload(payload: Any, cache: dict[str, Any] | None = None) -> Any:
 
 def load_json_text(text: str | bytes, *, source: str, workflow_id: str | None = None) -> History:
     """Parse and validate one history document; raise :class:`HistoryError` naming ``source``."""
-    if not text or not text.strip():
-        raise HistoryError(f"{source}: the file is empty: export a history with "
-                           "`temporal workflow show -w ID --output json > FILE`")
     try:
-        doc = json.loads(text)
+        doc = _parse_json(text)
     except (ValueError, UnicodeDecodeError) as err:
+        if not text or not text.strip():
+            raise HistoryError(f"{source}: the file is empty: export a history with "
+                               "`temporal workflow show -w ID --output json > FILE`") from None
         raise HistoryError(f"{source}: not valid JSON ({err}); the file may be truncated: "
                            "export it again") from None
     return history_from_document(doc, source=source, workflow_id=workflow_id)
+
+
+def _parse_json(text: str | bytes) -> Any:
+    # orjson parses histories about three times faster than the standard
+    # library; anything it refuses gets a second chance (and the familiar
+    # error message) from json.
+    if orjson is not None:
+        try:
+            return orjson.loads(text)
+        except ValueError:
+            pass
+    return json.loads(text)
 
 
 def history_from_document(doc: Any, *, source: str, workflow_id: str | None = None,

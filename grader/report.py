@@ -41,7 +41,7 @@ class WorkflowRef:
     ui_link: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class ExperimentReport:
     """One experiment's grade."""
 
@@ -100,7 +100,7 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
     score = max_score = 0.0
     required_statuses = []
     for rc in spec.checks:
-        result = run_check(rc.id, run, spec.params)
+        result = run_check(rc.id, run, spec.params, rc.func)
         result.title = rc.title
         result.score = points = rc.points if result.status == PASS else 0.0
         result.max_score = rc.points

@@ -39,6 +39,8 @@ class RubricCheck:
     required: bool = True
     #: The check's title, from its registration.
     title: str = ""
+    #: The check function itself, looked up once here rather than per history.
+    func: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -124,7 +126,7 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
                 raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
                                   f"no check {chk['id']!r} in {exp['id']} (known: {choices})")
             checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True),
-                                      known.title))
+                                      known.title, known.func))
         experiments.append(RubricExperiment(
             id=exp["id"],
             title=exp.get("title") or EXPERIMENTS[exp["id"]],
