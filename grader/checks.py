@@ -88,8 +88,13 @@ def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None 
     try:
         return (func or CHECKS[check_id].func)(run, DEFAULT_PARAMS if params is None else params)
     except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
-        return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
-                           hint="report this to the Failure Lab maintainers with the history file")
+        return broken_check(check_id, err)
+
+
+def broken_check(check_id: str, err: Exception) -> CheckResult:
+    """The ``error`` result of a check that raised: reported, never a crash of the whole grade."""
+    return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
+                       hint="report this to the Failure Lab maintainers with the history file")
 
 
 # --- evidence helpers -------------------------------------------------------

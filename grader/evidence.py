@@ -1,5 +1,9 @@
 """The evidence model: what one workflow history proves, built in one pass.
 
+Evidence objects are read-only by convention. The small ones are plain
+slotted dataclasses rather than frozen ones: a frozen dataclass sets each
+field through ``object.__setattr__``, and these are built for every event.
+
 Checks read only this model; they never see raw events and never call a
 server. Every fact keeps the event ids it came from, so a report can point a
 learner at the exact rows of the Web UI's event history.
@@ -76,7 +80,7 @@ def _strip(value: str | None, prefix: str) -> str:
     return value[len(prefix):] if value and value.startswith(prefix) else (value or "")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FailureInfo:
     """A failure, classified the way the checks need it."""
 
@@ -133,7 +137,7 @@ def classify_failure(failure: Any) -> FailureInfo | None:
     return FailureInfo("other", message, root_message=root_message)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RetryPolicyInfo:
     """The retry policy an activity was scheduled with (from ActivityTaskScheduled)."""
 
@@ -179,6 +183,8 @@ class ActivityEvidence:
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
     started_event_id: int | None = None
     started_time: str | None = None
+    #: started_time parsed, when readable.
+    started_at: datetime | None = None
     #: Final attempt number (from ActivityTaskStarted); 0 while never started.
     attempt: int = 0
     #: Failure of the attempt before the final one (ActivityTaskStarted.lastFailure).
@@ -189,6 +195,8 @@ class ActivityEvidence:
     outcome: str = "pending"
     closed_event_id: int | None = None
     closed_time: str | None = None
+    #: closed_time parsed, when readable.
+    closed_at: datetime | None = None
     #: Worker identity that reported the end (completed or failed).
     finished_by: str | None = None
     #: The result Payloads exactly as in the history; see :attr:`result`.
@@ -248,7 +256,7 @@ class ActivityEvidence:
 
     def final_attempt_duration(self) -> timedelta | None:
         """Time from the final attempt's start to the activity's end, when both are known."""
-        start, end = parse_time(self.started_time), parse_time(self.closed_time)
+        start, end = self.started_at, self.closed_at
         return end - start if start and end else None
 
 
@@ -274,7 +282,7 @@ class WorkerEvidence:
         return bool(sep) and pid.isdigit()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Handover:
     """Work passing from one worker identity to another while the run was open."""
 
@@ -287,7 +295,7 @@ class Handover:
     final: bool
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class EventRef:
     """A pointer to one event, for evidence lists."""
 
@@ -296,7 +304,7 @@ class EventRef:
     detail: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PendingActivity:
     """What ``describe()`` says of an activity of a still-open run."""
 
@@ -488,6 +496,7 @@ def build_evidence(history: History) -> RunEvidence:
             if activity is not None:
                 activity.started_event_id = event.id
                 activity.started_time = event.time
+                activity.started_at = when  # parsed above already, for the gap
                 activity.attempt = as_int(attrs.get("attempt"), 1)
                 activity.last_failure = classify_failure(attrs.get("lastFailure"))
                 activity.started_by = identity
@@ -499,6 +508,7 @@ def build_evidence(history: History) -> RunEvidence:
                 activity.outcome = _ACTIVITY_CLOSE[etype]
                 activity.closed_event_id = event.id
                 activity.closed_time = event.time
+                activity.closed_at = when
                 activity.finished_by = identity
                 if etype == "ActivityTaskCompleted":
                     activity.raw_result = attrs.get("result")

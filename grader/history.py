@@ -283,9 +283,11 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
     append = events.append
     previous = 0
     ascending = True
+    known = _type_cache
     for index, raw in enumerate(raw_events):
         try:
-            etype, key = _event_type_info(raw["eventType"])
+            raw_type = raw["eventType"]
+            etype, key = known.get(raw_type) or _event_type_info(raw_type)
             event_id = int(raw["eventId"])
             attrs = raw[key]
         except (KeyError, TypeError, ValueError):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import CHECKS, ERROR, FAIL, PASS, PENDING, CheckResult, run_check
+from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, broken_check
 from grader.evidence import RunEvidence
 from grader.rubric import Rubric, RubricExperiment
 
@@ -99,8 +99,12 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
     checks = []
     score = max_score = 0.0
     required_statuses = []
+    params = spec.params
     for rc in spec.checks:
-        result = run_check(rc.id, run, spec.params, rc.func)
+        try:
+            result = rc.func(run, params)
+        except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
+            result = broken_check(rc.id, err)
         result.title = rc.title
         result.score = points = rc.points if result.status == PASS else 0.0
         result.max_score = rc.points
@@ -113,9 +117,16 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
     return ExperimentReport(
         id=spec.id, title=spec.title, required=spec.required,
         status=combine_statuses(required_statuses), score=score, max_score=max_score,
-        workflow=WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link),
+        workflow=_workflow_ref(run),
         checks=checks,
     )
+
+
+def _workflow_ref(run: RunEvidence) -> WorkflowRef:
+    ref = run.memo.get("workflow-ref")  # one per run, shared by its experiments
+    if ref is None:
+        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link)
+    return ref
 
 
 def combine_statuses(statuses: Iterable[str]) -> str:
