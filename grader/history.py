@@ -284,7 +284,8 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
     previous = 0
     ascending = True
     known = _type_cache
-    for index, raw in enumerate(raw_events):
+    make = Event
+    for raw in raw_events:
         try:
             raw_type = raw["eventType"]
             etype, key = known.get(raw_type) or _event_type_info(raw_type)
@@ -294,11 +295,11 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
             etype = key = ""
             event_id, attrs = -1, None
         if not etype or event_id <= 0 or type(attrs) is not dict:
-            _explain_bad_event(raw, index, source)
+            _explain_bad_event(raw, len(events), source)
         if event_id <= previous:
             ascending = False
         previous = event_id
-        append(Event(event_id, etype, raw.get("eventTime") or "", attrs))
+        append(make(event_id, etype, raw.get("eventTime") or "", attrs))
     if not ascending:
         # Some viewers list the newest event first; the ids still give the true order.
         events.sort(key=lambda e: e.id)
