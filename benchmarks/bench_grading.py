@@ -19,8 +19,8 @@ Live: an in-memory dev server, the solution's worker with no bank latency,
 N completed MoneyTransfer workflows; then, in the same run,
 
     (c) ``handle.fetch_history()`` of all N, concurrently, and
-    (d) the same fetches each followed by ``history_from_proto`` ->
-        ``build_evidence`` -> ``grade``.
+    (d) the same runs read as ``grader check`` reads each one (``sources.fetch_one``:
+        the history, plus a describe only for runs still open) -> ``build_evidence`` -> ``grade``.
 
 Target: (d) costs less than 2x (c).
 
@@ -52,10 +52,11 @@ from grader.app import AppSettings, bundled_app, start_worker, wait_for_poller
 from grader.connect import connect
 from grader.errors import GraderError
 from grader.evidence import build_evidence
-from grader.history import history_from_proto, load_json_text
+from grader.history import load_json_text
 from grader.report import grade
 from grader.rubric import load_rubric
 from grader.server import free_port, start_dev_server
+from grader.sources import fetch_one
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"
@@ -232,7 +233,7 @@ async def bench_live(n: int, repeat: int, concurrency: int, profile: bool) -> di
 
         handles = [client.get_workflow_handle(w) for w in ids]
         rubric = load_rubric()
-        source = f"server {server.address}/{server.namespace}"
+        ui_url = f"http://{server.address}"
 
         async def fetch_all() -> None:
             fetch_gate = asyncio.Semaphore(concurrency)
@@ -247,9 +248,11 @@ async def bench_live(n: int, repeat: int, concurrency: int, profile: bool) -> di
             fetch_gate = asyncio.Semaphore(concurrency)
 
             async def one(handle: Any) -> None:
+                # The per-run work of `grader check` read live: fetch_one fetches the
+                # history (and describes the run only if it is still open).
                 async with fetch_gate:
-                    proto = await handle.fetch_history()
-                history = history_from_proto(proto, workflow_id=handle.id, source=source)
+                    history = await fetch_one(client, handle.id, None, address=server.address,
+                                              ui_url=ui_url)
                 grade([build_evidence(history)], rubric)
 
             await asyncio.gather(*(one(h) for h in handles))
@@ -330,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_live:
         live = asyncio.run(bench_live(n, args.repeat, args.concurrency, args.profile))
         print(line(f"(c) fetch_history only, {args.concurrency} at a time", live["fetch"], n))
-        print(line("(d) fetch + history_from_proto + evidence + grade", live["grade"], n))
+        print(line("(d) fetch_one + evidence + grade", live["grade"], n))
         print(f"  live grading / fetch: {verdict(live['grade'] / live['fetch'], LIVE_TARGET, True)}")
     return 0
 

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from google.protobuf.json_format import MessageToDict
+from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.connect import connect
 from grader.errors import BadInputError, HistoryError
+from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
@@ -116,26 +118,36 @@ async def _newest(client: Client, query: str, limit: int) -> list:
 
 async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, address: str,
                     ui_url: str) -> History | str:
-    """One run's history (and its pending activities if open), or an error line."""
+    """One run's history (and, if it is still open, its pending activities), or an error line.
+
+    A closed run costs one call; only an open run is also described, since
+    its attempts and last failure exist nowhere else until it ends.
+    """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     source = f"server {address}/{client.namespace}"
     try:
-        description = await handle.describe()
         proto = await handle.fetch_history()
+        history = history_from_proto(proto, workflow_id=workflow_id, source=source)
+        still_open = history.events[-1].type not in CLOSE_STATUS
+        # A reset run's events carry the old run's id, so its own id must be asked for.
+        if still_open or (run_id is None and _was_reset(history)):
+            description = await handle.describe()
+            run_id = run_id or description.run_id
+            if still_open:
+                history.pending_activities = [
+                    MessageToDict(p) for p in description.raw_description.pending_activities
+                ]
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {address}"
         return f"workflow {workflow_id!r}: the server refused to return it ({err.message})"
-    try:
-        history = history_from_proto(proto, workflow_id=workflow_id, source=source)
     except HistoryError as err:
         return str(err)
-    history.run_id = description.run_id or history.run_id
+    history.run_id = run_id or history.run_id
     history.ui_link = ui_link(ui_url, client.namespace, workflow_id, history.run_id)
-    if description.status == WorkflowExecutionStatus.RUNNING:
-        from google.protobuf.json_format import MessageToDict
-
-        history.pending_activities = [
-            MessageToDict(p) for p in description.raw_description.pending_activities
-        ]
     return history
+
+
+def _was_reset(history: History) -> bool:
+    return any(e.type == "WorkflowTaskFailed" and str(e.attrs.get("cause", "")).endswith("RESET_WORKFLOW")
+               for e in history.events)
