@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence
+from grader.evidence import ActivityEvidence, RunEvidence, payment_field
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
 
@@ -88,13 +88,8 @@ def run_check(check_id: str, run: RunEvidence, params: Mapping[str, Any] | None 
     try:
         return (func or CHECKS[check_id].func)(run, DEFAULT_PARAMS if params is None else params)
     except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
-        return broken_check(check_id, err)
-
-
-def broken_check(check_id: str, err: Exception) -> CheckResult:
-    """The ``error`` result of a check that raised: reported, never a crash of the whole grade."""
-    return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
-                       hint="report this to the Failure Lab maintainers with the history file")
+        return CheckResult(check_id, ERROR, f"the check could not run: {type(err).__name__}: {err}",
+                           hint="report this to the Failure Lab maintainers with the history file")
 
 
 # --- evidence helpers -------------------------------------------------------
@@ -514,10 +509,10 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
         return CheckResult(cid, ERROR, "the refund's input is not plain JSON, so its account and amount "
                                        "cannot be checked", evidence=evidence,
                            hint="grade a history whose payloads are not encrypted")
-    wrong = [k for k in ("source_account", "amount") if field_of(got, k) != field_of(expected, k)]
+    wrong = [k for k in ("source_account", "amount") if payment_field(got, k) != payment_field(expected, k)]
     if wrong:
         return CheckResult(cid, FAIL, "the refund does not return the withdrawal: " + ", ".join(
-            f"{k} {field_of(got, k)!r} instead of {field_of(expected, k)!r}" for k in wrong),
+            f"{k} {payment_field(got, k)!r} instead of {payment_field(expected, k)!r}" for k in wrong),
                            hint="refund the same amount to the account the money came from",
                            evidence=evidence)
     if refund.outcome != "completed":
@@ -525,7 +520,7 @@ def comp_refund(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
             return pending_result(cid, run, "the refund should complete")
         return CheckResult(cid, FAIL, f"the refund ended {refund.outcome}", evidence=evidence,
                            hint="the refund itself must succeed")
-    return CheckResult(cid, PASS, f"refund of {field_of(got, 'amount')} to {field_of(got, 'source_account')} completed "
+    return CheckResult(cid, PASS, f"refund of {payment_field(got, 'amount')} to {payment_field(got, 'source_account')} completed "
                                   f"(event {refund.closed_event_id}) after the deposit failed",
                        evidence=evidence)
 
@@ -641,17 +636,6 @@ def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> Check
 
 
 # --- small helpers ----------------------------------------------------------
-
-
-def field_of(details: Mapping[str, Any], name: str) -> Any:
-    """A PaymentDetails field whatever its spelling: source_account, sourceAccount, SourceAccount."""
-    if name in details:
-        return details[name]
-    wanted = name.replace("_", "").lower()
-    for key, value in details.items():
-        if key.replace("_", "").lower() == wanted:
-            return value
-    return None
 
 
 def _mentions(text: str, value: Any) -> bool:

@@ -194,7 +194,6 @@ def timeline(workflow_id: str | None, history_file: Path | None, address: str, n
     from grader.evidence import build_evidence
     from grader.history import load_history_file
     from grader.server import run_sync
-    from grader.sources import fetch_one
     from grader.timeline import render_timeline
 
     if (workflow_id is None) == (history_file is None):

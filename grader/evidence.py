@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from grader import defaults
 from grader.history import History, as_int, decode_payloads, parse_duration, parse_time
 
 #: Identities that are not worker processes.
@@ -76,8 +75,39 @@ class cached_property:  # noqa: N801 - used like functools.cached_property
         return value
 
 
-def _strip(value: str | None, prefix: str) -> str:
-    return value[len(prefix):] if value and value.startswith(prefix) else (value or "")
+def strip_prefix(value: Any, prefix: str) -> str:
+    """An enum name without its prefix: ``strip_prefix("RETRY_STATE_TIMEOUT", "RETRY_STATE_")`` -> ``TIMEOUT``."""
+    if not isinstance(value, str):
+        return ""
+    return value[len(prefix):] if value.startswith(prefix) else value
+
+
+def is_worker_identity(identity: Any) -> bool:
+    """True for a worker process's identity, False for a client, the CLI or the server itself."""
+    return isinstance(identity, str) and bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)
+
+
+def sticky_queue_owner(queue_name: str) -> str:
+    """The worker identity in a sticky queue name, which is ``<identity>-<32 hex>``."""
+    return queue_name.rsplit("-", 1)[0]
+
+
+def first_value(values: list[Any] | None) -> Any:
+    """The first decoded payload, or None."""
+    return values[0] if values else None
+
+
+def payment_field(details: Any, name: str) -> Any:
+    """A PaymentDetails field whatever its spelling: source_account, sourceAccount, SourceAccount."""
+    if not isinstance(details, dict):
+        return None
+    if name in details:
+        return details[name]
+    wanted = name.replace("_", "").lower()
+    for key, value in details.items():
+        if key.replace("_", "").lower() == wanted:
+            return value
+    return None
 
 
 @dataclass(slots=True)
@@ -118,7 +148,7 @@ def classify_failure(failure: Any) -> FailureInfo | None:
     if "timeoutFailureInfo" in failure:
         info = failure.get("timeoutFailureInfo") or {}
         return FailureInfo("timeout", message or "activity timed out",
-                           timeout_type=_strip(info.get("timeoutType"), "TIMEOUT_TYPE_") or None,
+                           timeout_type=strip_prefix(info.get("timeoutType"), "TIMEOUT_TYPE_") or None,
                            root_message=root_message)
     if "applicationFailureInfo" in failure:
         info = failure.get("applicationFailureInfo") or {}
@@ -240,7 +270,7 @@ class ActivityEvidence:
     @cached_property
     def result(self) -> Any:
         """Decoded result (the first payload) of a completed activity."""
-        return _first(decode_payloads(self.raw_result, self.payload_cache))
+        return first_value(decode_payloads(self.raw_result, self.payload_cache))
 
     @property
     def failed_attempts(self) -> int:
@@ -365,12 +395,12 @@ class RunEvidence:
     @cached_property
     def input(self) -> Any:
         """Decoded workflow input (the first argument, the PaymentDetails)."""
-        return _first(decode_payloads(self.raw_input, self.payload_cache))
+        return first_value(decode_payloads(self.raw_input, self.payload_cache))
 
     @cached_property
     def result(self) -> Any:
         """Decoded result (the first payload) of a completed run."""
-        return _first(decode_payloads(self.raw_result, self.payload_cache))
+        return first_value(decode_payloads(self.raw_result, self.payload_cache))
 
     @cached_property
     def _by_type(self) -> dict[str, list[ActivityEvidence]]:
@@ -407,14 +437,6 @@ class RunEvidence:
     def is_open(self) -> bool:
         """True while the run has not closed."""
         return self.status == "RUNNING"
-
-
-def _is_worker_identity(identity: str | None) -> bool:
-    return bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)
-
-
-def _first(values: list[Any] | None) -> Any:
-    return values[0] if values else None
 
 
 def build_evidence(history: History) -> RunEvidence:
@@ -467,7 +489,7 @@ def build_evidence(history: History) -> RunEvidence:
             queue = attrs.get("taskQueue") or {}
             if queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
                 name = queue.get("name") or ""
-                owner = name.rsplit("-", 1)[0]
+                owner = sticky_queue_owner(name)
                 if owner in workers and name not in workers[owner].sticky_queues:
                     workers[owner].sticky_queues.append(name)
         elif etype == "WorkflowTaskCompleted":
@@ -476,9 +498,9 @@ def build_evidence(history: History) -> RunEvidence:
                 if identity in workers:
                     workers[identity].workflow_tasks += 1
         elif etype == "WorkflowTaskTimedOut":
-            lost.append(EventRef(event.id, etype, _strip(attrs.get("timeoutType"), "TIMEOUT_TYPE_")))
+            lost.append(EventRef(event.id, etype, strip_prefix(attrs.get("timeoutType"), "TIMEOUT_TYPE_")))
         elif etype == "WorkflowTaskFailed":
-            cause = _strip(attrs.get("cause"), "WORKFLOW_TASK_FAILED_CAUSE_")
+            cause = strip_prefix(attrs.get("cause"), "WORKFLOW_TASK_FAILED_CAUSE_")
             if cause == "RESET_WORKFLOW":
                 resets.append(EventRef(event.id, etype, attrs.get("identity") or ""))
         elif etype == "ActivityTaskScheduled":
@@ -514,7 +536,7 @@ def build_evidence(history: History) -> RunEvidence:
                     activity.raw_result = attrs.get("result")
                 else:
                     activity.failure = classify_failure(attrs.get("failure"))
-                    activity.retry_state = _strip(attrs.get("retryState"), "RETRY_STATE_") or None
+                    activity.retry_state = strip_prefix(attrs.get("retryState"), "RETRY_STATE_") or None
         elif etype == "WorkflowExecutionCancelRequested":
             cancel_requested = EventRef(event.id, etype, attrs.get("identity") or "")
         elif etype in CLOSE_STATUS:
@@ -587,7 +609,7 @@ def _pending(raw: list[dict[str, Any]] | None) -> list[PendingActivity] | None:
     for item in raw:
         pending.append(PendingActivity(
             activity_type=(item.get("activityType") or {}).get("name", ""),
-            state=_strip(item.get("state"), "PENDING_ACTIVITY_STATE_"),
+            state=strip_prefix(item.get("state"), "PENDING_ACTIVITY_STATE_"),
             attempt=as_int(item.get("attempt"), 1),
             last_failure=classify_failure(item.get("lastFailure")),
             last_worker_identity=item.get("lastWorkerIdentity") or None,

@@ -60,14 +60,6 @@ def _event_type_info(raw: Any) -> tuple[str, str]:
     return info
 
 
-def canonical_event_type(raw: str) -> str:
-    """``EVENT_TYPE_ACTIVITY_TASK_STARTED`` or ``ActivityTaskStarted`` -> ``ActivityTaskStarted``.
-
-    Returns "" for anything that is not an event type name.
-    """
-    return _event_type_info(raw)[0]
-
-
 def attributes_key(event_type: str) -> str:
     """The JSON key holding an event's attributes: ``activityTaskStartedEventAttributes``."""
     return event_type[0].lower() + event_type[1:] + "EventAttributes"
@@ -87,10 +79,6 @@ class Event:
         self.time = time
         #: The ``...EventAttributes`` object, camelCase keys as in the JSON.
         self.attrs = attrs
-
-    def when(self) -> datetime | None:
-        """The event time as a datetime, or None when missing or unreadable."""
-        return parse_time(self.time)
 
     def __repr__(self) -> str:
         return f"Event({self.id}, {self.type})"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, broken_check
+from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.rubric import Rubric, RubricExperiment
 
@@ -101,11 +101,8 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
     required_statuses = []
     params = spec.params
     for rc in spec.checks:
-        try:
-            result = rc.func(run, params)
-        except Exception as err:  # noqa: BLE001 - one broken check must not hide the others
-            result = broken_check(rc.id, err)
-        result.title = rc.title
+        result = run_check(rc.id, run, params, rc.check.func)
+        result.title = rc.check.title
         result.score = points = rc.points if result.status == PASS else 0.0
         result.max_score = rc.points
         result.required = rc.required
@@ -143,7 +140,7 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.title, max_score=rc.points,
+    checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.check.title, max_score=rc.points,
                           required=rc.required) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)

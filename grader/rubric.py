@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from grader.defaults import repo_root
-from grader.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS
+from grader.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS, Check
 from grader.errors import RubricError
 
 #: The rubric used when none is named.
@@ -37,10 +37,8 @@ class RubricCheck:
     points: float
     #: An optional check adds points when it passes but never fails its experiment.
     required: bool = True
-    #: The check's title, from its registration.
-    title: str = ""
-    #: The check function itself, looked up once here rather than per history.
-    func: Any = field(default=None, compare=False, repr=False)
+    #: The registered check (its title and function), looked up once here rather than per history.
+    check: Check | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -125,8 +123,7 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
                 choices = ", ".join(c for c, k in CHECKS.items() if k.experiment == exp["id"])
                 raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
                                   f"no check {chk['id']!r} in {exp['id']} (known: {choices})")
-            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True),
-                                      known.title, known.func))
+            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True), known))
         experiments.append(RubricExperiment(
             id=exp["id"],
             title=exp.get("title") or EXPERIMENTS[exp["id"]],

@@ -28,12 +28,16 @@ from typing import Any
 
 from grader.evidence import (
     CLOSE_STATUS,
-    NON_WORKER_PREFIXES,
     FailureInfo,
     Handover,
     RunEvidence,
     build_evidence,
     classify_failure,
+    first_value,
+    is_worker_identity,
+    payment_field,
+    sticky_queue_owner,
+    strip_prefix,
 )
 from grader.history import Event, History, as_int, decode_payloads, parse_time
 
@@ -48,7 +52,6 @@ MAX_STEP_LINES = 2
 _TIME_WIDTH, _ID_WIDTH = 7, 4
 _TEXT_INDENT = " " * (_TIME_WIDTH + 1 + _ID_WIDTH + 2)
 _SPACES = re.compile(r"\s+")
-
 
 
 def render_timeline(history: History, run: RunEvidence | None = None) -> str:
@@ -131,32 +134,32 @@ class _Renderer:
 
     def _WorkflowExecutionStarted(self, event: Event, attrs: dict[str, Any]) -> str:
         text = f"started by {attrs.get('identity') or 'an unknown client'}"
-        details = _payment_text(_first(decode_payloads(attrs.get("input"))))
+        details = _payment_text(first_value(decode_payloads(attrs.get("input"))))
         return f"{text}: {details}" if details else text
 
     def _WorkflowTaskScheduled(self, event: Event, attrs: dict[str, Any]) -> None:
         queue = attrs.get("taskQueue") or {}
         if queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
             # Sticky queue names are "<worker identity>-<32 hex>".
-            self.sticky_owner[event.id] = (queue.get("name") or "").rsplit("-", 1)[0]
+            self.sticky_owner[event.id] = sticky_queue_owner(queue.get("name") or "")
         return None
 
     def _WorkflowTaskStarted(self, event: Event, attrs: dict[str, Any]) -> str | None:
         identity = attrs.get("identity")
-        if _is_worker(identity) and identity not in self.seen_task_workers:
+        if is_worker_identity(identity) and identity not in self.seen_task_workers:
             self.seen_task_workers.add(identity)
             return f"worker {identity} picked up its first workflow task"
         return None
 
     def _WorkflowTaskTimedOut(self, event: Event, attrs: dict[str, Any]) -> str:
-        kind = _strip(attrs.get("timeoutType"), "TIMEOUT_TYPE_") or "?"
+        kind = strip_prefix(attrs.get("timeoutType"), "TIMEOUT_TYPE_") or "?"
         owner = self.sticky_owner.get(as_int(attrs.get("scheduledEventId")))
         if owner and kind == "SCHEDULE_TO_START":
             return f"workflow task timed out ({kind}): {owner} did not answer (lost worker?)"
         return f"workflow task timed out ({kind})"
 
     def _WorkflowTaskFailed(self, event: Event, attrs: dict[str, Any]) -> str:
-        cause = _strip(attrs.get("cause"), "WORKFLOW_TASK_FAILED_CAUSE_") or "?"
+        cause = strip_prefix(attrs.get("cause"), "WORKFLOW_TASK_FAILED_CAUSE_") or "?"
         identity = attrs.get("identity") or "?"
         if cause == "RESET_WORKFLOW":
             return f"== run reset here by {identity}: events above are copies of the old run"
@@ -176,7 +179,7 @@ class _Renderer:
         return f"{text}, retry after {_failure_text(last)}" if last else text
 
     def _ActivityTaskCompleted(self, event: Event, attrs: dict[str, Any]) -> str:
-        result = _first(decode_payloads(attrs.get("result")))
+        result = first_value(decode_payloads(attrs.get("result")))
         return f"{self.activity_name(attrs)} completed -> {_value_text(result)}"
 
     def _ActivityTaskFailed(self, event: Event, attrs: dict[str, Any]) -> str:
@@ -211,7 +214,7 @@ class _Renderer:
     def closed(self, etype: str, attrs: dict[str, Any]) -> str:
         text = f"workflow {CLOSE_STATUS[etype]}"
         if etype == "WorkflowExecutionCompleted":
-            return f"{text} -> {_value_text(_first(decode_payloads(attrs.get('result'))))}"
+            return f"{text} -> {_value_text(first_value(decode_payloads(attrs.get('result'))))}"
         failure = classify_failure(attrs.get("failure"))
         return f"{text}: {_failure_text(failure)}" if failure else text
 
@@ -220,7 +223,7 @@ class _Renderer:
         failure = classify_failure(attrs.get("failure"))
         if failure:
             text = f"{text}: {_failure_text(failure)}"
-        state = _strip(attrs.get("retryState"), "RETRY_STATE_")
+        state = strip_prefix(attrs.get("retryState"), "RETRY_STATE_")
         return f"{text} ({state})" if state else text
 
     def activity_name(self, attrs: dict[str, Any]) -> str:
@@ -230,7 +233,7 @@ class _Renderer:
 
     def note_worker(self, event: Event) -> None:
         identity = event.attrs.get("identity")
-        if event.type != "WorkflowExecutionStarted" and _is_worker(identity):
+        if event.type != "WorkflowExecutionStarted" and is_worker_identity(identity):
             self.seen_workers.add(identity)
 
     def silence_reason(self, after: Event) -> str:
@@ -279,8 +282,9 @@ def _payment_text(value: Any) -> str:
     """``$250 from 85-150 to 43-812`` for a PaymentDetails dict, else a short JSON form."""
     if value is None:
         return ""
-    if isinstance(value, dict) and {"amount", "source_account", "target_account"} <= value.keys():
-        return f"${value['amount']} from {value['source_account']} to {value['target_account']}"
+    amount, source, target = (payment_field(value, k) for k in ("amount", "source_account", "target_account"))
+    if None not in (amount, source, target):
+        return f"${amount} from {source} to {target}"
     return _value_text(value)
 
 
@@ -297,17 +301,3 @@ def _wrap(line: str) -> str:
     return "\n".join(textwrap.wrap(line, LINE_WIDTH, subsequent_indent=_TEXT_INDENT,
                                    max_lines=MAX_STEP_LINES, placeholder=" ...",
                                    break_on_hyphens=False))
-
-
-def _first(values: list[Any] | None) -> Any:
-    return values[0] if values else None
-
-
-def _strip(value: Any, prefix: str) -> str:
-    if not isinstance(value, str):
-        return ""
-    return value[len(prefix):] if value.startswith(prefix) else value
-
-
-def _is_worker(identity: Any) -> bool:
-    return isinstance(identity, str) and bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)

@@ -93,7 +93,6 @@ async def test_http_api_shorthand_payloads_grade_the_same(dev_server, finished_t
 
 
 async def test_learner_prefix_narrows_the_live_listing(dev_server, finished_transfer):
-    handle = finished_transfer
     report = await api.check_live(dev_server.address, learner="ada-", limit=5,
                                   experiments=["crash-recovery"])
     assert report.experiments[0].workflow.workflow_id.startswith("ada-")

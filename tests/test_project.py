@@ -7,13 +7,12 @@ import re
 import socket
 from pathlib import Path
 
-import click
 import jsonschema
 import pytest
 from click.testing import CliRunner
 
 from grader.cli import cli
-from grader.rubric import load_rubric, rubric_schema, rubrics_dir
+from grader.rubric import load_rubric, rubric_schema
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()
