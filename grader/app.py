@@ -73,6 +73,14 @@ class AppSettings:
     fault: str = ""
     #: Retry limit of the app's policy (TRANSFER_MAX_ATTEMPTS); None keeps the app's default.
     max_attempts: int | None = None
+    #: Further hook variables some scenarios use, e.g. (("TRANSFER_PAUSE_SECONDS", "3"),).
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def hooks(self) -> dict[str, str]:
+        """The app's fault and speed hooks that this worker gets (unset ones left out)."""
+        found = {"BANK_FAULT": self.fault, "BANK_LATENCY_SECONDS": self.latency,
+                 "TRANSFER_MAX_ATTEMPTS": self.max_attempts, **dict(self.extra_env)}
+        return {k: str(v) for k, v in found.items() if v not in (None, "")}
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment a worker of the app runs with."""
@@ -81,13 +89,10 @@ class AppSettings:
             TEMPORAL_ADDRESS=self.address,
             TEMPORAL_NAMESPACE=self.namespace,
             TRANSFER_TASK_QUEUE=self.task_queue,
-            BANK_FAULT=self.fault,
+            BANK_FAULT="",  # a fault set in the caller's shell must not leak into a clean worker
             PYTHONUNBUFFERED="1",
         )
-        if self.latency is not None:
-            env["BANK_LATENCY_SECONDS"] = str(self.latency)
-        if self.max_attempts is not None:
-            env["TRANSFER_MAX_ATTEMPTS"] = str(self.max_attempts)
+        env.update(self.hooks())
         return env
 
 

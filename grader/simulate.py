@@ -292,7 +292,7 @@ class Trial:
     async def start_worker(self, *, fault: str = "", max_attempts: int | None = None) -> WorkerProcess:
         """Start the app's ``run_worker.py`` with these hooks and wait until it polls."""
         lab = self.lab
-        settings = _WorkerSettings(
+        settings = AppSettings(
             address=lab.address,
             namespace=lab.client.namespace,
             task_queue=self.task_queue,
@@ -465,24 +465,6 @@ class Trial:
             self.name, ok=ok, status=status, workflow_id=self.workflow_id,
             run_id=desc.run_id, duration=_duration(desc), wall=wall, history=history, note=note,
         )
-
-
-@dataclass(frozen=True)
-class _WorkerSettings(AppSettings):
-    """AppSettings plus hooks that only some scenarios use (TRANSFER_PAUSE_SECONDS)."""
-
-    extra_env: tuple[tuple[str, str], ...] = ()
-
-    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        env = super().environment(base)
-        env.update(self.extra_env)
-        return env
-
-    def hooks(self) -> dict[str, str]:
-        """The fault and speed hooks this worker gets, for progress lines."""
-        found = {"BANK_FAULT": self.fault, "TRANSFER_MAX_ATTEMPTS": self.max_attempts,
-                 "BANK_LATENCY_SECONDS": self.latency, **dict(self.extra_env)}
-        return {k: str(v) for k, v in found.items() if v not in (None, "")}
 
 
 # -- the experiments --------------------------------------------------------------
