@@ -125,8 +125,11 @@ def grading_options(func: Any) -> Any:
                              "these alone.")(func)
 
 
-def emit_report(report: Any, output_format: str) -> None:
-    """Print a report, its skipped inputs on stderr, and exit with the code it earns."""
+def emit_report(report: Any, output_format: str, *, failed: bool = False) -> None:
+    """Print a report, its skipped inputs on stderr, and exit with the code it earns.
+
+    ``failed`` forces exit code 1 whatever the grade (simulate: an experiment never reached its end).
+    """
     from grader.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
     from grader.render import FORMATS
 
@@ -135,7 +138,7 @@ def emit_report(report: Any, output_format: str) -> None:
     click.echo(FORMATS[output_format](report), nl=False)
     if report.errors:
         sys.exit(EXIT_BAD_INPUT)
-    sys.exit(EXIT_OK if report.passed else EXIT_FAILED)
+    sys.exit(EXIT_OK if report.passed and not failed else EXIT_FAILED)
 
 
 @cli.command()
@@ -285,8 +288,6 @@ def simulate(app_dir: Path | None, experiments: tuple[str, ...], address: str | 
 
     from grader.api import grade_simulation
     from grader.app import bundled_app, validate_app_dir
-    from grader.errors import EXIT_FAILED
-    from grader.render import FORMATS
     from grader.rubric import load_rubric
     from grader.simulate import SimulationOptions, run_experiments
     from grader.simulate import save_histories as write_histories
@@ -329,10 +330,7 @@ def simulate(app_dir: Path | None, experiments: tuple[str, ...], address: str | 
     report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
     if not summary_to_stderr:
         click.echo()
-    if any(r.ok is False for r in runs):
-        click.echo(FORMATS[output_format](report), nl=False)
-        sys.exit(EXIT_FAILED)
-    emit_report(report, output_format)
+    emit_report(report, output_format, failed=any(r.ok is False for r in runs))
 
 
 def main() -> None:

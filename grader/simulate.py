@@ -33,12 +33,14 @@ from temporalio.api.failure.v1 import Failure
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
+from google.protobuf.json_format import MessageToDict
 from temporalio.service import RPCError
 
 from grader import defaults
 from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
 from grader.connect import connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
+from grader.evidence import classify_failure
 from grader.processes import tail
 from grader.server import DevServer, free_port, start_dev_server
 
@@ -667,12 +669,8 @@ def save_histories(runs: Iterable[ExperimentRun], directory: Path) -> list[Path]
 
 def failure_text(failure: Failure) -> str:
     """A failure in a few words: ``ValueError: This deposit has failed.`` or ``timeout START_TO_CLOSE``."""
-    if failure.HasField("timeout_failure_info"):
-        kind = TimeoutType.Name(failure.timeout_failure_info.timeout_type).removeprefix("TIMEOUT_TYPE_")
-        return f"timeout {kind}"
-    if failure.HasField("application_failure_info") and failure.application_failure_info.type:
-        return f"{failure.application_failure_info.type}: {failure.message}"
-    return failure.message or "no failure recorded"
+    info = classify_failure(MessageToDict(failure))
+    return info.describe() if info else "no failure recorded"
 
 
 def _worker(identity: str) -> str:
