@@ -46,9 +46,9 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--port", type=int, default=defaults.DEFAULT_PORT, show_default=True,
+@click.option("--port", type=click.IntRange(1, 65535), default=defaults.DEFAULT_PORT, show_default=True,
               help="gRPC port for clients and workers.")
-@click.option("--ui-port", type=int, default=None,
+@click.option("--ui-port", type=click.IntRange(1, 65535), default=None,
               help="Web UI port  [default: --port + 1000]")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="SQLite file that keeps workflows across restarts  "

@@ -476,7 +476,7 @@ def build_evidence(history: History) -> RunEvidence:
         identity = None
         if etype in _WORKER_EVENTS:
             identity = attrs.get("identity")
-            if identity and not identity.startswith(NON_WORKER_PREFIXES):
+            if is_worker_identity(identity):
                 worker = workers.get(identity)
                 if worker is None:
                     worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)

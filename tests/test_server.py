@@ -108,3 +108,10 @@ def test_grader_server_on_busy_port_is_one_line(dev_server: DevServer):
     assert len(lines) == 1, proc.stderr
     assert "already in use" in lines[0] and "TEMPORAL_ADDRESS" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_impossible_port_is_a_usage_error():
+    proc = subprocess.run(GRADER + ["server", "--port", "99999", "--ephemeral"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "99999 is not in the range" in proc.stderr and "Traceback" not in proc.stderr
