@@ -3,7 +3,7 @@
 :func:`grade` takes the evidence of one or more runs and a rubric, runs each
 experiment's checks on every run, keeps for each experiment the run that
 satisfies it best, and sums points. The report is plain data; renderers in
-:mod:`grader.render` turn it into a table or JSON, and its JSON form is
+:mod:`grader.formats` turn it into a table or JSON, and its JSON form is
 described by ``grader/schemas/report.schema.json``.
 """
 

@@ -1,13 +1,6 @@
-"""Renderers: the report as a table for people or as JSON for programs.
-
-Both take the finished :class:`grader.report.Report` and nothing else;
-``FORMATS`` is the one list the shared ``--format`` option offers.
-"""
+"""The default human report: per experiment, one row per check, with what to do under failures."""
 
 from __future__ import annotations
-
-import json
-from typing import Callable
 
 from tabulate import tabulate
 
@@ -22,7 +15,7 @@ def _points(score: float, max_score: float) -> str:
     return f"{fmt(score)}/{fmt(max_score)}"
 
 
-def render_table(report: Report) -> str:
+def render(report: Report) -> str:
     """The default human report: per experiment, one row per check, with what to do under failures."""
     blocks: list[str] = []
     for exp in report.experiments:
@@ -59,12 +52,3 @@ def render_table(report: Report) -> str:
              f"(rubric {report.rubric['id']} {report.rubric['version']}, grader {report.grader_version})")
     blocks.append(total)
     return "\n\n".join(blocks) + "\n"
-
-
-def render_json(report: Report) -> str:
-    """The report model as JSON, exactly as ``report.schema.json`` describes it."""
-    return json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-
-#: The choices of the shared ``--format`` option, first is the default.
-FORMATS: dict[str, Callable[[Report], str]] = {"table": render_table, "json": render_json}

@@ -1,0 +1,122 @@
+"""`grader simulate`: perform the experiments for real with real workers and faults, then grade them."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader import defaults
+from grader.cli.options import EXPERIMENT_IDS, emit_report, output_options, rubric_option
+
+# The simulate command's choices and defaults live in the library, written once.
+from grader.simulate import KILL_POINTS, SIGNALS  # noqa: E402
+from grader.simulate import SimulationOptions as _Sim  # noqa: E402
+
+
+@click.command("simulate")
+@click.argument("app_dir", required=False, type=click.Path(path_type=Path))
+@click.option("--experiment", "experiments", multiple=True, type=click.Choice(EXPERIMENT_IDS),
+              help="Run only this experiment (repeatable)  [default: all four]")
+@click.option("--address", default=None, metavar="HOST:PORT",
+              help="Use this server instead of an ephemeral embedded one (network-partition is skipped).")
+@click.option("--namespace", default=defaults.DEFAULT_NAMESPACE, show_default=True,
+              help="Namespace on --address.")
+@click.option("--signal", "kill_signal", type=click.Choice(list(SIGNALS)),
+              default=_Sim.signal, show_default=True,
+              help="crash-recovery: signal sent to the worker.")
+@click.option("--kill-during", type=click.Choice(KILL_POINTS),
+              default=_Sim.kill_during, show_default=True,
+              help="crash-recovery: the activity the worker dies in.")
+@click.option("--failed-attempts", type=click.IntRange(1, 50), default=_Sim.failed_attempts,
+              show_default=True, help="live-fix: failed deposit attempts before the fix is deployed.")
+@click.option("--max-attempts", type=click.IntRange(1, 50), default=_Sim.max_attempts,
+              show_default=True, help="compensation: the app's retry limit (TRANSFER_MAX_ATTEMPTS).")
+@click.option("--outage", type=click.FloatRange(0), default=_Sim.outage, show_default=True,
+              metavar="SECONDS", help="network-partition: how long the server stays paused.")
+@click.option("--latency", type=click.FloatRange(0), default=None, metavar="SECONDS",
+              help="Seconds each bank call takes (BANK_LATENCY_SECONDS)  [default: the app's, 3]")
+@click.option("--wait-limit", type=click.FloatRange(1), default=_Sim.wait_limit,
+              show_default=True, metavar="SECONDS", help="Longest any single wait may last.")
+@click.option("--task-queue", default=None,
+              help="Task queue for every experiment  [default: a fresh one each, via TRANSFER_TASK_QUEUE]")
+@click.option("--save-histories", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="Write each experiment's history to DIR/<experiment>.json "
+                   "(the `temporal workflow show --output json` format).")
+@rubric_option
+@output_options
+def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | None, namespace: str,
+             kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
+             latency: float | None, wait_limit: float, task_queue: str | None,
+             save_histories: Path | None, rubric: str, output_format: str) -> None:
+    """Run the experiments for real against the app in APP_DIR (default: the bundled solution/).
+
+    \b
+    crash-recovery     kill the worker mid-activity, start a new one
+    live-fix           let the deposit fail, stop the worker, start a fixed one
+    compensation       break the deposit for good: refund, workflow FAILED
+    network-partition  pause the embedded server (SIGSTOP) mid-deposit
+
+    Progress goes to stderr; stdout gets a summary row per experiment, then
+    the grade of the histories produced, as `grader check` prints it (with
+    --format json, stdout holds only the report and the summary goes to
+    stderr). Every process started is stopped at the end, on Ctrl+C and on
+    errors.
+
+    \b
+    Exit codes: 0 every experiment reached its end and passed its grade;
+    1 some did not; 2 bad APP_DIR or option; 3 no server at --address;
+    4 environment problem.
+    """
+    import asyncio
+    import time
+
+    from tabulate import tabulate
+
+    from grader.api import grade_simulation
+    from grader.app import bundled_app, validate_app_dir
+    from grader.rubric import load_rubric
+    from grader.simulate import SimulationOptions, run_experiments
+    from grader.simulate import save_histories as write_histories
+
+    app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
+    chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
+    options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
+                                max_attempts=max_attempts, outage=outage, latency=latency,
+                                wait_limit=wait_limit, task_queue=task_queue)
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+    async def run() -> Any:
+        # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=address,
+                                     namespace=namespace, options=options, progress=progress)
+
+    try:
+        runs = asyncio.run(run())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    for path in write_histories(runs, save_histories) if save_histories else []:
+        progress(f"history saved to {path}")
+    reached = {True: "yes", False: "NO", None: "skipped"}
+    summary_to_stderr = output_format != "table"
+    click.echo(tabulate(
+        [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
+          r.workflow_id or "-", r.run_id or "-") for r in runs],
+        headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
+    ), err=summary_to_stderr)
+    for r in runs:
+        click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
+    progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
+    graded = [r for r in runs if r.ok is not None]
+    report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
+    if not summary_to_stderr:
+        click.echo()
+    emit_report(report, output_format, failed=any(r.ok is False for r in runs))

@@ -1,0 +1,49 @@
+"""`grader timeline`: one history as a short timeline, the way the grader reads it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from grader import defaults
+from grader.cli.options import connection_options
+
+@click.command("timeline")
+@click.argument("workflow_id", required=False)
+@click.option("--history", "history_file", type=click.Path(path_type=Path), metavar="FILE",
+              help="Read the history from a file instead of the server.")
+@connection_options
+def command(workflow_id: str | None, history_file: Path | None, address: str, namespace: str) -> None:
+    """Show one history as a short timeline: what the grader saw.
+
+    Time since start, activity, attempt, worker and failure on each line, and
+    a marker where a worker was lost.
+    """
+    from grader.evidence import build_evidence
+    from grader.history import load_history_file
+    from grader.server import run_sync
+    from grader.timeline import render_timeline
+
+    if (workflow_id is None) == (history_file is None):
+        raise click.UsageError("give a WORKFLOW_ID or --history FILE (one of them)")
+    if history_file is not None:
+        history = load_history_file(history_file)
+    else:
+        history = run_sync(_fetch_for_timeline(address, namespace, workflow_id))
+    click.echo(render_timeline(history, build_evidence(history)), nl=False)
+
+
+async def _fetch_for_timeline(address: str, namespace: str, workflow_id: str) -> Any:
+    from grader.connect import connect
+    from grader.errors import BadInputError
+    from grader.history import History
+    from grader.sources import fetch_one
+
+    client = await connect(address, namespace)
+    item = await fetch_one(client, workflow_id, None, address=address,
+                           ui_url=defaults.ui_url_for(address))
+    if not isinstance(item, History):
+        raise BadInputError(item)
+    return item
