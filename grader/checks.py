@@ -42,6 +42,12 @@ class CheckResult:
     score: float = 0.0
     max_score: float = 0.0
     required: bool = True
+    #: Who sees this check on Gradescope, and when: ``visible``, ``after_due_date``,
+    #: ``after_published`` or ``hidden`` (the rubric's ``visibility``).
+    visibility: str = "visible"
+    #: Who sees the hint on Gradescope, and when (the rubric's ``hint_visibility``):
+    #: after the due date by default, so resubmitting cannot farm hints.
+    hint_visibility: str = "after_due_date"
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,7 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
         result.score = points = rc.points if result.status == PASS else 0.0
         result.max_score = rc.points
         result.required = rc.required
+        result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
         score += points
         max_score += rc.points
         if rc.required:
@@ -141,7 +142,8 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
     checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.check.title, max_score=rc.points,
-                          required=rc.required) for rc in spec.checks]
+                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+              for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
 

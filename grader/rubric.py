@@ -23,6 +23,9 @@ from grader.errors import RubricError
 #: The rubric used when none is named.
 DEFAULT_RUBRIC = "failure-simulation"
 
+#: Gradescope's visibility levels, which a rubric may give a check and its hint.
+VISIBILITIES = ("visible", "after_due_date", "after_published", "hidden")
+
 
 def rubrics_dir() -> Path:
     """The folder of bundled rubrics (``rubrics/`` in the checkout)."""
@@ -37,6 +40,10 @@ class RubricCheck:
     points: float
     #: An optional check adds points when it passes but never fails its experiment.
     required: bool = True
+    #: Gradescope visibility of the check's result (see :data:`VISIBILITIES`).
+    visibility: str = "visible"
+    #: Gradescope visibility of the check's hint; after the due date unless the rubric says otherwise.
+    hint_visibility: str = "after_due_date"
     #: The registered check (its title and function), looked up once here rather than per history.
     check: Check | None = field(default=None, compare=False, repr=False)
 
@@ -123,7 +130,10 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
                 choices = ", ".join(c for c, k in CHECKS.items() if k.experiment == exp["id"])
                 raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
                                   f"no check {chk['id']!r} in {exp['id']} (known: {choices})")
-            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True), known))
+            checks.append(RubricCheck(chk["id"], float(chk["points"]), chk.get("required", True),
+                                      visibility=chk.get("visibility", "visible"),
+                                      hint_visibility=chk.get("hint_visibility", "after_due_date"),
+                                      check=known))
         experiments.append(RubricExperiment(
             id=exp["id"],
             title=exp.get("title") or EXPERIMENTS[exp["id"]],

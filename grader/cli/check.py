@@ -23,7 +23,7 @@ from grader.cli.options import connection_options, emit_report, grading_options,
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
           ui_url: str | None, address: str, namespace: str, experiments: tuple[str, ...], rubric: str,
-          output_format: str) -> None:
+          output_format: str, output_file: Path | None) -> None:
     """Grade the experiments from workflow histories.
 
     \b
@@ -47,4 +47,4 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                                          limit=limit, ui_url=ui_url, rubric=rubric,
                                          experiments=experiments or None))
-    emit_report(report, output_format)
+    emit_report(report, output_format, output_file)

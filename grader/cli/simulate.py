@@ -50,7 +50,8 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
 def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | None, namespace: str,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
-             save_histories: Path | None, rubric: str, output_format: str) -> None:
+             save_histories: Path | None, rubric: str, output_format: str,
+             output_file: Path | None) -> None:
     """Run the experiments for real against the app in APP_DIR (default: the bundled solution/).
 
     \b
@@ -106,7 +107,9 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
     for path in write_histories(runs, save_histories) if save_histories else []:
         progress(f"history saved to {path}")
     reached = {True: "yes", False: "NO", None: "skipped"}
-    summary_to_stderr = output_format != "table"
+    # Any format but the table owns stdout, so the summary goes to stderr then; with --output the
+    # report goes to a file and stdout is free for the summary again.
+    summary_to_stderr = output_format != "table" and output_file is None
     click.echo(tabulate(
         [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
           r.workflow_id or "-", r.run_id or "-") for r in runs],
@@ -119,4 +122,4 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
     report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
     if not summary_to_stderr:
         click.echo()
-    emit_report(report, output_format, failed=any(r.ok is False for r in runs))
+    emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))

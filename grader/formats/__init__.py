@@ -14,10 +14,16 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:
     from grader.report import Report
 
-#: Format name -> module that renders it. The first is the default.
+#: Format name -> module that renders it. The first is the default. Names are
+#: public interface (``--format NAME``); add a format with one line here.
 FORMATS: dict[str, str] = {
     "table": "grader.formats.table",
     "json": "grader.formats.json",
+    "markdown": "grader.formats.markdown",
+    "gradescope": "grader.formats.gradescope",
+    "junit": "grader.formats.junit",
+    "github": "grader.formats.github",
+    "classroom": "grader.formats.classroom",
 }
 
 
@@ -29,3 +35,14 @@ def renderer(name: str) -> Callable[["Report"], str]:
 def render(report: "Report", name: str) -> str:
     """``report`` rendered in the format called ``name``."""
     return renderer(name)(report)
+
+
+def after_render(report: "Report", name: str) -> None:
+    """Run a format's optional ``after_render(report)`` hook, once the report is out.
+
+    A format whose platform also reads something besides the rendered text
+    uses it: ``github`` appends the job summary to ``$GITHUB_STEP_SUMMARY``.
+    """
+    hook = getattr(import_module(FORMATS[name]), "after_render", None)
+    if hook is not None:
+        hook(report)

@@ -1,18 +1,17 @@
-"""The default human report: per experiment, one row per check, with what to do under failures."""
+"""The default human report: per experiment, one row per check, with what to do under failures.
+
+Everything that came from a history goes through :func:`grader.formats.safe.terminal`,
+so a crafted failure message cannot move the cursor or rewrite a FAIL line.
+"""
 
 from __future__ import annotations
 
 from tabulate import tabulate
 
+from grader.formats.common import STATUS_WORD as _MARK
+from grader.formats.common import points as _points
+from grader.formats.safe import terminal
 from grader.report import Report
-
-_MARK = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
-
-
-def _points(score: float, max_score: float) -> str:
-    def fmt(x: float) -> str:
-        return f"{x:g}"
-    return f"{fmt(score)}/{fmt(max_score)}"
 
 
 def render(report: Report) -> str:
@@ -20,35 +19,38 @@ def render(report: Report) -> str:
     blocks: list[str] = []
     for exp in report.experiments:
         optional = "" if exp.required else " (optional)"
-        head = f"{exp.title}{optional}: {_MARK[exp.status]}  {_points(exp.score, exp.max_score)}"
+        head = f"{terminal(exp.title)}{optional}: {_MARK[exp.status]}  {_points(exp.score, exp.max_score)}"
         lines = [head]
         if exp.workflow:
-            where = f"  workflow {exp.workflow.workflow_id} run {exp.workflow.run_id or '?'}"
+            where = f"  workflow {terminal(exp.workflow.workflow_id)} run {terminal(exp.workflow.run_id or '?')}"
             if exp.candidates > 1:
                 where += f" (best of {exp.candidates})"
             lines.append(where)
-            lines.append(f"  {exp.workflow.ui_link or exp.workflow.source}")
+            lines.append(f"  {terminal(exp.workflow.ui_link or exp.workflow.source)}")
         elif exp.note:
-            lines.append(f"  {exp.note}")
+            lines.append(f"  {terminal(exp.note)}")
         rows, notes = [], []
         said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:
             title = chk.title if chk.required else f"{chk.title} (bonus)"
             mark = _MARK[chk.status] if chk.required or chk.status == "pass" else "-"
-            rows.append([mark, title, _points(chk.score, chk.max_score)])
+            rows.append([mark, terminal(title), _points(chk.score, chk.max_score)])
             below = []
             if chk.status != "pass" and chk.message not in said:
                 said.add(chk.message)
-                below.append(f"        {chk.message}")
+                below.append(f"        {terminal(chk.message)}")
                 if chk.hint and chk.required:
-                    below.append(f"        hint: {chk.hint}")
+                    below.append(f"        hint: {terminal(chk.hint)}")
             notes.append(below)
-        table = tabulate(rows, tablefmt="plain", colalign=("left", "left", "right")).splitlines()
+        # disable_numparse: a title is text, never a number to realign.
+        table = tabulate(rows, tablefmt="plain", colalign=("left", "left", "right"),
+                         disable_numparse=True).splitlines()
         for row, below in zip(table, notes):
             lines.append("  " + row)
             lines.extend(below)
         blocks.append("\n".join(lines))
     total = (f"Total: {_points(report.score, report.max_score)}  {_MARK[report.status]}  "
-             f"(rubric {report.rubric['id']} {report.rubric['version']}, grader {report.grader_version})")
+             f"(rubric {terminal(report.rubric['id'])} {terminal(report.rubric['version'])}, "
+             f"grader {report.grader_version})")
     blocks.append(total)
     return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,69 @@
+"""The result GitHub Classroom's autograding reporter reads, as a ``$GITHUB_OUTPUT`` line.
+
+Classroom's grader actions each set a step output ``result``: base64 of a
+JSON document with ``version`` (1), ``status`` (pass, fail or error),
+``max_score`` and ``tests``, each test with ``name``, ``status``,
+``message`` and its ``score``. The reporter adds the tests' scores up and
+sends ``total/max_score`` to the Classroom gradebook, so partial credit
+(16/30) arrives as such instead of the all-or-nothing of an exit code.
+
+This format prints exactly ``result=<base64>``: a step appends it to
+``$GITHUB_OUTPUT`` (``grader ... --format classroom >> "$GITHUB_OUTPUT"``)
+and the reporter step reads ``steps.<id>.outputs.result``. Checks of
+experiments that do not count (an optional one not asked for) are listed
+with score 0, so the sum of scores is always the report's score.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+from grader.formats.common import check_title, counted, pending_message
+from grader.formats.safe import visible_controls
+from grader.report import Report
+
+_STATUS = {"pass": "pass", "fail": "fail", "pending": "fail", "error": "error"}
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The JSON document before encoding."""
+    counted_ids = {e.id for e in counted(report)}
+    tests = []
+    for exp in report.experiments:
+        is_counted = exp.id in counted_ids
+        for chk in exp.checks:
+            message = chk.message if chk.status != "pending" else pending_message(chk.message)
+            if chk.hint and chk.status != "pass" and chk.required:
+                message += f" Hint: {chk.hint}"
+            name = f"{exp.title}: {check_title(chk)}" + ("" if is_counted else " (optional, not counted)")
+            tests.append({
+                "name": visible_controls(name),
+                # A bonus check that found nothing is not a failure of the learner.
+                "status": _STATUS[chk.status] if chk.required else "pass",
+                "message": visible_controls(message),
+                "test_code": f"grader check --experiment {exp.id}",
+                "filename": "",
+                "line_no": 0,
+                "execution_time": "0s",
+                "score": chk.score if is_counted else 0,
+                "max_score": chk.max_score if is_counted else 0,
+            })
+    return {
+        "version": 1,
+        "status": "error" if report.status == "error" else ("pass" if report.passed else "fail"),
+        "max_score": report.max_score,
+        "tests": tests,
+    }
+
+
+def encode(report: Report) -> str:
+    """The base64 text the reporter decodes."""
+    raw = json.dumps(document(report), ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    return base64.b64encode(raw.encode("ascii")).decode("ascii")
+
+
+def render(report: Report) -> str:
+    """``result=<base64 JSON>``, one line for ``$GITHUB_OUTPUT``."""
+    return f"result={encode(report)}\n"

@@ -1,0 +1,49 @@
+"""Small facts about a report that several formats state the same way."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from grader.checks import CheckResult
+    from grader.report import ExperimentReport, Report
+
+#: What each status is called in prose.
+STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
+
+#: The sentence a pending experiment gets wherever a format has room for one.
+STILL_RUNNING = "The workflow is still running: the grade is pending until it closes."
+
+
+def pending_message(message: str) -> str:
+    """A pending check's finding, saying that the run is still open (once, not twice)."""
+    return message if "still running" in message.lower() else f"{STILL_RUNNING} {message}"
+
+
+def points(score: float, max_score: float) -> str:
+    """``7/10``, with no trailing ``.0``."""
+    return f"{score:g}/{max_score:g}"
+
+
+def counted(report: "Report") -> list["ExperimentReport"]:
+    """The experiments whose points make up ``report.score`` and ``report.max_score``.
+
+    Optional experiments count only when they were asked for by name (or
+    nothing else was graded); the report keeps the sums, so this finds the set
+    of experiments that adds up to them: the required ones when they do, else all.
+    """
+    required = [e for e in report.experiments if e.required]
+    if required and abs(sum(e.max_score for e in required) - report.max_score) < 1e-9 \
+            and abs(sum(e.score for e in required) - report.score) < 1e-9:
+        return required
+    return list(report.experiments)
+
+
+def check_title(check: "CheckResult") -> str:
+    """A check's title, marked when it is bonus evidence rather than required."""
+    return check.title if check.required else f"{check.title} (bonus)"
+
+
+def is_bonus(check: "CheckResult") -> bool:
+    """A check that adds evidence (or points) but can never fail its experiment."""
+    return not check.required

@@ -1,0 +1,115 @@
+"""The report as Gradescope's ``results.json`` (its autograder results specification).
+
+Top level: ``score`` (the report's score: what goes to the gradebook),
+``execution_time``, ``output`` (the verdict per experiment, in markdown with
+``output_format: md``) and ``tests``. Each check is one test with ``name``,
+``score``, ``max_score``, ``status`` (``passed`` or ``failed``), ``output``
+(the finding), ``visibility`` (the rubric's, ``visible`` by default) and
+``tags`` (the experiment id, ``required``/``bonus``, and the status when it
+is not pass or fail). A pending check is a failed test whose output says the
+workflow is still running.
+
+Hints get their own tests. A failed check's hint is a separate zero-point
+test named ``Hint: <check>`` whose visibility is the rubric's
+``hint_visibility``, ``after_due_date`` unless the rubric says otherwise.
+The finding stays visible at once (a learner can act on what was found),
+while the advice that tells them how to get the points appears only after
+the due date, so resubmitting over and over cannot farm hints. Gradescope
+decides per test what a learner sees; putting the hint in the check's own
+output would tie both to one visibility.
+
+Checks of an experiment that does not count (optional, not asked for) are
+listed with zero points, so the tests never add up past ``score``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from grader.formats.common import STATUS_WORD, check_title, counted, pending_message, points
+from grader.formats.safe import markdown as md
+from grader.formats.safe import visible_controls
+from grader.report import Report
+
+#: Set by the autograder runner so ``execution_time`` covers the whole run; otherwise 0.
+_started: float | None = None
+
+
+def start_clock() -> None:
+    """Mark the start of grading, for ``execution_time``."""
+    global _started
+    _started = time.monotonic()
+
+
+def document(report: Report) -> dict[str, Any]:
+    """The ``results.json`` document before encoding."""
+    counted_ids = {e.id for e in counted(report)}
+    tests: list[dict[str, Any]] = []
+    number = 0
+    for index, exp in enumerate(report.experiments, 1):
+        is_counted = exp.id in counted_ids
+        for check_index, chk in enumerate(exp.checks, 1):
+            number += 1
+            tags = [exp.id, "required" if chk.required else "bonus"]
+            if chk.status in ("pending", "error"):
+                tags.append(chk.status)
+            if not is_counted:
+                tags.append("not-counted")
+            passed = chk.status == "pass"
+            output = chk.message
+            if chk.status == "pending":
+                output = pending_message(chk.message)
+            elif chk.status == "error":
+                output = f"The check could not run: {chk.message}"
+            elif not chk.required and not passed:
+                output = f"Bonus evidence not found (it costs nothing): {chk.message}"
+            name = f"{exp.title}: {check_title(chk)}" + ("" if is_counted else " (optional, not counted)")
+            tests.append({
+                "name": visible_controls(name),
+                "number": f"{index}.{check_index}",
+                "score": chk.score if is_counted else 0,
+                "max_score": chk.max_score if is_counted else 0,
+                # A bonus check that found nothing is not a failure.
+                "status": "passed" if passed or not chk.required else "failed",
+                "output": visible_controls(output),
+                "visibility": chk.visibility,
+                "tags": tags,
+            })
+            if chk.hint and not passed and chk.required:
+                tests.append({
+                    "name": visible_controls(f"Hint: {exp.title}: {chk.title}"),
+                    "number": f"{index}.{check_index}h",
+                    "score": 0,
+                    "max_score": 0,
+                    "status": "failed",
+                    "output": visible_controls(chk.hint),
+                    "visibility": chk.hint_visibility,
+                    "tags": [exp.id, "hint"],
+                })
+    lines = [f"**Failure Lab: {STATUS_WORD[report.status]} {points(report.score, report.max_score)}**", ""]
+    for exp in report.experiments:
+        optional = " (optional, not counted)" if exp.id not in counted_ids else ""
+        lines.append(f"- {md(exp.title)}{optional}: {STATUS_WORD[exp.status]} {points(exp.score, exp.max_score)}"
+                     + (f" (workflow {md(exp.workflow.workflow_id)})" if exp.workflow else
+                        (f": {md(exp.note)}" if exp.note else "")))
+    for error in report.errors:
+        lines.append(f"- could not grade: {md(error)}")
+    lines += ["", "Hints for failed checks appear as separate tests; "
+                  "the rubric decides when they become visible (after the due date by default)."]
+    elapsed = 0.0 if _started is None else time.monotonic() - _started
+    return {
+        "score": report.score,
+        "execution_time": round(elapsed, 3),
+        "output": "\n".join(lines),
+        "output_format": "md",
+        "test_output_format": "text",
+        "test_name_format": "text",
+        "tests": tests,
+    }
+
+
+def render(report: Report) -> str:
+    """``results.json`` text."""
+    return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

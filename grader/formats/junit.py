@@ -1,0 +1,117 @@
+"""The report as JUnit XML, which GitLab, Jenkins and most CI dashboards read.
+
+One ``<testsuite>`` per experiment and one ``<testcase>`` per check. A
+failed or pending required check carries a ``<failure>`` whose message is
+the finding and whose body adds the hint; an error (a check that could not
+run) is an ``<error>``. A bonus check that did not pass is ``<skipped>``:
+it cannot fail anything. Points live in each suite's ``<properties>``
+(the experiment's ``score``/``max_score`` and every check's), because the
+common JUnit schema allows properties on suites only.
+
+The document is built with ElementTree, which escapes ``<``, ``&`` and
+quotes; :func:`grader.formats.safe.xml_text` first makes visible the control
+characters XML cannot hold, so whatever a history says, the XML stays valid.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from grader.formats.common import check_title, counted, pending_message, points
+from grader.formats.safe import xml_text
+from grader.report import ExperimentReport, Report
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
+    failures = sum(1 for c in exp.checks if c.required and c.status in ("fail", "pending"))
+    errors = sum(1 for c in exp.checks if c.required and c.status == "error")
+    skipped = sum(1 for c in exp.checks if not c.required and c.status != "pass")
+    suite = ET.Element("testsuite", {
+        "name": xml_text(exp.title, keep_newlines=False),
+        "id": exp.id,
+        "package": "failure-lab",
+        "tests": str(len(exp.checks)),
+        "failures": str(failures),
+        "errors": str(errors),
+        "skipped": str(skipped),
+        "time": "0",
+    })
+    props = ET.SubElement(suite, "properties")
+
+    def prop(name: str, value: object) -> None:
+        ET.SubElement(props, "property", {"name": name, "value": xml_text(value, keep_newlines=False)})
+
+    prop("experiment", exp.id)
+    prop("status", exp.status)
+    prop("score", _num(exp.score))
+    prop("max_score", _num(exp.max_score))
+    prop("required", str(exp.required).lower())
+    prop("counted", str(is_counted).lower())
+    if exp.workflow is not None:
+        prop("workflow_id", exp.workflow.workflow_id)
+        prop("run_id", exp.workflow.run_id)
+        prop("source", exp.workflow.source)
+        if exp.workflow.ui_link:
+            prop("ui_link", exp.workflow.ui_link)
+    for chk in exp.checks:
+        prop(f"{chk.id}.score", _num(chk.score))
+        prop(f"{chk.id}.max_score", _num(chk.max_score))
+
+    for chk in exp.checks:
+        case = ET.SubElement(suite, "testcase", {
+            "name": xml_text(f"{check_title(chk)} [{points(chk.score, chk.max_score)}]", keep_newlines=False),
+            "classname": f"failure-lab.{exp.id}",
+            "time": "0",
+        })
+        message = xml_text(chk.message, keep_newlines=False)
+        body = "\n".join(part for part in (
+            xml_text(chk.message),
+            f"hint: {xml_text(chk.hint)}" if chk.hint else "",
+            f"check: {chk.id}",
+        ) if part)
+        if not chk.required:
+            if chk.status != "pass":
+                ET.SubElement(case, "skipped").text = f"bonus evidence not shown: {message}"
+        elif chk.status == "error":
+            ET.SubElement(case, "error", {"message": message, "type": "error"}).text = body
+        elif chk.status == "pending":
+            ET.SubElement(case, "failure", {"message": pending_message(message),
+                                            "type": "pending"}).text = body
+        elif chk.status == "fail":
+            ET.SubElement(case, "failure", {"message": message, "type": "fail"}).text = body
+        if exp.workflow is not None:
+            ET.SubElement(case, "system-out").text = xml_text(
+                f"workflow {exp.workflow.workflow_id} run {exp.workflow.run_id}\n"
+                f"{exp.workflow.ui_link or exp.workflow.source}")
+    return suite
+
+
+def render(report: Report) -> str:
+    """The report as one JUnit XML document."""
+    counted_ids = {e.id for e in counted(report)}
+    suites = [_suite(e, is_counted=e.id in counted_ids) for e in report.experiments]
+    if report.errors:
+        # Unreadable inputs are errors of the grading run itself: one case each, so CI shows them.
+        inputs = ET.Element("testsuite", {"name": "Inputs", "id": "inputs", "package": "failure-lab",
+                                          "tests": str(len(report.errors)), "failures": "0",
+                                          "errors": str(len(report.errors)), "skipped": "0", "time": "0"})
+        for index, error in enumerate(report.errors, 1):
+            case = ET.SubElement(inputs, "testcase", {"name": f"input {index}", "classname": "failure-lab.inputs",
+                                                      "time": "0"})
+            ET.SubElement(case, "error", {"message": xml_text(error, keep_newlines=False),
+                                          "type": "bad-input"}).text = xml_text(error)
+        suites.append(inputs)
+    root = ET.Element("testsuites", {
+        "name": xml_text(f"Failure Lab ({report.rubric['id']} {report.rubric['version']})", keep_newlines=False),
+        "tests": str(sum(int(s.get("tests")) for s in suites)),
+        "failures": str(sum(int(s.get("failures")) for s in suites)),
+        "errors": str(sum(int(s.get("errors")) for s in suites)),
+        "time": "0",
+    })
+    root.extend(suites)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

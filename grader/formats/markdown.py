@@ -1,0 +1,76 @@
+"""The report as GitHub-flavoured markdown: for pull-request comments, step summaries and feedback files.
+
+One heading for the total, then per experiment a heading with its verdict,
+the run it was graded on (linked to the Web UI when known) and a table of
+its checks, with each failure's finding and hint below the table. Every
+piece of history text is escaped with :func:`grader.formats.safe.markdown`,
+so a crafted name cannot break the table, inject links or mention anyone.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from grader.formats.common import STATUS_WORD, check_title, points
+from grader.formats.safe import markdown as md
+from grader.formats.safe import markdown_code, visible_controls
+from grader.report import ExperimentReport, Report
+
+_ICON = {"pass": "✅", "fail": "❌", "pending": "⏳", "error": "⚠️"}
+
+
+def _run_line(exp: ExperimentReport) -> str:
+    if exp.workflow is None:
+        return md(exp.note) if exp.note else ""
+    ref = exp.workflow
+    run = f"workflow {markdown_code(ref.workflow_id)}, run {markdown_code(ref.run_id or '?')}"
+    if exp.candidates > 1:
+        run += f" (best of {exp.candidates} runs)"
+    if ref.ui_link and ref.ui_link.startswith(("http://", "https://")):
+        # Percent-encode the target: a workflow id with ``>`` or a space cannot end the link early.
+        target = quote(visible_controls(ref.ui_link), safe=":/?&=%#@+,;~-._")
+        run += f" · [open in the Web UI](<{target}>)"
+    else:
+        run += f" · from {markdown_code(ref.source)}"
+    return run
+
+
+def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
+    """One experiment as markdown lines: heading, run, checks table, findings and hints."""
+    optional = " (optional)" if not exp.required else ""
+    lines = [f"{'#' * level} {_ICON[exp.status]} {md(exp.title)}{optional}: "
+             f"{STATUS_WORD[exp.status]} {points(exp.score, exp.max_score)}", ""]
+    run = _run_line(exp)
+    if run:
+        lines += [run, ""]
+    lines += ["| | check | points |", "|---|---|---:|"]
+    for chk in exp.checks:
+        mark = _ICON[chk.status] if chk.required or chk.status == "pass" else "➖"
+        lines.append(f"| {mark} | {md(check_title(chk))} | {points(chk.score, chk.max_score)} |")
+    lines.append("")
+    said: set[str] = set()  # a still-running run gives every check the same message: say it once
+    for chk in exp.checks:
+        if chk.status == "pass" or chk.message in said or not chk.required:
+            continue
+        said.add(chk.message)
+        lines.append(f"- **{md(chk.title)}**: {md(chk.message)}")
+        if chk.hint:
+            lines.append(f"  - hint: {md(chk.hint)}")
+    if said:
+        lines.append("")
+    return lines
+
+
+def render(report: Report, *, level: int = 1) -> str:
+    """The whole report as markdown (``level`` sets the top heading's depth)."""
+    lines = [f"{'#' * level} Failure Lab: {STATUS_WORD[report.status]} {points(report.score, report.max_score)}",
+             "",
+             f"Rubric {markdown_code(report.rubric['id'])} {md(report.rubric['version'])}, "
+             f"grader {md(report.grader_version)}.", ""]
+    for exp in report.experiments:
+        lines += experiment_section(exp, level=level + 1)
+    if report.errors:
+        lines += [f"{'#' * (level + 1)} Inputs that could not be graded", ""]
+        lines += [f"- {md(error)}" for error in report.errors]
+        lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"

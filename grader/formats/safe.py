@@ -1,0 +1,104 @@
+"""Escaping for text that came from a history, one function per place it can land.
+
+Everything a history carries (workflow ids, failure messages, identities,
+file names) is the learner's to write, so a crafted history can hold a
+carriage return that rewinds a terminal line over a FAIL, an ANSI sequence
+that recolours or clears the screen, ``</failure>`` that closes an XML
+element early, a ``|`` that splits a markdown table cell, or ``::error::``
+that starts a GitHub workflow command. Every renderer passes such text
+through the function for its format and never writes it raw.
+
+The shared first step is :func:`visible_controls`: control characters
+(C0, DEL, C1) and the Unicode bidirectional overrides become visible
+``\\xNN`` / ``\\uNNNN`` escapes, so a reader sees that something odd was
+there instead of having it act on their terminal or page.
+"""
+
+from __future__ import annotations
+
+import re
+
+# C0 controls, DEL, C1 controls, and the bidi embedding/override/isolate
+# characters that can make text read differently from how it is stored.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+# Lone surrogates cannot be encoded as UTF-8 at all (a history decoded with
+# surrogatepass, or a JSON ``\\ud800`` escape, can carry one).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible_controls(text: object, *, keep_newlines: bool = False) -> str:
+    """``text`` with every control character shown as an escape instead of acting.
+
+    With ``keep_newlines``, ``\\n`` stays a line break (multi-line output such
+    as a JUnit failure body); ``\\r`` is always escaped, since a lone carriage
+    return is what lets one line overwrite another on a terminal.
+    """
+    text = "" if text is None else str(text)
+    if keep_newlines:
+        parts = text.split("\n")
+        return "\n".join(_SURROGATE.sub(_escape_char, _CONTROL.sub(_escape_char, p)) for p in parts)
+    return _SURROGATE.sub(_escape_char, _CONTROL.sub(_escape_char, text))
+
+
+def terminal(text: object) -> str:
+    """One line of text that is safe to print on a terminal (the table format)."""
+    return visible_controls(text)
+
+
+# The characters that can start markup in the middle of a line: emphasis, code,
+# links and images (``[``), raw HTML, table cells, strikethrough, entities,
+# autolinks (``:``) and mentions. Line-start markup (headings, lists) cannot
+# happen: newlines never survive into inline text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:@])")
+
+
+def markdown(text: object) -> str:
+    """Inline markdown: the text shows literally, in a table cell or a sentence.
+
+    ``@`` is escaped too so a crafted name cannot mention (notify) people when
+    the report is posted as a pull-request comment, and ``:`` so it cannot
+    form an emoji shortcode or a bare link scheme.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", visible_controls(text))
+
+
+def markdown_code(text: object) -> str:
+    """Text for an inline code span: control characters visible, backticks unable to close it."""
+    body = visible_controls(text)
+    fence = "`"
+    while fence in body:
+        fence += "`"
+    pad = " " if body.startswith("`") or body.endswith("`") or not body.strip() else ""
+    return f"{fence}{pad}{body}{pad}{fence}"
+
+
+def workflow_command_data(text: object) -> str:
+    """The message part of a GitHub workflow command (after the second ``::``)."""
+    text = visible_controls(text, keep_newlines=True)
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def workflow_command_property(text: object) -> str:
+    """A property value of a GitHub workflow command (``title=...``)."""
+    return workflow_command_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+# Characters XML 1.0 forbids outright (even escaped): most C0 controls,
+# surrogates, U+FFFE and U+FFFF.
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(text: object, *, keep_newlines: bool = True) -> str:
+    """Text that an XML serializer can write as character data or an attribute.
+
+    The serializer (ElementTree) escapes ``<``, ``&`` and quotes itself; this
+    makes the characters XML cannot hold at all visible first, so the
+    document stays well-formed whatever the history held.
+    """
+    text = visible_controls(text, keep_newlines=keep_newlines)
+    return _XML_FORBIDDEN.sub(_escape_char, text)
