@@ -1,0 +1,169 @@
+"""Gradescope: the autograder zip, and its run_autograder grading real histories for real.
+
+The slow test builds the zip (with a real ``pip wheel`` of this checkout),
+unpacks it into a temporary folder standing in for ``/autograder``
+(``AUTOGRADER_ROOT``), runs the zip's own ``setup.sh`` (its pip step installs
+the packed wheel into a fresh virtual environment; the apt steps are not
+needed because a Python 3.11+ is given) and then the zip's own
+``run_autograder`` on a submission of golden histories, and checks the
+``results.json`` it wrote against the fields of Gradescope's specification.
+The test machine is offline, so setup.sh's pip runs with ``--no-deps
+--no-index`` and the new environment borrows the test environment's
+installed dependencies through a ``.pth`` file (never its ``grader``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+from click.testing import CliRunner
+
+from grader import api
+from grader.cli import cli
+from grader.gradescope import RUN, SETUP, build_autograder_zip, run_autograder, submission_histories
+
+ROOT = Path(__file__).parent.parent
+GOLDENS = ROOT / "tests" / "goldens"
+SCHEMA = json.loads((ROOT / "tests" / "data" / "gradescope-results.schema.json").read_text())
+PASSING = ["sigkill-during-deposit", "live-fix", "retries-exhausted-refund"]
+
+
+def submit(root: Path, goldens: list[str], *, zipped: list[str] = (), manifest: bool = False) -> Path:
+    """Lay out ``<root>/submission`` the way Gradescope does after an upload."""
+    submission = root / "submission"
+    (submission / "histories").mkdir(parents=True)
+    for name in goldens:
+        shutil.copy(GOLDENS / f"{name}.json", submission / "histories" / f"{name}.json")
+    if zipped:
+        with zipfile.ZipFile(submission / "bundle.zip", "w") as archive:
+            for name in zipped:
+                archive.write(GOLDENS / f"{name}.json", f"bundle/{name}.json")
+            archive.writestr("../escape.json", "{}")  # must never land outside the scratch folder
+    if manifest:
+        (submission / "histories" / "manifest.json").write_text('{"files": []}')
+    return submission
+
+
+def test_the_zip_holds_the_two_scripts_the_wheel_and_the_rubric(tmp_path: Path):
+    fake_wheel = tmp_path / "failure_lab-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(fake_wheel, "w") as archive:  # the packing step does not open the wheel
+        archive.writestr("grader/__init__.py", "")
+    out = build_autograder_zip(tmp_path / "autograder.zip", wheel=fake_wheel)
+    with zipfile.ZipFile(out) as archive:
+        infos = {i.filename: i for i in archive.infolist()}
+        assert sorted(infos) == sorted([SETUP, RUN, fake_wheel.name, "rubric.json"])
+        for script in (SETUP, RUN):
+            assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
+            assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
+        assert json.loads(archive.read("rubric.json"))["id"] == "failure-simulation"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
+
+
+def test_a_bad_wheel_or_rubric_is_one_line_and_exit_2(tmp_path: Path):
+    not_a_wheel = tmp_path / "x.txt"
+    not_a_wheel.write_text("no")
+    result = CliRunner().invoke(cli, ["gradescope-autograder", "--out", str(tmp_path / "a.zip"),
+                                      "--wheel", str(not_a_wheel)])
+    assert result.exit_code == 2 and "not a wheel file" in result.stderr
+    result = CliRunner().invoke(cli, ["gradescope-autograder", "--out", str(tmp_path / "a.zip"),
+                                      "--rubric", "nope"])
+    assert result.exit_code == 2 and "no rubric 'nope'" in result.stderr
+    assert not (tmp_path / "a.zip").exists()
+
+
+def test_submission_histories_finds_json_at_any_depth_and_in_zips(tmp_path: Path):
+    submission = submit(tmp_path, ["live-fix"], zipped=["cancel"], manifest=True)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    found = submission_histories(submission, scratch)
+    assert sorted(p.name for p in found) == ["cancel.json", "live-fix.json"]
+    assert not (tmp_path / "escape.json").exists() and not (scratch / "escape.json").exists()
+
+
+def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path, monkeypatch):
+    submit(tmp_path, PASSING[:2], zipped=PASSING[2:], manifest=True)
+    monkeypatch.setenv("AUTOGRADER_ROOT", str(tmp_path))
+    result = CliRunner().invoke(cli, ["gradescope-autograder", "--run"])
+    assert result.exit_code == 0, result.output
+    document = json.loads((tmp_path / "results" / "results.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["score"] == 30
+    assert all(t["status"] == "passed" for t in document["tests"])
+    assert str(tmp_path) not in document["output"]
+
+
+def test_an_empty_submission_still_gets_a_results_json_that_says_why(tmp_path: Path):
+    (tmp_path / "submission").mkdir()
+    results = run_autograder(tmp_path)
+    document = json.loads(results.read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["score"] == 0
+    assert document["output"].startswith("No history files were found in the submission")
+    assert document["tests"] and all(t["score"] == 0 for t in document["tests"])
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / "bin" / "python"
+
+
+@pytest.mark.slow
+def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path):
+    zip_path = build_autograder_zip(tmp_path / "autograder.zip")  # a real `pip wheel` of this checkout
+    root = tmp_path / "autograder"
+    source = root / "source"
+    source.mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as archive:
+        archive.extractall(source)
+        wheel_name, = [n for n in archive.namelist() if n.endswith(".whl")]
+        wheel_files = zipfile.ZipFile(source / wheel_name).namelist()
+    for script in (SETUP, RUN):  # zipfile does not restore modes; Gradescope's unzip does
+        (source / script).chmod(0o755)
+    if "grader/cli/__init__.py" not in wheel_files:
+        pytest.skip("this checkout's wheel leaves out grader/cli: the packaging fix (issue 7) is not merged")
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
+               GRADER_PIP_OPTIONS="--no-deps --no-index")
+    setup = subprocess.run(["bash", str(source / SETUP)], env=env, capture_output=True, text=True, timeout=300)
+    assert setup.returncode == 0, setup.stderr
+    venv = root / "venv"
+    # Offline: the new environment borrows the test environment's dependencies (not its grader,
+    # which is an editable install whose hook lives in a .pth that a .pth-added folder never runs).
+    purelib = Path(subprocess.check_output([_venv_python(venv), "-c",
+                                            "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                           text=True).strip())
+    (purelib / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    where = subprocess.check_output([_venv_python(venv), "-c", "import grader; print(grader.__file__)"],
+                                    text=True, env=env).strip()
+    assert Path(where).is_relative_to(venv), where  # the wheel's grader, not the checkout's
+
+    # Gradescope copies run_autograder to the root and the submission beside it.
+    shutil.copy(source / RUN, root / RUN)
+    (root / RUN).chmod(0o755)
+    submit(root, ["sigkill-during-deposit", "live-fix", "running"], zipped=["retries-exhausted-refund"],
+           manifest=True)
+    done = subprocess.run([str(root / RUN)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+
+    expected = api.check_files([GOLDENS / f"{n}.json" for n in
+                                ("sigkill-during-deposit", "live-fix", "running", "retries-exhausted-refund")])
+    assert document["score"] == expected.score == 30
+    assert document["execution_time"] > 0
+    names = [t["name"] for t in document["tests"] if "hint" not in t["tags"]]
+    assert len(names) == sum(len(e.checks) for e in expected.experiments)
+    # The optional network-partition experiment is still running in running.json: a failed,
+    # zero-point test that says so.
+    pending = [t for t in document["tests"] if "pending" in t["tags"] and "required" in t["tags"]]
+    assert pending and all(t["status"] == "failed" and "still running" in t["output"].lower() for t in pending)
