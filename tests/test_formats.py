@@ -352,3 +352,21 @@ def test_crafted_text_cannot_start_a_github_command(crafted: Path):
     assert [c.split(" ", 1)[0] for c in commands] == ["::error", "::notice"]
     assert "%250A" in commands[0]  # a literal %0A in the history is not a newline for the runner
     assert EVIL_RESULT.split("\n")[1].split(" ")[0] not in [line.split(" ")[0] for line in lines]
+
+
+@pytest.mark.slow
+def test_simulate_writes_any_format_to_output_and_keeps_its_summary_on_stdout(tmp_path: Path):
+    """simulate takes the same options: its grade as JUnit in a file, its run summary on stdout."""
+    import subprocess
+    import sys
+
+    target = tmp_path / "simulate.xml"
+    done = subprocess.run([sys.executable, "-m", "grader", "simulate", "--experiment", "compensation",
+                           "--latency", "0.3", "--format", "junit", "--output", str(target)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "compensation" in done.stdout and "reached" in done.stdout  # the summary table
+    assert "<testsuite" not in done.stdout
+    junit_schema().validate(str(target))
+    suite, = JUnitXml.fromfile(str(target))
+    assert suite.name == "Compensation" and suite.failures == 0 and suite.tests == 4
