@@ -183,3 +183,36 @@ def test_the_classroom_workflow_hands_partial_credit_to_the_reporter(workspace: 
             max_total += results["max_score"]
             total += sum(t["score"] for t in results["tests"])
     assert (total, max_total) == (9, 10)  # partial credit, not 0
+
+
+def test_check_appends_a_summary_with_web_ui_links_only_under_actions(tmp_path: Path):
+    """The step summary (with a Web UI link for a run read from a server) and annotations from `check`."""
+    from click.testing import CliRunner
+    from markdown_it import MarkdownIt
+
+    from grader import api
+    from grader.cli import cli
+    from grader.formats import github
+
+    report = api.check_files([ROOT / "tests" / "goldens" / "cancel.json"], experiments=["compensation"])
+    report.experiments[0].workflow.ui_link = "http://localhost:8233/namespaces/default/workflows/a b/r/history"
+    summary = tmp_path / "summary.md"
+    github.after_render(report, {"GITHUB_STEP_SUMMARY": str(summary)})
+    html = MarkdownIt("commonmark").enable("table").render(summary.read_text())
+    assert 'href="http://localhost:8233/namespaces/default/workflows/a%20b/r/history"' in html
+    assert "<table>" in html
+
+    github.after_render(report, {})  # no GITHUB_STEP_SUMMARY: nothing to write, nothing fails
+    github.after_render(report, {"GITHUB_STEP_SUMMARY": str(tmp_path / "no" / "such.md")})  # warns only
+
+    outside = CliRunner().invoke(cli, ["check", "--history", str(ROOT / "tests" / "goldens" / "cancel.json"),
+                                       "--experiment", "compensation", "--format", "table"],
+                                 env={"GITHUB_STEP_SUMMARY": str(tmp_path / "table.md")})
+    assert outside.exit_code == 1 and not (tmp_path / "table.md").exists()  # only the github format writes it
+    inside = CliRunner().invoke(cli, ["check", "--history", str(ROOT / "tests" / "goldens" / "cancel.json"),
+                                      "--experiment", "compensation", "--format", "github"],
+                                env={"GITHUB_STEP_SUMMARY": str(tmp_path / "github.md")})
+    assert inside.exit_code == 1
+    kinds = [parse_command(line)[0] for line in inside.stdout.splitlines() if line.startswith("::")]
+    assert kinds == ["error"] * 4
+    assert "## ❌ Compensation: FAIL 0/10" in (tmp_path / "github.md").read_text()

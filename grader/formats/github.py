@@ -21,6 +21,7 @@ checks, points and Web UI links, shown on the run's summary page.
 from __future__ import annotations
 
 import os
+import sys
 from typing import Mapping
 
 from grader.formats import markdown
@@ -74,6 +75,11 @@ def after_render(report: Report, environ: Mapping[str, str] | None = None) -> No
     """Append the markdown summary to ``$GITHUB_STEP_SUMMARY`` when Actions provides one."""
     environ = os.environ if environ is None else environ
     path = environ.get("GITHUB_STEP_SUMMARY")
-    if path:
+    if not path:
+        return
+    try:
         with open(path, "a", encoding="utf-8") as summary:
             summary.write(step_summary(report))
+    except OSError as err:
+        # The annotations are out already; a summary that cannot be written must not change the grade.
+        sys.stderr.write(f"grader: warning: cannot append the job summary to {path}: {err.strerror or err}\n")
