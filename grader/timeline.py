@@ -64,7 +64,10 @@ def render_timeline(history: History, run: RunEvidence | None = None) -> str:
     """
     run = run if run is not None else build_evidence(history)
     renderer = _Renderer(history, run)
-    return "\n".join(renderer.lines()) + "\n"
+    # Ids and failure messages are the history's text: show control characters, never obey them.
+    from grader.formats.safe import visible_controls
+
+    return "\n".join(visible_controls(line, keep_newlines=True) for line in renderer.lines()) + "\n"
 
 
 class _Renderer:

@@ -370,3 +370,10 @@ def test_simulate_writes_any_format_to_output_and_keeps_its_summary_on_stdout(tm
     junit_schema().validate(str(target))
     suite, = JUnitXml.fromfile(str(target))
     assert suite.name == "Compensation" and suite.failures == 0 and suite.tests == 4
+
+
+def test_crafted_text_is_inert_in_the_timeline_too(crafted: Path):
+    result = run("timeline", "--history", str(crafted))
+    assert result.exit_code == 0
+    assert not CONTROL.search(result.stdout) and "\r" not in result.stdout
+    assert "evil\\x0d\\x1b[1A-run" in result.stdout
