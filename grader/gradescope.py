@@ -234,7 +234,7 @@ def run_autograder(root: Path | None = None) -> Path:
     """
     started = time.monotonic()  # execution_time covers the imports too: they are most of a run
     from grader import api
-    from grader.cli.options import write_atomically
+    from grader.formats import write_atomically
     from grader.errors import GraderError
     from grader.formats import gradescope as fmt
     from grader.report import grade

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,35 +42,6 @@ def output_options(func: Any) -> Any:
                              "(the result=... line for GitHub Classroom's reporter).")(func)
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
-
-    A reader (an LMS, a CI step, a later batch) sees the old file or the whole
-    new one, never half a report, even if the grader is killed mid-write.
-    """
-    import os
-    import tempfile
-
-    from grader.errors import BadInputError
-
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise BadInputError(f"cannot write {path}: {err.strerror or err}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except OSError as err:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise BadInputError(f"cannot write {path}: {err.strerror or err}") from None
-
-
 def rubric_option(func: Any) -> Any:
     """--rubric NAME|PATH."""
     from grader.rubric import DEFAULT_RUBRIC
@@ -96,7 +66,7 @@ def emit_report(report: Any, output_format: str, output_file: Path | None = None
     whatever the grade (simulate: an experiment never reached its end).
     """
     from grader.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-    from grader.formats import after_render, render
+    from grader.formats import after_render, render, write_atomically
     from grader.formats.safe import terminal
 
     for error in report.errors:

@@ -8,7 +8,11 @@ imported only when their format is asked for, so ``grader --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from importlib import import_module
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
@@ -46,3 +50,29 @@ def after_render(report: "Report", name: str) -> None:
     hook = getattr(import_module(FORMATS[name]), "after_render", None)
     if hook is not None:
         hook(report)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename.
+
+    A reader (an LMS, a CI step, a later batch) sees the old file or the whole
+    new one, never half a report, even if the grader is killed mid-write.
+    """
+    from grader.errors import BadInputError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise BadInputError(f"cannot write {path}: {err.strerror or err}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise BadInputError(f"cannot write {path}: {err.strerror or err}") from None
