@@ -24,12 +24,16 @@ def _mark(chk) -> str:
     return "-"
 
 
+def _check_title(chk) -> str:
+    """The check's title; bonus checks say so, and whether their evidence was seen."""
+    if chk.required:
+        return chk.title
+    return f"{chk.title} (bonus evidence{'' if chk.status == 'pass' else ', not seen'})"
+
+
 def _check_points(chk) -> str:
-    """Points earned of possible; a bonus check worth nothing says whether its evidence was seen."""
-    if chk.required or chk.max_score:
-        text = _points(chk.score, chk.max_score)
-        return text if chk.required else f"{text} bonus"
-    return "bonus evidence" if chk.status == "pass" else "no bonus evidence"
+    """Points earned of possible; empty for bonus evidence that is worth no points."""
+    return _points(chk.score, chk.max_score) if chk.required or chk.max_score else ""
 
 
 def render(report: Report) -> str:
@@ -54,7 +58,7 @@ def render(report: Report) -> str:
         rows, notes = [], []
         said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:
-            rows.append([_mark(chk), chk.title, _check_points(chk)])
+            rows.append([_mark(chk), _check_title(chk), _check_points(chk)])
             below = []
             explain = chk.status != "pass" or not chk.applies or chk.strength == "consistent" and chk.hint
             if explain and chk.message not in said:
