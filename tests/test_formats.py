@@ -377,3 +377,27 @@ def test_crafted_text_is_inert_in_the_timeline_too(crafted: Path):
     assert result.exit_code == 0
     assert not CONTROL.search(result.stdout) and "\r" not in result.stdout
     assert "evil\\x0d\\x1b[1A-run" in result.stdout
+
+
+def test_evidence_strength_and_not_needed_checks_reach_every_structured_format(tmp_path: Path):
+    """A proven live fix and a retry limit that did not apply read the same in markdown, gradescope, junit."""
+    live = api.check_files([GOLDENS / "live-fix.json"], experiments=["live-fix"]).experiments[0]
+    comp = api.check_files([GOLDENS / "non-retryable-refund.json"], experiments=["compensation"]).experiments[0]
+    report = assemble([live, comp], load_rubric(), count_optional=True)
+    not_needed = next(c for c in comp.checks if not c.applies)
+
+    text = render(report, "markdown")
+    assert "Live bug fix: PASS 10/10 (evidence: proven)" in text
+    assert f"| N/A | {not_needed.title} |" in text
+    assert "not needed" in text
+
+    tests = json.loads(render(report, "gradescope"))["tests"]
+    assert any("evidence-proven" in t["tags"] for t in tests)
+    assert [t["name"] for t in tests if "not-needed" in t["tags"]] == [f"Compensation: {not_needed.title}"]
+
+    path = tmp_path / "junit.xml"
+    path.write_text(render(report, "junit"))
+    junit_schema().validate(str(path))
+    props = {p.name: p.value for suite in JUnitXml.fromfile(str(path)) for p in suite.properties()}
+    assert props["live-fix.fixed-by-restart.evidence"] == "proven"
+    assert props[f"{not_needed.id}.applies"] == "false"

@@ -20,7 +20,7 @@ import base64
 import json
 from typing import Any
 
-from grader.formats.common import check_title, counted, pending_message
+from grader.formats.common import check_title, counted, pending_message, shows_hint
 from grader.formats.safe import visible_controls
 from grader.report import Report
 
@@ -35,7 +35,7 @@ def document(report: Report) -> dict[str, Any]:
         is_counted = exp.id in counted_ids
         for chk in exp.checks:
             message = chk.message if chk.status != "pending" else pending_message(chk.message)
-            if chk.hint and chk.status != "pass" and chk.required:
+            if shows_hint(chk):
                 message += f" Hint: {chk.hint}"
             name = f"{exp.title}: {check_title(chk)}" + ("" if is_counted else " (optional, not counted)")
             tests.append({

@@ -40,8 +40,33 @@ def counted(report: "Report") -> list["ExperimentReport"]:
 
 
 def check_title(check: "CheckResult") -> str:
-    """A check's title, marked when it is bonus evidence rather than required."""
-    return check.title if check.required else f"{check.title} (bonus)"
+    """A check's title; bonus evidence says so, and whether it was seen (as the table says it)."""
+    if check.required:
+        return check.title
+    return f"{check.title} (bonus evidence{'' if check.status == 'pass' else ', not seen'})"
+
+
+def explains(check: "CheckResult") -> bool:
+    """Whether a check's finding deserves a line of its own under the verdict.
+
+    Failures and pending checks, a pass that happened only because the check
+    did not apply ("not needed: ..."), and a pass whose evidence is merely
+    consistent when the check has advice for it (the table's rule too).
+    """
+    return check.status != "pass" or not check.applies or (check.strength == "consistent" and bool(check.hint))
+
+
+def shows_hint(check: "CheckResult") -> bool:
+    """Whether a check's hint is shown: under a failed required check, or advice on a weak pass."""
+    return bool(check.hint) and explains(check) and (check.required or check.status == "pass")
+
+
+def evidence_strength(experiment: "ExperimentReport") -> str:
+    """``proven``, ``consistent`` or "" for a passing experiment: the weakest of its checks' claims."""
+    strengths = {c.strength for c in experiment.checks if c.strength and c.status == "pass"}
+    if not strengths or experiment.status != "pass":
+        return ""
+    return "consistent" if "consistent" in strengths else "proven"
 
 
 def is_bonus(check: "CheckResult") -> bool:

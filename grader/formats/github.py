@@ -25,7 +25,7 @@ import sys
 from typing import Mapping
 
 from grader.formats import markdown
-from grader.formats.common import STATUS_WORD, counted, pending_message, points
+from grader.formats.common import STATUS_WORD, counted, pending_message, points, shows_hint
 from grader.formats.safe import workflow_command_data, workflow_command_property
 from grader.report import Report
 
@@ -44,7 +44,7 @@ def annotations(report: Report) -> list[str]:
         for chk in exp.checks:
             title = f"{exp.title}: {chk.title}"
             if chk.required and chk.status in ("fail", "error"):
-                message = chk.message + (f" Hint: {chk.hint}" if chk.hint else "")
+                message = chk.message + (f" Hint: {chk.hint}" if shows_hint(chk) else "")
                 if is_counted:
                     lines.append(command("error", title, message))
                 else:
@@ -52,7 +52,11 @@ def annotations(report: Report) -> list[str]:
             elif chk.required and chk.status == "pending":
                 lines.append(command("warning", title, pending_message(chk.message)))
             elif not chk.required and chk.status == "pass":
-                lines.append(command("notice", f"{title} (bonus)", chk.message))
+                lines.append(command("notice", f"{title} (bonus evidence)", chk.message))
+            elif chk.status == "pass" and shows_hint(chk):
+                # Passed, on evidence that cannot rule out another cause: say so, with the advice.
+                lines.append(command("notice", f"{title} (evidence: {chk.strength or 'weak'})",
+                                     f"{chk.message} Hint: {chk.hint}"))
     for error in report.errors:
         lines.append(command("error", "Input could not be graded", error))
     return lines

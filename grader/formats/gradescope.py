@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from grader.formats.common import STATUS_WORD, check_title, counted, pending_message, points
+from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
 from grader.formats.safe import markdown as md
 from grader.formats.safe import visible_controls
 from grader.report import Report
@@ -50,6 +50,10 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                 tags.append(chk.status)
             if not is_counted:
                 tags.append("not-counted")
+            if chk.strength and chk.status == "pass":
+                tags.append(f"evidence-{chk.strength}")
+            if not chk.applies:
+                tags.append("not-needed")
             passed = chk.status == "pass"
             output = chk.message
             if chk.status == "pending":
@@ -70,7 +74,7 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                 "visibility": chk.visibility,
                 "tags": tags,
             })
-            if chk.hint and not passed and chk.required:
+            if shows_hint(chk):
                 tests.append({
                     "name": visible_controls(f"Hint: {exp.title}: {chk.title}"),
                     "number": f"{index}.{check_index}h",
@@ -84,7 +88,9 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
     lines = [f"**Failure Lab: {STATUS_WORD[report.status]} {points(report.score, report.max_score)}**", ""]
     for exp in report.experiments:
         optional = " (optional, not counted)" if exp.id not in counted_ids else ""
+        strength = evidence_strength(exp)
         lines.append(f"- {md(exp.title)}{optional}: {STATUS_WORD[exp.status]} {points(exp.score, exp.max_score)}"
+                     + (f" (evidence: {strength})" if strength else "")
                      + (f" (workflow {md(exp.workflow.workflow_id)})" if exp.workflow else
                         (f": {md(exp.note)}" if exp.note else "")))
     for error in report.errors:

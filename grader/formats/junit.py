@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from grader.formats.common import check_title, counted, pending_message, points
+from grader.formats.common import check_title, counted, explains, pending_message, points, shows_hint
 from grader.formats.safe import xml_text
 from grader.report import ExperimentReport, Report
 
@@ -60,6 +60,10 @@ def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
     for chk in exp.checks:
         prop(f"{chk.id}.score", _num(chk.score))
         prop(f"{chk.id}.max_score", _num(chk.max_score))
+        if chk.strength:
+            prop(f"{chk.id}.evidence", chk.strength)
+        if not chk.applies:
+            prop(f"{chk.id}.applies", "false")
 
     for chk in exp.checks:
         case = ET.SubElement(suite, "testcase", {
@@ -70,7 +74,7 @@ def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
         message = xml_text(chk.message, keep_newlines=False)
         body = "\n".join(part for part in (
             xml_text(chk.message),
-            f"hint: {xml_text(chk.hint)}" if chk.hint else "",
+            f"hint: {xml_text(chk.hint)}" if shows_hint(chk) else "",
             f"check: {chk.id}",
         ) if part)
         if not chk.required:
@@ -83,10 +87,14 @@ def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
                                             "type": "pending"}).text = body
         elif chk.status == "fail":
             ET.SubElement(case, "failure", {"message": message, "type": "fail"}).text = body
+        out = []
+        if chk.status == "pass" and explains(chk):
+            out.append(body)  # a weak or not-needed pass still says why, with its advice
         if exp.workflow is not None:
-            ET.SubElement(case, "system-out").text = xml_text(
-                f"workflow {exp.workflow.workflow_id} run {exp.workflow.run_id}\n"
-                f"{exp.workflow.ui_link or exp.workflow.source}")
+            out.append(f"workflow {exp.workflow.workflow_id} run {exp.workflow.run_id}\n"
+                       f"{exp.workflow.ui_link or exp.workflow.source}")
+        if out:
+            ET.SubElement(case, "system-out").text = xml_text("\n".join(out))
     return suite
 
 

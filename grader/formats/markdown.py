@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from grader.formats.common import STATUS_WORD, check_title, points
+from grader.formats.common import STATUS_WORD, check_title, evidence_strength, explains, points, shows_hint
 from grader.formats.safe import markdown as md
 from grader.formats.safe import markdown_code, visible_controls
 from grader.report import ExperimentReport, Report
@@ -38,23 +38,29 @@ def _run_line(exp: ExperimentReport) -> str:
 def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
     """One experiment as markdown lines: heading, run, checks table, findings and hints."""
     optional = " (optional)" if not exp.required else ""
+    strength = evidence_strength(exp)
     lines = [f"{'#' * level} {_ICON[exp.status]} {md(exp.title)}{optional}: "
-             f"{STATUS_WORD[exp.status]} {points(exp.score, exp.max_score)}", ""]
+             f"{STATUS_WORD[exp.status]} {points(exp.score, exp.max_score)}"
+             + (f" (evidence: {strength})" if strength else ""), ""]
     run = _run_line(exp)
     if run:
         lines += [run, ""]
     lines += ["| | check | points |", "|---|---|---:|"]
     for chk in exp.checks:
-        mark = _ICON[chk.status] if chk.required or chk.status == "pass" else "➖"
-        lines.append(f"| {mark} | {md(check_title(chk))} | {points(chk.score, chk.max_score)} |")
+        if not chk.applies:
+            mark = "N/A"
+        else:
+            mark = _ICON[chk.status] if chk.required or chk.status == "pass" else "➖"
+        shown = points(chk.score, chk.max_score) if chk.required or chk.max_score else ""
+        lines.append(f"| {mark} | {md(check_title(chk))} | {shown} |")
     lines.append("")
     said: set[str] = set()  # a still-running run gives every check the same message: say it once
     for chk in exp.checks:
-        if chk.status == "pass" or chk.message in said or not chk.required:
+        if not explains(chk) or chk.message in said:
             continue
         said.add(chk.message)
         lines.append(f"- **{md(chk.title)}**: {md(chk.message)}")
-        if chk.hint:
+        if shows_hint(chk):
             lines.append(f"  - hint: {md(chk.hint)}")
     if said:
         lines.append("")
