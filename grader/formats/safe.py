@@ -51,20 +51,25 @@ def terminal(text: object) -> str:
 
 
 # The characters that can start markup in the middle of a line: emphasis, code,
-# links and images (``[``), raw HTML, table cells, strikethrough, entities,
-# autolinks (``:``) and mentions. Line-start markup (headings, lists) cannot
-# happen: newlines never survive into inline text.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&:@])")
+# links and images (``[``), raw HTML, table cells, strikethrough, entities and
+# mentions. An underscore inside a word (``maximum_attempts``) cannot open
+# emphasis, so it stays as it is and a raw feedback file stays readable.
+# Line-start markup (headings, lists) cannot happen: newlines never survive
+# into inline text.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|~&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+# GitHub turns bare ``scheme://`` and ``www.`` text into links; a backslash breaks the pattern.
+_AUTOLINK = re.compile(r"(?i)(://|\bwww\.)")
 
 
 def markdown(text: object) -> str:
     """Inline markdown: the text shows literally, in a table cell or a sentence.
 
-    ``@`` is escaped too so a crafted name cannot mention (notify) people when
-    the report is posted as a pull-request comment, and ``:`` so it cannot
-    form an emoji shortcode or a bare link scheme.
+    ``@`` is escaped so a crafted name cannot mention (notify) people when the
+    report is posted as a pull-request comment, and bare web addresses are
+    broken up so they do not become links.
     """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", visible_controls(text))
+    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", visible_controls(text))
+    return _AUTOLINK.sub(lambda m: ":\\/\\/" if m.group(1) == "://" else m.group(1)[:-1] + "\\.", escaped)
 
 
 def markdown_code(text: object) -> str:
