@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,12 +18,11 @@ from grader.cli.options import connection_options, emit_report, grading_options,
               help="Without --workflow-id: only workflows whose id starts with PREFIX.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
-@click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          ui_url: str | None, address: str, namespace: str, experiments: tuple[str, ...], rubric: str,
+          connection: Any, experiments: tuple[str, ...], rubric: str,
           output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
@@ -34,7 +34,8 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
-    running; 2 bad input (a history file, the rubric, an option); 3 no server.
+    running; 2 bad input (a history file, the rubric, an option, an address);
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed.
     """
     from grader import api
     from grader.server import run_sync
@@ -44,7 +45,6 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
-        report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                         limit=limit, ui_url=ui_url, rubric=rubric,
-                                         experiments=experiments or None))
+        report = run_sync(api.check_live(connection, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                         rubric=rubric, experiments=experiments or None))
     emit_report(report, output_format)
