@@ -477,15 +477,19 @@ def connect_error(err: BaseException, target: Target) -> ServerUnavailableError:
     if "InvalidContentType" in text or "InvalidMessage" in text or "CorruptMessage" in text:
         return TlsError(f"TLS handshake with {address} failed: the server there does not speak TLS "
                         "(drop --tls / TEMPORAL_TLS, or check the port)")
-    if target.uses_tls and ("close_notify" in text or "UnexpectedEof" in text or "AlertReceived" in text
-                            or "HandshakeFailure" in text):
-        return TlsError(f"TLS handshake with {address} failed: the server closed the connection, "
-                        "as servers that require a client certificate do: pass --tls-cert-path and "
-                        "--tls-key-path (or check that certificate)")
+    dropped = any(sign in text for sign in ("close_notify", "UnexpectedEof", "connection closed", "ConnectionReset",
+                                            "BrokenPipe", "AlertReceived", "HandshakeFailure"))
+    if target.uses_tls and dropped:
+        # With TLS 1.3 the server checks the client's certificate after the client thinks the
+        # handshake is done, so a refusal arrives as a closed connection on the first call.
+        has_cert = bool(target.profile and target.profile.tls and target.profile.tls.client_cert)
+        advice = (": is the client certificate signed by a CA the server trusts?" if has_cert else
+                  ", as servers that require a client certificate do: pass --tls-cert-path and --tls-key-path")
+        return TlsError(f"TLS handshake with {address} failed: the server closed the connection{advice}")
     if "H2NotNegotiated" in text or "alpn" in text.lower():
         return TlsError(f"TLS handshake with {address} failed: the server did not offer HTTP/2 (ALPN h2), "
                         "which gRPC needs")
-    if not target.uses_tls and ("BrokenPipe" in text or "transport error" in text or "UnexpectedEof" in text):
+    if not target.uses_tls and (dropped or "transport error" in text):
         return ServerUnavailableError(
             f"something at {address} accepted the connection but does not speak plain gRPC: "
             "if it uses TLS, pass --tls (and --tls-ca-path for a private CA)")

@@ -91,7 +91,7 @@ def test_bad_address_as_a_real_process_is_one_line():
     assert "IPv6 address in brackets" in _one_error_line(proc.stderr)
 
 
-@pytest.mark.parametrize("address", ["localhost:7233", "127.0.0.1:1", "[::1]:7233", "my-ns.a1b2c.tmprl.cloud:7233",
+@pytest.mark.parametrize("address", ["localhost:7233", "127.0.0.1:1", "[::1]:7233", "temporal.internal:7233",
                                      " temporal:7233 "])
 def test_good_addresses_pass_unchanged(address: str):
     assert parse_address(address) == address.strip()
