@@ -101,8 +101,13 @@ class Target:
 
     @property
     def uses_tls(self) -> bool:
-        """True when the connection is encrypted."""
-        return bool(self.connect_config().get("tls"))
+        """True when the connection is encrypted (a TLS section not switched off, or an API key)."""
+        profile = self.profile
+        if profile is None:
+            return False
+        if profile.tls is not None:
+            return not profile.tls.disabled
+        return bool(profile.api_key)
 
     def connect_config(self) -> dict[str, Any]:
         """Keyword arguments for ``Client.connect`` (reads certificate files now)."""

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options, emit_report, grading_options, output_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
@@ -22,7 +26,7 @@ from grader.cli.options import connection_options, emit_report, grading_options,
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          connection: Any, experiments: tuple[str, ...], rubric: str,
+          connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
           output_format: str) -> None:
     """Grade the experiments from workflow histories.
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from grader.cli.options import EXPERIMENT_IDS, connection_options, emit_report, output_options, rubric_option
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
 
 # The simulate command's choices and defaults live in the library, written once.
 from grader.simulate import KILL_POINTS, SIGNALS  # noqa: E402
@@ -43,7 +46,7 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
 @connection_options
 @rubric_option
 @output_options
-def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Any,
+def command(app_dir: Path | None, experiments: tuple[str, ...], connection: ConnectionSettings,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
              save_histories: Path | None, rubric: str, output_format: str) -> None:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from grader.cli.options import connection_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("timeline")
 @click.argument("workflow_id", required=False)
 @click.option("--history", "history_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Read the history from a file instead of the server.")
 @connection_options
-def command(workflow_id: str | None, history_file: Path | None, connection: Any) -> None:
+def command(workflow_id: str | None, history_file: Path | None, connection: ConnectionSettings) -> None:
     """Show one history as a short timeline: what the grader saw.
 
     Time since start, activity, attempt, worker and failure on each line, and
@@ -34,7 +38,7 @@ def command(workflow_id: str | None, history_file: Path | None, connection: Any)
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
 
 
-async def _fetch_for_timeline(connection: Any, workflow_id: str) -> Any:
+async def _fetch_for_timeline(connection: ConnectionSettings, workflow_id: str) -> Any:
     from grader.connect import connect
     from grader.errors import BadInputError
     from grader.history import History
