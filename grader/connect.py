@@ -279,8 +279,10 @@ def resolve(settings: ConnectionSettings, environ: Mapping[str, str] | None = No
     _check_readable(profile.tls)
     if settings.rpc_timeout <= 0:
         raise BadInputError(f"--rpc-timeout {settings.rpc_timeout} must be more than 0 seconds")
-    ui_url = resolve_ui_url(settings, address=address, environ=environ, config_file=config_file,
-                            profile_name=profile_name)
+    # A profile's UI belongs to the profile's server: not to another address given on top of it.
+    same_server = profile.address is None or profile.address.strip() == address
+    ui_url = resolve_ui_url(settings, address=address, environ=environ,
+                            config_file=config_file if same_server else os.devnull, profile_name=profile_name)
     return Target(address=address, namespace=namespace, ui_url=ui_url, rpc_timeout=settings.rpc_timeout,
                   profile=profile)
 

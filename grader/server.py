@@ -87,7 +87,7 @@ async def check_health(address: str, namespace: str = defaults.DEFAULT_NAMESPACE
 
 
 def state_dir() -> Path:
-    """Where ``grader server`` notes the servers it runs (``$XDG_STATE_HOME/failure-lab``)."""
+    """Where ``grader server`` notes the servers it runs (``$XDG_STATE_HOME/failure-lab/servers``)."""
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "failure-lab" / "servers"
 

