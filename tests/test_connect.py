@@ -152,6 +152,14 @@ def test_environment_beats_the_profile_and_flags_beat_both(config_file: Path):
     assert by_flag.connect_config()["tls"].domain == "flag-name"
 
 
+def test_an_api_key_turns_tls_on_unless_tls_is_switched_off():
+    environ = {"TEMPORAL_CONFIG_FILE": os.devnull, "TEMPORAL_API_KEY": "secret"}
+    keyed = resolve(ConnectionSettings(), environ=environ)
+    assert keyed.uses_tls and keyed.connect_config()["api_key"] == "secret"
+    plain = resolve(ConnectionSettings(tls=False), environ=environ)
+    assert not plain.uses_tls and plain.connect_config()["tls"] is False
+
+
 def test_a_profiles_ui_is_not_used_for_another_address(config_file: Path):
     target = resolve(ConnectionSettings(config_file=config_file, profile="lab", address="other:7233"), environ={})
     assert target.namespace == "from-lab-profile" and target.ui_url is None
