@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+from grader import defaults
 from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
 from grader.history import History
@@ -47,6 +48,13 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
     return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+
+
+def nothing_found_message(address: str, namespace: str, learner: str | None) -> str:
+    """The one line said when a server holds no MoneyTransfer workflow to grade."""
+    whose = f" for learner {learner}" if learner else ""
+    advice = "start one with python run_workflow.py" + (", or check --learner" if learner else "")
+    return f"no {defaults.WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
 
 
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,

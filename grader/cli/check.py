@@ -42,6 +42,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     3 no server, or it did not answer within --rpc-timeout, or TLS failed.
     """
     from grader import api
+    from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.server import run_sync
 
     if histories and (workflow_ids or learner):
@@ -49,6 +50,15 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
-        report = run_sync(api.check_live(connection, workflow_ids=workflow_ids, learner=learner, limit=limit,
+        target = connection.resolve()
+        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
                                          rubric=rubric, experiments=experiments or None))
+    if report.graded_nothing:
+        # No table of zeros: say in one line per input what went wrong.
+        for error in report.errors:
+            click.echo(f"grader: error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        if not histories:
+            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     emit_report(report, output_format)

@@ -39,6 +39,10 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     if srv.ui_url:
         click.echo(f"Web UI:          {srv.ui_url}")
     click.echo(f"Workflows kept:  {srv.db_path or 'in memory only (--ephemeral)'}")
+    # Experiment 4 freezes this very process; print the exact lines so nobody
+    # has to hunt for it among other Temporal servers on a shared machine.
+    click.echo(f"Network partition (experiment 4): freeze it with kill -STOP {srv.pid}, "
+               f"wake it with kill -CONT {srv.pid}")
     # Noted so that `grader check` links to this UI when it grades this server (and to no guessed one).
     record_server(srv)
     click.echo("Press Ctrl+C to stop.", err=True)
