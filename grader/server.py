@@ -129,7 +129,8 @@ def recorded_ui_url(address: str) -> str | None:
     try:
         noted = json.loads((state_dir() / f"{port}.json").read_text())
         pid = int(noted["pid"])
-        os.kill(pid, 0)  # a stale note from a server that died without cleaning up says nothing
+        if os.name == "posix":  # signal 0 only asks whether it lives; on Windows os.kill would stop it
+            os.kill(pid, 0)  # a stale note from a server that died without cleaning up says nothing
     except (OSError, ValueError, KeyError, TypeError):
         return None
     noted_host = str(noted.get("address", "")).rpartition(":")[0]
