@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options, emit_report, grading_options, output_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
@@ -17,12 +22,11 @@ from grader.cli.options import connection_options, emit_report, grading_options,
               help="Without --workflow-id: only workflows whose id starts with PREFIX.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
-@click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          ui_url: str | None, address: str, namespace: str, experiments: tuple[str, ...], rubric: str,
+          connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
           output_format: str, output_file: Path | None) -> None:
     """Grade the experiments from workflow histories.
 
@@ -34,7 +38,8 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
-    running; 2 bad input (a history file, the rubric, an option); 3 no server.
+    running; 2 bad input (a history file, the rubric, an option, an address);
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed.
     """
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
@@ -45,9 +50,9 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
-        report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                         limit=limit, ui_url=ui_url, rubric=rubric,
-                                         experiments=experiments or None))
+        target = connection.resolve()
+        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                         rubric=rubric, experiments=experiments or None))
     if report.graded_nothing:
         # No table of zeros: say in one line per input what went wrong.
         from grader.formats.safe import terminal
@@ -57,5 +62,5 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         if report.errors:
             raise SystemExit(EXIT_BAD_INPUT)
         if not histories:
-            raise NothingToGradeError(api.nothing_found_message(address, namespace, learner))
+            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     emit_report(report, output_format, output_file)
