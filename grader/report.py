@@ -19,6 +19,7 @@ from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.rubric import Rubric, RubricExperiment
+from grader.runview import RunTimeline, build_timeline
 
 SCHEMA_VERSION = 1
 _RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
@@ -73,6 +74,8 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
+    #: A picture model of each graded run (grader.runview), in the order experiments first use them.
+    timelines: list[RunTimeline] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +165,7 @@ def grade(
     """
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
+    graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
@@ -170,10 +174,12 @@ def grade(
         for run in runs:
             candidate = grade_experiment(spec, run)
             if best is None or (_RANK[candidate.status], candidate.score) > (_RANK[best.status], best.score):
-                best = candidate
+                best, best_run = candidate, run
         best.candidates = len(runs)
         reports.append(best)
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors)
+        graded_runs.append(best_run)
+    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                    runs=graded_runs)
 
 
 def assemble(
@@ -183,12 +189,14 @@ def assemble(
     count_optional: bool = False,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    runs: Sequence[RunEvidence] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
     Optional experiments count for the total and the status only with
     ``count_optional`` (when a user asked for them by name), or when nothing
-    else was graded.
+    else was graded. ``runs`` are the graded runs, each drawn once in
+    ``timelines``.
     """
     counted = [r for r in reports if r.required or count_optional] or list(reports)
     return Report(
@@ -200,4 +208,5 @@ def assemble(
         experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
+        timelines=[build_timeline(r) for r in {id(r): r for r in runs}.values()],
     )
