@@ -51,15 +51,15 @@ def waiting_for(exp: ExperimentReport) -> str | None:
 
 def summary_line(report: Report) -> str:
     """One line for the whole grade: each experiment's status and points, and what a pending one waits for."""
-    parts = []
+    parts, waits = [], []
     for exp in report.experiments:
-        text = f"{exp.id} {_WORD.get(exp.status, exp.status)} {exp.score:g}/{exp.max_score:g}"
+        parts.append(f"{exp.id} {_WORD.get(exp.status, exp.status)} {exp.score:g}/{exp.max_score:g}")
         waiting = waiting_for(exp)
-        if waiting:
-            text += f" (waiting: {waiting})"
-        parts.append(text)
+        if waiting and waiting not in waits:  # experiments graded on one run wait for the same thing
+            waits.append(waiting)
     total = f"total {_WORD.get(report.status, report.status)} {report.score:g}/{report.max_score:g}"
-    return "; ".join(parts + [total])
+    line = "; ".join(parts + [total])
+    return f"{line} (waiting: {' | '.join(waits)})" if waits else line
 
 
 @dataclass

@@ -82,12 +82,20 @@ def _watch(histories, workflow_ids, learner, limit, ui_url, interval, address, n
     if output_format != "table" or open_page:
         raise click.UsageError("--watch shows the table as it changes: leave out --format and --open")
     if histories:
-        asyncio.run(watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                      interval=interval))
+        loop = watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                 interval=interval)
     else:
-        asyncio.run(watch.watch_live(address, namespace, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                     ui_url=ui_url, rubric=rubric, experiments=experiments or None,
-                                     interval=interval))
+        loop = watch.watch_live(address, namespace, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                ui_url=ui_url, rubric=rubric, experiments=experiments or None, interval=interval)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # The usual case: this thread has no loop, so Ctrl+C cancels the watch at once.
+        asyncio.run(loop)
+    else:  # called from async code (a test, a notebook): run it on a thread of its own
+        from grader.server import run_sync
+
+        run_sync(loop)
     sys.exit(0)
 
 
