@@ -74,8 +74,6 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
-    #: A picture model of each graded run (grader.runview), in the order experiments first use them.
-    timelines: list[RunTimeline] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -83,7 +81,20 @@ class Report:
         data = asdict(self)
         ordered = {"schema_version": data.pop("schema_version")}
         ordered.update(data)
+        ordered["timelines"] = [asdict(t) for t in self.timelines]
         return ordered
+
+    @property
+    def timelines(self) -> list[RunTimeline]:
+        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+
+        Built on first use: grading many histories in bulk never pays for pictures it does not draw.
+        """
+        built = self.__dict__.get("_timelines")
+        if built is None:
+            runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
+            built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
+        return built
 
     @property
     def passed(self) -> bool:
@@ -199,7 +210,7 @@ def assemble(
     ``timelines``.
     """
     counted = [r for r in reports if r.required or count_optional] or list(reports)
-    return Report(
+    report = Report(
         grader_version=__version__,
         rubric={"id": rubric.id, "version": rubric.version},
         status=combine_statuses([r.status for r in counted]) if counted else PASS,
@@ -208,5 +219,8 @@ def assemble(
         experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
-        timelines=[build_timeline(r) for r in {id(r): r for r in runs}.values()],
     )
+    # Kept beside the fields, not in them: the report's data stays plain, and
+    # timelines are drawn from these runs only when someone asks (see Report.timelines).
+    report.graded_runs = list(runs)
+    return report
