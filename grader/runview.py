@@ -32,6 +32,8 @@ from grader.evidence import ActivityEvidence, RunEvidence, payment_field
 #: in ``grader timeline``, which prints a line for the same silences).
 SILENCE_SECONDS = 5.0
 
+_MARK_ORDER = {"started": 0, "lost": 1, "takeover": 2, "handover": 2, "failure": 3, "outage": 3}
+
 #: Lane ids that are not worker identities.
 WORKFLOW_LANE = "workflow"
 UNRECORDED_LANE = "unrecorded"
@@ -167,7 +169,8 @@ class _Builder:
             lanes.append(Lane(UNRECORDED_LANE, "unrecorded"))
         silences = self.silences(attempts)
         marks += self.run_marks(silences)
-        marks.sort(key=lambda m: (m.at is None, m.at or 0.0, m.event_id or 0))
+        # Time order; at one moment, what happened to the workers comes before what it led to.
+        marks.sort(key=lambda m: (m.at is None, m.at or 0.0, m.event_id or 0, _MARK_ORDER.get(m.kind, 5)))
         span = max(self.offset(t) for t in self.times.values()) if self.times else 0.0
         return RunTimeline(run.workflow_id, run.run_id, run.status, span or 0.0, lanes, attempts, silences,
                            marks, pending=[_pending_text(p) for p in run.pending or []])

@@ -226,3 +226,15 @@ def test_open_without_a_browser_says_where_the_file_is(tmp_path: Path):
     page = Path(line[0].rsplit(" ", 1)[-1])
     assert page.exists() and "RUNNING" in page.read_text()
     page.unlink()
+
+
+def test_web_ui_link_only_for_web_addresses():
+    """A run read from a server links to the Web UI; anything but an http(s) link stays text."""
+    report = api.check_files([GOLDENS / "live-fix.json"])
+    ref = report.experiments[0].workflow
+    ref.ui_link = "http://localhost:8233/namespaces/default/workflows/a%20b/r1/history"
+    page = render(report, "html")
+    assert '<a href="http://localhost:8233/namespaces/default/workflows/a%20b/r1/history">' in page
+    ref.ui_link = "javascript:alert(1)"
+    page = render(report, "html")
+    assert "javascript:" not in page and "<a href=" not in page.split("<footer>")[0].replace('href="#', "")

@@ -324,7 +324,7 @@ class _Picture:
         rows: dict[str, list[list[tuple[float, float]]]] = {}
         self.label_row: dict[int, int] = {}
         for n, mark in enumerate(self.t.marks):
-            if mark.at is None:
+            if mark.at is None or mark.kind in ("started", "closed"):  # these carry no words in the picture
                 continue
             x0, width = self.x(mark.at), len(self.short(_picture_words(mark))) * _CHAR_W + 16
             left = x0 - width + 10 if self.right_half(x0) else x0 - 8
@@ -488,12 +488,17 @@ class _Picture:
             label += " \u00b7 time not recorded" if bar.outcome == "retried" else " \u00b7 still open"
         if bar.outcome not in ("completed", "retried", "pending"):
             label += f" \u00b7 {bar.outcome.replace('_', ' ')}"
-        inside = width >= len(label) * _CHAR_W + 8 and bar.recorded
+        # Words inside the bar start after the marks drawn at its start (a takeover, a fix, a refund).
+        # (Marks that meet there are set side by side, see mark().)
+        pad = 4 + 16 * sum(1 for m in self.t.marks if m.lane == bar.lane and m.at is not None
+                           and -16 <= self.x(m.at) - x0 <= 2)
+        inside = width >= len(label) * _CHAR_W + pad and bar.recorded
         if inside:
-            text = (f'<text x="{x0 + 4:g}" y="{y + 13:g}" fill="#fff" font-weight="600">{escape(label)}</text>')
+            text = (f'<text x="{x0 + pad:g}" y="{y + 13:g}" fill="#fff" font-weight="600">{escape(label)}</text>')
         else:
             # Too narrow for its words: they go just above the bar, clear of the marks on it.
-            anchor_end = self.right_half(x0) and x0 + len(label) * _CHAR_W > _WIDTH - _RIGHT
+            # In the right part they end where the bar ends, clear of a neighbour that starts there.
+            anchor_end = self.right_half(x0)
             tx = x0 + width if anchor_end else x0
             text = (f'<text x="{tx:g}" y="{y - 3:g}" font-size="11" fill="#1d2230" '
                     f'text-anchor="{"end" if anchor_end else "start"}" paint-order="stroke" stroke="#fff" '
@@ -516,10 +521,11 @@ class _Picture:
         row = self.label_row.get(n, 0)
         ly = top + _LANE_H - 3 + _LABEL_ROW * row
         label = self.short(_picture_words(mark))
-        # Marks at the same moment on the same lane line up side by side instead of hiding each other.
+        # Marks at the same moment on the same lane line up side by side instead of hiding each
+        # other; the later one moves right, into the bar it starts (a fix, a refund).
         taken = self.symbols.setdefault(mark.lane, [])
         while any(abs(x - other) < 15 for other in taken):
-            x -= 16
+            x += 16
         taken.append(x)
         end = self.right_half(x)
         tx = x + 10 if end else x - 6
