@@ -208,9 +208,11 @@ class _Builder:
             marks.append(Mark("failure", lane, end, a.closed_event_id,
                               f"{name} attempt {a.attempt} {a.outcome.replace('_', ' ')}: {failure}{why}"))
         if self.is_fix(a):
+            before, after = a.scheduled_build_id, a.started_build_id
+            proof = f" (code fingerprint {before} -> {after})" if before and after else ""
             marks.append(Mark("fix", lane, start, a.started_event_id,
                               f"fixed code: {name} attempt {a.attempt} succeeded on {a.finished_by}, "
-                              f"after {a.last_failure.describe()}"))
+                              f"after {a.last_failure.describe()}{proof}"))
         if self.is_refund(a):
             details = a.first_input
             amount, account = payment_field(details, "amount"), payment_field(details, "source_account")
@@ -219,11 +221,16 @@ class _Builder:
                               f"refund{what} ({a.outcome}): the failed deposit compensated"))
 
     def is_fix(self, a: ActivityEvidence) -> bool:
-        """A live fix: the deposit failed with the bug, then completed on a worker that was not the scheduler."""
+        """A live fix: the deposit failed with the bug, then completed on a worker that was not the scheduler.
+
+        When both workers stamped a code fingerprint (build id) and it did not
+        change, the restart brought no new code: that is not drawn as a fix.
+        """
         lf = a.last_failure
+        same_code = bool(a.scheduled_build_id) and a.scheduled_build_id == a.started_build_id
         return (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
                 and lf is not None and lf.kind == "application" and bool(a.finished_by)
-                and bool(a.scheduled_by) and a.finished_by != a.scheduled_by)
+                and bool(a.scheduled_by) and a.finished_by != a.scheduled_by and not same_code)
 
     def is_refund(self, a: ActivityEvidence) -> bool:
         """A refund scheduled after a deposit that failed: compensation."""

@@ -100,13 +100,16 @@ async def watch(
     tty: bool | None = None,
     render_table: Callable[[Report], str] | None = None,
     poll_timeout: float | None = None,
+    nothing: str | None = None,
 ) -> Report:
     """Call ``poll`` every ``interval`` seconds and show the grade when it changed; return it once it passes.
 
     ``what`` names what is watched (shown on a terminal). ``tty`` defaults to
     whether ``out`` is a terminal. A poll slower than ``poll_timeout`` (a
     frozen server) or a server that stops answering is shown and retried.
-    Runs until the report passes or the caller is interrupted (Ctrl+C).
+    ``nothing`` is the one line shown (instead of a table of zeros) while
+    there is no run at all to grade. Runs until the report passes or the
+    caller is interrupted (Ctrl+C).
     """
     out = out or sys.stdout
     tty = out.isatty() if tty is None else tty
@@ -119,8 +122,14 @@ async def watch(
         report: Report | None = None
         try:
             report = await asyncio.wait_for(poll(), poll_timeout)
-            line = summary_line(report)
-            block_body = render_table(report)
+            if report.graded_nothing:
+                # Nothing to grade yet: one line, the same the plain check says, while the learner starts a run.
+                problems = "; ".join(report.errors)
+                line = f"{problems or nothing or 'nothing to grade yet'}; still watching"
+                block_body = line + "\n"
+            else:
+                line = summary_line(report)
+                block_body = render_table(report)
         except (ServerUnavailableError, RPCError, asyncio.TimeoutError) as err:
             why = str(err) or f"no answer within {poll_timeout:g} s"
             line = f"the server is not answering ({why}); still watching"
@@ -155,7 +164,7 @@ async def watch_live(
 
     Raises :class:`ServerUnavailableError` when no server answers at the start.
     """
-    from grader.api import grade_loaded
+    from grader.api import grade_loaded, nothing_found_message
     from grader.connect import connect
     from grader.sources import DEFAULT_LIMIT, read_live
 
@@ -169,7 +178,7 @@ async def watch_live(
 
     who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"
     return await watch(poll, what=f"{who} at {address} (namespace {namespace})", interval=interval,
-                       out=out, tty=tty)
+                       out=out, tty=tty, nothing=nothing_found_message(address, namespace, learner))
 
 
 async def watch_files(

@@ -179,3 +179,25 @@ def test_pipe_gets_one_line_per_change():
     screen.show("block 2\n", "crash-recovery PASS 10/10")
     lines = out.getvalue().splitlines()
     assert len(lines) == 2 and lines[1].endswith("crash-recovery PASS 10/10") and "\x1b" not in out.getvalue()
+
+
+@pytest.mark.slow
+async def test_watch_waits_through_nothing_found_with_one_line(dev_server, client, fast_settings):
+    """Before the learner starts a transfer there is nothing to grade: one line, and the watch goes on."""
+    learner = f"watch-{uuid.uuid4().hex[:8]}"
+    watcher = subprocess.Popen(_watch_command(dev_server, learner), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        lines = _lines(watcher.stdout)
+        first = await asyncio.to_thread(_next_line, lines, 60)
+        assert first and f"no MoneyTransfer workflows for learner {learner}" in first and "still watching" in first
+        await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=f"{learner}-transfer", task_queue=fast_settings.task_queue)
+        second = await asyncio.to_thread(_next_line, lines, 60)
+        assert second and "crash-recovery PENDING" in second
+        assert watcher.poll() is None  # still watching: pending is not the end
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        assert await asyncio.to_thread(watcher.wait, 30) == 130

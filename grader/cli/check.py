@@ -41,7 +41,6 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     or the Web UI's Download button.
 
     \b
-    \b
     --format html gives one self-contained page with a picture of each run;
     --open writes it to a temporary file and opens it. --watch grades again
     every --interval seconds until the experiments pass.
@@ -52,6 +51,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     130 interrupted (Ctrl+C).
     """
     from grader import api
+    from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.server import run_sync
 
     if histories and (workflow_ids or learner):
@@ -66,6 +66,14 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                                          limit=limit, ui_url=ui_url, rubric=rubric,
                                          experiments=experiments or None))
+    if report.graded_nothing:
+        # No table of zeros: say in one line per input what went wrong.
+        for error in report.errors:
+            click.echo(f"grader: error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        if not histories:
+            raise NothingToGradeError(api.nothing_found_message(address, namespace, learner))
     if open_page:
         open_in_browser(report)
     emit_report(report, output_format)
