@@ -24,14 +24,16 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TextIO
 
 from temporalio.service import RPCError
 
-from grader import defaults
 from grader.errors import ServerUnavailableError
 from grader.report import ExperimentReport, Report
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+
+if TYPE_CHECKING:  # grader.connect is imported only when a server is watched
+    from grader.connect import ConnectionSettings, Target
 
 #: Seconds between two reads when nothing else is said.
 DEFAULT_INTERVAL = 2.0
@@ -147,13 +149,12 @@ async def watch(
 
 
 async def watch_live(
-    address: str = defaults.DEFAULT_ADDRESS,
-    namespace: str = defaults.DEFAULT_NAMESPACE,
+    connection: "ConnectionSettings | Target | str | None" = None,
+    namespace: str | None = None,
     *,
     workflow_ids: Sequence[str] = (),
     learner: str | None = None,
     limit: int | None = None,
-    ui_url: str | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     experiments: Sequence[str] | None = None,
     interval: float = DEFAULT_INTERVAL,
@@ -162,23 +163,28 @@ async def watch_live(
 ) -> Report:
     """Watch a learner's runs on a server (one connection for the whole watch) until they pass.
 
-    Raises :class:`ServerUnavailableError` when no server answers at the start.
+    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    plain string is an address). Raises :class:`ServerUnavailableError` when
+    no server answers at the start.
     """
     from grader.api import grade_loaded, nothing_found_message
-    from grader.connect import connect
+    from grader.connect import as_target, connect
     from grader.sources import DEFAULT_LIMIT, read_live
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
-    client = await connect(address, namespace)
+    target = as_target(connection, namespace)
+    client = await connect(target)
 
     async def poll() -> Report:
-        loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                 limit=limit or DEFAULT_LIMIT, ui_url=ui_url, client=client)
+        loaded = await read_live(target, workflow_ids=workflow_ids, learner=learner,
+                                 limit=limit or DEFAULT_LIMIT, client=client)
         return grade_loaded(loaded, rubric=rubric, experiments=experiments)
 
+    where = f"{target.address} (namespace {target.namespace})"
     who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"
-    return await watch(poll, what=f"{who} at {address} (namespace {namespace})", interval=interval,
-                       out=out, tty=tty, nothing=nothing_found_message(address, namespace, learner))
+    return await watch(poll, what=f"{who} at {where}", interval=interval, out=out, tty=tty,
+                       poll_timeout=max(target.rpc_timeout * 2, 3 * interval),
+                       nothing=nothing_found_message(target.address, target.namespace, learner))
 
 
 async def watch_files(

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options, emit_report, grading_options, output_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
@@ -17,7 +22,6 @@ from grader.cli.options import connection_options, emit_report, grading_options,
               help="Without --workflow-id: only workflows whose id starts with PREFIX.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
-@click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
 @click.option("--watch", is_flag=True,
               help="Grade again every --interval seconds, show the table when it changes, and exit 0 as "
                    "soon as every experiment asked for passes (Ctrl+C stops).")
@@ -30,7 +34,7 @@ from grader.cli.options import connection_options, emit_report, grading_options,
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          ui_url: str | None, watch: bool, interval: float, open_page: bool, address: str, namespace: str,
+          watch: bool, interval: float, open_page: bool, connection: ConnectionSettings,
           experiments: tuple[str, ...], rubric: str, output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
@@ -47,7 +51,8 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
-    running; 2 bad input (a history file, the rubric, an option); 3 no server;
+    running; 2 bad input (a history file, the rubric, an option, an address);
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed;
     130 interrupted (Ctrl+C).
     """
     from grader import api
@@ -57,15 +62,15 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     if histories and (workflow_ids or learner):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if watch:
-        _watch(histories, workflow_ids, learner, limit, ui_url, interval, address, namespace, experiments,
-               rubric, output_format, open_page)
+        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+               output_format, open_page)
         return
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
-        report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                         limit=limit, ui_url=ui_url, rubric=rubric,
-                                         experiments=experiments or None))
+        target = connection.resolve()
+        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                         rubric=rubric, experiments=experiments or None))
     if report.graded_nothing:
         # No table of zeros: say in one line per input what went wrong.
         for error in report.errors:
@@ -73,14 +78,14 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         if report.errors:
             raise SystemExit(EXIT_BAD_INPUT)
         if not histories:
-            raise NothingToGradeError(api.nothing_found_message(address, namespace, learner))
+            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     if open_page:
         open_in_browser(report)
     emit_report(report, output_format)
 
 
-def _watch(histories, workflow_ids, learner, limit, ui_url, interval, address, namespace, experiments, rubric,
-           output_format, open_page) -> None:
+def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,
+           open_page) -> None:
     """--watch: the loop lives in grader.watch; Ctrl+C reaches the group as KeyboardInterrupt (exit 130)."""
     import asyncio
     import sys
@@ -93,8 +98,8 @@ def _watch(histories, workflow_ids, learner, limit, ui_url, interval, address, n
         loop = watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
                                  interval=interval)
     else:
-        loop = watch.watch_live(address, namespace, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                ui_url=ui_url, rubric=rubric, experiments=experiments or None, interval=interval)
+        loop = watch.watch_live(connection.resolve(), workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                rubric=rubric, experiments=experiments or None, interval=interval)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -403,7 +403,7 @@ class _Picture:
         return "".join(out)
 
     def axis(self, bottom: float) -> str:
-        out = [f'<g class="axis" aria-hidden="true">']
+        out = ['<g class="axis" aria-hidden="true">']
         n = 0
         while True:
             tick = self.lo + n * self.step
