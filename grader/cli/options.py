@@ -83,7 +83,7 @@ def output_options(func: Any) -> Any:
     return click.option("--format", "output_format", type=click.Choice(list(FORMATS)),
                         default=next(iter(FORMATS)), show_default=True,
                         help="table for people; json for programs (stdout then holds only the JSON); "
-                             "markdown for PR comments and feedback; gradescope (results.json); junit "
+                             "markdown for PR comments and feedback; html (one self-contained page); gradescope (results.json); junit "
                              "(GitLab, Jenkins); github (annotations and job summary); classroom "
                              "(the result=... line for GitHub Classroom's reporter).")(func)
 

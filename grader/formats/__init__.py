@@ -24,6 +24,7 @@ FORMATS: dict[str, str] = {
     "table": "grader.formats.table",
     "json": "grader.formats.json",
     "markdown": "grader.formats.markdown",
+    "html": "grader.formats.html",
     "gradescope": "grader.formats.gradescope",
     "junit": "grader.formats.junit",
     "github": "grader.formats.github",
