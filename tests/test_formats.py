@@ -300,7 +300,8 @@ def test_markdown_renders_a_table_per_experiment_with_findings_and_hints(mixed_r
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\u202e]")
 
 
-@pytest.mark.parametrize("name", [n for n in FORMATS if n != "json"])
+# html is its own module's business (issue 11) and is checked in a browser by its own tests.
+@pytest.mark.parametrize("name", [n for n in FORMATS if n not in ("json", "html")])
 def test_crafted_history_text_is_inert_in_every_format(crafted: Path, name: str):
     result = run("check", "--history", str(crafted), "--experiment", "crash-recovery", "--format", name)
     assert result.exit_code == 1  # the result check fails: the crafted result names no transaction
