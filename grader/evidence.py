@@ -391,6 +391,15 @@ class RunEvidence:
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: The history's events, kept only so that rarely needed evidence
+    #: (:attr:`silences`) is built on first use instead of in every walk.
+    #: Checks read the evidence built from them, never the events.
+    raw_events: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    @cached_property
+    def silences(self) -> list["Silence"]:
+        """Every stretch between two consecutive events, longest first, with what explains it."""
+        return find_silences(self, self.raw_events)
 
     @cached_property
     def input(self) -> Any:
@@ -578,7 +587,186 @@ def build_evidence(history: History) -> RunEvidence:
         ui_link=history.ui_link,
         event_count=len(events),
         payload_cache=payloads,
+        raw_events=events,
     )
+
+
+@dataclass(slots=True)
+class Silence:
+    """A stretch of time with no event, between two consecutive events, and what the history says of it.
+
+    Many things leave a long silence that is not an outage (measured in
+    HISTORY-FACTS): a killed worker's start-to-close and sticky-queue
+    timeouts, a workflow started before any worker ran, a worker restarted
+    during a live fix, a slow attempt retried, a workflow timer. Only a
+    silence with the same worker process on both sides and nothing else to
+    account for it fits an outage: :attr:`explained_by` is then empty.
+    """
+
+    seconds: float
+    #: The events either side of it.
+    before_event_id: int
+    after_event_id: int
+    #: The last worker identity seen up to the silence, and the first one seen after it.
+    worker_before: str | None
+    worker_after: str | None
+    #: Why this silence is not an outage, in words; "" when nothing in the history explains it.
+    explained_by: str
+    #: The activity whose final attempt was running all through the silence (started
+    #: before it, closed after it), if any.
+    attempt: ActivityEvidence | None = None
+
+    @property
+    def counts(self) -> bool:
+        """True when the silence fits an outage: nothing else explains it."""
+        return not self.explained_by
+
+    @property
+    def outlived_deadline(self) -> bool:
+        """True when the activity running through it completed, on that same attempt and worker,
+        after its start-to-close deadline: a running server would have timed the attempt out
+        (only a frozen or stopped server lets it finish).
+        """
+        a = self.attempt
+        if a is None or a.outcome != "completed" or not a.started_by or a.started_by != a.finished_by:
+            return False
+        took, limit = a.final_attempt_duration(), a.start_to_close_timeout
+        return bool(took and limit and took > limit + DEADLINE_SLACK)
+
+
+#: How far past its start-to-close deadline an attempt must complete to prove a
+#: frozen server; a running server's timer and a completion can race by a few ms.
+DEADLINE_SLACK = timedelta(seconds=1)
+#: Leeway on the time retries and timers may take, for the server's own scheduling.
+_RETRY_SLACK = timedelta(seconds=1)
+
+
+def retry_time_bound(activity: ActivityEvidence) -> timedelta | None:
+    """The longest time the failed attempts before ``activity``'s final one can take, with backoff.
+
+    Each failed attempt lasts at most its start-to-close timeout, and each
+    retry waits its backoff interval. None when no start-to-close timeout
+    bounds an attempt (the retries could then take any time).
+    """
+    limit = activity.start_to_close_timeout
+    if limit is None:
+        return None
+    policy = activity.retry_policy
+    interval = (policy.initial_interval if policy else None) or timedelta(seconds=1)
+    coefficient = float((policy.backoff_coefficient if policy else None) or 2.0)
+    cap = policy.maximum_interval if policy else None
+    total = timedelta(0)
+    for _ in range(max(activity.attempt - 1, 0)):
+        wait = min(interval, cap) if cap else interval
+        total += limit + wait
+        interval = interval * coefficient
+    return total + _RETRY_SLACK
+
+
+def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
+    """Every gap between two consecutive events of ``run`` (longest first), each with its explanation.
+
+    What explains a silence, checked in this order:
+
+    - the run ran no activities, so no outage could have caught any work;
+    - no worker had picked the run up yet (nothing before it but the start);
+    - no worker worked after it (the run was ended from outside);
+    - the worker identity changed across it: a crash or a restart;
+    - the identity is fixed but a new sticky queue (a new process) shows up after it;
+    - it ends at the start of a retried attempt and fits in the time the failed
+      attempts (each up to its start-to-close timeout) and their backoff may take;
+    - it ends at a workflow timer firing no later than the timer was set for.
+
+    A workflow task timed out on a sticky queue is deliberately *not* an
+    explanation: a frozen server wakes to fire that timeout although its worker
+    is alive. A worker lost for good shows by the identity or queue changing.
+    """
+    times: list[tuple[Any, datetime]] = []
+    fromisoformat = datetime.fromisoformat
+    for event in events:
+        try:
+            times.append((event, fromisoformat(event.time)))
+        except (TypeError, ValueError):
+            continue
+    if len(times) < 2:
+        return []
+    # The worker expected up to each timed event: the last one that worked, or the
+    # owner of the sticky queue a workflow task was just scheduled on (a task left
+    # on a dead worker's sticky queue waits there for its timeout).
+    workers_at: list[str | None] = []
+    current = None
+    for event, _ in times:
+        if event.type in _WORKER_EVENTS and is_worker_identity(event.attrs.get("identity")):
+            current = event.attrs["identity"]
+        elif event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                owner = sticky_queue_owner(str(queue.get("name") or ""))
+                current = owner if is_worker_identity(owner) else current
+        workers_at.append(current)
+    next_worker: list[str | None] = [None] * len(times)  # first worker identity from each timed event on
+    upcoming = None
+    for i in range(len(times) - 1, -1, -1):
+        event = times[i][0]
+        if event.type in _WORKER_EVENTS and is_worker_identity(event.attrs.get("identity")):
+            upcoming = event.attrs["identity"]
+        next_worker[i] = upcoming
+    queue_seen: dict[str, int] = {}  # sticky queue name -> event id where it first appears
+    timers: dict[int, timedelta | None] = {}
+    for event, _ in times:
+        if event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                queue_seen.setdefault(str(queue.get("name") or ""), event.id)
+        elif event.type == "TimerStarted":
+            timers[event.id] = parse_duration(event.attrs.get("startToFireTimeout"))
+    retried = {a.started_event_id: a for a in run.activities if a.started_event_id and a.attempt > 1}
+
+    silences = []
+    for i in range(1, len(times)):
+        (prev, prev_time), (event, when) = times[i - 1], times[i]
+        gap = when - prev_time
+        if gap <= timedelta(0):
+            continue
+        before, after = workers_at[i - 1], next_worker[i]
+        why = ""
+        if not run.activities:
+            why = "the run ran no activities, so no outage could catch any work"
+        elif before is None:
+            why = "no worker had picked the run up yet"
+        elif after is None:
+            why = "no worker worked after it"
+        elif before != after:
+            why = f"the worker changed across it ({before} -> {after}): a crash or a restart"
+        elif _new_process_after(queue_seen, before, event.id):
+            why = f"worker {before} started a new process (a new sticky queue) after it: a restart"
+        elif event.id in retried:
+            a = retried[event.id]
+            bound = retry_time_bound(a)
+            waited = when - (parse_time(a.scheduled_time) or when)
+            if bound is None or waited <= bound:
+                why = (f"{a.activity_type} attempt {a.attempt} started {waited.total_seconds():.1f} s after it "
+                       f"was scheduled, within what {a.attempt - 1} failed attempt(s) and their backoff "
+                       "may take: a slow or failing attempt retried")
+        elif event.type == "TimerFired":
+            duration = timers.get(as_int(event.attrs.get("startedEventId")))
+            if duration is not None and gap <= duration + _RETRY_SLACK:
+                why = f"a workflow timer of {duration.total_seconds():g} s"
+        attempt = next((a for a in run.activities if a.started_event_id and a.closed_event_id
+                        and a.started_event_id <= prev.id and a.closed_event_id >= event.id), None)
+        silences.append(Silence(gap.total_seconds(), prev.id, event.id, before, after, why, attempt))
+    silences.sort(key=lambda s: -s.seconds)
+    return silences
+
+
+def _new_process_after(queue_seen: dict[str, int], identity: str, event_id: int) -> bool:
+    """True when ``identity`` had a sticky queue before ``event_id`` and a different one from it on.
+
+    Each worker process polls its own sticky queue, so a second name under one
+    fixed identity is a second process.
+    """
+    firsts = [at for name, at in queue_seen.items() if sticky_queue_owner(name) == identity]
+    return any(at < event_id for at in firsts) and any(at >= event_id for at in firsts)
 
 
 def _handovers(sequence: list[tuple[int, str]], *, after: int) -> list[Handover]:

@@ -28,6 +28,8 @@ def render(report: Report) -> str:
                 where += f" (best of {exp.candidates})"
             lines.append(where)
             lines.append(f"  {exp.workflow.ui_link or exp.workflow.source}")
+            if exp.selection:
+                lines.append(f"  {exp.selection}")
         elif exp.note:
             lines.append(f"  {exp.note}")
         rows, notes = [], []
@@ -35,6 +37,8 @@ def render(report: Report) -> str:
         for chk in exp.checks:
             title = chk.title if chk.required else f"{chk.title} (bonus)"
             mark = _MARK[chk.status] if chk.required or chk.status == "pass" else "-"
+            if chk.strength and chk.status == "pass":
+                title += f" [{chk.strength}]"
             rows.append([mark, title, _points(chk.score, chk.max_score)])
             below = []
             if chk.status != "pass" and chk.message not in said:
