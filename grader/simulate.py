@@ -252,7 +252,12 @@ class Lab:
         except SimulationError as err:
             ok, note = False, str(err)
             trial.say(f"gave up: {err}")
-        # Any other exit (an app that cannot start, Ctrl+C) leaves the workers to close().
+        except asyncio.CancelledError:
+            # Ctrl+C or SIGTERM: the workers are about to go, so the workflow
+            # would stay open on the user's server for ever, pending in every grade.
+            await trial.abandon()
+            raise
+        # Any other exit (an app that cannot start) leaves the workers to close().
         await trial.stop_workers()
         return await trial.result(ok, note)
 
@@ -446,6 +451,21 @@ class Trial:
         desc = await self.handle.describe(rpc_timeout=_RPC_TIMEOUT)
         self.say(f"workflow {snap.status.lower()} in {_duration(desc):.1f} s")
         return snap
+
+    async def abandon(self) -> None:
+        """Terminate this trial's workflow if it is still running, and say so (on interruption)."""
+        if self.handle is None:
+            return
+        try:
+            desc = await self.handle.describe(rpc_timeout=_RPC_TIMEOUT)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return
+            await self.handle.terminate(reason="grader simulate was interrupted", rpc_timeout=_RPC_TIMEOUT)
+        except RPCError as err:
+            self.say(f"interrupted: could not terminate workflow {self.workflow_id} ({err}); "
+                     f"end it with `temporal workflow terminate -w {self.workflow_id}`")
+            return
+        self.say(f"interrupted: terminated workflow {self.workflow_id} so it does not stay open on the server")
 
     async def result(self, ok: bool, note: str, *, keep_running: bool = False) -> ExperimentRun:
         """The trial as an :class:`ExperimentRun`, with its history.
