@@ -17,8 +17,10 @@ the run ends, however it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import tempfile
 import time
@@ -672,15 +674,47 @@ async def run_experiments(
         logs.cleanup()
 
 
+def check_histories_dir(directory: Path) -> Path:
+    """Make sure histories can be written to ``directory`` (created if missing), before anything runs.
+
+    Raises :class:`BadInputError` with one line otherwise, so that a typo or a
+    read-only folder is found in a second, not after the whole simulation.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".grader-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise BadInputError(f"cannot write histories to {directory}: {err.strerror or err}; "
+                            "choose another folder with --save-histories") from None
+    return directory
+
+
 def save_histories(runs: Iterable[ExperimentRun], directory: Path) -> list[Path]:
-    """Write each run's history to ``directory/<experiment>.json``; return the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write each run's history to ``directory/<experiment>.json``; return the files written.
+
+    Each file is written to a new temporary file in ``directory`` and renamed
+    over the final name: a symlink planted there is replaced, never followed,
+    so no file elsewhere is overwritten, and a reader never sees half a file.
+    """
+    check_histories_dir(directory)
     written = []
     for run in runs:
-        if run.history is not None:
-            path = directory / f"{run.experiment}.json"
-            path.write_text(json.dumps(run.history, indent=2) + "\n")
-            written.append(path)
+        if run.history is None:
+            continue
+        path = directory / f"{run.experiment}.json"
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{run.experiment}-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(run.history, indent=2) + "\n")
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; a history is not a secret
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        written.append(path)
     return written
 
 
