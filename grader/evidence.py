@@ -669,6 +669,7 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
     What explains a silence, checked in this order:
 
     - the run ran no activities, so no outage could have caught any work;
+    - the run was reset at its end (what lies before are an older run's events, times included);
     - no worker had picked the run up yet (nothing before it but the start);
     - no worker worked after it (the run was ended from outside);
     - the worker identity changed across it: a crash or a restart;
@@ -721,6 +722,7 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
         elif event.type == "TimerStarted":
             timers[event.id] = parse_duration(event.attrs.get("startToFireTimeout"))
     retried = {a.started_event_id: a for a in run.activities if a.started_event_id and a.attempt > 1}
+    reset_at = {r.event_id for r in run.resets}
 
     silences = []
     for i in range(1, len(times)):
@@ -732,6 +734,8 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
         why = ""
         if not run.activities:
             why = "the run ran no activities, so no outage could catch any work"
+        elif event.id in reset_at:
+            why = "the run was reset here: the events before it are copies of an older run's"
         elif before is None:
             why = "no worker had picked the run up yet"
         elif after is None:

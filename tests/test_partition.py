@@ -40,6 +40,7 @@ NOT_OUTAGES = {
     "live-fix": "worker changed",
     "started-without-worker": "no worker had picked the run up",
     "slow-first-attempt": "failed attempt(s) and their backoff",
+    "reset": "reset here",
 }
 
 
@@ -155,3 +156,16 @@ def test_the_table_marks_the_strength(monkeypatch):
     result = CliRunner().invoke(cli, ["check", "--history", "tests/goldens/server-paused-long.json",
                                       "--experiment", "network-partition"])
     assert "The history shows a silence as long as the outage [proven]" in result.stdout
+
+
+def test_a_second_sticky_queue_under_one_fixed_identity_is_a_new_process():
+    # A worker with a fixed identity keeps it across restarts; only its sticky
+    # queue's suffix changes (HISTORY-FACTS). A silence before a new suffix
+    # shows up is a restart, not an outage.
+    from grader.evidence import _new_process_after
+
+    first, second = "lab-worker-" + "a" * 32, "lab-worker-" + "b" * 32
+    queues = {first: 8, second: 20}
+    assert _new_process_after(queues, "lab-worker", 14)
+    assert not _new_process_after(queues, "lab-worker", 25)  # no new process after it
+    assert not _new_process_after({first: 8}, "lab-worker", 14)
