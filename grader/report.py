@@ -202,7 +202,7 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
         return (req, bonus, proven, _start_key(run), -position)
 
     ranked = sorted(enumerate(graded), key=key, reverse=True)
-    best_run, best = ranked[0][1]
+    _, best = ranked[0][1]
     best.candidates = len(graded)
     if len(graded) < 2:
         return best
