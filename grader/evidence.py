@@ -679,8 +679,10 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
     - it ends at a workflow timer firing no later than the timer was set for.
 
     A workflow task timed out on a sticky queue is deliberately *not* an
-    explanation: a frozen server wakes to fire that timeout although its worker
-    is alive. A worker lost for good shows by the identity or queue changing.
+    explanation by itself: whether its worker was really gone shows in who
+    worked after the silence (a worker change, above), and a server that
+    wakes from a freeze after that timeout was due may fire it although the
+    worker is alive.
     """
     times: list[tuple[Any, datetime]] = []
     fromisoformat = datetime.fromisoformat
