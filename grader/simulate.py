@@ -36,7 +36,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from google.protobuf.json_format import MessageToDict
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
@@ -456,14 +456,16 @@ class Trial:
 
     async def abandon(self) -> None:
         """Terminate this trial's workflow if it is still running, and say so (on interruption)."""
-        if self.handle is None:
-            return
+        # Interrupted inside start_transfer, the workflow may exist before its handle does.
+        handle = self.handle or self.lab.client.get_workflow_handle(self.workflow_id)
         try:
-            desc = await self.handle.describe(rpc_timeout=_RPC_TIMEOUT)
+            desc = await handle.describe(rpc_timeout=_RPC_TIMEOUT)
             if desc.status != WorkflowExecutionStatus.RUNNING:
                 return
-            await self.handle.terminate(reason="grader simulate was interrupted", rpc_timeout=_RPC_TIMEOUT)
+            await handle.terminate(reason="grader simulate was interrupted", rpc_timeout=_RPC_TIMEOUT)
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return  # never started: nothing left behind
             self.say(f"interrupted: could not terminate workflow {self.workflow_id} ({err}); "
                      f"end it with `temporal workflow terminate -w {self.workflow_id}`")
             return
