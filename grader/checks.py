@@ -592,7 +592,7 @@ def part_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
 
 def outage_silences(run: RunEvidence, minimum: float) -> list:
     """Silences of at least ``minimum`` seconds that fit an outage (nothing else explains them), longest first."""
-    return [s for s in run.silences if s.seconds >= minimum and s.counts]
+    return [s for s in run.silences_over(minimum) if s.counts]
 
 
 def silence_ev(s: Any) -> dict[str, Any]:
@@ -626,7 +626,7 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """
     cid = "network-partition.outage-gap"
     minimum = float(params["min_outage_seconds"])
-    if not run.silences:
+    if run.longest_gap is None:
         if run.is_open:
             return pending_result(cid, run, "the outage should leave a silence in the history")
         return CheckResult(cid, FAIL, "the history has no event times to measure a silence",
@@ -647,16 +647,17 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
         return CheckResult(cid, PASS, message, evidence=evidence, strength=CONSISTENT)
     if run.is_open:
         return pending_result(cid, run, "the outage should leave a silence in the history")
-    longest = run.silences[0]
-    long_enough = [s for s in run.silences if s.seconds >= minimum]
+    long_enough = run.silences_over(minimum)
     hint = "pause the server (or cut the network) for about 30 s while the deposit runs, and keep the worker running"
     if long_enough:
         s = long_enough[0]
         return CheckResult(cid, FAIL, f"the {s.seconds:.1f} s silence after event {s.before_event_id} is not an "
                                       f"outage: {s.explained_by}", hint=hint,
                            evidence=[silence_ev(x) for x in long_enough[:3]])
-    return CheckResult(cid, FAIL, f"the longest silence is {longest.seconds:.1f} s; an outage of at least "
-                                  f"{minimum:g} s should show", evidence=[silence_ev(longest)], hint=hint)
+    seconds, before, after = run.longest_gap
+    return CheckResult(cid, FAIL, f"the longest silence is {seconds:.1f} s; an outage of at least "
+                                  f"{minimum:g} s should show", hint=hint,
+                       evidence=[ev(after, "silence", f"{seconds:.1f} s without an event after event {before}")])
 
 
 @check("network-partition.activity-survived", "An activity caught by the outage finished on the same worker")

@@ -391,15 +391,25 @@ class RunEvidence:
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: The history's events, kept only so that rarely needed evidence
-    #: (:attr:`silences`) is built on first use instead of in every walk.
-    #: Checks read the evidence built from them, never the events.
+    #: The history's events and every (time between two consecutive events,
+    #: id before, id after), kept so that rarely needed evidence (silences)
+    #: is built on first use instead of in every walk. Checks read the
+    #: evidence built from them, never the events.
     raw_events: list[Any] = field(default_factory=list, repr=False, compare=False)
+    gaps: list[tuple[timedelta, int, int]] = field(default_factory=list, repr=False, compare=False)
 
-    @cached_property
+    def silences_over(self, minimum: float) -> list["Silence"]:
+        """The silences of at least ``minimum`` seconds, longest first, with what explains each."""
+        key = ("silences", minimum)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = find_silences(self, minimum)
+        return found
+
+    @property
     def silences(self) -> list["Silence"]:
         """Every stretch between two consecutive events, longest first, with what explains it."""
-        return find_silences(self, self.raw_events)
+        return self.silences_over(0.0)
 
     @cached_property
     def input(self) -> Any:
@@ -468,6 +478,7 @@ def build_evidence(history: History) -> RunEvidence:
 
     fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
+    gaps: list[tuple[timedelta, int, int]] = []
     for event in events:
         etype, attrs = event.type, event.attrs
 
@@ -478,6 +489,7 @@ def build_evidence(history: History) -> RunEvidence:
         if when is not None:
             if previous_time is not None:
                 gap = when - previous_time
+                gaps.append((gap, previous_id, event.id))
                 if widest is None or gap > widest[0]:
                     widest = (gap, previous_id, event.id)
             previous_time, previous_id = when, event.id
@@ -588,6 +600,7 @@ def build_evidence(history: History) -> RunEvidence:
         event_count=len(events),
         payload_cache=payloads,
         raw_events=events,
+        gaps=gaps,
     )
 
 
@@ -663,8 +676,9 @@ def retry_time_bound(activity: ActivityEvidence) -> timedelta | None:
     return total + _RETRY_SLACK
 
 
-def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
-    """Every gap between two consecutive events of ``run`` (longest first), each with its explanation.
+def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
+    """The gaps of at least ``minimum`` seconds between consecutive events of ``run``, longest
+    first, each with what explains it (use :meth:`RunEvidence.silences_over`, which keeps them).
 
     What explains a silence, checked in this order:
 
@@ -672,7 +686,9 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
     - the run was reset at its end (what lies before are an older run's events, times included);
     - no worker had picked the run up yet (nothing before it but the start);
     - no worker worked after it (the run was ended from outside);
-    - the worker identity changed across it: a crash or a restart;
+    - the worker identity changed across it: a crash or a restart (the worker
+      expected before it may be the owner of the sticky queue a workflow task
+      was left on);
     - the identity is fixed but a new sticky queue (a new process) shows up after it;
     - it ends at the start of a retried attempt and fits in the time the failed
       attempts (each up to its start-to-close timeout) and their backoff may take;
@@ -683,60 +699,29 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
     worked after the silence (a worker change, above), and a server that
     wakes from a freeze after that timeout was due may fire it although the
     worker is alive.
+
+    Only the gaps that reach ``minimum`` are explained, so a rubric's 10 s
+    costs next to nothing on the many histories with no such gap.
     """
-    times: list[tuple[Any, datetime]] = []
-    fromisoformat = datetime.fromisoformat
-    for event in events:
-        try:
-            times.append((event, fromisoformat(event.time)))
-        except (TypeError, ValueError):
-            continue
-    if len(times) < 2:
+    floor = timedelta(seconds=minimum)
+    zero = timedelta(0)
+    long = [g for g in run.gaps if g[0] >= floor and g[0] > zero]
+    if not long:
         return []
-    # The worker expected up to each timed event: the last one that worked, or the
-    # owner of the sticky queue a workflow task was just scheduled on (a task left
-    # on a dead worker's sticky queue waits there for its timeout).
-    workers_at: list[str | None] = []
-    current = None
-    for event, _ in times:
-        if event.type in _WORKER_EVENTS and is_worker_identity(event.attrs.get("identity")):
-            current = event.attrs["identity"]
-        elif event.type == "WorkflowTaskScheduled":
-            queue = event.attrs.get("taskQueue")
-            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
-                owner = sticky_queue_owner(str(queue.get("name") or ""))
-                current = owner if is_worker_identity(owner) else current
-        workers_at.append(current)
-    next_worker: list[str | None] = [None] * len(times)  # first worker identity from each timed event on
-    upcoming = None
-    for i in range(len(times) - 1, -1, -1):
-        event = times[i][0]
-        if event.type in _WORKER_EVENTS and is_worker_identity(event.attrs.get("identity")):
-            upcoming = event.attrs["identity"]
-        next_worker[i] = upcoming
-    queue_seen: dict[str, int] = {}  # sticky queue name -> event id where it first appears
-    timers: dict[int, timedelta | None] = {}
-    for event, _ in times:
-        if event.type == "WorkflowTaskScheduled":
-            queue = event.attrs.get("taskQueue")
-            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
-                queue_seen.setdefault(str(queue.get("name") or ""), event.id)
-        elif event.type == "TimerStarted":
-            timers[event.id] = parse_duration(event.attrs.get("startToFireTimeout"))
+    events = run.raw_events
+    position = {e.id: i for i, e in enumerate(events)}
     retried = {a.started_event_id: a for a in run.activities if a.started_event_id and a.attempt > 1}
     reset_at = {r.event_id for r in run.resets}
-
+    queue_seen: dict[str, int] | None = None  # sticky queue name -> event id where it first appears
     silences = []
-    for i in range(1, len(times)):
-        (prev, prev_time), (event, when) = times[i - 1], times[i]
-        gap = when - prev_time
-        if gap <= timedelta(0):
-            continue
-        before, after = workers_at[i - 1], next_worker[i]
+    for gap, before_id, after_id in long:
+        event = events[position[after_id]]
+        before = _worker_up_to(events, position[before_id])
+        after = _worker_from(events, position[after_id])
         why = ""
         if not run.activities:
             why = "the run ran no activities, so no outage could catch any work"
-        elif event.id in reset_at:
+        elif after_id in reset_at:
             why = "the run was reset here: the events before it are copies of an older run's"
         elif before is None:
             why = "no worker had picked the run up yet"
@@ -744,25 +729,84 @@ def find_silences(run: RunEvidence, events: list[Any]) -> list[Silence]:
             why = "no worker worked after it"
         elif before != after:
             why = f"the worker changed across it ({before} -> {after}): a crash or a restart"
-        elif _new_process_after(queue_seen, before, event.id):
-            why = f"worker {before} started a new process (a new sticky queue) after it: a restart"
-        elif event.id in retried:
-            a = retried[event.id]
-            bound = retry_time_bound(a)
-            waited = when - (parse_time(a.scheduled_time) or when)
-            if bound is None or waited <= bound:
-                why = (f"{a.activity_type} attempt {a.attempt} started {waited.total_seconds():.1f} s after it "
-                       f"was scheduled, within what {a.attempt - 1} failed attempt(s) and their backoff "
-                       "may take: a slow or failing attempt retried")
-        elif event.type == "TimerFired":
-            duration = timers.get(as_int(event.attrs.get("startedEventId")))
-            if duration is not None and gap <= duration + _RETRY_SLACK:
-                why = f"a workflow timer of {duration.total_seconds():g} s"
+        else:
+            if queue_seen is None:
+                queue_seen = _sticky_queues(events)
+            if _new_process_after(queue_seen, before, after_id):
+                why = f"worker {before} started a new process (a new sticky queue) after it: a restart"
+            elif after_id in retried:
+                why = _retry_explains(retried[after_id])
+            elif event.type == "TimerFired":
+                why = _timer_explains(events, position, event, gap)
         attempt = next((a for a in run.activities if a.started_event_id and a.closed_event_id
-                        and a.started_event_id <= prev.id and a.closed_event_id >= event.id), None)
-        silences.append(Silence(gap.total_seconds(), prev.id, event.id, before, after, why, attempt))
+                        and a.started_event_id <= before_id and a.closed_event_id >= after_id), None)
+        silences.append(Silence(gap.total_seconds(), before_id, after_id, before, after, why, attempt))
     silences.sort(key=lambda s: -s.seconds)
     return silences
+
+
+def _worker_up_to(events: list[Any], index: int) -> str | None:
+    """The worker expected at ``events[index]``: the last one that worked, or the owner of the
+    sticky queue a workflow task was last scheduled on (a task left on a dead worker's sticky
+    queue waits there for its timeout)."""
+    for event in reversed(events[: index + 1]):
+        if event.type in _WORKER_EVENTS:
+            identity = event.attrs.get("identity")
+            if is_worker_identity(identity):
+                return identity
+        elif event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                owner = sticky_queue_owner(str(queue.get("name") or ""))
+                if is_worker_identity(owner):
+                    return owner
+    return None
+
+
+def _worker_from(events: list[Any], index: int) -> str | None:
+    """The first worker identity on ``events[index]`` or after it."""
+    for event in events[index:]:
+        if event.type in _WORKER_EVENTS:
+            identity = event.attrs.get("identity")
+            if is_worker_identity(identity):
+                return identity
+    return None
+
+
+def _sticky_queues(events: list[Any]) -> dict[str, int]:
+    """Each sticky queue name and the id of the event where it first appears."""
+    seen: dict[str, int] = {}
+    for event in events:
+        if event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                seen.setdefault(str(queue.get("name") or ""), event.id)
+    return seen
+
+
+def _retry_explains(a: ActivityEvidence) -> str:
+    """Why a silence ending at ``a``'s retried attempt is its retries, or "" when they cannot be."""
+    bound = retry_time_bound(a)
+    scheduled = parse_time(a.scheduled_time)
+    if a.started_at is None or scheduled is None:
+        return ""
+    waited = a.started_at - scheduled
+    if bound is not None and waited > bound:
+        return ""
+    return (f"{a.activity_type} attempt {a.attempt} started {waited.total_seconds():.1f} s after it was "
+            f"scheduled, within what {a.attempt - 1} failed attempt(s) and their backoff may take: "
+            "a slow or failing attempt retried")
+
+
+def _timer_explains(events: list[Any], position: dict[int, int], fired: Any, gap: timedelta) -> str:
+    """Why a silence ending at a TimerFired is the timer, or "" when it fired later than set."""
+    index = position.get(as_int(fired.attrs.get("startedEventId")))
+    if index is None:
+        return ""
+    duration = parse_duration(events[index].attrs.get("startToFireTimeout"))
+    if duration is None or gap > duration + _RETRY_SLACK:
+        return ""
+    return f"a workflow timer of {duration.total_seconds():g} s"
 
 
 def _new_process_after(queue_seen: dict[str, int], identity: str, event_id: int) -> bool:

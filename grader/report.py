@@ -196,6 +196,10 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
     outranks a completed run that passed more. The chosen report's
     ``selection`` names the reason and the other runs looked at.
     """
+    if len(graded) == 1:  # the common case (one history, one run): nothing to rank
+        graded[0][1].candidates = 1
+        return graded[0][1]
+
     def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
         position, (run, report) = item
         req, _, bonus, _, proven = _standing(report)
@@ -204,8 +208,6 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
     ranked = sorted(enumerate(graded), key=key, reverse=True)
     _, best = ranked[0][1]
     best.candidates = len(graded)
-    if len(graded) < 2:
-        return best
     req, n_req, bonus, n_bonus, proven = _standing(best)
     reason = f"chosen for {req}/{n_req} required checks passed"
     if n_bonus:
