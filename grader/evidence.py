@@ -677,22 +677,40 @@ def retry_time_bound(activity: ActivityEvidence) -> timedelta | None:
     """The longest time the failed attempts before ``activity``'s final one can take, with backoff.
 
     Each failed attempt lasts at most its start-to-close timeout, and each
-    retry waits its backoff interval. None when no start-to-close timeout
-    bounds an attempt (the retries could then take any time).
+    retry waits its backoff interval (growing by the coefficient up to the
+    maximum interval). None when nothing bounds it: no start-to-close
+    timeout, or a bound beyond any outage a learner would stage.
     """
     limit = activity.start_to_close_timeout
     if limit is None:
         return None
     policy = activity.retry_policy
     interval = (policy.initial_interval if policy else None) or timedelta(seconds=1)
-    coefficient = float((policy.backoff_coefficient if policy else None) or 2.0)
+    try:
+        coefficient = float((policy.backoff_coefficient if policy else None) or 2.0)
+    except (TypeError, ValueError):
+        coefficient = 2.0
     cap = policy.maximum_interval if policy else None
+    failed = max(activity.attempt - 1, 0)
     total = timedelta(0)
-    for _ in range(max(activity.attempt - 1, 0)):
-        wait = min(interval, cap) if cap else interval
-        total += limit + wait
-        interval = interval * coefficient
-    return total + _RETRY_SLACK
+    try:
+        for done in range(failed):
+            wait = min(interval, cap) if cap else interval
+            total += limit + wait
+            if wait == cap or coefficient <= 1:
+                # Every later wait is this one: the rest in one step, however many attempts.
+                total += (limit + wait) * (failed - done - 1)
+                break
+            interval = interval * coefficient
+            if total > _NO_BOUND:
+                return None
+    except (OverflowError, ValueError):  # absurd policies or attempt counts
+        return None
+    return None if total > _NO_BOUND else total + _RETRY_SLACK
+
+
+#: Retries that may take longer than this explain any silence.
+_NO_BOUND = timedelta(days=1)
 
 
 def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:

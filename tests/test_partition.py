@@ -169,3 +169,30 @@ def test_a_second_sticky_queue_under_one_fixed_identity_is_a_new_process():
     assert _new_process_after(queues, "lab-worker", 14)
     assert not _new_process_after(queues, "lab-worker", 25)  # no new process after it
     assert not _new_process_after({first: 8}, "lab-worker", 14)
+
+
+@pytest.mark.parametrize("policy, attempt", [
+    ({"initialInterval": "1s", "backoffCoefficient": 2, "maximumInterval": "2s"}, 1_000_000_000),
+    ({"initialInterval": "1s", "backoffCoefficient": 2}, 10_000),  # no cap: grows past any outage
+    ({"initialInterval": "1s", "backoffCoefficient": 0.5}, 1_000_000_000),
+    ({"initialInterval": "1s", "backoffCoefficient": "NaN"}, 50),
+])
+def test_the_retry_bound_is_quick_and_safe_for_any_policy(policy: dict, attempt: int):
+    # Grading must neither hang nor crash on an absurd attempt count or policy.
+    from dataclasses import replace as dc_replace
+
+    from grader.evidence import retry_time_bound
+
+    deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
+    odd = dc_replace(deposit, scheduled_attrs={**deposit.scheduled_attrs, "retryPolicy": policy},
+                     attempt=attempt)
+    bound = retry_time_bound(odd)
+    assert bound is None or bound.total_seconds() >= 5
+
+
+def test_the_retry_bound_of_the_slow_first_attempt():
+    from grader.evidence import retry_time_bound
+
+    deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
+    # One failed attempt: its 5 s start-to-close, a 1 s backoff, and 1 s of slack.
+    assert retry_time_bound(deposit).total_seconds() == 7
