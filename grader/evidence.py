@@ -400,15 +400,16 @@ class RunEvidence:
     event_count: int
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Event id -> its time, for events whose time is readable: what a picture
+    #: of the run needs to place handovers, silences and marks (grader.runview).
+    event_times: dict[int, datetime] = field(default_factory=dict, repr=False, compare=False)
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
-    #: The history's events and every (time between two consecutive events,
-    #: id before, id after), kept so that rarely needed evidence (silences)
+    #: The history's events, kept so that rarely needed evidence (silences)
     #: is built on first use instead of in every walk. Checks read the
     #: evidence built from them, never the events.
     raw_events: list[Any] = field(default_factory=list, repr=False, compare=False)
-    gaps: list[tuple[timedelta, int, int]] = field(default_factory=list, repr=False, compare=False)
 
     def silences_over(self, minimum: float) -> list["Silence"]:
         """The silences of at least ``minimum`` seconds, longest first, with what explains each."""
@@ -491,7 +492,7 @@ def build_evidence(history: History) -> RunEvidence:
 
     fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
-    gaps: list[tuple[timedelta, int, int]] = []
+    times: dict[int, datetime] = {}
     for event in events:
         etype, attrs = event.type, event.attrs
 
@@ -500,9 +501,9 @@ def build_evidence(history: History) -> RunEvidence:
         except ValueError:
             when = None
         if when is not None:
+            times[event.id] = when
             if previous_time is not None:
                 gap = when - previous_time
-                gaps.append((gap, previous_id, event.id))
                 if widest is None or gap > widest[0]:
                     widest = (gap, previous_id, event.id)
             previous_time, previous_id = when, event.id
@@ -618,8 +619,8 @@ def build_evidence(history: History) -> RunEvidence:
         ui_link=history.ui_link,
         event_count=len(events),
         payload_cache=payloads,
+        event_times=times,
         raw_events=events,
-        gaps=gaps,
     )
 
 
@@ -740,9 +741,13 @@ def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
     Only the gaps that reach ``minimum`` are explained, so a rubric's 10 s
     costs next to nothing on the many histories with no such gap.
     """
-    floor = timedelta(seconds=minimum)
-    zero = timedelta(0)
-    long = [g for g in run.gaps if g[0] >= floor and g[0] > zero]
+    floor = max(timedelta(seconds=minimum), timedelta.resolution)
+    long = []
+    previous = None
+    for event_id, when in run.event_times.items():  # in event id order, as the walk stored them
+        if previous is not None and when - previous[1] >= floor:
+            long.append((when - previous[1], previous[0], event_id))
+        previous = (event_id, when)
     if not long:
         return []
     events = run.raw_events

@@ -20,6 +20,7 @@ from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_c
 from grader.evidence import RunEvidence
 from grader.history import parse_time
 from grader.rubric import Rubric, RubricExperiment
+from grader.runview import RunTimeline, build_timeline
 
 SCHEMA_VERSION = 1
 
@@ -82,7 +83,20 @@ class Report:
         data = asdict(self)
         ordered = {"schema_version": data.pop("schema_version")}
         ordered.update(data)
+        ordered["timelines"] = [asdict(t) for t in self.timelines]
         return ordered
+
+    @property
+    def timelines(self) -> list[RunTimeline]:
+        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+
+        Built on first use: grading many histories in bulk never pays for pictures it does not draw.
+        """
+        built = self.__dict__.get("_timelines")
+        if built is None:
+            runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
+            built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
+        return built
 
     @property
     def graded_nothing(self) -> bool:
@@ -170,12 +184,16 @@ def grade(
     """
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
+    graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        reports.append(select_run([(run, grade_experiment(spec, run)) for run in runs]))
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors)
+        best_run, best = select_run([(run, grade_experiment(spec, run)) for run in runs])
+        reports.append(best)
+        graded_runs.append(best_run)
+    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                    runs=graded_runs)
 
 
 def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
@@ -192,8 +210,8 @@ def _start_key(run: RunEvidence) -> float:
     return start.timestamp() if start else float("-inf")
 
 
-def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> ExperimentReport:
-    """The report of the most convincing run among ``graded`` (given newest first), saying why.
+def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[RunEvidence, ExperimentReport]:
+    """The most convincing run among ``graded`` (given newest first) and its report, which says why.
 
     Runs are ranked by required checks passed, then bonus evidence (bonus
     checks passed, then passes whose evidence is *proven*), then the newest
@@ -203,7 +221,7 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
     """
     if len(graded) == 1:  # the common case (one history, one run): nothing to rank
         graded[0][1].candidates = 1
-        return graded[0][1]
+        return graded[0]
 
     def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
         position, (run, report) = item
@@ -211,7 +229,7 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
         return (req, bonus, proven, _start_key(run), -position)
 
     ranked = sorted(enumerate(graded), key=key, reverse=True)
-    _, best = ranked[0][1]
+    best_run, best = ranked[0][1]
     best.candidates = len(graded)
     req, n_req, bonus, n_bonus, proven = _standing(best)
     reason = f"chosen for {req}/{n_req} required checks passed"
@@ -229,7 +247,7 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> Experi
     if len(others) > len(shown):
         shown.append(f"{len(others) - len(shown)} more")
     best.selection = f"{reason}; also looked at: {', '.join(shown)}"
-    return best
+    return best_run, best
 
 
 #: How many of the other runs a selection line names.
@@ -247,15 +265,17 @@ def assemble(
     count_optional: bool = False,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    runs: Sequence[RunEvidence] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
     Optional experiments count for the total and the status only with
     ``count_optional`` (when a user asked for them by name), or when nothing
-    else was graded.
+    else was graded. ``runs`` are the graded runs, each drawn once in
+    ``timelines``.
     """
     counted = [r for r in reports if r.required or count_optional] or list(reports)
-    return Report(
+    report = Report(
         grader_version=__version__,
         rubric={"id": rubric.id, "version": rubric.version},
         status=combine_statuses([r.status for r in counted]) if counted else PASS,
@@ -265,3 +285,7 @@ def assemble(
         sources=list(sources),
         errors=list(errors),
     )
+    # Kept beside the fields, not in them: the report's data stays plain, and
+    # timelines are drawn from these runs only when someone asks (see Report.timelines).
+    report.graded_runs = list(runs)
+    return report
