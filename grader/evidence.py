@@ -741,6 +741,8 @@ def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
     Only the gaps that reach ``minimum`` are explained, so a rubric's 10 s
     costs next to nothing on the many histories with no such gap.
     """
+    if run.longest_gap is None or run.longest_gap[0] < minimum:
+        return []  # most histories: the walk already measured the widest gap
     floor = max(timedelta(seconds=minimum), timedelta.resolution)
     long = []
     previous = None
