@@ -57,6 +57,8 @@ def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
         prop("source", exp.workflow.source)
         if exp.workflow.ui_link:
             prop("ui_link", exp.workflow.ui_link)
+    if exp.selection:
+        prop("selection", exp.selection)
     for chk in exp.checks:
         prop(f"{chk.id}.score", _num(chk.score))
         prop(f"{chk.id}.max_score", _num(chk.max_score))

@@ -45,6 +45,8 @@ def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
     run = _run_line(exp)
     if run:
         lines += [run, ""]
+    if exp.selection:  # why this run, when several could have been graded
+        lines += [md(exp.selection), ""]
     lines += ["| | check | points |", "|---|---|---:|"]
     for chk in exp.checks:
         if not chk.applies:

@@ -52,6 +52,8 @@ def render(report: Report) -> str:
                 where += f" (best of {exp.candidates})"
             lines.append(where)
             lines.append(f"  {terminal(exp.workflow.ui_link or exp.workflow.source)}")
+            if exp.selection:
+                lines.append(f"  {terminal(exp.selection)}")
         elif exp.note:
             lines.append(f"  {terminal(exp.note)}")
         rows, notes = [], []
