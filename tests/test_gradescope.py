@@ -98,7 +98,8 @@ def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path, 
     document = json.loads((tmp_path / "results" / "results.json").read_text())
     jsonschema.validate(document, SCHEMA)
     assert document["score"] == 30
-    assert all(t["status"] == "passed" for t in document["tests"])
+    counted = [t for t in document["tests"] if "not-counted" not in t["tags"]]
+    assert counted and all(t["status"] == "passed" for t in counted)  # network-partition is optional
     assert str(tmp_path) not in document["output"]
 
 

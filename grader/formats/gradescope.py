@@ -83,7 +83,7 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                     "status": "failed",
                     "output": visible_controls(chk.hint),
                     "visibility": chk.hint_visibility,
-                    "tags": [exp.id, "hint"],
+                    "tags": [exp.id, "hint"] + ([] if is_counted else ["not-counted"]),
                 })
     lines = [f"**Failure Lab: {STATUS_WORD[report.status]} {points(report.score, report.max_score)}**", ""]
     for exp in report.experiments:
