@@ -12,6 +12,7 @@ from typing import Sequence
 from grader import defaults
 from grader.evidence import build_evidence
 from grader.history import History
+from grader.integrity import IntegrityEntry, assess
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
@@ -22,7 +23,13 @@ def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC
     """Build evidence for every loaded history and grade it against ``rubric``."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
-    return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors)
+    return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
+                 integrity=check_integrity(loaded))
+
+
+def check_integrity(loaded: Loaded) -> list[IntegrityEntry]:
+    """One integrity verdict per loaded history: the rules, the bundle's hashes and agreement between them."""
+    return assess(loaded.histories, extra=loaded.findings)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:

@@ -21,6 +21,7 @@ from grader.connect import connect
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+from grader.integrity import Finding
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
@@ -35,6 +36,8 @@ class Loaded:
     errors: list[str] = field(default_factory=list)
     #: A description of each source read, for the report.
     sources: list[str] = field(default_factory=list)
+    #: Integrity findings made while reading (a bundle file whose hash does not match), by history source.
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
 
 
 def read_files(paths: Sequence[Path]) -> Loaded:

@@ -1,0 +1,533 @@
+"""Integrity: does a history look like what a Temporal server wrote, untouched?
+
+A grade is only as good as the history under it, and a history is a JSON file
+a learner can edit. This module looks for what an edit leaves behind and
+turns it into findings; a history with any finding is *suspect*, and an
+experiment never passes on a suspect history (see :mod:`grader.report`).
+
+Pure: histories in, findings out. No I/O, no server, no SDK. Reading a
+bundle's manifest (hash mismatches) and replaying a history through the
+reference workflow happen elsewhere (:mod:`grader.bundles`,
+:mod:`grader.replay`) and arrive here as findings and notes.
+
+Every rule was measured on real histories before it was written: the
+goldens in ``tests/goldens`` (21 runs of this project's app: crashes by
+SIGKILL, SIGTERM and SIGINT, a live fix, compensations, a cancel, a reset, a
+paused server...) and the rewrites of them in the styles of the Go and
+TypeScript apps. None of them trips any rule; a false alarm costs an honest
+learner their grade, so each rule leaves room for what the server really
+does:
+
+- Event ids are 1..N. Exactly one WorkflowExecutionStarted, first; nothing
+  after the closing event.
+- References point back to an earlier event of the right type, and pairs
+  agree (an activity's close names the start of the same activity). Events
+  a workflow task's commands produced (they carry
+  ``workflowTaskCompletedEventId``) come right after that
+  WorkflowTaskCompleted: the server writes them in one batch.
+- Times never went backwards on the goldens, except ActivityTaskStarted,
+  which the server writes when the attempt ends but stamps with the time it
+  began (the cancel golden's refund start is 1.5 s "older" than the event
+  before it). So: every other event is no older than the ones before it
+  (1 s of slack for a server clock step), and an activity's start lies
+  between its scheduling and its end.
+- Retries: attempt N cannot start before the backoffs of attempts 1..N-1
+  have passed since scheduling (slack measured: +9 ms at least), plus a whole
+  start-to-close timeout when the recorded last failure is that timeout
+  (+5 ms at least). "Retries used up" needs the policy's maximum reached.
+- Workers: a workflow task goes to a sticky queue ``<identity>-<hex>`` only
+  of the worker that completed the previous workflow task; a ``<hex>`` names
+  one process, so one identity. A *new* worker starting a task scheduled on
+  a dead worker's sticky queue is normal (the SIGINT and live-fix goldens
+  show it) and is not a finding.
+- Eager dispatch: a first attempt started less than 0.25 ms after its
+  scheduling was handed to the worker that scheduled it in the same server
+  call (the goldens: 25-430 us, always that worker). Dispatch to any other
+  worker goes through the matching service: 1.4 ms at the very least,
+  40 ms typically (measured with a second worker on 80 activities).
+- A server-made run id (UUID version 7) holds the start time in its first
+  48 bits: it agrees with the WorkflowExecutionStarted time within 1 ms on
+  every golden (5 s allowed). Other run ids (older servers) are not checked.
+- Several histories of one run id must agree event by event: one may be an
+  earlier export of the other (a prefix of it while the run was open), and
+  a reset run copies its parent's events up to the reset point; export
+  spellings (ids as strings or numbers, enum forms, payload shorthand) are
+  normalised before comparing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Mapping, Sequence
+
+from grader.history import Event, History, as_int, decode_payloads, parse_duration
+
+CONSISTENT, SUSPECT = "consistent", "suspect"
+
+#: Slack for the server's own clock: a non-ActivityTaskStarted event may be this much older than one before it.
+CLOCK_SLACK = timedelta(seconds=1)
+#: Slack on retry timing (measured: every golden retry came at least 5 ms later than the policy's minimum).
+RETRY_SLACK = timedelta(milliseconds=100)
+#: A first attempt started this soon after scheduling can only have gone to the scheduling worker.
+EAGER_WINDOW = timedelta(microseconds=250)
+#: How far a version-7 run id's embedded time may be from the start event.
+RUN_ID_SLACK_MS = 5000
+
+_WFT_SCHEDULED, _WFT_STARTED = "WorkflowTaskScheduled", "WorkflowTaskStarted"
+_WFT_COMPLETED = "WorkflowTaskCompleted"
+_AT_SCHEDULED, _AT_STARTED = "ActivityTaskScheduled", "ActivityTaskStarted"
+_WFT_OUTCOMES = ("WorkflowTaskCompleted", "WorkflowTaskFailed", "WorkflowTaskTimedOut")
+_AT_CLOSES = ("ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled")
+_CLOSES = frozenset({
+    "WorkflowExecutionCompleted", "WorkflowExecutionFailed", "WorkflowExecutionCanceled",
+    "WorkflowExecutionTerminated", "WorkflowExecutionTimedOut", "WorkflowExecutionContinuedAsNew",
+})
+_CHILD_INITIATED = "StartChildWorkflowExecutionInitiated"
+#: Events only a workflow task's commands produce: each must name that task's WorkflowTaskCompleted.
+_COMMAND_EVENTS = frozenset({
+    _AT_SCHEDULED, "ActivityTaskCancelRequested", "TimerStarted", "TimerCanceled", "MarkerRecorded",
+    "WorkflowExecutionCompleted", "WorkflowExecutionFailed", "WorkflowExecutionCanceled",
+    "WorkflowExecutionContinuedAsNew", _CHILD_INITIATED, "SignalExternalWorkflowExecutionInitiated",
+    "RequestCancelExternalWorkflowExecutionInitiated", "UpsertWorkflowSearchAttributes",
+    "WorkflowPropertiesModified",
+})
+
+#: event type -> {reference attribute: (types it may point to, whether it must be present)}.
+#: A missing optional reference is proto JSON's way of writing 0 ("none").
+_REFERENCES: dict[str, dict[str, tuple[frozenset[str], bool]]] = {}
+
+
+def _refs(types: Iterable[str], **attrs: tuple[Iterable[str], bool]) -> None:
+    for etype in types:
+        _REFERENCES[etype] = {k: (frozenset(v[0]), v[1]) for k, v in attrs.items()}
+
+
+_refs([_WFT_STARTED], scheduledEventId=([_WFT_SCHEDULED], True))
+_refs(["WorkflowTaskCompleted", "WorkflowTaskFailed"],
+      scheduledEventId=([_WFT_SCHEDULED], True), startedEventId=([_WFT_STARTED], True))
+_refs(["WorkflowTaskTimedOut"], scheduledEventId=([_WFT_SCHEDULED], True),
+      startedEventId=([_WFT_STARTED], False))  # a schedule-to-start timeout never started
+_refs([_AT_STARTED], scheduledEventId=([_AT_SCHEDULED], True))
+_refs(["ActivityTaskCompleted", "ActivityTaskFailed"],
+      scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], True))
+_refs(["ActivityTaskTimedOut"], scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], False))
+_refs(["ActivityTaskCanceled"], scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], False),
+      latestCancelRequestedEventId=(["ActivityTaskCancelRequested"], False))
+_refs(["ActivityTaskCancelRequested"], scheduledEventId=([_AT_SCHEDULED], True))
+_refs(["TimerFired", "TimerCanceled"], startedEventId=(["TimerStarted"], True))
+_refs(["ChildWorkflowExecutionStarted", "StartChildWorkflowExecutionFailed"],
+      initiatedEventId=([_CHILD_INITIATED], True))
+_refs(["ChildWorkflowExecutionCompleted", "ChildWorkflowExecutionFailed", "ChildWorkflowExecutionCanceled",
+       "ChildWorkflowExecutionTimedOut", "ChildWorkflowExecutionTerminated"],
+      initiatedEventId=([_CHILD_INITIATED], True), startedEventId=(["ChildWorkflowExecutionStarted"], True))
+_refs(["ExternalWorkflowExecutionSignaled", "SignalExternalWorkflowExecutionFailed"],
+      initiatedEventId=(["SignalExternalWorkflowExecutionInitiated"], True))
+_refs(["ExternalWorkflowExecutionCancelRequested", "RequestCancelExternalWorkflowExecutionFailed"],
+      initiatedEventId=(["RequestCancelExternalWorkflowExecutionInitiated"], True))
+
+
+@dataclass(slots=True)
+class Finding:
+    """One thing in a history that a Temporal server would not have written."""
+
+    #: Stable short code, e.g. ``after-close`` or ``retry-too-soon``.
+    code: str
+    #: One sentence for a person: what is wrong, with the event ids.
+    message: str
+    #: The events concerned (empty when the finding is about the file, e.g. its hash).
+    event_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IntegrityEntry:
+    """The verdict on one history read: consistent, or suspect with its findings."""
+
+    #: Where the history was read (a file, a bundle member or ``server ADDRESS/NAMESPACE``).
+    source: str
+    workflow_id: str
+    run_id: str
+    #: ``consistent`` or ``suspect``.
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    #: What was checked beyond the rules, e.g. whether the history was replayed; never a finding.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def suspect(self) -> bool:
+        """True when any finding was made."""
+        return self.status == SUSPECT
+
+
+def entry_for(history: History, findings: Sequence[Finding], notes: Sequence[str] = ()) -> IntegrityEntry:
+    """The :class:`IntegrityEntry` of ``history`` with these findings."""
+    return IntegrityEntry(history.source, history.workflow_id, history.run_id,
+                          SUSPECT if findings else CONSISTENT, list(findings), list(notes))
+
+
+def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding]] | None = None,
+           notes: Mapping[str, Sequence[str]] | None = None) -> list[IntegrityEntry]:
+    """One entry per history, in order: its own rules, then agreement with the others read.
+
+    ``extra`` adds findings made elsewhere, keyed by history source (a
+    bundle's hash mismatch, a replay's nondeterminism error); ``notes`` adds
+    remarks by source (e.g. "not replayed: another SDK's app").
+    """
+    extra = extra or {}
+    notes = notes or {}
+    across = compare_runs(histories)
+    entries = []
+    for index, history in enumerate(histories):
+        found = inspect_history(history) + across.get(index, []) + list(extra.get(history.source, ()))
+        entries.append(entry_for(history, found, notes.get(history.source, ())))
+    return entries
+
+
+# --- one history ------------------------------------------------------------
+
+
+def _when(event: Event) -> datetime | None:
+    try:
+        return datetime.fromisoformat(event.time)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ms(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds * 1000:.2f} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
+
+
+def inspect_history(history: History) -> list[Finding]:
+    """Every rule that needs only this one history; an empty list means none fired."""
+    events = history.events
+    findings: list[Finding] = []
+    add = findings.append
+    by_id: dict[int, Event] = {}
+    for index, event in enumerate(events, 1):
+        if event.id != index and not any(f.code == "event-ids" for f in findings):
+            add(Finding("event-ids", f"event ids are not 1..{len(events)} in order: event #{index} "
+                        f"has id {event.id}", [event.id]))
+        by_id[event.id] = event
+
+    _structure(events, by_id, add)
+    _times(events, by_id, add)
+    _retries(events, by_id, add)
+    _workers(events, by_id, add)
+    _run_id(history, add)
+    return findings
+
+
+def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+    """Starts, closes, references, pairs and where commands sit."""
+    close: Event | None = None
+    started_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> started event id
+    outcome_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> closing event id
+    previous: Event | None = None
+    for event in events:
+        etype, attrs = event.type, event.attrs
+        if etype == "WorkflowExecutionStarted" and event.id != 1:
+            add(Finding("second-start", f"event {event.id} starts the workflow again; a run has one "
+                        "WorkflowExecutionStarted, its first event", [event.id]))
+        if close is not None:
+            add(Finding("after-close", f"event {event.id} ({etype}) comes after the run closed at event "
+                        f"{close.id} ({close.type}); a closed run records nothing more", [close.id, event.id]))
+        elif etype in _CLOSES:
+            close = event
+
+        for name, (kinds, required) in _REFERENCES.get(etype, {}).items():
+            _reference(event, name, kinds, required, by_id, add)
+        if etype in _COMMAND_EVENTS or "workflowTaskCompletedEventId" in attrs:
+            target = _reference(event, "workflowTaskCompletedEventId", frozenset([_WFT_COMPLETED]), True,
+                                by_id, add)
+            # Commands are written in one batch right after their workflow task's completion.
+            if target is not None and previous is not None and previous.id != target.id and \
+                    as_int(previous.attrs.get("workflowTaskCompletedEventId"), -1) != target.id:
+                add(Finding("command-out-of-place", f"event {event.id} ({etype}) is a command of the workflow "
+                            f"task completed at event {target.id}, but event {previous.id} ({previous.type}) "
+                            "stands between them", [target.id, event.id]))
+
+        kind = "wft" if etype.startswith("WorkflowTask") else "act" if etype.startswith("ActivityTask") else ""
+        if kind and etype not in (_WFT_SCHEDULED, _AT_SCHEDULED, "ActivityTaskCancelRequested"):
+            scheduled = as_int(attrs.get("scheduledEventId"))
+            if etype in (_WFT_STARTED, _AT_STARTED):
+                _once(started_of, (kind, scheduled), event, "started", add)
+            else:
+                _once(outcome_of, (kind, scheduled), event, "ended", add)
+                started = as_int(attrs.get("startedEventId"))
+                start_event = by_id.get(started)
+                if started and start_event is not None and \
+                        as_int(start_event.attrs.get("scheduledEventId")) != scheduled:
+                    add(Finding("mismatched-pair", f"event {event.id} ({etype}) ends the task scheduled at event "
+                                f"{scheduled} but names event {started} as its start, which started another task",
+                                [event.id, started]))
+        previous = event
+
+
+def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
+               add: Any) -> Event | None:
+    value = as_int(event.attrs.get(name), 0)
+    if value == 0:
+        if required:
+            add(Finding("bad-reference", f"event {event.id} ({event.type}) lacks its {name}", [event.id]))
+        return None
+    target = by_id.get(value)
+    if target is None or value >= event.id or target.type not in kinds:
+        what = "no such event" if target is None else \
+            "a later event" if value >= event.id else f"a {target.type}"
+        wanted = " or ".join(sorted(kinds))
+        add(Finding("bad-reference", f"event {event.id} ({event.type}) has {name} {value}, which is {what}; "
+                    f"it must name an earlier {wanted}", [event.id] + ([value] if target else [])))
+        return None
+    return target
+
+
+def _once(seen: dict[tuple[str, int], int], key: tuple[str, int], event: Event, verb: str, add: Any) -> None:
+    if key[1] and key in seen:
+        add(Finding("twice", f"the task scheduled at event {key[1]} {verb} twice: events {seen[key]} and "
+                    f"{event.id}", [seen[key], event.id]))
+    else:
+        seen[key] = event.id
+
+
+def _times(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+    """Times only move forward, except an activity start, which lies between its scheduling and its end."""
+    latest: tuple[datetime, int] | None = None
+    ends: dict[int, Event] = {}
+    for event in events:
+        if event.type in _AT_CLOSES:
+            ends.setdefault(as_int(event.attrs.get("scheduledEventId")), event)
+    for event in events:
+        when = _when(event)
+        if when is None:
+            continue
+        if event.type == _AT_STARTED:
+            scheduled_id = as_int(event.attrs.get("scheduledEventId"))
+            scheduled, end = by_id.get(scheduled_id), ends.get(scheduled_id)
+            s_when = _when(scheduled) if scheduled is not None else None
+            e_when = _when(end) if end is not None else None
+            if s_when is not None and when < s_when - CLOCK_SLACK:
+                add(Finding("time-backwards", f"activity start event {event.id} is dated "
+                            f"{_ms(s_when - when)} before its scheduling (event {scheduled_id})",
+                            [scheduled_id, event.id]))
+            if e_when is not None and e_when < when - CLOCK_SLACK:
+                add(Finding("time-backwards", f"activity start event {event.id} is dated "
+                            f"{_ms(when - e_when)} after the activity ended (event {end.id})", [event.id, end.id]))
+            continue
+        if latest is not None and when < latest[0] - CLOCK_SLACK:
+            add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
+                        f"before event {latest[1]}; the server writes events in time order", [latest[1], event.id]))
+        if latest is None or when > latest[0]:
+            latest = (when, event.id)
+
+
+def _backoff(policy: Mapping[str, Any], retry: int) -> timedelta:
+    """The wait before retry number ``retry`` (1 = the wait before attempt 2) under ``policy``."""
+    initial = parse_duration(policy.get("initialInterval")) or timedelta(seconds=1)
+    coefficient = policy.get("backoffCoefficient")
+    coefficient = float(coefficient) if isinstance(coefficient, (int, float)) and coefficient >= 1 else 2.0
+    maximum = parse_duration(policy.get("maximumInterval")) or initial * 100  # the server's default cap
+    seconds = min(initial.total_seconds() * coefficient ** min(retry - 1, 64), maximum.total_seconds())
+    return timedelta(seconds=seconds)
+
+
+def _retries(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+    """Attempt numbers, last failures and retry states against the recorded retry policy."""
+    for event in events:
+        if event.type == _AT_STARTED:
+            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            if scheduled is None or scheduled.type != _AT_SCHEDULED:
+                continue
+            attempt = as_int(event.attrs.get("attempt"), 1)
+            policy = scheduled.attrs.get("retryPolicy")
+            policy = policy if isinstance(policy, dict) else {}
+            maximum = as_int(policy.get("maximumAttempts"), 0)
+            name = (scheduled.attrs.get("activityType") or {}).get("name", "activity")
+            if maximum and attempt > maximum:
+                add(Finding("attempt-over-maximum", f"{name} reached attempt {attempt} (event {event.id}) but its "
+                            f"retry policy allows {maximum} (event {scheduled.id})", [scheduled.id, event.id]))
+            last_failure = event.attrs.get("lastFailure")
+            if attempt > 1 and not isinstance(last_failure, dict):
+                add(Finding("retry-without-failure", f"{name} is on attempt {attempt} (event {event.id}) with no "
+                            "last failure: the server records why the previous attempt failed",
+                            [scheduled.id, event.id]))
+            if attempt <= 1:
+                continue
+            start, scheduled_at = _when(event), _when(scheduled)
+            if start is None or scheduled_at is None:
+                continue
+            needed = sum((_backoff(policy, k) for k in range(1, attempt)), timedelta())
+            why = f"{attempt - 1} backoff(s) of its retry policy"
+            if isinstance(last_failure, dict) and _is_start_to_close(last_failure):
+                timeout = parse_duration(scheduled.attrs.get("startToCloseTimeout"))
+                if timeout:
+                    needed += timeout
+                    why += " plus the start-to-close timeout its last failure reports"
+            if start - scheduled_at < needed - RETRY_SLACK:
+                add(Finding("retry-too-soon", f"{name} attempt {attempt} started {_ms(start - scheduled_at)} after "
+                            f"it was scheduled (events {scheduled.id} -> {event.id}); {why} take at least "
+                            f"{_ms(needed)}", [scheduled.id, event.id]))
+        elif event.type == "ActivityTaskFailed":
+            state = str(event.attrs.get("retryState") or "")
+            if not state.endswith("MAXIMUM_ATTEMPTS_REACHED"):
+                continue
+            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+            if scheduled is None or started is None:
+                continue
+            policy = scheduled.attrs.get("retryPolicy")
+            maximum = as_int(policy.get("maximumAttempts"), 0) if isinstance(policy, dict) else 0
+            attempt = as_int(started.attrs.get("attempt"), 1)
+            if maximum == 0 or attempt < maximum:
+                allowed = f"allows {maximum}" if maximum else "has no limit"
+                add(Finding("retries-not-used-up", f"event {event.id} says the retries are used up after attempt "
+                            f"{attempt}, but the retry policy {allowed} (event {scheduled.id})",
+                            [scheduled.id, started.id, event.id]))
+
+
+def _is_start_to_close(failure: Mapping[str, Any]) -> bool:
+    info = failure.get("timeoutFailureInfo")
+    return isinstance(info, dict) and str(info.get("timeoutType", "")).endswith("START_TO_CLOSE")
+
+
+def _workers(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+    """Sticky queues against the workers that own them; first attempts against eager dispatch."""
+    last_completer: tuple[str, int] | None = None
+    suffix_owner: dict[str, tuple[str, int]] = {}
+    for event in events:
+        etype, attrs = event.type, event.attrs
+        if etype == _WFT_COMPLETED:
+            identity = attrs.get("identity")
+            if isinstance(identity, str) and identity:
+                last_completer = (identity, event.id)
+        elif etype == _WFT_SCHEDULED:
+            queue = attrs.get("taskQueue")
+            if not isinstance(queue, dict) or not str(queue.get("kind", "")).endswith("STICKY"):
+                continue
+            name = str(queue.get("name") or "")
+            owner, _, suffix = name.rpartition("-")
+            if last_completer is not None and owner != last_completer[0]:
+                add(Finding("sticky-queue-owner", f"event {event.id} schedules a workflow task on {owner}'s sticky "
+                            f"queue, but the previous workflow task was completed by {last_completer[0]} "
+                            f"(event {last_completer[1]}); only that worker asks for a sticky queue",
+                            [last_completer[1], event.id]))
+            if suffix:
+                first = suffix_owner.setdefault(suffix, (owner, event.id))
+                if first[0] != owner:
+                    add(Finding("sticky-queue-identity", f"sticky queue suffix {suffix} (one worker process) "
+                                f"appears under two identities: {first[0]} (event {first[1]}) and {owner} "
+                                f"(event {event.id})", [first[1], event.id]))
+        elif etype == _AT_STARTED and as_int(attrs.get("attempt"), 1) == 1:
+            scheduled = by_id.get(as_int(attrs.get("scheduledEventId")))
+            if scheduled is None:
+                continue
+            completed = by_id.get(as_int(scheduled.attrs.get("workflowTaskCompletedEventId")))
+            scheduler = completed.attrs.get("identity") if completed is not None else None
+            start, scheduled_at = _when(event), _when(scheduled)
+            identity = attrs.get("identity")
+            if scheduler and identity and identity != scheduler and start and scheduled_at and \
+                    timedelta(0) <= start - scheduled_at < EAGER_WINDOW:
+                add(Finding("eager-start-identity", f"event {event.id}: {identity} started the first attempt "
+                            f"{_ms(start - scheduled_at)} after scheduling; that fast only the worker that "
+                            f"scheduled it ({scheduler}, event {completed.id}) gets it, in the same server call",
+                            [completed.id, scheduled.id, event.id]))
+
+
+def _run_id(history: History, add: Any) -> None:
+    """A version-7 run id carries its creation time: it must match the start event."""
+    try:
+        value = uuid.UUID(history.run_id)
+    except (ValueError, TypeError, AttributeError):
+        return
+    if value.version != 7:
+        return
+    start = _when(history.events[0])
+    if start is None:
+        return
+    embedded_ms = value.int >> 80
+    drift = start.timestamp() * 1000 - embedded_ms
+    if abs(drift) > RUN_ID_SLACK_MS:
+        add(Finding("run-id-time", f"run id {history.run_id} was made at "
+                    f"{datetime.fromtimestamp(embedded_ms / 1000).isoformat()} UTC-ish, "
+                    f"{abs(drift) / 1000:.1f} s from the run's start (event 1): the times were edited", [1]))
+
+
+# --- several histories ------------------------------------------------------
+
+
+def _fingerprint(event: Event, cache: dict[str, Any]) -> tuple[Any, ...]:
+    """What one event says, in a form every export spelling of it shares."""
+    attrs = event.attrs
+    when = _when(event)
+    failure = attrs.get("failure") or attrs.get("lastFailure")
+    failure = failure if isinstance(failure, dict) else {}
+    payloads = []
+    for key in ("input", "result"):
+        if key in attrs:
+            payloads.append(json.dumps(decode_payloads(attrs.get(key), cache), sort_keys=True, default=str))
+    retry_state = str(attrs.get("retryState") or "").rsplit("RETRY_STATE_", 1)[-1]
+    return (
+        event.type, when.replace(tzinfo=None) if when else event.time,
+        attrs.get("identity"), as_int(attrs.get("attempt"), 0),
+        as_int(attrs.get("scheduledEventId")), as_int(attrs.get("startedEventId")),
+        (attrs.get("activityType") or {}).get("name") if isinstance(attrs.get("activityType"), dict) else None,
+        (attrs.get("taskQueue") or {}).get("name") if isinstance(attrs.get("taskQueue"), dict) else None,
+        failure.get("message"), retry_state, tuple(payloads),
+    )
+
+
+def _reset_point(history: History) -> int | None:
+    for event in history.events:
+        if event.type == "WorkflowTaskFailed" and str(event.attrs.get("cause", "")).endswith("RESET_WORKFLOW"):
+            return event.id
+    return None
+
+
+def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
+    """Findings for histories that share a run id but disagree, by index into ``histories``."""
+    groups: dict[str, list[int]] = {}
+    for index, history in enumerate(histories):
+        if history.run_id:
+            groups.setdefault(history.run_id, []).append(index)
+    found: dict[int, list[Finding]] = {}
+    for run_id, members in groups.items():
+        if len(members) < 2:
+            continue
+        prints: dict[int, list[tuple[Any, ...]]] = {}
+        for index in members:
+            cache: dict[str, Any] = {}
+            prints[index] = [_fingerprint(e, cache) for e in histories[index].events]
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                problem = _disagreement(histories[a], histories[b], prints[a], prints[b])
+                if problem is None:
+                    continue
+                message, event_ids = problem
+                for mine, other in ((a, b), (b, a)):
+                    found.setdefault(mine, []).append(Finding(
+                        "run-id-conflict", f"{histories[other].source} holds the same run {run_id} but "
+                        f"{message}: at most one of them is what the server recorded", event_ids))
+    return found
+
+
+def _disagreement(a: History, b: History, pa: list[tuple[Any, ...]],
+                  pb: list[tuple[Any, ...]]) -> tuple[str, list[int]] | None:
+    """Why two histories of one run id cannot both be true, or None when they can."""
+    if a.workflow_id and b.workflow_id and a.workflow_id != b.workflow_id:
+        return f"under workflow id {b.workflow_id!r}, not {a.workflow_id!r}", [1]
+    resets = [r for r in (_reset_point(a), _reset_point(b)) if r is not None]
+    # A reset run copies its parent's events up to the reset point, then goes its own way.
+    limit = min(resets) if resets else min(len(pa), len(pb)) + 1
+    for index, (x, y) in enumerate(zip(pa, pb), 1):
+        if index >= limit:
+            break
+        if x != y:
+            return f"its event {index} says otherwise ({x[0]})", [index]
+    if not resets and len(pa) != len(pb):
+        shorter = a if len(pa) < len(pb) else b
+        if shorter.events[-1].type in _CLOSES:
+            return (f"one copy closes at event {len(shorter.events)} and the other goes on",
+                    [len(shorter.events)])
+    return None
