@@ -272,7 +272,7 @@ FORGERIES: dict[str, Forgery] = {f.name: f for f in [
             "live-fix"),
     Forgery("fake-compensation", "compensation: deposit marked failed, refund events appended",
             fake_compensation, "compensation"),
-    Forgery("from-scratch", "a 6-event history written from nothing", written_from_scratch),
+    Forgery("from-scratch", "a 6-event history written from nothing", written_from_scratch, "crash-recovery"),
     Forgery("renamed-copy", "another learner's run with the workflow id renamed", renamed_copy, "crash-recovery"),
     Forgery("four-copies", "four edited copies of one run id, one per experiment", four_copies),
     Forgery("second-start", "a second WorkflowExecutionStarted", second_start),
