@@ -19,17 +19,31 @@ from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                 experiments: Sequence[str] | None = None) -> Report:
-    """Build evidence for every loaded history and grade it against ``rubric``."""
+                 experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
+    """Build evidence for every loaded history, check its integrity and grade it against ``rubric``."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
-                 integrity=check_integrity(loaded))
+                 integrity=check_integrity(loaded, replay=replay))
 
 
-def check_integrity(loaded: Loaded) -> list[IntegrityEntry]:
-    """One integrity verdict per loaded history: the rules, the bundle's hashes and agreement between them."""
-    return assess(loaded.histories, extra=loaded.findings)
+def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEntry]:
+    """One integrity verdict per loaded history.
+
+    The rules of :mod:`grader.integrity`, agreement between histories of one
+    run, the bundle's hashes and, with ``replay``, a replay through the
+    reference workflow (:mod:`grader.replay`).
+    """
+    findings = {source: list(found) for source, found in loaded.findings.items()}
+    notes: dict[str, list[str]] = {}
+    if replay and loaded.histories:
+        from grader.replay import replay_histories
+
+        outcome = replay_histories(loaded.histories)
+        for source, found in outcome.findings.items():
+            findings.setdefault(source, []).extend(found)
+        notes = outcome.notes
+    return assess(loaded.histories, extra=findings, notes=notes)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:
@@ -39,21 +53,21 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                experiments: Sequence[str] | None = None) -> Report:
-    """Grade exported history files (folders expand to their ``*.json``)."""
-    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
+                experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories)."""
+    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments, replay=replay)
 
 
 async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = defaults.DEFAULT_NAMESPACE,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                     experiments: Sequence[str] | None = None) -> Report:
+                     experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
     """Grade histories read live from a server."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
-    return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+    return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay)
 
 
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
@@ -67,9 +81,14 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
     import dataclasses
 
     from grader.history import history_from_document
-    from grader.report import assemble, grade_experiment, ungraded_experiment
+    from grader.report import assemble, gate, grade_experiment, ungraded_experiment
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",
+                                                       workflow_id=run.workflow_id)
+                 for run in runs if run.history is not None}
+    integrity = check_integrity(Loaded(histories=list(histories.values())))
+    verdicts = dict(zip(histories, integrity))
     experiments = []
     for run in runs:
         spec = rubric.experiment(run.experiment)
@@ -81,9 +100,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
         if run.history is None:
             experiments.append(ungraded_experiment(spec, run.note or "the experiment produced no workflow"))
             continue
-        history = history_from_document(run.history, source=f"simulate {run.experiment}",
-                                        workflow_id=run.workflow_id)
-        report = grade_experiment(spec, build_evidence(history))
+        report = gate(grade_experiment(spec, build_evidence(histories[run.experiment])),
+                      verdicts[run.experiment])
         report.candidates = 1
         experiments.append(report)
-    return assemble(experiments, rubric, sources=["grader simulate"])
+    return assemble(experiments, rubric, sources=["grader simulate"], integrity=integrity)

@@ -8,6 +8,7 @@ it, must come out ``consistent``. The forgeries come from
 
 from __future__ import annotations
 
+import base64
 import copy
 import importlib.util
 import json
@@ -94,10 +95,33 @@ REWRITES = {
 }
 
 
+def _plain_metadata(name: str) -> dict:
+    """Payload metadata written decoded (``"encoding": "json/plain"``), as some exporters do."""
+    b64 = base64.b64encode(b"json/plain").decode()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("metadata", {}).get("encoding") == b64:
+                return {**node, "metadata": {"encoding": "json/plain"}}
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+    return walk(doc(name))
+
+
+REWRITES["plain-metadata"] = _plain_metadata
+
+
 @pytest.mark.parametrize("style", sorted(REWRITES))
 def test_foreign_spellings_of_every_golden_are_consistent(style: str):
+    """Rules, agreement and replay together: no false alarm on any golden in any spelling."""
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
     histories = [load_json_text(json.dumps(REWRITES[style](name)), source=f"{name}.json") for name in GOLDEN_NAMES]
-    flagged = {e.source: [f.message for f in e.findings] for e in assess(histories) if e.status != CONSISTENT}
+    entries = check_integrity(Loaded(histories=histories))
+    flagged = {e.source: [f.message for f in e.findings] for e in entries if e.status != CONSISTENT}
     assert flagged == {}
 
 
@@ -280,3 +304,57 @@ def test_table_lists_suspect_histories_with_findings(tmp_path: Path):
 def test_consistent_histories_add_no_lines_to_the_table():
     result = CliRunner().invoke(cli, ["check", "--history", str(GOLDENS / "live-fix.json")])
     assert "Suspect" not in result.output and "recorded it" not in result.output
+
+
+# --- replay through the reference workflow -------------------------------------
+
+
+def test_every_golden_replays_through_the_reference_or_says_why_not():
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
+    histories = [load_history_file(GOLDENS / f"{name}.json") for name in GOLDEN_NAMES]
+    entries = check_integrity(Loaded(histories=histories))
+    assert [e.source for e in entries if e.status != CONSISTENT] == []
+    notes = {Path(e.source).stem: e.notes for e in entries}
+    # The fake workflow runs no activity: not the reference's shape, so not replayed, and no finding.
+    assert notes["fake-workflow"] == ["not replayed: the run scheduled no activity, so it is not the "
+                                      "reference app's shape"]
+    replayed = [n for n, v in notes.items() if v == ["replayed through the reference MoneyTransfer: deterministic"]]
+    assert len(replayed) == 20  # the timer of kill-between-activities replays with the pause it was recorded with
+
+
+@pytest.mark.parametrize("style, note", [
+    ("go-style", "not replayed: activity 'Withdraw' is not one of the reference app's"),
+    ("typescript-type", "not replayed: workflow type 'moneyTransfer' is another app's"),
+    ("pascal-case", "replayed through the reference MoneyTransfer: deterministic"),
+])
+def test_other_apps_are_not_replayed_and_that_is_no_finding(style: str, note: str):
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
+    history = load_json_text(json.dumps(REWRITES[style]("live-fix")), source="x.json")
+    (entry,) = check_integrity(Loaded(histories=[history]))
+    assert entry.status == CONSISTENT
+    assert entry.notes[0].startswith(note)
+
+
+def test_replay_catches_a_refund_after_a_successful_deposit():
+    """A compensation forged *inside* the run (no event after the close) breaks no structural rule
+    about closes; the reference code, which refunds only after a failed deposit, does not replay it."""
+    from grader.replay import replay_histories
+
+    d = doc("no-failure")
+    events = d["events"]
+    # The workflow task after the deposit schedules a refund instead of completing the run.
+    close = events[-1]
+    refund = FORGE.new_event("ACTIVITY_TASK_SCHEDULED", int(close["eventId"]), close["eventTime"], {
+        **copy.deepcopy(FORGE.attrs(FORGE.find(d, "ACTIVITY_TASK_SCHEDULED", "deposit")[0])),
+        "activityId": "3", "activityType": {"name": "refund"},
+        "workflowTaskCompletedEventId": close["workflowExecutionCompletedEventAttributes"]["workflowTaskCompletedEventId"]})
+    events[-1] = refund
+    history = load_json_text(json.dumps(d), source="refund.json")
+    outcome = replay_histories([history])
+    (finding,) = outcome.findings["refund.json"]
+    assert finding.code == "replay-nondeterminism"
+    assert finding.event_ids  # the SDK names the event it could not match
