@@ -58,9 +58,8 @@ does:
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
 from grader.history import Event, History, as_int, decode_payloads, parse_duration
@@ -211,13 +210,40 @@ def inspect_history(history: History) -> list[Finding]:
             add(Finding("event-ids", f"event ids are not 1..{len(events)} in order: event #{index} "
                         f"has id {event.id}", [event.id]))
         by_id[event.id] = event
+    when = _times_of(events)
 
     _structure(events, by_id, add)
-    _times(events, by_id, add)
-    _retries(events, by_id, add)
-    _workers(events, by_id, add)
-    _run_id(history, add)
+    _times(events, by_id, when, add)
+    _retries(events, by_id, when, add)
+    _workers(events, by_id, when, add)
+    _run_id(history, when, add)
     return findings
+
+
+def _times_of(events: list[Event]) -> dict[int, datetime | None]:
+    """Each event's time, parsed once for every rule."""
+    parse = datetime.fromisoformat
+    times: dict[int, datetime | None] = {}
+    for event in events:
+        try:
+            times[event.id] = parse(event.time)
+        except (TypeError, ValueError):
+            times[event.id] = None
+    return times
+
+
+def _plan(etype: str) -> tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str, str]:
+    """What to check on an event of one type: references, command placement, task pairing."""
+    refs = tuple((name, kinds, required) for name, (kinds, required) in _REFERENCES.get(etype, {}).items())
+    kind = "wft" if etype.startswith("WorkflowTask") else "act" if etype.startswith("ActivityTask") else ""
+    role = ""
+    if kind and etype not in (_WFT_SCHEDULED, _AT_SCHEDULED, "ActivityTaskCancelRequested"):
+        role = "started" if etype in (_WFT_STARTED, _AT_STARTED) else "ended"
+    return refs, etype in _COMMAND_EVENTS, kind, role
+
+
+_PLANS: dict[str, tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str, str]] = {}
+_WFT_COMPLETED_ONLY = frozenset([_WFT_COMPLETED])
 
 
 def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
@@ -226,8 +252,13 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
     started_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> started event id
     outcome_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> closing event id
     previous: Event | None = None
+    plans = _PLANS
     for event in events:
         etype, attrs = event.type, event.attrs
+        plan = plans.get(etype)
+        if plan is None:
+            plan = plans[etype] = _plan(etype)
+        refs, is_command, kind, role = plan
         if etype == "WorkflowExecutionStarted" and event.id != 1:
             add(Finding("second-start", f"event {event.id} starts the workflow again; a run has one "
                         "WorkflowExecutionStarted, its first event", [event.id]))
@@ -237,11 +268,10 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
         elif etype in _CLOSES:
             close = event
 
-        for name, (kinds, required) in _REFERENCES.get(etype, {}).items():
+        for name, kinds, required in refs:
             _reference(event, name, kinds, required, by_id, add)
-        if etype in _COMMAND_EVENTS or "workflowTaskCompletedEventId" in attrs:
-            target = _reference(event, "workflowTaskCompletedEventId", frozenset([_WFT_COMPLETED]), True,
-                                by_id, add)
+        if is_command or "workflowTaskCompletedEventId" in attrs:
+            target = _reference(event, "workflowTaskCompletedEventId", _WFT_COMPLETED_ONLY, True, by_id, add)
             # Commands are written in one batch right after their workflow task's completion.
             if target is not None and previous is not None and previous.id != target.id and \
                     as_int(previous.attrs.get("workflowTaskCompletedEventId"), -1) != target.id:
@@ -249,10 +279,9 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                             f"task completed at event {target.id}, but event {previous.id} ({previous.type}) "
                             "stands between them", [target.id, event.id]))
 
-        kind = "wft" if etype.startswith("WorkflowTask") else "act" if etype.startswith("ActivityTask") else ""
-        if kind and etype not in (_WFT_SCHEDULED, _AT_SCHEDULED, "ActivityTaskCancelRequested"):
+        if role:
             scheduled = as_int(attrs.get("scheduledEventId"))
-            if etype in (_WFT_STARTED, _AT_STARTED):
+            if role == "started":
                 _once(started_of, (kind, scheduled), event, "started", add)
             else:
                 _once(outcome_of, (kind, scheduled), event, "ended", add)
@@ -268,7 +297,11 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
 
 def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
                add: Any) -> Event | None:
-    value = as_int(event.attrs.get(name), 0)
+    raw = event.attrs.get(name)
+    try:
+        value = int(raw) if raw is not None else 0
+    except (TypeError, ValueError):
+        value = 0
     if value == 0:
         if required:
             add(Finding("bad-reference", f"event {event.id} ({event.type}) lacks its {name}", [event.id]))
@@ -292,7 +325,7 @@ def _once(seen: dict[tuple[str, int], int], key: tuple[str, int], event: Event, 
         seen[key] = event.id
 
 
-def _times(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+def _times(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
     """Times only move forward, except an activity start, which lies between its scheduling and its end."""
     latest: tuple[datetime, int] | None = None
     ends: dict[int, Event] = {}
@@ -300,14 +333,14 @@ def _times(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
         if event.type in _AT_CLOSES:
             ends.setdefault(as_int(event.attrs.get("scheduledEventId")), event)
     for event in events:
-        when = _when(event)
+        when = times[event.id]
         if when is None:
             continue
         if event.type == _AT_STARTED:
             scheduled_id = as_int(event.attrs.get("scheduledEventId"))
             scheduled, end = by_id.get(scheduled_id), ends.get(scheduled_id)
-            s_when = _when(scheduled) if scheduled is not None else None
-            e_when = _when(end) if end is not None else None
+            s_when = times.get(scheduled_id)
+            e_when = times[end.id] if end is not None else None
             if s_when is not None and when < s_when - CLOCK_SLACK:
                 add(Finding("time-backwards", f"activity start event {event.id} is dated "
                             f"{_ms(s_when - when)} before its scheduling (event {scheduled_id})",
@@ -333,7 +366,7 @@ def _backoff(policy: Mapping[str, Any], retry: int) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-def _retries(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
     """Attempt numbers, last failures and retry states against the recorded retry policy."""
     for event in events:
         if event.type == _AT_STARTED:
@@ -355,7 +388,7 @@ def _retries(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                             [scheduled.id, event.id]))
             if attempt <= 1:
                 continue
-            start, scheduled_at = _when(event), _when(scheduled)
+            start, scheduled_at = times[event.id], times[scheduled.id]
             if start is None or scheduled_at is None:
                 continue
             needed = sum((_backoff(policy, k) for k in range(1, attempt)), timedelta())
@@ -392,7 +425,7 @@ def _is_start_to_close(failure: Mapping[str, Any]) -> bool:
     return isinstance(info, dict) and str(info.get("timeoutType", "")).endswith("START_TO_CLOSE")
 
 
-def _workers(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
     """Sticky queues against the workers that own them; first attempts against eager dispatch."""
     last_completer: tuple[str, int] | None = None
     suffix_owner: dict[str, tuple[str, int]] = {}
@@ -425,7 +458,7 @@ def _workers(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                 continue
             completed = by_id.get(as_int(scheduled.attrs.get("workflowTaskCompletedEventId")))
             scheduler = completed.attrs.get("identity") if completed is not None else None
-            start, scheduled_at = _when(event), _when(scheduled)
+            start, scheduled_at = times[event.id], times[scheduled.id]
             identity = attrs.get("identity")
             if scheduler and identity and identity != scheduler and start and scheduled_at and \
                     timedelta(0) <= start - scheduled_at < EAGER_WINDOW:
@@ -435,22 +468,23 @@ def _workers(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                             [completed.id, scheduled.id, event.id]))
 
 
-def _run_id(history: History, add: Any) -> None:
+def _run_id(history: History, times: dict[int, datetime | None], add: Any) -> None:
     """A version-7 run id carries its creation time: it must match the start event."""
+    run_id = history.run_id
+    # The layout is fixed (8-4-4-4-12 hex digits); the version is the 13th digit.
+    if not isinstance(run_id, str) or len(run_id) != 36 or run_id[14] != "7" or run_id[8] != "-":
+        return
     try:
-        value = uuid.UUID(history.run_id)
-    except (ValueError, TypeError, AttributeError):
+        embedded_ms = int(run_id[:8] + run_id[9:13], 16)
+    except ValueError:
         return
-    if value.version != 7:
-        return
-    start = _when(history.events[0])
+    start = times[history.events[0].id]
     if start is None:
         return
-    embedded_ms = value.int >> 80
     drift = start.timestamp() * 1000 - embedded_ms
     if abs(drift) > RUN_ID_SLACK_MS:
         add(Finding("run-id-time", f"run id {history.run_id} was made at "
-                    f"{datetime.fromtimestamp(embedded_ms / 1000).isoformat()} UTC-ish, "
+                    f"{datetime.fromtimestamp(embedded_ms / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
                     f"{abs(drift) / 1000:.1f} s from the run's start (event 1): the times were edited", [1]))
 
 
