@@ -34,10 +34,13 @@ does:
 - Retries: attempt N cannot start before the backoffs of attempts 1..N-1
   have passed since scheduling (slack measured: +9 ms at least), plus a whole
   start-to-close timeout when the recorded last failure is that timeout
-  (+5 ms at least). "Retries used up" needs the policy's maximum reached.
-- Workers: a workflow task goes to a sticky queue ``<identity>-<hex>`` only
-  of the worker that completed the previous workflow task; a ``<hex>`` names
-  one process, so one identity. A *new* worker starting a task scheduled on
+  (+5 ms at least); not when the failure set its own ``nextRetryDelay``.
+  "Retries used up" needs the policy's maximum reached.
+- Workers: a workflow task goes to a sticky queue ``<identity>-<32 hex>``
+  only of the worker that completed the previous workflow task; a ``<hex>``
+  names one process, so one identity. (That naming is the Rust-core SDKs':
+  Python, TypeScript, .NET. Go and Java name sticky queues ``host:uuid``,
+  which names no identity, so the rule stays silent for them.) A *new* worker starting a task scheduled on
   a dead worker's sticky queue is normal (the SIGINT and live-fix goldens
   show it) and is not a finding.
 - Eager dispatch: a first attempt started less than 0.25 ms after its
@@ -58,6 +61,7 @@ does:
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
@@ -85,6 +89,7 @@ _CLOSES = frozenset({
     "WorkflowExecutionTerminated", "WorkflowExecutionTimedOut", "WorkflowExecutionContinuedAsNew",
 })
 _CHILD_INITIATED = "StartChildWorkflowExecutionInitiated"
+_CORE_SUFFIX = re.compile(r"[0-9a-f]{32}")
 #: Events only a workflow task's commands produce: each must name that task's WorkflowTaskCompleted.
 _COMMAND_EVENTS = frozenset({
     _AT_SCHEDULED, "ActivityTaskCancelRequested", "TimerStarted", "TimerCanceled", "MarkerRecorded",
@@ -388,6 +393,9 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                             [scheduled.id, event.id]))
             if attempt <= 1:
                 continue
+            info = last_failure.get("applicationFailureInfo") if isinstance(last_failure, dict) else None
+            if isinstance(info, dict) and info.get("nextRetryDelay"):
+                continue  # the application chose its own delay: the policy's backoff does not apply
             start, scheduled_at = times[event.id], times[scheduled.id]
             if start is None or scheduled_at is None:
                 continue
@@ -441,6 +449,10 @@ def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                 continue
             name = str(queue.get("name") or "")
             owner, _, suffix = name.rpartition("-")
+            if not _CORE_SUFFIX.fullmatch(suffix):
+                # Only the Rust-core SDKs (Python, TypeScript, .NET) name sticky queues
+                # <identity>-<32 hex>; Go and Java use host:uuid, which names no identity.
+                continue
             if last_completer is not None and owner != last_completer[0]:
                 add(Finding("sticky-queue-owner", f"event {event.id} schedules a workflow task on {owner}'s sticky "
                             f"queue, but the previous workflow task was completed by {last_completer[0]} "

@@ -358,3 +358,23 @@ def test_replay_catches_a_refund_after_a_successful_deposit():
     (finding,) = outcome.findings["refund.json"]
     assert finding.code == "replay-nondeterminism"
     assert finding.event_ids  # the SDK names the event it could not match
+
+
+def test_go_and_java_sticky_queue_names_are_not_read_as_identities():
+    """The Go SDK names sticky queues host:uuid: no identity in them, so no sticky finding."""
+    d = _go_style("sigint-during-deposit")
+    for event in d["events"]:
+        queue = event.get("workflowTaskScheduledEventAttributes", {}).get("taskQueue", {})
+        if queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+            queue["name"] = "go-host:6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+    history = load_json_text(json.dumps(d), source="go.json")
+    assert inspect_history(history) == []
+
+
+def test_a_retry_delay_set_by_the_application_is_not_too_soon():
+    d = copy.deepcopy(doc("retries-exhausted-refund"))
+    start = d["events"][11]["activityTaskStartedEventAttributes"]
+    start["lastFailure"]["applicationFailureInfo"]["nextRetryDelay"] = "0.001s"
+    d["events"][11]["eventTime"] = d["events"][10]["eventTime"]  # retried at once, as the failure asked
+    history = load_json_text(json.dumps(d), source="x.json")
+    assert [f.code for f in inspect_history(history)] == []
