@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping, Sequence
 
-from grader.history import Event, History, as_int, decode_payloads, parse_duration
+from grader.history import Event, History, decode_payloads
 
 CONSISTENT, SUSPECT = "consistent", "suspect"
 
@@ -192,6 +192,33 @@ def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding
 # --- one history ------------------------------------------------------------
 
 
+def as_int(value: Any, default: int = 0) -> int:
+    """An int64 field (a string or a number in proto JSON) as an int; ``default`` for anything else."""
+    if type(value) is int:
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+#: Longest duration taken seriously (ten years); anything longer is treated as this.
+_LONGEST = 10 * 365 * 86400.0
+
+
+def _seconds(value: Any) -> float | None:
+    """A proto JSON duration (``"5s"``) in seconds; None when missing, zero or unreadable."""
+    if not isinstance(value, str) or not value.endswith("s"):
+        return None
+    try:
+        seconds = float(value[:-1])
+    except ValueError:
+        return None
+    if seconds != seconds or seconds <= 0:  # NaN or not positive
+        return None
+    return min(seconds, _LONGEST)
+
+
 def _when(event: Event) -> datetime | None:
     try:
         return datetime.fromisoformat(event.time)
@@ -231,9 +258,12 @@ def _times_of(events: list[Event]) -> dict[int, datetime | None]:
     times: dict[int, datetime | None] = {}
     for event in events:
         try:
-            times[event.id] = parse(event.time)
+            when = parse(event.time)
         except (TypeError, ValueError):
-            times[event.id] = None
+            when = None
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
+        times[event.id] = when
     return times
 
 
@@ -303,10 +333,7 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
 def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
                add: Any) -> Event | None:
     raw = event.attrs.get(name)
-    try:
-        value = int(raw) if raw is not None else 0
-    except (TypeError, ValueError):
-        value = 0
+    value = as_int(raw, 0) if raw is not None else 0
     if value == 0:
         if required:
             add(Finding("bad-reference", f"event {event.id} ({event.type}) lacks its {name}", [event.id]))
@@ -346,29 +373,34 @@ def _times(events: list[Event], by_id: dict[int, Event], times: dict[int, dateti
             scheduled, end = by_id.get(scheduled_id), ends.get(scheduled_id)
             s_when = times.get(scheduled_id)
             e_when = times[end.id] if end is not None else None
-            if s_when is not None and when < s_when - CLOCK_SLACK:
+            if s_when is not None and s_when - when > CLOCK_SLACK:
                 add(Finding("time-backwards", f"activity start event {event.id} is dated "
                             f"{_ms(s_when - when)} before its scheduling (event {scheduled_id})",
                             [scheduled_id, event.id]))
-            if e_when is not None and e_when < when - CLOCK_SLACK:
+            if e_when is not None and when - e_when > CLOCK_SLACK:
                 add(Finding("time-backwards", f"activity start event {event.id} is dated "
                             f"{_ms(when - e_when)} after the activity ended (event {end.id})", [event.id, end.id]))
             continue
-        if latest is not None and when < latest[0] - CLOCK_SLACK:
+        if latest is not None and latest[0] - when > CLOCK_SLACK:
             add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
                         f"before event {latest[1]}; the server writes events in time order", [latest[1], event.id]))
         if latest is None or when > latest[0]:
             latest = (when, event.id)
 
 
-def _backoff(policy: Mapping[str, Any], retry: int) -> timedelta:
-    """The wait before retry number ``retry`` (1 = the wait before attempt 2) under ``policy``."""
-    initial = parse_duration(policy.get("initialInterval")) or timedelta(seconds=1)
+def _backoff_total(policy: Mapping[str, Any], retries: int) -> timedelta:
+    """The least time ``retries`` retries wait in all under ``policy`` (the server adds no jitter)."""
+    initial = _seconds(policy.get("initialInterval")) or 1.0
     coefficient = policy.get("backoffCoefficient")
-    coefficient = float(coefficient) if isinstance(coefficient, (int, float)) and coefficient >= 1 else 2.0
-    maximum = parse_duration(policy.get("maximumInterval")) or initial * 100  # the server's default cap
-    seconds = min(initial.total_seconds() * coefficient ** min(retry - 1, 64), maximum.total_seconds())
-    return timedelta(seconds=seconds)
+    coefficient = float(coefficient) if isinstance(coefficient, (int, float)) and 1 <= coefficient <= 100 else 2.0
+    maximum = _seconds(policy.get("maximumInterval")) or initial * 100  # the server's default cap
+    total, wait = 0.0, min(initial, maximum)
+    for done in range(min(retries, 200)):
+        total += wait
+        wait = min(wait * coefficient, maximum)
+    # Waits never shrink, so the rest cost at least the last one each: still a lower bound.
+    total += max(retries - 200, 0) * wait
+    return timedelta(seconds=min(total, _LONGEST))
 
 
 def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
@@ -382,7 +414,9 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
             policy = scheduled.attrs.get("retryPolicy")
             policy = policy if isinstance(policy, dict) else {}
             maximum = as_int(policy.get("maximumAttempts"), 0)
-            name = (scheduled.attrs.get("activityType") or {}).get("name", "activity")
+            activity_type = scheduled.attrs.get("activityType")
+            name = activity_type.get("name") if isinstance(activity_type, dict) else None
+            name = name if isinstance(name, str) and name else "activity"
             if maximum and attempt > maximum:
                 add(Finding("attempt-over-maximum", f"{name} reached attempt {attempt} (event {event.id}) but its "
                             f"retry policy allows {maximum} (event {scheduled.id})", [scheduled.id, event.id]))
@@ -399,12 +433,12 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
             start, scheduled_at = times[event.id], times[scheduled.id]
             if start is None or scheduled_at is None:
                 continue
-            needed = sum((_backoff(policy, k) for k in range(1, attempt)), timedelta())
+            needed = _backoff_total(policy, attempt - 1)
             why = f"{attempt - 1} backoff(s) of its retry policy"
             if isinstance(last_failure, dict) and _is_start_to_close(last_failure):
-                timeout = parse_duration(scheduled.attrs.get("startToCloseTimeout"))
+                timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
                 if timeout:
-                    needed += timeout
+                    needed += timedelta(seconds=timeout)
                     why += " plus the start-to-close timeout its last failure reports"
             if start - scheduled_at < needed - RETRY_SLACK:
                 add(Finding("retry-too-soon", f"{name} attempt {attempt} started {_ms(start - scheduled_at)} after "
@@ -495,8 +529,11 @@ def _run_id(history: History, times: dict[int, datetime | None], add: Any) -> No
         return
     drift = start.timestamp() * 1000 - embedded_ms
     if abs(drift) > RUN_ID_SLACK_MS:
-        add(Finding("run-id-time", f"run id {history.run_id} was made at "
-                    f"{datetime.fromtimestamp(embedded_ms / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
+        try:
+            made = f"{datetime.fromtimestamp(embedded_ms / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        except (ValueError, OverflowError, OSError):
+            made = "a time no calendar holds"
+        add(Finding("run-id-time", f"run id {history.run_id} was made at {made}, "
                     f"{abs(drift) / 1000:.1f} s from the run's start (event 1): the times were edited", [1]))
 
 
@@ -535,7 +572,7 @@ def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
     """Findings for histories that share a run id but disagree, by index into ``histories``."""
     groups: dict[str, list[int]] = {}
     for index, history in enumerate(histories):
-        if history.run_id:
+        if isinstance(history.run_id, str) and history.run_id:
             groups.setdefault(history.run_id, []).append(index)
     found: dict[int, list[Finding]] = {}
     for run_id, members in groups.items():
@@ -561,7 +598,7 @@ def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
 def _disagreement(a: History, b: History, pa: list[tuple[Any, ...]],
                   pb: list[tuple[Any, ...]]) -> tuple[str, list[int]] | None:
     """Why two histories of one run id cannot both be true, or None when they can."""
-    if a.workflow_id and b.workflow_id and a.workflow_id != b.workflow_id:
+    if a.workflow_id and b.workflow_id and str(a.workflow_id) != str(b.workflow_id):
         return f"under workflow id {b.workflow_id!r}, not {a.workflow_id!r}", [1]
     resets = [r for r in (_reset_point(a), _reset_point(b)) if r is not None]
     # A reset run copies its parent's events up to the reset point, then goes its own way.

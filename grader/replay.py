@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from grader import defaults
-from grader.history import History, parse_duration
+from grader.history import History
 from grader.integrity import Finding
 
 _ACTIVITIES = {defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND}
@@ -52,8 +52,7 @@ def not_replayable(history: History) -> str | None:
     if history.workflow_type != defaults.WORKFLOW_TYPE:
         return (f"not replayed: workflow type {history.workflow_type!r} is another app's "
                 f"(replay applies to this project's Python {defaults.WORKFLOW_TYPE})")
-    names = [(e.attrs.get("activityType") or {}).get("name") for e in history.events
-             if e.type == "ActivityTaskScheduled"]
+    names = [_name(e.attrs.get("activityType")) for e in history.events if e.type == "ActivityTaskScheduled"]
     if not names:
         return "not replayed: the run scheduled no activity, so it is not the reference app's shape"
     for name in names:
@@ -62,6 +61,10 @@ def not_replayable(history: History) -> str | None:
     if any(note.startswith("payloads in shorthand") for note in history.notes):
         return "not replayed: payloads in shorthand form cannot be decoded by the SDK"
     return None
+
+
+def _name(value: Any) -> Any:
+    return value.get("name") if isinstance(value, dict) else None
 
 
 def replay_histories(histories: Sequence[History], *, app_dir: Path | None = None) -> ReplayOutcome:
@@ -77,11 +80,20 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
     if not groups:
         return outcome
     app_dir = app_dir or defaults.repo_root() / "solution"
+    if not (app_dir / "workflows.py").is_file():
+        for members in groups.values():
+            for history in members:
+                outcome.notes.setdefault(history.source, []).append(
+                    f"not replayed: the reference workflow is not at {app_dir}")
+        return outcome
     with _reference_app(app_dir) as (workflow_class, shared):
         for pause, members in groups.items():
             shared.TRANSFER_PAUSE_SECONDS = pause
-            with _quiet_sdk_logs():
-                replayed = _run(_replay(workflow_class, members))
+            try:
+                with _quiet_sdk_logs():
+                    replayed = _run(_replay(workflow_class, members))
+            except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
+                replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
             for history, (finding, note) in zip(members, replayed):
                 if finding is not None:
                     outcome.findings.setdefault(history.source, []).append(finding)
@@ -94,8 +106,12 @@ def _pause_of(history: History) -> float:
     """The timer between withdraw and deposit the run was recorded with (0 when none)."""
     for event in history.events:
         if event.type == "TimerStarted":
-            duration = parse_duration(event.attrs.get("startToFireTimeout"))
-            return duration.total_seconds() if duration else 0.0
+            value = event.attrs.get("startToFireTimeout")
+            try:
+                seconds = float(value[:-1]) if isinstance(value, str) and value.endswith("s") else 0.0
+            except ValueError:
+                seconds = 0.0
+            return seconds if 0 < seconds < 10 * 365 * 86400 else 0.0
     return 0.0
 
 

@@ -378,3 +378,65 @@ def test_a_retry_delay_set_by_the_application_is_not_too_soon():
     d["events"][11]["eventTime"] = d["events"][10]["eventTime"]  # retried at once, as the failure asked
     history = load_json_text(json.dumps(d), source="x.json")
     assert [f.code for f in inspect_history(history)] == []
+
+
+# --- odd input never crashes the integrity layer -----------------------------------
+
+JUNK = [None, 5, -1, 0, 1e308, float("inf"), "x", [], {}, "1e999", "9" * 30, True, "", "0s", "1e400s", "-3s",
+        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-11-24T21:48:01", {"name": 5},
+        {"kind": "TASK_QUEUE_KIND_STICKY", "name": "a-" + "f" * 32}, ["w"], "ffffffff-ffff-7fff-8fff-ffffffffffff"]
+
+
+def _mutants(seed: int, count: int):
+    import random
+
+    rng = random.Random(seed)
+    originals = [doc(name) for name in GOLDEN_NAMES]
+    for _ in range(count):
+        d = copy.deepcopy(rng.choice(originals))
+        for _ in range(rng.randint(1, 3)):
+            event = rng.choice(d["events"])
+            attrs = next((v for k, v in event.items() if k.endswith("Attributes")), None)
+            roll = rng.random()
+            if roll < 0.15:
+                event["eventTime"] = rng.choice(JUNK)
+            elif roll < 0.25:
+                event["eventId"] = rng.choice(["1", "7", "40", 3, "1e3"])
+            elif roll < 0.3:
+                d["events"].remove(event)
+            elif attrs:
+                key = rng.choice(list(attrs) + ["scheduledEventId", "startedEventId", "attempt",
+                                                "workflowTaskCompletedEventId", "retryPolicy", "lastFailure"])
+                attrs[key] = rng.choice(JUNK) if rng.random() < 0.8 else {
+                    "initialInterval": rng.choice(JUNK), "backoffCoefficient": rng.choice(JUNK),
+                    "maximumInterval": rng.choice(JUNK), "maximumAttempts": rng.choice(JUNK)}
+        yield d
+
+
+def test_integrity_never_crashes_on_mutated_histories():
+    histories, read = [], 0
+    for d in _mutants(seed=10, count=1500):
+        try:
+            history = load_json_text(json.dumps(d), source=f"m{read}.json")
+        except Exception:  # noqa: BLE001 - refusing input is the reader's job (and its tests'), not integrity's
+            continue
+        read += 1
+        histories.append(history)
+        inspect_history(history)
+    assert read > 1000
+    entries = assess(histories)  # every mutant next to the others: many share a run id
+    assert len(entries) == len(histories)
+    assert sum(e.status == SUSPECT for e in entries) > read // 2
+
+
+def test_replay_never_crashes_on_mutated_histories():
+    from grader.replay import replay_histories
+
+    histories = []
+    for index, d in enumerate(_mutants(seed=11, count=60)):
+        try:
+            histories.append(load_json_text(json.dumps(d), source=f"r{index}.json"))
+        except Exception:  # noqa: BLE001 - the reader's job, as above
+            continue
+    outcome = replay_histories(histories)
+    assert set(outcome.notes) | set(outcome.findings) <= {h.source for h in histories}
