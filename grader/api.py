@@ -70,6 +70,13 @@ async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = d
     return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay)
 
 
+def nothing_found_message(address: str, namespace: str, learner: str | None) -> str:
+    """The one line said when a server holds no MoneyTransfer workflow to grade."""
+    whose = f" for learner {learner}" if learner else ""
+    advice = "start one with python run_workflow.py" + (", or check --learner" if learner else "")
+    return f"no {defaults.WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
+
+
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                      outage: float | None = None) -> Report:
     """Grade what ``grader simulate`` produced: each experiment on its own workflow.

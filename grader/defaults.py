@@ -23,6 +23,10 @@ ACTIVITY_WITHDRAW = "withdraw"
 ACTIVITY_DEPOSIT = "deposit"
 ACTIVITY_REFUND = "refund"
 
+#: Prefix of the build id this project's workers record: a fingerprint of the
+#: code they run (see ``code_fingerprint`` in the apps' shared.py).
+FINGERPRINT_PREFIX = "failure-lab-"
+
 #: The experiments, in the tutorial's order, with their titles. Their ids are
 #: public: rubrics, `--experiment` and the JSON report use them.
 EXPERIMENTS: dict[str, str] = {

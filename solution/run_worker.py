@@ -16,7 +16,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import BankingActivities
-from shared import MONEY_TRANSFER_TASK_QUEUE_NAME, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE
+from shared import (
+    MONEY_TRANSFER_TASK_QUEUE_NAME,
+    TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE,
+    code_fingerprint,
+)
 from workflows import MoneyTransfer
 
 
@@ -78,6 +83,7 @@ async def main() -> int:
             pass
 
     banking = BankingActivities()
+    fingerprint = code_fingerprint()
     worker = Worker(
         client,
         task_queue=MONEY_TRANSFER_TASK_QUEUE_NAME,
@@ -85,10 +91,14 @@ async def main() -> int:
         activities=[banking.withdraw, banking.deposit, banking.refund],
         # No identity= here: the default "<pid>@<host>" changes with every
         # restart, which is how the history shows that a new worker took over.
+        # The build id is recorded on every task this worker starts: a hash
+        # of the code it loaded, so the history shows when the code changed.
+        build_id=fingerprint,
     )
     async with worker:
         print(
-            f"Worker started (pid {os.getpid()}) on task queue {MONEY_TRANSFER_TASK_QUEUE_NAME}",
+            f"Worker started (pid {os.getpid()}) on task queue {MONEY_TRANSFER_TASK_QUEUE_NAME}"
+            f" with code {fingerprint}",
             flush=True,
         )
         await stop.wait()

@@ -7,7 +7,9 @@ a workflow would make its replay depend on the machine it runs on).
 """
 
 import getpass
+import hashlib
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 # The worker polls this queue and the starter puts work on it. Both sides
@@ -76,3 +78,25 @@ class PaymentDetails:
     target_account: str
     amount: int
     reference_id: str
+
+
+# Variables that change what the worker does without a code edit. They are
+# part of the code fingerprint below, so breaking or fixing the deposit with
+# BANK_FAULT counts as a change of code, just like editing activities.py.
+FINGERPRINTED_VARIABLES = ("BANK_FAULT", "TRANSFER_MAX_ATTEMPTS")
+
+
+def code_fingerprint() -> str:
+    """A short hash of this app's .py files and fault-hook settings.
+
+    The worker passes it to Temporal as its build id, and the server stamps it
+    on every task that worker runs. So the history proves which code ran each
+    step: after a live fix, the deposit's successful attempt carries a
+    different fingerprint from the buggy worker's.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in FINGERPRINTED_VARIABLES:
+        digest.update(f"{name}={os.environ.get(name, '')}\0".encode())
+    return "failure-lab-" + digest.hexdigest()[:12]

@@ -39,6 +39,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     running; 2 bad input (a history file, the rubric, an option); 3 no server.
     """
     from grader import api
+    from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.server import run_sync
 
     if histories and (workflow_ids or learner):
@@ -50,4 +51,12 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                                          limit=limit, ui_url=ui_url, rubric=rubric,
                                          experiments=experiments or None, replay=not no_replay))
+    if report.graded_nothing:
+        # No table of zeros: say in one line per input what went wrong.
+        for error in report.errors:
+            click.echo(f"grader: error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        if not histories:
+            raise NothingToGradeError(api.nothing_found_message(address, namespace, learner))
     emit_report(report, output_format)

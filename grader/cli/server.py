@@ -37,6 +37,10 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     if srv.ui_url:
         click.echo(f"Web UI:          {srv.ui_url}")
     click.echo(f"Workflows kept:  {srv.db_path or 'in memory only (--ephemeral)'}")
+    # Experiment 4 freezes this very process; print the exact lines so nobody
+    # has to hunt for it among other Temporal servers on a shared machine.
+    click.echo(f"Network partition (experiment 4): freeze it with kill -STOP {srv.pid}, "
+               f"wake it with kill -CONT {srv.pid}")
     click.echo("Press Ctrl+C to stop.", err=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
