@@ -9,7 +9,8 @@ completes without its activities, none of these replays.
 
 Replay applies only to histories of the same shape as the reference app
 (workflow type ``MoneyTransfer``, activities ``withdraw``, ``deposit``,
-``refund``, plain JSON payloads). Other SDKs' apps (TypeScript's
+``refund``; payloads in the HTTP API's shorthand are put back in full form
+first). Other SDKs' apps (TypeScript's
 ``moneyTransfer``, Go's ``Withdraw``...) are not replayed, and the reason is
 given as a note, never as a finding.
 
@@ -22,7 +23,9 @@ pause replays with it.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -58,8 +61,6 @@ def not_replayable(history: History) -> str | None:
     for name in names:
         if name not in _ACTIVITIES:
             return f"not replayed: activity {name!r} is not one of the reference app's"
-    if any(note.startswith("payloads in shorthand") for note in history.notes):
-        return "not replayed: payloads in shorthand form cannot be decoded by the SDK"
     return None
 
 
@@ -209,13 +210,31 @@ def _first_line(err: BaseException) -> str:
 
 
 def _raw_events(history: History) -> list[dict[str, Any]]:
-    """The events back in proto JSON form (full enum names), as the SDK's reader expects."""
+    """The events back in proto JSON form (full enum names, full payloads), as the SDK's reader expects."""
+    shorthand = any(note.startswith("payloads in shorthand") for note in history.notes)
     events = []
     for event in history.events:
         enum = "EVENT_TYPE_" + _SNAKE.sub("_", event.type).upper()
         key = event.type[0].lower() + event.type[1:] + "EventAttributes"
-        events.append({"eventId": str(event.id), "eventTime": event.time, "eventType": enum, key: event.attrs})
+        attrs = _full_payloads(event.attrs) if shorthand else event.attrs
+        events.append({"eventId": str(event.id), "eventTime": event.time, "eventType": enum, key: attrs})
     return events
+
+
+_PAYLOAD_KEYS = frozenset({"input", "result", "details", "heartbeatDetails", "lastHeartbeatDetails"})
+_JSON_PLAIN = base64.b64encode(b"json/plain").decode()
+
+
+def _full_payloads(node: Any, key: str = "") -> Any:
+    """The HTTP API's shorthand payloads (plain JSON values) turned back into ``{"payloads": [...]}``."""
+    if key in _PAYLOAD_KEYS and isinstance(node, list):
+        return {"payloads": [{"metadata": {"encoding": _JSON_PLAIN},
+                              "data": base64.b64encode(json.dumps(value).encode()).decode()} for value in node]}
+    if isinstance(node, dict):
+        return {k: _full_payloads(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_full_payloads(v) for v in node]
+    return node
 
 
 @contextlib.contextmanager
