@@ -34,16 +34,12 @@ def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEnt
     run, the bundle's hashes and, with ``replay``, a replay through the
     reference workflow (:mod:`grader.replay`).
     """
-    findings = {source: list(found) for source, found in loaded.findings.items()}
-    notes: dict[str, list[str]] = {}
-    if replay and loaded.histories:
-        from grader.replay import replay_histories
+    if not (replay and loaded.histories):
+        return assess(loaded.histories, extra=loaded.findings)
+    from grader.replay import replay_histories
 
-        outcome = replay_histories(loaded.histories)
-        for source, found in outcome.findings.items():
-            findings.setdefault(source, []).extend(found)
-        notes = outcome.notes
-    return assess(loaded.histories, extra=findings, notes=notes)
+    outcome = replay_histories(loaded.histories)
+    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:

@@ -172,20 +172,24 @@ def entry_for(history: History, findings: Sequence[Finding], notes: Sequence[str
 
 
 def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding]] | None = None,
-           notes: Mapping[str, Sequence[str]] | None = None) -> list[IntegrityEntry]:
+           more_findings: Sequence[Sequence[Finding]] | None = None,
+           notes: Sequence[Sequence[str]] | None = None) -> list[IntegrityEntry]:
     """One entry per history, in order: its own rules, then agreement with the others read.
 
-    ``extra`` adds findings made elsewhere, keyed by history source (a
-    bundle's hash mismatch, a replay's nondeterminism error); ``notes`` adds
-    remarks by source (e.g. "not replayed: another SDK's app").
+    ``extra`` adds findings made while reading, keyed by history source (a
+    bundle file's hash mismatch; a bundle member's source is unique).
+    ``more_findings`` and ``notes`` are per history, in the order of
+    ``histories`` (a replay's nondeterminism error; "not replayed: another
+    SDK's app"): by position, since histories read live share one source.
     """
     extra = extra or {}
-    notes = notes or {}
-    across = compare_runs(histories)
     entries = []
+    across = compare_runs(histories)
     for index, history in enumerate(histories):
         found = inspect_history(history) + across.get(index, []) + list(extra.get(history.source, ()))
-        entries.append(entry_for(history, found, notes.get(history.source, ())))
+        if more_findings is not None:
+            found += list(more_findings[index])
+        entries.append(entry_for(history, found, notes[index] if notes is not None else ()))
     return entries
 
 

@@ -44,10 +44,16 @@ _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 @dataclass
 class ReplayOutcome:
-    """What replaying a set of histories found: findings and notes, by history source."""
+    """What replaying a list of histories found, one item per history in the same order.
 
-    findings: dict[str, list[Finding]] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=dict)
+    (By position, not by source: every history read live from one server has
+    the same source.)
+    """
+
+    #: Findings per history: a nondeterminism error, or nothing.
+    findings: list[list[Finding]] = field(default_factory=list)
+    #: Notes per history: replayed, or why not.
+    notes: list[list[str]] = field(default_factory=list)
 
 
 def not_replayable(history: History) -> str | None:
@@ -70,36 +76,35 @@ def _name(value: Any) -> Any:
 
 def replay_histories(histories: Sequence[History], *, app_dir: Path | None = None) -> ReplayOutcome:
     """Replay every history of the reference app's shape; the others get a note saying why not."""
-    outcome = ReplayOutcome()
-    groups: dict[float, list[History]] = {}
-    for history in histories:
+    outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
+    groups: dict[float, list[int]] = {}
+    for index, history in enumerate(histories):
         why_not = not_replayable(history)
         if why_not:
-            outcome.notes.setdefault(history.source, []).append(why_not)
+            outcome.notes[index].append(why_not)
         else:
-            groups.setdefault(_pause_of(history), []).append(history)
+            groups.setdefault(_pause_of(history), []).append(index)
     if not groups:
         return outcome
     app_dir = app_dir or defaults.repo_root() / "solution"
     if not (app_dir / "workflows.py").is_file():
         for members in groups.values():
-            for history in members:
-                outcome.notes.setdefault(history.source, []).append(
-                    f"not replayed: the reference workflow is not at {app_dir}")
+            for index in members:
+                outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
         return outcome
     with _reference_app(app_dir) as (workflow_class, shared):
         for pause, members in groups.items():
             shared.TRANSFER_PAUSE_SECONDS = pause
             try:
                 with _quiet_sdk_logs():
-                    replayed = _run(_replay(workflow_class, members))
+                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]))
             except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
                 replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
-            for history, (finding, note) in zip(members, replayed):
+            for index, (finding, note) in zip(members, replayed):
                 if finding is not None:
-                    outcome.findings.setdefault(history.source, []).append(finding)
+                    outcome.findings[index].append(finding)
                 if note is not None:
-                    outcome.notes.setdefault(history.source, []).append(note)
+                    outcome.notes[index].append(note)
     return outcome
 
 

@@ -355,7 +355,7 @@ def test_replay_catches_a_refund_after_a_successful_deposit():
     events[-1] = refund
     history = load_json_text(json.dumps(d), source="refund.json")
     outcome = replay_histories([history])
-    (finding,) = outcome.findings["refund.json"]
+    ((finding,),) = outcome.findings
     assert finding.code == "replay-nondeterminism"
     assert finding.event_ids  # the SDK names the event it could not match
 
@@ -439,4 +439,19 @@ def test_replay_never_crashes_on_mutated_histories():
         except Exception:  # noqa: BLE001 - the reader's job, as above
             continue
     outcome = replay_histories(histories)
-    assert set(outcome.notes) | set(outcome.findings) <= {h.source for h in histories}
+    assert len(outcome.notes) == len(outcome.findings) == len(histories)
+    assert all(notes or findings for notes, findings in zip(outcome.notes, outcome.findings))
+
+
+def test_histories_sharing_one_source_keep_their_own_verdicts():
+    """Everything read live from one server has one source: verdicts go by position, not by source."""
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
+    forged = FORGE.fake_compensation()["fake-compensation.json"]
+    histories = [load_json_text(json.dumps(d), source="server localhost:7233/default")
+                 for d in (doc("live-fix"), forged, doc("cancel"))]
+    entries = check_integrity(Loaded(histories=histories))
+    assert [e.status for e in entries] == [CONSISTENT, SUSPECT, CONSISTENT]
+    assert "replay-nondeterminism" in {f.code for f in entries[1].findings}
+    assert entries[0].notes == entries[2].notes == ["replayed through the reference MoneyTransfer: deterministic"]
