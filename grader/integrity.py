@@ -450,13 +450,15 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                             f"{_ms(needed)}", [scheduled.id, event.id]))
         elif event.type == "ActivityTaskFailed":
             state = str(event.attrs.get("retryState") or "")
-            if not state.endswith("MAXIMUM_ATTEMPTS_REACHED"):
-                continue
             scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
             started = by_id.get(as_int(event.attrs.get("startedEventId")))
             if scheduled is None or started is None:
                 continue
             policy = scheduled.attrs.get("retryPolicy")
+            if state.endswith("NON_RETRYABLE_FAILURE"):
+                _non_retryable_claim(event, policy, add)
+            if not state.endswith("MAXIMUM_ATTEMPTS_REACHED"):
+                continue
             maximum = as_int(policy.get("maximumAttempts"), 0) if isinstance(policy, dict) else 0
             attempt = as_int(started.attrs.get("attempt"), 1)
             if maximum == 0 or attempt < maximum:
@@ -464,6 +466,24 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                 add(Finding("retries-not-used-up", f"event {event.id} says the retries are used up after attempt "
                             f"{attempt}, but the retry policy {allowed} (event {scheduled.id})",
                             [scheduled.id, started.id, event.id]))
+
+
+def _non_retryable_claim(event: Event, policy: Any, add: Any) -> None:
+    """An application failure the server called non-retryable must say so itself or be listed in the policy.
+
+    Only application failures are judged: the server has more reasons for
+    other kinds (a schedule-to-close timeout, a server failure).
+    """
+    failure = event.attrs.get("failure")
+    info = failure.get("applicationFailureInfo") if isinstance(failure, dict) else None
+    if not isinstance(info, dict) or info.get("nonRetryable") is True:
+        return
+    listed = policy.get("nonRetryableErrorTypes") if isinstance(policy, dict) else None
+    listed = listed if isinstance(listed, list) else []
+    kind = info.get("type")
+    if kind not in listed:
+        add(Finding("non-retryable-claim", f"event {event.id} says the failure {kind!r} could not be retried, but it "
+                    "was not marked non-retryable and the retry policy does not list its type", [event.id]))
 
 
 def _is_start_to_close(failure: Mapping[str, Any]) -> bool:

@@ -258,6 +258,11 @@ def test_each_single_rule_on_a_small_edit():
         events[12]["activityTaskFailedEventAttributes"]["startedEventId"] = "9"
     assert {"bad-reference"} <= codes(wrong_kind)
 
+    def claimed_non_retryable(events):
+        failed = events[12]["activityTaskFailedEventAttributes"]
+        failed["retryState"] = "RETRY_STATE_NON_RETRYABLE_FAILURE"
+    assert "non-retryable-claim" in codes(claimed_non_retryable)
+
     def run_id_moved(events):
         events[0]["eventTime"] = "2026-11-20T10:00:00.000000000Z"
     assert "run-id-time" in codes(run_id_moved)
