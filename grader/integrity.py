@@ -240,13 +240,26 @@ def inspect_history(history: History) -> list[Finding]:
     events = history.events
     findings: list[Finding] = []
     add = findings.append
+    # One pass for what every rule needs: events by id, parsed times, and the ids in order.
     by_id: dict[int, Event] = {}
-    for index, event in enumerate(events, 1):
-        if event.id != index and not any(f.code == "event-ids" for f in findings):
-            add(Finding("event-ids", f"event ids are not 1..{len(events)} in order: event #{index} "
-                        f"has id {event.id}", [event.id]))
-        by_id[event.id] = event
-    when = _times_of(events)
+    when: dict[int, datetime | None] = {}
+    parse = datetime.fromisoformat
+    expected = 1
+    for event in events:
+        event_id = event.id
+        if event_id != expected and expected > 0:
+            add(Finding("event-ids", f"event ids are not 1..{len(events)} in order: event #{expected} "
+                        f"has id {event_id}", [event_id]))
+            expected = -len(events)  # report the first break only
+        expected += 1
+        by_id[event_id] = event
+        try:
+            moment = parse(event.time)
+        except (TypeError, ValueError):
+            moment = None
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
+        when[event_id] = moment
 
     _structure(events, by_id, add)
     _times(events, by_id, when, add)
@@ -254,21 +267,6 @@ def inspect_history(history: History) -> list[Finding]:
     _workers(events, by_id, when, add)
     _run_id(history, when, add)
     return findings
-
-
-def _times_of(events: list[Event]) -> dict[int, datetime | None]:
-    """Each event's time, parsed once for every rule."""
-    parse = datetime.fromisoformat
-    times: dict[int, datetime | None] = {}
-    for event in events:
-        try:
-            when = parse(event.time)
-        except (TypeError, ValueError):
-            when = None
-        if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
-        times[event.id] = when
-    return times
 
 
 def _plan(etype: str) -> tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str, str]:
