@@ -92,9 +92,11 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             for index in members:
                 outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
         return outcome
-    with _reference_app(app_dir) as (workflow_class, shared):
+    with _reference_app(app_dir) as (workflow_class, module):
         for pause, members in groups.items():
-            shared.TRANSFER_PAUSE_SECONDS = pause
+            # The workflow module read the setting when it was imported; it runs unsandboxed
+            # here (below), so its own global is the one the code sees.
+            module.TRANSFER_PAUSE_SECONDS = pause
             try:
                 with _quiet_sdk_logs():
                     replayed = _run(_replay(workflow_class, [histories[i] for i in members]))
@@ -136,10 +138,13 @@ def _run(coro: Any) -> Any:
 async def _replay(workflow_class: type, histories: list[History]) -> list[tuple[Finding | None, str | None]]:
     """(finding, note) per history: a finding for a history the code would not have written."""
     from temporalio.client import WorkflowHistory
-    from temporalio.worker import Replayer
+    from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
     from temporalio.workflow import NondeterminismError
 
-    replayer = Replayer(workflows=[workflow_class], runtime=_quiet_runtime())
+    # Unsandboxed: the sandbox re-imports the workflow's modules for every run, which
+    # costs most of a replay; the reference code is ours and known to be deterministic.
+    replayer = Replayer(workflows=[workflow_class], runtime=_quiet_runtime(),
+                        workflow_runner=UnsandboxedWorkflowRunner())
     results: list[tuple[Finding | None, str | None]] = [(None, None)] * len(histories)
     readable: list[tuple[int, Any]] = []
     for index, history in enumerate(histories):
@@ -258,15 +263,17 @@ def _quiet_sdk_logs() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _reference_app(app_dir: Path) -> Iterator[tuple[type, Any]]:
-    """Import the reference app's workflow by its plain module names, then put ``sys.modules`` back."""
+    """Import the reference app's workflow by its plain module names, then put ``sys.modules`` back.
+
+    Yields the workflow class and its module (whose ``TRANSFER_PAUSE_SECONDS`` the caller sets).
+    """
     saved = {name: sys.modules.pop(name) for name in _APP_MODULES if name in sys.modules}
     sys.path.insert(0, str(app_dir))
     try:
         import importlib
 
-        shared = importlib.import_module("shared")
         workflows = importlib.import_module("workflows")
-        yield workflows.MoneyTransfer, shared
+        yield workflows.MoneyTransfer, workflows
     finally:
         sys.path.remove(str(app_dir))
         for name in _APP_MODULES:
