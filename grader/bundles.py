@@ -325,6 +325,9 @@ async def export_learner(destination: Path, *, learner: str, address: str = defa
 
     if not learner or "'" in learner:
         raise BadInputError(f"{learner!r}: a learner id is the start of their workflow ids, without quotes")
+    destination = Path(destination)
+    if destination.exists() or destination.is_symlink():  # say so before reading anything
+        raise BadInputError(f"{destination} already exists: name a new folder or zip file for the bundle")
     client = client or await connect(address, namespace)
     query = (f"WorkflowType = '{defaults.WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{learner}-'")
     found = [e async for e in client.list_workflows(query, limit=limit * 5)]

@@ -26,6 +26,7 @@ from grader.app import start_worker, wait_for_poller
 from grader.bundles import MANIFEST, belongs_to, manifest_schema, read_bundle, write_bundle
 from grader.cli import cli
 from grader.report import report_schema
+from test_integrity import FORGE
 
 GOLDENS = Path(__file__).parent / "goldens"
 
@@ -227,3 +228,31 @@ async def test_export_of_an_unknown_learner_says_so(dev_server):
     assert result.exit_code == 2
     assert "check the learner id" in result.stderr
     assert not Path("unused").exists()
+
+
+def test_export_says_when_no_server_answers(tmp_path: Path):
+    from grader.server import free_port
+
+    result = CliRunner().invoke(cli, ["export", "--learner", "ada", "--address", f"localhost:{free_port()}",
+                                      "-o", str(tmp_path / "b")])
+    assert result.exit_code == 3
+    assert result.stderr.startswith("grader: error: no Temporal server at localhost:")
+    assert not (tmp_path / "b").exists()
+
+
+def test_export_refuses_an_existing_destination_before_reading(tmp_path: Path):
+    (tmp_path / "b").mkdir()
+    result = CliRunner().invoke(cli, ["export", "--learner", "ada", "--address", "localhost:1", "-o",
+                                      str(tmp_path / "b")])
+    assert result.exit_code == 2
+    assert "already exists" in result.stderr
+
+
+def test_no_replay_skips_the_replay_and_keeps_the_rules(tmp_path: Path):
+    FORGE.write_all(tmp_path, ["fake-compensation"])
+    code, data = check_json("--no-replay", "--history", str(tmp_path / "fake-compensation"))
+    (entry,) = data["integrity"]
+    assert entry["notes"] == [] and entry["status"] == "suspect"
+    assert "replay-nondeterminism" not in {f["code"] for f in entry["findings"]}
+    code, data = check_json("--history", str(tmp_path / "fake-compensation"))
+    assert "replay-nondeterminism" in {f["code"] for f in data["integrity"][0]["findings"]}
