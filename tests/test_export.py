@@ -256,3 +256,52 @@ def test_no_replay_skips_the_replay_and_keeps_the_rules(tmp_path: Path):
     assert "replay-nondeterminism" not in {f["code"] for f in entry["findings"]}
     code, data = check_json("--history", str(tmp_path / "fake-compensation"))
     assert "replay-nondeterminism" in {f["code"] for f in data["integrity"][0]["findings"]}
+
+
+@pytest.mark.slow
+async def test_a_reset_run_and_its_parent_are_consistent_in_a_bundle_and_as_plain_files(
+        dev_server, client, fast_settings, solution_dir, tmp_path: Path):
+    """Real data for the reset rule: the reset run copies its parent's first events under the parent's run id."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
+
+    from grader.history import load_history_file
+
+    learner = f"rita{uuid.uuid4().hex[:6]}"
+    workflow_id = f"{learner}-transfer-0"
+    worker = start_worker(solution_dir, fast_settings)
+    try:
+        await wait_for_poller(client, worker)
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex}, id=workflow_id, task_queue=fast_settings.task_queue)
+        await asyncio.wait_for(handle.result(), 60)
+        parent_run = (await handle.describe()).run_id
+        events = [e async for e in handle.fetch_history_events()]
+        first_task = next(e.event_id for e in events if e.HasField("workflow_task_completed_event_attributes"))
+        await client.workflow_service.reset_workflow_execution(ResetWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=workflow_id, run_id=parent_run),
+            reason="test: reset to the first workflow task", workflow_task_finish_event_id=first_task,
+            request_id=str(uuid.uuid4())))
+        await asyncio.wait_for(client.get_workflow_handle(workflow_id).result(), 60)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+
+    from grader.bundles import export_learner
+
+    bundle = tmp_path / "bundle"
+    manifest = await export_learner(bundle, learner=learner, address=dev_server.address, client=client)
+    assert len({h.run_id for h in manifest.histories}) == 2
+    report = api.grade_loaded(read_bundle(bundle))
+    assert [e.status for e in report.integrity] == ["consistent", "consistent"]
+    assert sorted(e.run_id for e in report.integrity) == sorted(h.run_id for h in manifest.histories)
+
+    # Read as plain files, both carry the parent's run id: the reset rule keeps them consistent.
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for entry in manifest.histories:
+        shutil.copy(bundle / entry.file, plain / entry.file)
+    histories = [load_history_file(p) for p in sorted(plain.iterdir())]
+    assert histories[0].run_id == histories[1].run_id == parent_run
+    report = api.check_files([plain])
+    assert [e.status for e in report.integrity] == ["consistent", "consistent"]
