@@ -1,7 +1,7 @@
 """One call from a source to a graded report: what the CLI and ``grader simulate`` use.
 
     report = check_files([Path("histories/")])
-    report = await check_live("localhost:7233", learner="alice")
+    report = await check_live(ConnectionSettings(profile="staging"), learner="alice")
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from grader import defaults
+from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
 from grader.history import History
 from grader.integrity import IntegrityEntry, assess
@@ -54,14 +55,14 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
     return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments, replay=replay)
 
 
-async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = defaults.DEFAULT_NAMESPACE,
+async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
-    """Grade histories read live from a server."""
+    """Grade histories read live from a server (``connection``: settings, a target or an address)."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
-    loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
+    loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
     return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay)
 
@@ -93,6 +94,7 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
     integrity = check_integrity(Loaded(histories=list(histories.values())))
     verdicts = dict(zip(histories, integrity))
     experiments = []
+    graded = []
     for run in runs:
         spec = rubric.experiment(run.experiment)
         if spec is None:
@@ -103,8 +105,9 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
         if run.history is None:
             experiments.append(ungraded_experiment(spec, run.note or "the experiment produced no workflow"))
             continue
-        report = gate(grade_experiment(spec, build_evidence(histories[run.experiment])),
-                      verdicts[run.experiment])
+        evidence = build_evidence(histories[run.experiment])
+        report = gate(grade_experiment(spec, evidence), verdicts[run.experiment])
         report.candidates = 1
         experiments.append(report)
-    return assemble(experiments, rubric, sources=["grader simulate"], integrity=integrity)
+        graded.append(evidence)
+    return assemble(experiments, rubric, sources=["grader simulate"], runs=graded, integrity=integrity)

@@ -400,6 +400,9 @@ class RunEvidence:
     event_count: int
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Event id -> its time, for events whose time is readable: what a picture
+    #: of the run needs to place handovers, silences and marks (grader.runview).
+    event_times: dict[int, datetime] = field(default_factory=dict, repr=False, compare=False)
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -472,6 +475,7 @@ def build_evidence(history: History) -> RunEvidence:
 
     fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
+    times: dict[int, datetime] = {}
     for event in events:
         etype, attrs = event.type, event.attrs
 
@@ -480,6 +484,7 @@ def build_evidence(history: History) -> RunEvidence:
         except ValueError:
             when = None
         if when is not None:
+            times[event.id] = when
             if previous_time is not None:
                 gap = when - previous_time
                 if widest is None or gap > widest[0]:
@@ -597,6 +602,7 @@ def build_evidence(history: History) -> RunEvidence:
         ui_link=history.ui_link,
         event_count=len(events),
         payload_cache=payloads,
+        event_times=times,
     )
 
 

@@ -261,21 +261,31 @@ def _quiet_sdk_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
+_loaded_apps: dict[Path, tuple[type, Any]] = {}
+
+
 @contextlib.contextmanager
 def _reference_app(app_dir: Path) -> Iterator[tuple[type, Any]]:
-    """Import the reference app's workflow by its plain module names, then put ``sys.modules`` back.
+    """The reference app's workflow class and its module, imported once per process.
 
-    Yields the workflow class and its module (whose ``TRANSFER_PAUSE_SECONDS`` the caller sets).
+    The app imports its own modules by plain names (``shared``, ``activities``);
+    they are imported with the app folder on ``sys.path`` and then taken out of
+    ``sys.modules`` again, so nothing else in the process sees them. The class
+    keeps working: it holds its module's globals. The caller sets the module's
+    ``TRANSFER_PAUSE_SECONDS``.
     """
-    saved = {name: sys.modules.pop(name) for name in _APP_MODULES if name in sys.modules}
-    sys.path.insert(0, str(app_dir))
-    try:
-        import importlib
+    key = Path(app_dir).resolve()
+    if key not in _loaded_apps:
+        saved = {name: sys.modules.pop(name) for name in _APP_MODULES if name in sys.modules}
+        sys.path.insert(0, str(key))
+        try:
+            import importlib
 
-        workflows = importlib.import_module("workflows")
-        yield workflows.MoneyTransfer, workflows
-    finally:
-        sys.path.remove(str(app_dir))
-        for name in _APP_MODULES:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+            workflows = importlib.import_module("workflows")
+            _loaded_apps[key] = (workflows.MoneyTransfer, workflows)
+        finally:
+            sys.path.remove(str(key))
+            for name in _APP_MODULES:
+                sys.modules.pop(name, None)
+            sys.modules.update(saved)
+    yield _loaded_apps[key]

@@ -12,15 +12,13 @@ import signal
 import sys
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import BankingActivities
 from shared import (
     MONEY_TRANSFER_TASK_QUEUE_NAME,
-    TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE,
     code_fingerprint,
+    connect_to_temporal,
 )
 from workflows import MoneyTransfer
 
@@ -59,13 +57,8 @@ def _configure_logging() -> None:
 
 async def main() -> int:
     _configure_logging()
-    try:
-        client = await Client.connect(TEMPORAL_ADDRESS, namespace=TEMPORAL_NAMESPACE)
-    except Exception:
-        print(
-            f"Could not reach Temporal at {TEMPORAL_ADDRESS}: start it with `grader server`",
-            flush=True,
-        )
+    client = await connect_to_temporal()
+    if client is None:
         return 3
 
     # Ctrl+C (SIGINT) and `kill PID` (SIGTERM) both ask the worker to stop.

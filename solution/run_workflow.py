@@ -18,12 +18,12 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from shared import (
+    DEFAULT_TEMPORAL_ADDRESS,
     LEARNER_ID,
     MONEY_TRANSFER_TASK_QUEUE_NAME,
-    TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE,
     TEMPORAL_UI_URL,
     PaymentDetails,
+    connect_to_temporal,
 )
 from workflows import MoneyTransfer
 
@@ -69,8 +69,9 @@ async def _report_silences(client: Client, every: float = 2.0) -> None:
             if silent_since is None:
                 silent_since = time.monotonic()
                 print(
-                    f"Temporal at {TEMPORAL_ADDRESS} is not answering (server paused or"
-                    " network cut?). The transfer is safe in Temporal; still waiting...",
+                    f"Temporal at {client.service_client.config.target_host} is not"
+                    " answering (server paused or network cut?). The transfer is safe"
+                    " in Temporal; still waiting...",
                     flush=True,
                 )
         await asyncio.sleep(every)
@@ -84,10 +85,8 @@ async def main() -> int:
     )
     args = parser.parse_args()
 
-    try:
-        client = await Client.connect(TEMPORAL_ADDRESS, namespace=TEMPORAL_NAMESPACE)
-    except Exception:
-        print(f"Could not reach Temporal at {TEMPORAL_ADDRESS}: start it with `grader server`")
+    client = await connect_to_temporal()
+    if client is None:
         return 3
 
     details = PaymentDetails(
@@ -111,7 +110,13 @@ async def main() -> int:
         f" to {details.target_account}"
     )
     print(f"Workflow id: {workflow_id}")
-    print(f"Web UI: {TEMPORAL_UI_URL}/namespaces/{TEMPORAL_NAMESPACE}/workflows/{workflow_id}")
+    # Only a UI address someone told us (or the local dev server's) makes a link that works.
+    ui_url = TEMPORAL_UI_URL
+    local = client.service_client.config.target_host == DEFAULT_TEMPORAL_ADDRESS
+    if ui_url is None and local:
+        ui_url = "http://localhost:8233"
+    if ui_url:
+        print(f"Web UI: {ui_url}/namespaces/{client.namespace}/workflows/{workflow_id}")
     print("Waiting for the result (a worker must be running: python run_worker.py)...", flush=True)
 
     watchdog = asyncio.create_task(_report_silences(client))
