@@ -313,32 +313,39 @@ class _Members:
 # --- exporting from a server -------------------------------------------------
 
 
-async def export_learner(destination: Path, *, learner: str, address: str = defaults.DEFAULT_ADDRESS,
-                         namespace: str = defaults.DEFAULT_NAMESPACE, limit: int = 100,
+async def export_learner(destination: Path, *, learner: str, connection: Any = None, limit: int = 100,
                          as_zip: bool = False, client: Any = None) -> Manifest:
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
-    Raises :class:`grader.errors.ServerUnavailableError` when no server
-    answers, and :class:`BadInputError` when the learner has no runs.
+    ``connection`` is where (settings, a target or a plain address; see
+    :func:`grader.connect.as_target`). Every call is bounded by the target's
+    RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
+    server answers, and :class:`BadInputError` when the learner has no runs.
     """
-    from grader.connect import connect
+    from grader.connect import answered, as_target, connect, rpc_deadline
 
     if not learner or "'" in learner:
         raise BadInputError(f"{learner!r}: a learner id is the start of their workflow ids, without quotes")
     destination = Path(destination)
     if destination.exists() or destination.is_symlink():  # say so before reading anything
         raise BadInputError(f"{destination} already exists: name a new folder or zip file for the bundle")
-    client = client or await connect(address, namespace)
-    query = (f"WorkflowType = '{defaults.WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{learner}-'")
-    found = [e async for e in client.list_workflows(query, limit=limit * 5)]
-    found = sorted((e for e in found if belongs_to(e.id, learner)), key=lambda e: e.start_time,
-                   reverse=True)[:limit]
+    target = as_target(connection)
+    client = client or await connect(target)
+    query = f"WorkflowType = '{defaults.WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{learner}-'"
+
+    async def listing() -> list:
+        return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))]
+
+    found = sorted((e for e in await answered(listing(), target) if belongs_to(e.id, learner)),
+                   key=lambda e: e.start_time, reverse=True)[:limit]
     if not found:
         raise BadInputError(f"no {defaults.WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
-                            f"'{learner}-...') in namespace {namespace!r} at {address}: check the learner id")
+                            f"'{learner}-...') in namespace {target.namespace!r} at {target.address}: "
+                            "check the learner id")
     runs = []
     for execution in found:
-        history = await client.get_workflow_handle(execution.id, run_id=execution.run_id).fetch_history()
+        handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+        history = await answered(handle.fetch_history(rpc_timeout=rpc_deadline(target)), target)
         runs.append((execution.id, execution.run_id, json.loads(history.to_json())))
-    return write_bundle(runs, destination, server_address=address, namespace=namespace, learner=learner,
-                        as_zip=as_zip)
+    return write_bundle(runs, destination, server_address=target.address, namespace=target.namespace,
+                        learner=learner, as_zip=as_zip)

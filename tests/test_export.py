@@ -290,7 +290,7 @@ async def test_a_reset_run_and_its_parent_are_consistent_in_a_bundle_and_as_plai
     from grader.bundles import export_learner
 
     bundle = tmp_path / "bundle"
-    manifest = await export_learner(bundle, learner=learner, address=dev_server.address, client=client)
+    manifest = await export_learner(bundle, learner=learner, connection=dev_server.address, client=client)
     assert len({h.run_id for h in manifest.histories}) == 2
     report = api.grade_loaded(read_bundle(bundle))
     assert [e.status for e in report.integrity] == ["consistent", "consistent"]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options
+
+if TYPE_CHECKING:  # grader.connect pulls in the SDK: imported only when the command runs
+    from grader.connect import ConnectionSettings
 
 
 @click.command("export")
@@ -18,7 +22,7 @@ from grader.cli.options import connection_options
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="How many of the learner's newest runs to export.")
 @connection_options
-def command(learner: str, output: Path | None, as_zip: bool, limit: int, address: str, namespace: str) -> None:
+def command(learner: str, output: Path | None, as_zip: bool, limit: int, connection: "ConnectionSettings") -> None:
     """Export a learner's MoneyTransfer runs as a submission bundle.
 
     \b
@@ -32,10 +36,10 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, address
     from grader.server import run_sync
 
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")
-    manifest = run_sync(export_learner(output, learner=learner, address=address, namespace=namespace,
-                                       limit=limit, as_zip=as_zip))
+    target = connection.resolve()
+    manifest = run_sync(export_learner(output, learner=learner, connection=target, limit=limit, as_zip=as_zip))
     runs = len(manifest.histories)
-    click.echo(f"exported {runs} run{'s' if runs != 1 else ''} of learner {learner} from {address}/{namespace} "
-               f"to {output}")
+    click.echo(f"exported {runs} run{'s' if runs != 1 else ''} of learner {learner} from "
+               f"{target.address}/{target.namespace} to {output}")
     for entry in manifest.histories:
         click.echo(f"  {entry.workflow_id}  run {entry.run_id}  {entry.file}")
