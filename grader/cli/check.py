@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
-              help="A history JSON file or a folder of them (repeatable); grades offline.")
+              help="A history JSON file, a folder of them, or a bundle from `grader export` (a folder with "
+                   "manifest.json, or a .zip) (repeatable); grades offline.")
 @click.option("--workflow-id", "workflow_ids", multiple=True, metavar="ID",
               help="Grade this workflow from the server (repeatable).")
 @click.option("--learner", metavar="PREFIX",
@@ -42,9 +43,9 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     \b
     Live (default): reads MoneyTransfer workflows from the server, newest first.
-    Offline: --history FILE|DIR, as exported by
+    Offline: --history FILE|DIR|BUNDLE, as exported by
       temporal workflow show -w ID --output json > FILE
-    or the Web UI's Download button.
+    or the Web UI's Download button, or `grader export`.
 
     \b
     --format html gives one self-contained page with a picture of each run;
