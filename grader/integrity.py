@@ -537,8 +537,13 @@ def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, date
 
 
 def _run_id(history: History, times: dict[int, datetime | None], add: Any) -> None:
-    """A version-7 run id carries its creation time: it must match the start event."""
-    run_id = history.run_id
+    """A version-7 run id carries its creation time: it must match the start event.
+
+    The id checked is the start event's own ``originalExecutionRunId``, not
+    the run id the history was read under: a reset run read live has its own
+    (newer) id but starts with a copy of its parent's start event.
+    """
+    run_id = history.events[0].attrs.get("originalExecutionRunId")
     # The layout is fixed (8-4-4-4-12 hex digits); the version is the 13th digit.
     if not isinstance(run_id, str) or len(run_id) != 36 or run_id[14] != "7" or run_id[8] != "-":
         return
@@ -555,7 +560,7 @@ def _run_id(history: History, times: dict[int, datetime | None], add: Any) -> No
             made = f"{datetime.fromtimestamp(embedded_ms / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         except (ValueError, OverflowError, OSError):
             made = "a time no calendar holds"
-        add(Finding("run-id-time", f"run id {history.run_id} was made at {made}, "
+        add(Finding("run-id-time", f"run id {run_id} was made at {made}, "
                     f"{abs(drift) / 1000:.1f} s from the run's start (event 1): the times were edited", [1]))
 
 

@@ -460,3 +460,10 @@ def test_histories_sharing_one_source_keep_their_own_verdicts():
     assert [e.status for e in entries] == [CONSISTENT, SUSPECT, CONSISTENT]
     assert "replay-nondeterminism" in {f.code for f in entries[1].findings}
     assert entries[0].notes == entries[2].notes == ["replayed through the reference MoneyTransfer: deterministic"]
+
+
+def test_a_reset_run_read_under_its_own_newer_id_is_consistent():
+    """Live, a reset run is read under its own run id, made at the reset, long after the copied start event."""
+    history = load_history_file(GOLDENS / "reset.json")
+    history.run_id = "01a2ffff-0000-7000-8000-000000000000"  # a version-7 id from days later
+    assert inspect_history(history) == []
