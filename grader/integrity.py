@@ -64,6 +64,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
 
 from grader.history import Event, History, decode_payloads
@@ -622,11 +623,28 @@ def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
     return found
 
 
+def _claimed_workflow_id(history: History) -> str | None:
+    """The workflow id the history itself (or its manifest, or the server) gives, never a file name.
+
+    Servers before 1.2x do not write the id into the start event; a file of
+    theirs is then named after its file, and two exports of one run saved
+    under two names must not look like a rename.
+    """
+    recorded = history.events[0].attrs.get("workflowId")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    wid = history.workflow_id
+    if not isinstance(wid, str) or not wid or wid == PurePath(str(history.source)).stem:
+        return None
+    return wid
+
+
 def _disagreement(a: History, b: History, pa: list[tuple[Any, ...]],
                   pb: list[tuple[Any, ...]]) -> tuple[str, list[int]] | None:
     """Why two histories of one run id cannot both be true, or None when they can."""
-    if a.workflow_id and b.workflow_id and str(a.workflow_id) != str(b.workflow_id):
-        return f"under workflow id {b.workflow_id!r}, not {a.workflow_id!r}", [1]
+    wid_a, wid_b = _claimed_workflow_id(a), _claimed_workflow_id(b)
+    if wid_a and wid_b and wid_a != wid_b:
+        return f"under workflow id {wid_b!r}, not {wid_a!r}", [1]
     resets = [r for r in (_reset_point(a), _reset_point(b)) if r is not None]
     # A reset run copies its parent's events up to the reset point, then goes its own way.
     limit = min(resets) if resets else min(len(pa), len(pb)) + 1

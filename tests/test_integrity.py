@@ -467,3 +467,11 @@ def test_a_reset_run_read_under_its_own_newer_id_is_consistent():
     history = load_history_file(GOLDENS / "reset.json")
     history.run_id = "01a2ffff-0000-7000-8000-000000000000"  # a version-7 id from days later
     assert inspect_history(history) == []
+
+
+def test_two_exports_of_one_run_under_two_file_names_without_a_recorded_id_agree():
+    """Older servers write no workflowId into the start event: the file name is no claim."""
+    d = copy.deepcopy(doc("live-fix"))
+    del d["events"][0]["workflowExecutionStartedEventAttributes"]["workflowId"]
+    entries = assess(histories_of({"exports/first.json": d, "exports/again.json": copy.deepcopy(d)}))
+    assert [e.status for e in entries] == [CONSISTENT, CONSISTENT]
