@@ -305,3 +305,30 @@ async def test_a_reset_run_and_its_parent_are_consistent_in_a_bundle_and_as_plai
     assert histories[0].run_id == histories[1].run_id == parent_run
     report = api.check_files([plain])
     assert [e.status for e in report.integrity] == ["consistent", "consistent"]
+
+
+@pytest.mark.slow
+async def test_one_run_in_every_export_spelling_is_one_consistent_run(dev_server, client, fast_settings,
+                                                                       solution_dir, tmp_path: Path):
+    """The SDK's JSON, `temporal workflow show` and the HTTP API's shorthand of one real run, graded together."""
+    import urllib.request
+
+    from grader.server import temporal_binary
+
+    workflow_id = f"eve{uuid.uuid4().hex[:6]}-transfer-0"
+    await _transfers(client, fast_settings, solution_dir, [workflow_id])
+    handle = client.get_workflow_handle(workflow_id)
+    (tmp_path / "sdk.json").write_text((await handle.fetch_history()).to_json())
+    shown = subprocess.run([str(temporal_binary()), "workflow", "show", "-w", workflow_id, "--address",
+                            dev_server.address, "--output", "json"], capture_output=True, text=True, check=True)
+    (tmp_path / "cli.json").write_text(shown.stdout)
+    url = f"http://localhost:{dev_server.http_port}/api/v1/namespaces/default/workflows/{workflow_id}/history"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        (tmp_path / "http.json").write_bytes(response.read())
+
+    report = api.check_files([tmp_path])
+    assert report.errors == []
+    assert len({e.run_id for e in report.integrity}) == 1
+    assert [(Path(e.source).name, e.status) for e in report.integrity] == [
+        ("cli.json", "consistent"), ("http.json", "consistent"), ("sdk.json", "consistent")]
+    assert all(e.notes == ["replayed through the reference MoneyTransfer: deterministic"] for e in report.integrity)
