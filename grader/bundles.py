@@ -177,10 +177,23 @@ def read_bundle(path: Path) -> Loaded:
     loaded = Loaded(sources=[f"bundle {path}"])
     try:
         members = _Members(path)
+    except BadInputError as err:
+        loaded.errors.append(str(err))
+        return loaded
+    try:
+        _read_members(members, loaded)
+    finally:
+        members.close()
+    return loaded
+
+
+def _read_members(members: "_Members", loaded: Loaded) -> None:
+    path = members.path
+    try:
         manifest = _parse_manifest(members.read(MANIFEST), f"{path}: {MANIFEST}")
     except (BadInputError, HistoryError) as err:
         loaded.errors.append(str(err))
-        return loaded
+        return
     listed = set()
     for entry in manifest.histories:
         listed.add(entry.file)
@@ -213,7 +226,6 @@ def read_bundle(path: Path) -> Loaded:
         loaded.histories.append(history)
         loaded.findings[source] = [Finding("bundle-unlisted", f"{name} is in the bundle but not in its "
                                            "manifest: it was added after the export")]
-    return loaded
 
 
 def _check_entry(entry: BundleFile, data: bytes, history: Any) -> list[Finding]:
@@ -273,8 +285,14 @@ class _Members:
         manifests = sorted((n for n in self.archive.namelist() if PurePosixPath(n).name == MANIFEST),
                            key=lambda n: n.count("/"))
         if not manifests:
+            self.archive.close()
             raise BadInputError(f"{path}: the zip holds no {MANIFEST}: it is not a bundle from `grader export`")
         self.prefix = manifests[0][: -len(MANIFEST)]
+
+    def close(self) -> None:
+        """Close the zip file, if any."""
+        if self.archive is not None:
+            self.archive.close()
 
     def source(self, name: str) -> str:
         """How a member is named in reports: the file's path, or ``ZIP:member``."""

@@ -332,3 +332,18 @@ async def test_one_run_in_every_export_spelling_is_one_consistent_run(dev_server
     assert [(Path(e.source).name, e.status) for e in report.integrity] == [
         ("cli.json", "consistent"), ("http.json", "consistent"), ("sdk.json", "consistent")]
     assert all(e.notes == ["replayed through the reference MoneyTransfer: deterministic"] for e in report.integrity)
+
+
+def test_a_zipped_bundle_folder_reads_and_a_zip_without_manifest_is_refused(tmp_path: Path):
+    folder = bundle_of(tmp_path, "live-fix")
+    by_hand = tmp_path / "by-hand.zip"  # zipped with its folder as the top level, as people do
+    with zipfile.ZipFile(by_hand, "w") as archive:
+        for item in folder.iterdir():
+            archive.write(item, f"bundle/{item.name}")
+    loaded = read_bundle(by_hand)
+    assert (loaded.errors, len(loaded.histories), loaded.findings) == ([], 1, {})
+    bare = tmp_path / "bare.zip"
+    with zipfile.ZipFile(bare, "w") as archive:
+        archive.write(GOLDENS / "live-fix.json", "live-fix.json")
+    assert read_bundle(bare).errors == [f"{bare}: the zip holds no manifest.json: it is not a bundle from "
+                                        "`grader export`"]
