@@ -31,8 +31,8 @@ import sys
 import tempfile
 import time
 import zipfile
-from pathlib import Path
-from typing import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Mapping
 
 from grader.errors import BadInputError, EnvironmentProblem
 
@@ -202,26 +202,49 @@ def _extract_zip(path: Path, into: Path) -> None:
         pass  # an unreadable zip grades as "no history found", named in the output
 
 
-def _json_files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() == ".json" and path.name.lower() != MANIFEST \
-                and not any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(folder).parts):
-            yield path
+def _hidden(path: Path, folder: Path) -> bool:
+    return any(part.startswith(".") or part == "__MACOSX" for part in path.relative_to(folder).parts)
+
+
+def _zip_is_bundle(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(PurePosixPath(n).name == MANIFEST for n in archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
 
 
 def submission_histories(submission: Path, scratch: Path) -> list[Path]:
-    """Every history file a learner uploaded: ``.json`` files at any depth, zips unpacked into ``scratch``.
+    """What to grade from a learner's upload, as paths for :func:`grader.api.check_files`.
 
-    A bundle's ``manifest.json`` is not a history and is left out.
+    A submission bundle (a folder holding ``manifest.json``, or a zip with one)
+    is passed whole, so the bundle reader checks every file against its
+    manifest. Other ``.json`` files count at any depth; a zip without a
+    manifest is unpacked into ``scratch`` and read the same way.
     """
     if not submission.is_dir():
         return []
-    found = list(_json_files(submission))
-    for index, archive in enumerate(sorted(p for p in submission.rglob("*.zip") if p.is_file())):
+    found: list[Path] = []
+    bundles = sorted(p.parent for p in submission.rglob(MANIFEST) if p.is_file() and not _hidden(p, submission))
+    found += bundles
+    inside_bundle = lambda p: any(p.is_relative_to(b) for b in bundles)  # noqa: E731
+    plain_zips = []
+    for path in sorted(submission.rglob("*")):
+        if not path.is_file() or _hidden(path, submission) or inside_bundle(path):
+            continue
+        if path.suffix.lower() == ".json":
+            found.append(path)
+        elif path.suffix.lower() == ".zip":
+            if _zip_is_bundle(path):
+                found.append(path)
+            else:
+                plain_zips.append(path)
+    for index, archive in enumerate(plain_zips):
         target = scratch / f"zip{index}"
         target.mkdir(parents=True)
         _extract_zip(archive, target)
-        found += _json_files(target)
+        found += [p for p in sorted(target.rglob("*"))
+                  if p.is_file() and p.suffix.lower() == ".json" and not _hidden(p, target)]
     return found
 
 

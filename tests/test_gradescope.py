@@ -29,6 +29,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader import __version__, api
+from grader.bundles import write_bundle
 from grader.cli import cli
 from grader.gradescope import RUN, SETUP, build_autograder_zip, run_autograder, submission_histories
 
@@ -38,19 +39,37 @@ SCHEMA = json.loads((ROOT / "tests" / "data" / "gradescope-results.schema.json")
 PASSING = ["sigkill-during-deposit", "live-fix", "retries-exhausted-refund"]
 
 
-def submit(root: Path, goldens: list[str], *, zipped: list[str] = (), manifest: bool = False) -> Path:
-    """Lay out ``<root>/submission`` the way Gradescope does after an upload."""
+def golden_run(name: str) -> tuple[str, str, dict]:
+    """(workflow id, run id, document) of a golden history, as a bundle lists it."""
+    document = json.loads((GOLDENS / f"{name}.json").read_text())
+    started = document["events"][0]["workflowExecutionStartedEventAttributes"]
+    return started["workflowId"], started["originalExecutionRunId"], document
+
+
+def make_bundle(destination: Path, goldens: list[str], *, as_zip: bool) -> Path:
+    """A genuine submission bundle (what `grader export` writes) of golden histories."""
+    write_bundle([golden_run(n) for n in goldens], destination, server_address="localhost:7233",
+                 namespace="default", learner="sim", as_zip=as_zip)
+    return destination
+
+
+def submit(root: Path, goldens: list[str], *, zipped: list[str] = (), bundled: list[str] = ()) -> Path:
+    """Lay out ``<root>/submission`` the way Gradescope does after an upload.
+
+    ``goldens`` as loose files in a subfolder, ``zipped`` in a plain zip (no
+    manifest), ``bundled`` in a submission bundle zip with its manifest.
+    """
     submission = root / "submission"
     (submission / "histories").mkdir(parents=True)
     for name in goldens:
         shutil.copy(GOLDENS / f"{name}.json", submission / "histories" / f"{name}.json")
     if zipped:
-        with zipfile.ZipFile(submission / "bundle.zip", "w") as archive:
+        with zipfile.ZipFile(submission / "plain.zip", "w") as archive:
             for name in zipped:
-                archive.write(GOLDENS / f"{name}.json", f"bundle/{name}.json")
+                archive.write(GOLDENS / f"{name}.json", f"mine/{name}.json")
             archive.writestr("../escape.json", "{}")  # must never land outside the scratch folder
-    if manifest:
-        (submission / "histories" / "manifest.json").write_text('{"files": []}')
+    if bundled:
+        make_bundle(submission / "bundle.zip", list(bundled), as_zip=True)
     return submission
 
 
@@ -81,17 +100,32 @@ def test_a_bad_wheel_or_rubric_is_one_line_and_exit_2(tmp_path: Path):
     assert not (tmp_path / "a.zip").exists()
 
 
-def test_submission_histories_finds_json_at_any_depth_and_in_zips(tmp_path: Path):
-    submission = submit(tmp_path, ["live-fix"], zipped=["cancel"], manifest=True)
+def test_submission_histories_reads_loose_files_plain_zips_and_bundles_whole(tmp_path: Path):
+    submission = submit(tmp_path, ["live-fix"], zipped=["cancel"], bundled=["running"])
+    make_bundle(submission / "exported", ["no-failure"], as_zip=False)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     found = submission_histories(submission, scratch)
-    assert sorted(p.name for p in found) == ["cancel.json", "live-fix.json"]
+    # Bundles are handed over whole (their manifest is checked); loose and plainly zipped files one by one.
+    assert sorted(p.name for p in found) == ["bundle.zip", "cancel.json", "exported", "live-fix.json"]
     assert not (tmp_path / "escape.json").exists() and not (scratch / "escape.json").exists()
 
 
+def test_a_tampered_bundle_is_suspect_and_earns_nothing(tmp_path: Path):
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    bundle = make_bundle(submission / "exported", ["retries-exhausted-refund"], as_zip=False)
+    history = next(p for p in bundle.iterdir() if p.name != "manifest.json")
+    history.write_text(history.read_text().replace('"attempt": 2', '"attempt": 3', 1))
+    document = json.loads(run_autograder(tmp_path).read_text())
+    jsonschema.validate(document, SCHEMA)
+    assert document["score"] == 0
+    integrity = [t for t in document["tests"] if "integrity" in t["name"].lower() or "suspect" in t["output"]]
+    assert integrity and all(t["status"] == "failed" for t in integrity)
+
+
 def test_run_autograder_grades_the_submission_into_results_json(tmp_path: Path, monkeypatch):
-    submit(tmp_path, PASSING[:2], zipped=PASSING[2:], manifest=True)
+    submit(tmp_path, PASSING[:1], zipped=PASSING[1:2], bundled=PASSING[2:])
     monkeypatch.setenv("AUTOGRADER_ROOT", str(tmp_path))
     result = CliRunner().invoke(cli, ["gradescope-autograder", "--run"])
     assert result.exit_code == 0, result.output
@@ -156,9 +190,9 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path):
     # Gradescope copies run_autograder to the root and the submission beside it.
     shutil.copy(source / RUN, root / RUN)
     (root / RUN).chmod(0o755)
-    # Crash recovery and the live fix pass; compensation is still running (running.json outranks
-    # the cancelled run in the zip), so it is pending.
-    submit(root, ["sigkill-during-deposit", "live-fix", "running"], zipped=["cancel"], manifest=True)
+    # Crash recovery and the live fix pass; compensation is still running (running.json, in a bundle,
+    # outranks the cancelled run in the plain zip), so it is pending.
+    submit(root, ["sigkill-during-deposit", "live-fix"], zipped=["cancel"], bundled=["running"])
     done = subprocess.run([str(root / RUN)], env=env, capture_output=True, text=True, timeout=120, cwd=root)
     assert done.returncode == 0, done.stderr
     document = json.loads((root / "results" / "results.json").read_text())

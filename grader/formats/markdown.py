@@ -77,6 +77,15 @@ def render(report: Report, *, level: int = 1) -> str:
              f"grader {md(report.grader_version)}.", ""]
     for exp in report.experiments:
         lines += experiment_section(exp, level=level + 1)
+    suspect = [entry for entry in report.integrity if entry.status == "suspect"]
+    if suspect:
+        lines += [f"{'#' * (level + 1)} Suspect histories: {len(suspect)} of {len(report.integrity)} "
+                  "(no experiment passes on them)", ""]
+        for entry in suspect:
+            lines.append(f"- {markdown_code(entry.source)}: workflow {markdown_code(entry.workflow_id or '?')}, "
+                         f"run {markdown_code(entry.run_id or '?')}")
+            lines += [f"  - {md(finding.code)}: {md(finding.message)}" for finding in entry.findings]
+        lines.append("")
     if report.errors:
         lines += [f"{'#' * (level + 1)} Inputs that could not be graded", ""]
         lines += [f"- {md(error)}" for error in report.errors]

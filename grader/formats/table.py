@@ -75,8 +75,25 @@ def render(report: Report) -> str:
             lines.append("  " + row)
             lines.extend(below)
         blocks.append("\n".join(lines))
+    suspect = _suspect_section(report)
+    if suspect:
+        blocks.append(suspect)
     total = (f"Total: {_points(report.score, report.max_score)}  {_MARK[report.status]}  "
              f"(rubric {terminal(report.rubric['id'])} {terminal(report.rubric['version'])}, "
              f"grader {report.grader_version})")
     blocks.append(total)
     return "\n\n".join(blocks) + "\n"
+
+
+def _suspect_section(report: Report) -> str:
+    """Every suspect history with its findings; empty when all histories are consistent."""
+    suspect = [entry for entry in report.integrity if entry.status == "suspect"]
+    if not suspect:
+        return ""
+    lines = [f"Suspect histories: {len(suspect)} of {len(report.integrity)} (no experiment passes on them)"]
+    for entry in suspect:
+        lines.append(f"  {terminal(entry.source)}  workflow {terminal(entry.workflow_id or '?')} "
+                     f"run {terminal(entry.run_id or '?')}")
+        for finding in entry.findings:
+            lines.append(f"    {terminal(finding.code)}: {terminal(finding.message)}")
+    return "\n".join(lines)
