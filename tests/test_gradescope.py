@@ -190,24 +190,34 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path):
     # Gradescope copies run_autograder to the root and the submission beside it.
     shutil.copy(source / RUN, root / RUN)
     (root / RUN).chmod(0o755)
-    # Crash recovery and the live fix pass; compensation is still running (running.json, in a bundle,
-    # outranks the cancelled run in the plain zip), so it is pending.
+    # Crash recovery and the live fix pass on the loose files; compensation has nothing that passes.
     submit(root, ["sigkill-during-deposit", "live-fix"], zipped=["cancel"], bundled=["running"])
     done = subprocess.run([str(root / RUN)], env=env, capture_output=True, text=True, timeout=120, cwd=root)
     assert done.returncode == 0, done.stderr
     document = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(document, SCHEMA)
-
     expected = api.check_files([GOLDENS / f"{n}.json" for n in
                                 ("sigkill-during-deposit", "live-fix", "running", "cancel")])
     assert document["score"] == expected.score == 20
     assert document["execution_time"] > 0
     names = [t["name"] for t in document["tests"] if "hint" not in t["tags"]]
     assert len(names) == sum(len(e.checks) for e in expected.experiments)
-    # Pending: failed tests that say the workflow is still running, and hints kept for after the due date.
-    pending = [t for t in document["tests"] if "pending" in t["tags"] and "required" in t["tags"]]
-    assert {t["tags"][0] for t in pending} == {"compensation"}
-    assert all(t["status"] == "failed" and "still running" in t["output"].lower() for t in pending)
     hints = [t for t in document["tests"] if "hint" in t["tags"]]
     assert hints and all(t["visibility"] == "after_due_date" for t in hints)
-    assert "Compensation: PENDING 0/10" in document["output"]
+    assert "Compensation: FAIL 0/10" in document["output"]
+
+    # The next submission: only a bundle whose run is still open. Its experiments are pending: failed
+    # tests that say the workflow is still running.
+    shutil.rmtree(root / "submission")
+    submit(root, [], bundled=["running"])
+    done = subprocess.run([str(root / RUN)], env=env, capture_output=True, text=True, timeout=120, cwd=root)
+    assert done.returncode == 0, done.stderr
+    document = json.loads((root / "results" / "results.json").read_text())
+    jsonschema.validate(document, SCHEMA)
+    open_run = api.check_files([GOLDENS / "running.json"])
+    assert document["score"] == open_run.score < 30
+    pending = [t for t in document["tests"] if "pending" in t["tags"] and "required" in t["tags"]]
+    expected_pending = {e.id for e in open_run.experiments if any(c.required and c.status == "pending"
+                                                                 for c in e.checks)}
+    assert "compensation" in expected_pending and {t["tags"][0] for t in pending} == expected_pending
+    assert all(t["status"] == "failed" and "still running" in t["output"].lower() for t in pending)

@@ -8,9 +8,6 @@ imported only when their format is asked for, so ``grader --help`` stays fast.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -59,6 +56,10 @@ def write_atomically(path: Path, text: str) -> None:
     A reader (an LMS, a CI step, a later batch) sees the old file or the whole
     new one, never half a report, even if the grader is killed mid-write.
     """
+    import contextlib
+    import os
+    import tempfile  # here, not at the top: every command imports this module, few write files
+
     from grader.errors import BadInputError
 
     folder = path.parent if str(path.parent) else Path(".")
