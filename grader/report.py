@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from grader import __version__
@@ -91,7 +90,9 @@ class Report:
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of :meth:`Report.to_dict`."""
-    return json.loads((Path(__file__).parent / "schemas" / "report.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("report").read_text())
 
 
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:

@@ -7,20 +7,17 @@ it becomes one line in the error list.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
-
-from google.protobuf.json_format import MessageToDict
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
-from grader.connect import connect
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+
+if TYPE_CHECKING:  # temporalio is imported only on the live path: offline grading starts fast
+    from temporalio.client import Client
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
@@ -78,6 +75,10 @@ async def read_live(
     activities, so a check can tell a learner what the run is waiting for.
     Raises :class:`grader.errors.ServerUnavailableError` when nothing answers.
     """
+    import asyncio
+
+    from grader.connect import connect
+
     client = client or await connect(address, namespace)
     ui_url = ui_url or defaults.ui_url_for(address)
     loaded = Loaded(sources=[f"server {address}/{namespace}"])
@@ -123,6 +124,9 @@ async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, add
     A closed run costs one call; only an open run is also described, since
     its attempts and last failure exist nowhere else until it ends.
     """
+    from google.protobuf.json_format import MessageToDict
+    from temporalio.service import RPCError, RPCStatusCode
+
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     source = f"server {address}/{client.namespace}"
     try:

@@ -37,13 +37,14 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     running; 2 bad input (a history file, the rubric, an option); 3 no server.
     """
     from grader import api
-    from grader.server import run_sync
 
     if histories and (workflow_ids or learner):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
+        from grader.server import run_sync
+
         report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                                          limit=limit, ui_url=ui_url, rubric=rubric,
                                          experiments=experiments or None))
