@@ -1,5 +1,28 @@
-"""Allow ``python -m grader``."""
+"""The ``grader`` console script, and ``python -m grader``.
 
-from grader.cli import main
+Importing the command line takes a moment; Ctrl+C or a crash during those
+imports must still end as one line and the right exit code, so this module
+imports nothing but the small, standard-library-only :mod:`grader.errors`
+before it starts guarding.
+"""
 
-main()
+import sys
+
+from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, internal_error_line
+
+
+def main() -> None:
+    """Import the command line under guard, then run it (it exits by itself)."""
+    try:
+        from grader.cli import main as run
+    except KeyboardInterrupt:
+        print("grader: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as err:  # a broken install: say so in one line, not a traceback
+        print(internal_error_line(err), file=sys.stderr)
+        sys.exit(EXIT_INTERNAL)
+    run()
+
+
+if __name__ == "__main__":
+    main()
