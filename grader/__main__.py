@@ -1,14 +1,13 @@
 """The ``grader`` console script, and ``python -m grader``.
 
 Importing the command line takes a moment; Ctrl+C or a crash during those
-imports must still end as one line and the right exit code, so this module
-imports nothing but the small, standard-library-only :mod:`grader.errors`
-before it starts guarding.
+imports must still end as one line and the right exit code. So this module
+starts guarding before it imports anything of the grader, and what it needs to
+report (the small, standard-library-only :mod:`grader.errors`) is imported only
+when there is something to report.
 """
 
 import sys
-
-from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, internal_error_line
 
 
 def main() -> None:
@@ -17,8 +16,10 @@ def main() -> None:
         from grader.cli import main as run
     except KeyboardInterrupt:
         print("grader: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        sys.exit(130)  # grader.errors.EXIT_INTERRUPTED
     except Exception as err:  # a broken install: say so in one line, not a traceback
+        from grader.errors import EXIT_INTERNAL, internal_error_line
+
         print(internal_error_line(err), file=sys.stderr)
         sys.exit(EXIT_INTERNAL)
     run()

@@ -93,3 +93,48 @@ def _code_only(path: Path) -> str:
 def test_exercise_and_solution_run_the_same_code(name: str):
     """The two copies differ only in their teaching comments; behaviour must not drift apart."""
     assert _code_only(REPO / "exercise" / name) == _code_only(REPO / "solution" / name)
+
+
+#: Addresses a link may have: this machine (examples of a local server and its Web UI), and the
+#: reserved `.invalid` domain that JSON Schema `$id`s use here (RFC 2606: it can never resolve).
+_LOCAL_URL = re.compile(r"https?://(localhost|127\.0\.0\.1|\[::1\]|[\w.-]+\.invalid)([:/]|$)")
+#: The JSON Schema dialect a schema declares is an identifier validators compare, never fetched.
+_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def _tracked_text_files() -> list[Path]:
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    found = []
+    for name in listed.stdout.splitlines():
+        path = REPO / name
+        try:
+            found.append((path, path.read_text()))
+        except (UnicodeDecodeError, OSError):
+            continue
+    return found
+
+
+def test_no_tracked_file_links_outside_the_repository():
+    """A clone of this repository alone must be complete: no link leads anywhere else."""
+    offenders = []
+    for path, text in _tracked_text_files():
+        rel = path.relative_to(REPO)
+        for url in re.findall(r"https?://[^\s\"'`<>)\]]*", text):
+            if url.startswith(("http://{", "https://{")) or url == _SCHEMA_DIALECT.rstrip("/"):
+                continue  # a URL built from a variable at run time, or the schema dialect identifier
+            if not _LOCAL_URL.match(url):
+                offenders.append(f"{rel}: {url}")
+        if "../" + "shared" in text:
+            offenders.append(f"{rel}: a path into ../{'shared'}")
+        if path.suffix == ".md":
+            for target in re.findall(r"\]\(([^)\s#]+)", text):
+                if re.match(r"[a-z]+:", target):
+                    continue  # a URL, checked above
+                resolved = (path.parent / target).resolve()
+                if REPO not in resolved.parents and resolved != REPO:
+                    offenders.append(f"{rel}: link {target} leaves the repository")
+                elif not resolved.exists():
+                    offenders.append(f"{rel}: link {target} points at nothing")
+    assert offenders == []
