@@ -8,7 +8,6 @@ written into, so ``grader init`` cannot overwrite someone's work.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from grader.errors import AppError, BadInputError
@@ -44,6 +43,8 @@ def init_app(dest: Path, *, solution: bool = False) -> list[Path]:
     if dest.is_dir() and any(dest.iterdir()):
         raise BadInputError(f"{dest} is not empty: name a new or empty folder, so nothing of yours "
                             "is overwritten")
+    import shutil  # here, not at the top: every `grader` start imports this module for DEFAULT_DIR
+
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for file in files:
