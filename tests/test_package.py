@@ -307,6 +307,23 @@ def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path):
     assert check.returncode == 0, check.stderr
     assert "Live bug fix: PASS" in check.stdout
 
+    # A rubric given by path is validated against the schema the package carries.
+    shutil.copyfile(REPO / "rubrics" / "failure-simulation.json", work / "my-rubric.json")
+    custom = run(script, "check", "--history", str(GOLDENS / "live-fix.json"), "--experiment", "live-fix",
+                 "--rubric", "my-rubric.json")
+    assert custom.returncode == 0 and "Live bug fix: PASS" in custom.stdout, custom.stderr
+
+    # grader server: up until Ctrl+C, then a clean stop (exit 0).
+    from grader.server import free_port
+
+    server = subprocess.Popen([script, "server", "--ephemeral", "--headless", "--port", str(free_port())],
+                              cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_line(server.stdout, lambda line: line.startswith("Workflows kept"), 60)
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+
     sim = run(script, "simulate", "--experiment", "compensation", "--latency", "0.3", timeout=240)
     assert sim.returncode == 0, sim.stderr
     assert "Compensation: PASS" in sim.stdout
