@@ -24,7 +24,7 @@ _CLICK_ENDINGS = (click.exceptions.ClickException, click.exceptions.Exit, click.
 def exit_for(err: BaseException) -> NoReturn:
     """Print the one line ``err`` deserves on stderr and exit with its code."""
     if isinstance(err, GraderError):
-        click.echo(f"grader: error: {err}", err=True)
+        click.echo(f"grader: {err.label}{err}", err=True)
         sys.exit(err.exit_code)
     if isinstance(err, (KeyboardInterrupt, click.exceptions.Abort)):
         click.echo("grader: interrupted", err=True)
