@@ -7,15 +7,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
-from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
 from grader.history import History
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
+
+if TYPE_CHECKING:  # only annotations: grader.connect is loaded on the live path
+    from grader.connect import ConnectionSettings, Target
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,

@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.rubric import Rubric, RubricExperiment
-from grader.runview import RunTimeline, build_timeline
+
+if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
+    from grader.runview import RunTimeline
 
 SCHEMA_VERSION = 1
 _RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
@@ -91,6 +93,8 @@ class Report:
         """
         built = self.__dict__.get("_timelines")
         if built is None:
+            from grader.runview import build_timeline
+
             runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
             built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
         return built

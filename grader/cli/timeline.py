@@ -26,7 +26,6 @@ def command(workflow_id: str | None, history_file: Path | None, connection: Conn
     """
     from grader.evidence import build_evidence
     from grader.history import load_history_file
-    from grader.server import run_sync
     from grader.timeline import render_timeline
 
     if (workflow_id is None) == (history_file is None):
@@ -34,6 +33,8 @@ def command(workflow_id: str | None, history_file: Path | None, connection: Conn
     if history_file is not None:
         history = load_history_file(history_file)
     else:
+        from grader.server import run_sync  # asyncio and the rest only on the live path
+
         history = run_sync(_fetch_for_timeline(connection, workflow_id))
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
 
