@@ -321,6 +321,10 @@ def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path):
                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for_line(server.stdout, lambda line: line.startswith("Workflows kept"), 60)
+        # Its Ctrl+C handler is installed right after this last line; a signal before it is an
+        # interrupt (130), which is right too, but not what this test is about.
+        _wait_for_line(server.stderr, lambda line: line.startswith("Press Ctrl+C"), 30)
+        time.sleep(0.2)
     finally:
         server.send_signal(signal.SIGINT)
         assert server.wait(timeout=30) == 0, server.stderr.read()
