@@ -18,6 +18,7 @@ from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.history import parse_time
+from grader.integrity import IntegrityEntry
 from grader.rubric import Rubric, RubricExperiment
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
@@ -77,6 +78,8 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
+    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    integrity: list[IntegrityEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -152,6 +155,34 @@ def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     return ref
 
 
+#: The check line an experiment graded on a suspect history gets.
+INTEGRITY_CHECK = "integrity.history-consistent"
+
+
+def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentReport:
+    """Keep an experiment graded on a suspect history from passing, and say why.
+
+    The checks' own statuses stay (they show what the history would prove),
+    but every point is withheld and a required failing line lists the
+    findings, so the totals, the status and the rows agree.
+    """
+    if entry is None or not entry.suspect:
+        return report
+    codes = sorted({f.code for f in entry.findings})
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        INTEGRITY_CHECK, FAIL,
+        f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
+        hint="grade a history exported straight from the server (`grader export`), unedited",
+        evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
+                  for f in entry.findings for eid in (f.event_ids[:1] or [None])],
+        title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
     """The worst of several statuses: error, then fail, then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
@@ -179,14 +210,17 @@ def grade(
     experiments: Sequence[str] | None = None,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
     Each experiment is graded on the most convincing run (see
     :func:`select_run`), and its report says why. With ``experiments`` only
     those are graded, and all of them count for the overall status, optional
-    or not.
+    or not. ``integrity`` holds one entry per run (same order): a run whose
+    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
     """
+    verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
     graded_runs: list[RunEvidence] = []
@@ -194,11 +228,12 @@ def grade(
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best_run, best = select_run([(run, grade_experiment(spec, run)) for run in runs])
+        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
+                                     for run in runs])
         reports.append(best)
         graded_runs.append(best_run)
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
-                    runs=graded_runs)
+                    runs=graded_runs, integrity=integrity)
 
 
 def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
@@ -208,6 +243,11 @@ def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
     proven = sum(1 for c in report.checks if c.status == PASS and c.strength == PROVEN)
     return (sum(c.status == PASS for c in required), len(required),
             sum(c.status == PASS for c in bonus), len(bonus), proven)
+
+
+def _not_needed(report: ExperimentReport) -> int:
+    """How many checks passed only because they did not apply to the run."""
+    return sum(1 for c in report.checks if c.status == PASS and not c.applies)
 
 
 def _start_key(run: RunEvidence) -> float:
@@ -231,7 +271,8 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[
     def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
         position, (run, report) = item
         req, _, bonus, _, proven = _standing(report)
-        return (req, bonus, proven, _start_key(run), -position)
+        # A check passed only because it did not apply proves less than one that applied.
+        return (req, bonus, proven, -_not_needed(report), _start_key(run), -position)
 
     ranked = sorted(enumerate(graded), key=key, reverse=True)
     best_run, best = ranked[0][1]
@@ -244,7 +285,10 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[
         reason += f", {proven} proven"
     runner_up = _standing(ranked[1][1][1])
     if (runner_up[0], runner_up[2], runner_up[4]) == (req, bonus, proven):
-        reason += ", the newest of the runs that did as well"
+        if _not_needed(ranked[1][1][1]) > _not_needed(best):
+            reason += ", with fewer checks that only passed because they did not apply"
+        else:
+            reason += ", the newest of the runs that did as well"
     others = [f"{_run_name(run)} ({report.status}, {_standing(report)[0]}/{n_req} required"
               + (f", {_standing(report)[2]}/{n_bonus} bonus" if n_bonus else "") + ")"
               for _, (run, report) in ranked[1:]]
@@ -271,6 +315,7 @@ def assemble(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     runs: Sequence[RunEvidence] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
@@ -289,6 +334,7 @@ def assemble(
         experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
+        integrity=list(integrity),
     )
     # Kept beside the fields, not in them: the report's data stays plain, and
     # timelines are drawn from these runs only when someone asks (see Report.timelines).
