@@ -2,22 +2,25 @@
 
 Run from the checkout, with the package installed the way users install it::
 
-    .venv/bin/python benchmarks/bench_startup.py                 # 21 pairs
+    .venv/bin/python benchmarks/bench_startup.py                 # 21 rounds
     .venv/bin/python benchmarks/bench_startup.py --repeat 41 --file some-history.json
 
-Each repeat starts, one right after the other and in alternating order,
+Each repeat starts, one right after the other and in turn,
 
-    (a) ``python -c 'import json; json.load(open(F))'``, and
-    (b) ``grader check --history F`` (the console script next to this Python),
+    (a) ``python -c 'import json; json.load(open(F))'``,
+    (b) ``grader check --history F`` (the console script next to this Python), and
+    (c) ``grader check --history F --no-replay``,
 
-on the same history file, from a scratch folder outside the checkout. Both
+on the same history file, from a scratch folder outside the checkout. (b)
+replays the history through the reference workflow (grader.replay), which
+needs temporalio; (c) is the grading alone. Both
 are timed from spawn to exit (wall clock) and by the CPU time the child used.
-The figure is the median of (b)/(a) over the pairs: timing both in the same
+The figures are the medians of (b)/(a) and (c)/(a) over the repeats: timing both in the same
 run keeps a slow or busy machine from moving the ratio much.
 
-Target: the median wall ratio is at most 4x. Nearly all of (b) beyond (a) is
+Target: the median wall ratio is at most 4x. Nearly all of (c) beyond (a) is
 import time, so ``python -X importtime`` says where it goes; ``--importtime``
-prints the slowest imports of one run of (b).
+prints the slowest imports of one run of (b) and of (c).
 
 A script that prints figures, not a test.
 """
@@ -73,8 +76,8 @@ def main() -> int:
     """Time both commands ``--repeat`` times and print the medians and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help="history file to grade")
-    parser.add_argument("--repeat", type=int, default=21, help="pairs of runs (default 21)")
-    parser.add_argument("--importtime", action="store_true", help="also print the slowest imports of (b)")
+    parser.add_argument("--repeat", type=int, default=21, help="rounds of the three runs (default 21)")
+    parser.add_argument("--importtime", action="store_true", help="also print the slowest imports of (b) and (c)")
     args = parser.parse_args()
     if not args.file.is_file():
         parser.error(f"{args.file} does not exist: pass --file HISTORY.json")
@@ -85,32 +88,36 @@ def main() -> int:
         shutil.copyfile(args.file, history)
         bare = [sys.executable, "-c", f"import json; json.load(open({str(history)!r}))"]
         grader = [*_grader_command(), "check", "--history", str(history)]
-        # One untimed run of each, so both start with a warm page cache.
-        _timed(bare, scratch)
-        code = _timed(grader, scratch)[2]
-        walls: dict[str, list[float]] = {"bare": [], "grader": []}
-        cpus: dict[str, list[float]] = {"bare": [], "grader": []}
+        runs = {"bare": bare, "grader": grader, "no-replay": [*grader, "--no-replay"]}
+        # One untimed run of each, so all start with a warm page cache.
+        codes = {name: _timed(argv, scratch)[2] for name, argv in runs.items()}
+        walls: dict[str, list[float]] = {name: [] for name in runs}
+        cpus: dict[str, list[float]] = {name: [] for name in runs}
+        order = list(runs.items())
         for i in range(args.repeat):
-            order = [("bare", bare), ("grader", grader)]
-            for name, argv in order if i % 2 == 0 else reversed(order):
+            for name, argv in order[i % 3:] + order[:i % 3]:
                 wall, cpu, _ = _timed(argv, scratch)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
-        wall_ratio = statistics.median(g / b for g, b in zip(walls["grader"], walls["bare"]))
-        cpu_ratio = statistics.median(g / b for g, b in zip(cpus["grader"], cpus["bare"]) if b > 0)
         print(f"history: {args.file.name} ({args.file.stat().st_size / 1024:.1f} KiB); "
-              f"{args.repeat} pairs; Python {sys.version.split()[0]}; grader exit code {code}")
-        print(f"  (a) python -c 'import json; json.load(...)'   median {statistics.median(walls['bare']) * 1000:6.1f} ms wall"
-              f"  {statistics.median(cpus['bare']) * 1000:6.1f} ms CPU")
-        print(f"  (b) {' '.join(Path(grader[0]).name if j == 0 else a for j, a in enumerate(grader[:3]))} FILE"
-              f"        median {statistics.median(walls['grader']) * 1000:6.1f} ms wall"
-              f"  {statistics.median(cpus['grader']) * 1000:6.1f} ms CPU")
-        verdict = "met" if wall_ratio <= TARGET else "MISSED"
-        print(f"  (b)/(a): {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU (median of pairs; "
-              f"target <= {TARGET:g}x wall: {verdict})")
+              f"{args.repeat} repeats; Python {sys.version.split()[0]}; grader exit codes "
+              f"{codes['grader']} and {codes['no-replay']}")
+        labels = {"bare": "(a) python -c 'import json; json.load(...)'",
+                  "grader": "(b) grader check --history FILE",
+                  "no-replay": "(c) grader check --history FILE --no-replay"}
+        for name, label in labels.items():
+            print(f"  {label:46s} median {statistics.median(walls[name]) * 1000:6.1f} ms wall"
+                  f"  {statistics.median(cpus[name]) * 1000:6.1f} ms CPU")
+        for name, label in (("grader", "(b)/(a)"), ("no-replay", "(c)/(a)")):
+            wall_ratio = statistics.median(g / b for g, b in zip(walls[name], walls["bare"]))
+            cpu_ratio = statistics.median(g / b for g, b in zip(cpus[name], cpus["bare"]) if b > 0)
+            verdict = "met" if wall_ratio <= TARGET else "MISSED"
+            print(f"  {label}: {wall_ratio:.2f}x wall, {cpu_ratio:.2f}x CPU (median of repeats; "
+                  f"target <= {TARGET:g}x wall: {verdict})")
         if args.importtime:
-            print("slowest imports of (b), cumulative:")
-            print(_slowest_imports(grader, scratch))
+            for name in ("grader", "no-replay"):
+                print(f"slowest imports of {labels[name][:3]}, cumulative:")
+                print(_slowest_imports(runs[name], scratch))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return 0
