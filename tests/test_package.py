@@ -334,3 +334,12 @@ def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path):
     sim = run(script, "simulate", "--experiment", "compensation", "--latency", "0.3", timeout=240)
     assert sim.returncode == 0, sim.stderr
     assert "Compensation: PASS" in sim.stdout
+
+
+@pytest.mark.slow
+def test_a_failed_connection_exits_3_every_time(tmp_path: Path) -> None:
+    """The SDK's native threads once aborted the interpreter's teardown (exit 134) after a failed connect."""
+    grader = Path(sys.executable).parent / "grader"
+    codes = [subprocess.run([str(grader), "check", "--address", "localhost:1"], cwd=tmp_path,
+                            capture_output=True, text=True).returncode for _ in range(12)]
+    assert codes == [3] * 12
