@@ -11,7 +11,7 @@ from typing import Sequence
 
 from grader import defaults
 from grader.evidence import build_evidence
-from grader.history import History
+from grader.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
@@ -32,9 +32,10 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                experiments: Sequence[str] | None = None) -> Report:
-    """Grade exported history files (folders expand to their ``*.json``)."""
-    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
+                experiments: Sequence[str] | None = None,
+                max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``; larger than ``max_history_bytes`` is refused)."""
+    return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments)
 
 
 async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = defaults.DEFAULT_NAMESPACE,

@@ -457,15 +457,11 @@ def build_evidence(history: History) -> RunEvidence:
     previous_time: datetime | None = None
     previous_id = 0
 
-    fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
     for event in events:
         etype, attrs = event.type, event.attrs
 
-        try:
-            when = fromisoformat(event.time)
-        except ValueError:
-            when = None
+        when = event.when  # parsed (and checked timezone-aware) when the history was read
         if when is not None:
             if previous_time is not None:
                 gap = when - previous_time
@@ -505,7 +501,7 @@ def build_evidence(history: History) -> RunEvidence:
                 resets.append(EventRef(event.id, etype, attrs.get("identity") or ""))
         elif etype == "ActivityTaskScheduled":
             activities[event.id] = ActivityEvidence(
-                activity_type=(attrs.get("activityType") or {}).get("name", ""),
+                activity_type=(attrs.get("activityType") or {}).get("name") or "",
                 activity_id=str(attrs.get("activityId", "")),
                 scheduled_event_id=event.id,
                 scheduled_time=event.time,
@@ -553,8 +549,8 @@ def build_evidence(history: History) -> RunEvidence:
     return RunEvidence(
         workflow_id=history.workflow_id,
         run_id=history.run_id,
-        workflow_type=(started.get("workflowType") or {}).get("name", ""),
-        task_queue=(started.get("taskQueue") or {}).get("name", ""),
+        workflow_type=(started.get("workflowType") or {}).get("name") or "",
+        task_queue=(started.get("taskQueue") or {}).get("name") or "",
         status=status,
         start_time=events[0].time,
         close_time=close_time,

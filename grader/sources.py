@@ -20,7 +20,14 @@ from grader import defaults
 from grader.connect import connect
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
-from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+from grader.history import (
+    DEFAULT_MAX_HISTORY_BYTES,
+    History,
+    display_path,
+    history_from_proto,
+    iter_history_paths,
+    load_history_file,
+)
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
@@ -37,15 +44,27 @@ class Loaded:
     sources: list[str] = field(default_factory=list)
 
 
-def read_files(paths: Sequence[Path]) -> Loaded:
-    """Read every history file (folders expand to their ``*.json``); bad files become errors."""
+def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Loaded:
+    """Read every history file (folders expand to their ``*.json``); bad files become errors.
+
+    A bad file, an unlistable or empty folder, a FIFO or a symlink loop is one
+    line in ``errors`` and never stops the other files. Files larger than
+    ``max_bytes`` are refused unread.
+    """
     loaded = Loaded()
-    for path in iter_history_paths(paths):
-        loaded.sources.append(str(path))
+    for given in paths:
         try:
-            loaded.histories.append(load_history_file(path))
+            found = list(iter_history_paths([given]))
         except HistoryError as err:
+            loaded.sources.append(display_path(given))
             loaded.errors.append(str(err))
+            continue
+        for path in found:
+            loaded.sources.append(display_path(path))
+            try:
+                loaded.histories.append(load_history_file(path, max_bytes=max_bytes))
+            except HistoryError as err:
+                loaded.errors.append(str(err))
     return loaded
 
 

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import click
 
-from grader.cli.options import connection_options, emit_report, grading_options, output_options
+from grader.cli.options import (
+    connection_options,
+    emit_report,
+    grading_options,
+    max_history_bytes_option,
+    output_options,
+)
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
@@ -18,12 +24,13 @@ from grader.cli.options import connection_options, emit_report, grading_options,
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
 @click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
+@max_history_bytes_option
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          ui_url: str | None, address: str, namespace: str, experiments: tuple[str, ...], rubric: str,
-          output_format: str) -> None:
+          ui_url: str | None, max_history_bytes: int, address: str, namespace: str,
+          experiments: tuple[str, ...], rubric: str, output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
     \b
@@ -42,7 +49,8 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     if histories and (workflow_ids or learner):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if histories:
-        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
+        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                 max_history_bytes=max_history_bytes)
     else:
         report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
                                          limit=limit, ui_url=ui_url, rubric=rubric,

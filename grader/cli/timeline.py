@@ -8,14 +8,16 @@ from typing import Any
 import click
 
 from grader import defaults
-from grader.cli.options import connection_options
+from grader.cli.options import connection_options, max_history_bytes_option
 
 @click.command("timeline")
 @click.argument("workflow_id", required=False)
 @click.option("--history", "history_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Read the history from a file instead of the server.")
+@max_history_bytes_option
 @connection_options
-def command(workflow_id: str | None, history_file: Path | None, address: str, namespace: str) -> None:
+def command(workflow_id: str | None, history_file: Path | None, max_history_bytes: int, address: str,
+            namespace: str) -> None:
     """Show one history as a short timeline: what the grader saw.
 
     Time since start, activity, attempt, worker and failure on each line, and
@@ -29,7 +31,7 @@ def command(workflow_id: str | None, history_file: Path | None, address: str, na
     if (workflow_id is None) == (history_file is None):
         raise click.UsageError("give a WORKFLOW_ID or --history FILE (one of them)")
     if history_file is not None:
-        history = load_history_file(history_file)
+        history = load_history_file(history_file, max_bytes=max_history_bytes)
     else:
         history = run_sync(_fetch_for_timeline(address, namespace, workflow_id))
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
