@@ -224,6 +224,7 @@ INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
 _DIGITS = re.compile(r"[0-9]{1,19}\Z")
+_SHORT_DIGITS = re.compile(r"[0-9]{1,18}\Z").match
 # Proto JSON durations as Temporal writes them ("5s", "0.500s"), up to ~31,700 years.
 _DURATION = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?s\Z")
 # A lone UTF-16 surrogate escape; only needed when orjson (which refuses them) is missing.
@@ -279,6 +280,8 @@ def _whole(value: Any, low: int, high: int) -> bool:
 
 
 def _event_ref(value: Any) -> str | None:
+    if type(value) is str and _SHORT_DIGITS(value):  # the usual spelling, and below INT64_MAX
+        return None
     return None if _whole(value, 0, INT64_MAX) else _must("an event id, a whole number", value)
 
 
@@ -307,8 +310,12 @@ def _coefficient(value: Any) -> str | None:
 
 
 def _str_list(value: Any) -> str | None:
-    if type(value) is list and all(type(v) is str for v in value):
-        return None
+    if type(value) is list:
+        for item in value:
+            if type(item) is not str:
+                break
+        else:
+            return None
     return _must("a list of strings", value)
 
 
@@ -372,6 +379,23 @@ def _failure(value: Any) -> str | None:
 
 
 def _payloads(value: Any) -> str | None:
+    # The usual full form, accepted on a fast path; anything else is judged below.
+    if type(value) is dict:
+        items = value.get("payloads")
+        if type(items) is list:
+            for item in items:
+                if type(item) is not dict:
+                    break
+                meta, data = item.get("metadata"), item.get("data")
+                if type(meta) is not dict or type(meta.get("encoding", "")) is not str or (
+                        type(data) is not str and data is not None):
+                    break
+            else:
+                return None
+    return _payloads_in_detail(value)
+
+
+def _payloads_in_detail(value: Any) -> str | None:
     if type(value) is list:  # the HTTP API's shorthand: plain values
         return None if _shallow(value, MAX_VALUE_DEPTH) else f" nests deeper than {MAX_VALUE_DEPTH} levels"
     if type(value) is not dict:
@@ -392,7 +416,7 @@ def _payloads(value: Any) -> str | None:
                 if encoding is not None and type(encoding) is not str:
                     return f"{where}.metadata.encoding" + _must("a string", encoding)
             item = item.get("data")
-        if not _shallow(item, MAX_VALUE_DEPTH):
+        if type(item) is not str and not _shallow(item, MAX_VALUE_DEPTH):
             return f"{where} nests deeper than {MAX_VALUE_DEPTH} levels"
     return None
 
@@ -400,7 +424,8 @@ def _payloads(value: Any) -> str | None:
 def _retry_policy(value: Any) -> str | None:
     if type(value) is not dict:
         return _must("a RetryPolicy object", value)
-    return _fields(value, _RETRY_POLICY)
+    bad = _check_retry_policy(value)
+    return None if bad is None else f".{bad[0]}{bad[1]}"
 
 
 _RETRY_POLICY: tuple[tuple[str, Any], ...] = (
@@ -408,45 +433,86 @@ _RETRY_POLICY: tuple[tuple[str, Any], ...] = (
     ("maximumAttempts", _count), ("nonRetryableErrorTypes", _str_list),
 )
 
-#: Event type -> (attribute, rule) for every attribute the grader, its
-#: timeline or its consumers read. A present, non-null value that breaks its
-#: rule makes the history bad input; absent fields are left to the checks.
+#: For the commonest rules, an expression accepting the usual well-formed
+#: value without a call; anything it does not accept goes to the rule itself,
+#: which has the last word (and says what is wrong).
+_INLINE_ACCEPT: dict[Any, str] = {
+    str: "type(value) is str",
+    _event_ref: "(type(value) is str and _short_digits(value))",
+    _duration: "(type(value) is str and _duration_match(value))",
+    _attempt: f"(type(value) is int and 0 < value <= {INT32_MAX})",
+    _named: '(type(value) is dict and type(value.get("name", "")) is str)',
+    _queue: '(type(value) is dict and type(value.get("name", "")) is str and type(value.get("kind", "")) is str)',
+    _count: f"(type(value) is int and 0 <= value <= {INT32_MAX})",
+    _coefficient: "((type(value) is float or type(value) is int) and 0 <= value < 1e6)",
+}
+
+
+def _compile_rules(etype: str, rules: tuple[tuple[str, Any], ...]) -> Any:
+    """One straight-line function checking one event type's attributes.
+
+    Returns None when every attribute is acceptable, else (attribute,
+    problem). Generated rather than looped over: a history has tens of events
+    and each type has a handful of rules, and a loop over rule tuples cost
+    as much as parsing the JSON. Values whose good form is a string are
+    accepted inline, without calling their rule.
+    """
+    namespace: dict[str, Any] = {"_str": _str, "_short_digits": _SHORT_DIGITS,
+                                 "_duration_match": _DURATION.match}
+    lines = ["def check(attrs):", "    get = attrs.get"]
+    for index, (name, rule) in enumerate(rules):
+        rule_name = f"_rule{index}"
+        namespace[rule_name] = _str if rule is str else rule
+        lines.append(f"    value = get({name!r})")
+        accept = _INLINE_ACCEPT.get(rule)
+        condition = f"value is not None and not {accept}" if accept else "value is not None"
+        lines += [f"    if {condition}:",
+                  f"        problem = {rule_name}(value)",
+                  "        if problem is not None:",
+                  f"            return {name!r}, problem"]
+    lines.append("    return None")
+    exec("\n".join(lines), namespace)  # noqa: S102 - source built above from this module's own table
+    check = namespace["check"]
+    check.__name__ = check.__qualname__ = f"check_{etype}"
+    return check
+
+
+#: Event type -> (attribute, rule) for every attribute the grader or its
+#: timeline reads. A rule is ``str`` (the value must be a string) or a
+#: function returning None or the problem. A present, non-null value that
+#: breaks its rule makes the history bad input; absent fields are left to the
+#: checks, which say what is missing.
 FIELD_RULES: dict[str, tuple[tuple[str, Any], ...]] = {
     "WorkflowExecutionStarted": (
-        ("workflowType", _named), ("taskQueue", _queue), ("identity", _str), ("input", _payloads),
-        ("workflowId", _str), ("originalExecutionRunId", _str), ("firstExecutionRunId", _str),
-        ("attempt", _attempt)),
-    "WorkflowTaskScheduled": (("taskQueue", _queue), ("attempt", _attempt)),
-    "WorkflowTaskStarted": (("identity", _str), ("scheduledEventId", _event_ref)),
-    "WorkflowTaskCompleted": (("identity", _str), ("scheduledEventId", _event_ref),
-                              ("startedEventId", _event_ref)),
-    "WorkflowTaskFailed": (("identity", _str), ("cause", _str), ("failure", _failure),
-                           ("scheduledEventId", _event_ref), ("startedEventId", _event_ref)),
-    "WorkflowTaskTimedOut": (("timeoutType", _str), ("scheduledEventId", _event_ref),
-                             ("startedEventId", _event_ref)),
+        ("workflowType", _named), ("taskQueue", _queue), ("identity", str), ("input", _payloads),
+        ("workflowId", str), ("originalExecutionRunId", str)),
+    "WorkflowTaskScheduled": (("taskQueue", _queue),),
+    "WorkflowTaskStarted": (("identity", str),),
+    "WorkflowTaskCompleted": (("identity", str),),
+    "WorkflowTaskFailed": (("identity", str), ("cause", str), ("failure", _failure)),
+    "WorkflowTaskTimedOut": (("timeoutType", str), ("scheduledEventId", _event_ref)),
     "ActivityTaskScheduled": (
-        ("activityType", _named), ("activityId", _str), ("taskQueue", _queue),
-        ("workflowTaskCompletedEventId", _event_ref), ("input", _payloads), ("retryPolicy", _retry_policy),
-        ("startToCloseTimeout", _duration), ("scheduleToCloseTimeout", _duration),
-        ("scheduleToStartTimeout", _duration), ("heartbeatTimeout", _duration)),
-    "ActivityTaskStarted": (("scheduledEventId", _event_ref), ("attempt", _attempt), ("identity", _str),
+        ("activityType", _named), ("activityId", str), ("workflowTaskCompletedEventId", _event_ref),
+        ("input", _payloads), ("retryPolicy", _retry_policy), ("startToCloseTimeout", _duration),
+        ("scheduleToCloseTimeout", _duration), ("heartbeatTimeout", _duration)),
+    "ActivityTaskStarted": (("scheduledEventId", _event_ref), ("attempt", _attempt), ("identity", str),
                             ("lastFailure", _failure)),
-    "ActivityTaskCompleted": (("scheduledEventId", _event_ref), ("startedEventId", _event_ref),
-                              ("identity", _str), ("result", _payloads)),
-    "ActivityTaskFailed": (("scheduledEventId", _event_ref), ("startedEventId", _event_ref),
-                           ("identity", _str), ("failure", _failure), ("retryState", _str)),
-    "ActivityTaskTimedOut": (("scheduledEventId", _event_ref), ("startedEventId", _event_ref),
-                             ("failure", _failure), ("retryState", _str)),
+    "ActivityTaskCompleted": (("scheduledEventId", _event_ref), ("identity", str), ("result", _payloads)),
+    "ActivityTaskFailed": (("scheduledEventId", _event_ref), ("identity", str), ("failure", _failure),
+                           ("retryState", str)),
+    "ActivityTaskTimedOut": (("scheduledEventId", _event_ref), ("failure", _failure), ("retryState", str)),
     "ActivityTaskCancelRequested": (("scheduledEventId", _event_ref),),
-    "ActivityTaskCanceled": (("scheduledEventId", _event_ref), ("startedEventId", _event_ref),
-                             ("identity", _str)),
-    "WorkflowExecutionCancelRequested": (("identity", _str),),
+    "ActivityTaskCanceled": (("scheduledEventId", _event_ref), ("identity", str)),
+    "WorkflowExecutionCancelRequested": (("identity", str),),
     "WorkflowExecutionCompleted": (("result", _payloads),),
-    "WorkflowExecutionFailed": (("failure", _failure), ("retryState", _str)),
-    "WorkflowExecutionTerminated": (("reason", _str), ("identity", _str)),
-    "WorkflowExecutionSignaled": (("signalName", _str), ("identity", _str)),
+    "WorkflowExecutionFailed": (("failure", _failure),),
+    "WorkflowExecutionTerminated": (("reason", str), ("identity", str)),
+    "WorkflowExecutionSignaled": (("signalName", str), ("identity", str)),
     "TimerStarted": (("startToFireTimeout", _duration),),
 }
+_COMPILED_RULES = {etype: _compile_rules(etype, rules) for etype, rules in FIELD_RULES.items()}
+_check_retry_policy = _compile_rules("RetryPolicy", _RETRY_POLICY)
+_IDENTITY_ONLY = frozenset(t for t, rules in FIELD_RULES.items() if rules == (("identity", str),))
 
 
 # --- reading --------------------------------------------------------------
@@ -558,8 +624,8 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
     previous = 0
     ascending = True
     known = _type_cache
-    rules_for = FIELD_RULES.get
-    digits = _DIGITS.match
+    checks_for = _COMPILED_RULES.get
+    identity_only = _IDENTITY_ONLY
     fromisoformat = datetime.fromisoformat
     make = Event
     for raw in raw_events:
@@ -567,13 +633,13 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
             raw_type = raw["eventType"]
             etype, key = known.get(raw_type) or _event_type_info(raw_type)
             event_id = raw["eventId"]
+            if type(event_id) is str:  # int64 is a decimal string in proto JSON
+                event_id = int(event_id)
             attrs = raw[key]
-        except (KeyError, TypeError):
+        except (KeyError, TypeError, ValueError):
             etype = key = ""
             event_id, attrs = -1, None
-        if type(event_id) is not int:
-            event_id = int(event_id) if type(event_id) is str and digits(event_id) else -1
-        if not etype or not 0 < event_id <= INT64_MAX or type(attrs) is not dict:
+        if type(event_id) is not int or not etype or not 0 < event_id <= INT64_MAX or type(attrs) is not dict:
             _explain_bad_event(raw, len(events), source)
         raw_time = raw.get("eventTime")
         when = None
@@ -588,15 +654,15 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
         elif raw_time is not None and raw_time != "":
             raise HistoryError(f"{source}: event {event_id} ({etype}): eventTime"
                                + _must("an RFC 3339 time", raw_time))
-        rules = rules_for(etype)
-        if rules is not None:
-            for name, rule in rules:
-                value = attrs.get(name)
-                if value is not None:
-                    problem = rule(value)
-                    if problem is not None:
-                        raise HistoryError(f"{source}: event {event_id} ({etype}): {name}{problem}: "
-                                           "this is not how Temporal writes it; export the history again")
+        if etype in identity_only:  # most events: only the worker's identity is read
+            value = attrs.get("identity")
+            bad = None if value is None or type(value) is str else ("identity", _str(value))
+        else:
+            check = checks_for(etype)
+            bad = None if check is None else check(attrs)
+        if bad is not None:
+            raise HistoryError(f"{source}: event {event_id} ({etype}): {bad[0]}{bad[1]}: "
+                               "this is not how Temporal writes it; export the history again")
         if event_id <= previous:
             ascending = False
         previous = event_id
