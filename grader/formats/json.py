@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from grader.errors import BadInputError
 from grader.report import Report
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def render(report: Report) -> str:
@@ -37,11 +40,7 @@ def strict(value: Any, path: str = "") -> Any:
     rubric, and no number would tell the truth in its place.
     """
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, float) and not math.isfinite(value):
         raise BadInputError(f"the report holds {value} at {path or '/'}: a number with no JSON form; "
                             "check the rubric's points")
