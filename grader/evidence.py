@@ -185,11 +185,16 @@ class RetryPolicyInfo:
             return None
         return cls(
             initial_interval=parse_duration(policy.get("initialInterval")),
-            backoff_coefficient=policy.get("backoffCoefficient"),
+            backoff_coefficient=_as_float(policy.get("backoffCoefficient")),
             maximum_interval=parse_duration(policy.get("maximumInterval")),
             maximum_attempts=as_int(policy.get("maximumAttempts"), 0),
             non_retryable_error_types=tuple(policy.get("nonRetryableErrorTypes") or ()),
         )
+
+
+def _as_float(value: Any) -> float | None:
+    """A proto JSON double (a number, or a string spelling one; checked finite by the history reader)."""
+    return None if value is None else float(value)
 
 
 @dataclass

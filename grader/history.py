@@ -304,7 +304,14 @@ def _duration(value: Any) -> str | None:
 
 
 def _coefficient(value: Any) -> str | None:
-    if (type(value) is int or type(value) is float) and 0 <= value < 1e6:
+    # Proto JSON may spell a double as a string ("2"); NaN and Infinity are refused.
+    number = value
+    if type(value) is str:
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if (type(number) is int or type(number) is float) and 0 <= number < 1e6:
         return None
     return _must("a finite number", value)
 
