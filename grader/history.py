@@ -66,7 +66,7 @@ def _event_type_info(raw: Any) -> tuple[str, str]:
             elif _PASCAL.match(raw) and raw != "Unspecified":
                 name = raw
         info = (name, attributes_key(name) if name else "")
-        if isinstance(raw, str):
+        if isinstance(raw, str) and len(_type_cache) < 1024:  # random types must not grow it forever
             _type_cache[raw] = info
     return info
 
@@ -519,7 +519,20 @@ FIELD_RULES: dict[str, tuple[tuple[str, Any], ...]] = {
 }
 _COMPILED_RULES = {etype: _compile_rules(etype, rules) for etype, rules in FIELD_RULES.items()}
 _check_retry_policy = _compile_rules("RetryPolicy", _RETRY_POLICY)
-_IDENTITY_ONLY = frozenset(t for t, rules in FIELD_RULES.items() if rules == (("identity", str),))
+#: Stands for the check of event types whose only rule is a string identity (inlined in _events).
+_IDENTITY_ONLY: Any = object()
+#: raw eventType -> (PascalCase type, attributes key, check or _IDENTITY_ONLY or None), for _events.
+_walk_cache: dict[str, tuple[str, str, Any]] = {}
+
+
+def _walk_info(raw: Any) -> tuple[str, str, Any]:
+    etype, key = _event_type_info(raw)
+    rules = FIELD_RULES.get(etype)
+    check = _IDENTITY_ONLY if rules == (("identity", str),) else _COMPILED_RULES.get(etype)
+    info = (etype, key, check)
+    if etype and len(_walk_cache) < 1024:  # a file of random event types cannot grow it without end
+        _walk_cache[raw] = info
+    return info
 
 
 # --- reading --------------------------------------------------------------
@@ -630,22 +643,21 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
     append = events.append
     previous = 0
     ascending = True
-    known = _type_cache
-    checks_for = _COMPILED_RULES.get
+    known = _walk_cache
     identity_only = _IDENTITY_ONLY
     fromisoformat = datetime.fromisoformat
     make = Event
     for raw in raw_events:
         try:
             raw_type = raw["eventType"]
-            etype, key = known.get(raw_type) or _event_type_info(raw_type)
+            etype, key, check = known.get(raw_type) or _walk_info(raw_type)
             event_id = raw["eventId"]
             if type(event_id) is str:  # int64 is a decimal string in proto JSON
                 event_id = int(event_id)
             attrs = raw[key]
         except (KeyError, TypeError, ValueError):
             etype = key = ""
-            event_id, attrs = -1, None
+            event_id, attrs, check = -1, None, None
         if type(event_id) is not int or not etype or not 0 < event_id <= INT64_MAX or type(attrs) is not dict:
             _explain_bad_event(raw, len(events), source)
         raw_time = raw.get("eventTime")
@@ -661,15 +673,15 @@ def _events(raw_events: list[Any], source: str) -> list[Event]:
         elif raw_time is not None and raw_time != "":
             raise HistoryError(f"{source}: event {event_id} ({etype}): eventTime"
                                + _must("an RFC 3339 time", raw_time))
-        if etype in identity_only:  # most events: only the worker's identity is read
-            value = attrs.get("identity")
-            bad = None if value is None or type(value) is str else ("identity", _str(value))
-        else:
-            check = checks_for(etype)
-            bad = None if check is None else check(attrs)
-        if bad is not None:
-            raise HistoryError(f"{source}: event {event_id} ({etype}): {bad[0]}{bad[1]}: "
-                               "this is not how Temporal writes it; export the history again")
+        if check is not None:
+            if check is identity_only:  # most events: only the worker's identity is read
+                value = attrs.get("identity")
+                bad = None if value is None or type(value) is str else ("identity", _str(value))
+            else:
+                bad = check(attrs)
+            if bad is not None:
+                raise HistoryError(f"{source}: event {event_id} ({etype}): {bad[0]}{bad[1]}: "
+                                   "this is not how Temporal writes it; export the history again")
         if event_id <= previous:
             ascending = False
         previous = event_id
@@ -702,13 +714,18 @@ def _explain_bad_event(raw: Any, index: int, source: str) -> None:
 # --- files ------------------------------------------------------------------
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def display_path(path: Path | str) -> str:
-    """A path as text that can always be printed: undecodable bytes in a name become U+FFFD."""
+    """A path as one printable line: undecodable bytes in a name become U+FFFD, control characters ``\\xNN``."""
     text = os.fspath(path)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if _CONTROL.search(text):  # a newline in a file name must not split an error line
+        text = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
     return text
 
 

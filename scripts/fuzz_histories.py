@@ -315,12 +315,50 @@ def op_big_string(doc: Any, rng: random.Random) -> Any:
     return doc
 
 
+def _well_typed_value(key: str, current: Any, rng: random.Random, ids: list[str]) -> Any:
+    """A value of the right type and in range, but odd: what gets past validation to the checks."""
+    if key in ("scheduledEventId", "startedEventId", "workflowTaskCompletedEventId"):
+        return rng.choice(ids + ["0", "1", "999999", str(2**63 - 1)])
+    if key in ("attempt", "maximumAttempts"):
+        return rng.choice([1, 2, 3, 7, 2**31 - 1]) if key == "attempt" else rng.choice([0, 1, 2, 2**31 - 1])
+    if key == "eventTime":
+        return rng.choice(["0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-11-24T21:48:27+14:00",
+                           "2026-11-24T21:48:27.5-12:00", "1970-01-01T00:00:00Z"])
+    if key.endswith("Timeout") or key.endswith("Interval"):
+        return rng.choice(["0s", "0.000000001s", "999999999999s", "5s", "30s"])
+    if key == "data":
+        value = rng.choice([[], 5, "text", None, {"amount": -1}, {"amount": 1e308, "source_account": ""},
+                            [[[[1]]]], {"source_account": ["x"], "amount": {"a": 1}}, True, "Transfer complete"])
+        return base64.b64encode(json.dumps(value).encode()).decode()
+    if key == "backoffCoefficient":
+        return rng.choice([0, 1, 1.5, 999999.0, "2"])
+    if key == "nonRetryable":
+        return rng.choice([True, False])
+    if isinstance(current, str):
+        return rng.choice(["", "x", "worker is shutting down", "WorkerShutdown", "ValueError", "deposit", "refund",
+                           "withdraw", "history-service", "temporal-cli:me@here", "1@h-0123456789abcdef",
+                           "TASK_QUEUE_KIND_STICKY", "TIMEOUT_TYPE_START_TO_CLOSE", "RETRY_STATE_TIMEOUT",
+                           "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED", "RETRY_STATE_NON_RETRYABLE_FAILURE",
+                           "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW", "\u00e9\u4e2d", "a" * 300])
+    return current
+
+
+def op_well_typed(doc: Any, rng: random.Random) -> Any:
+    """Several fields the grader reads get values of the right type but odd meaning (wrong ids, odd times)."""
+    slots = [s for s in _slots(doc) if s[1] in HOT_KEYS and s[1] not in ("eventType", "eventId")
+             and not isinstance(s[0][s[1]], (dict, list))]
+    ids = [e.get("eventId") for e in _events(doc) if isinstance(e, dict) and isinstance(e.get("eventId"), str)]
+    for container, key in rng.sample(slots, min(len(slots), rng.randint(1, 6))):
+        container[key] = _well_typed_value(key, container[key], rng, ids or ["1"])
+    return doc
+
+
 #: Operators on the decoded document, with their weights.
 DOC_OPERATORS: list[tuple[Callable[[Any, random.Random], Any], int]] = [
     (op_replace_hot, 8), (op_replace_any, 3), (op_delete_key, 3), (op_number_extreme, 3),
     (op_drop_event, 2), (op_duplicate_event, 1), (op_shuffle_events, 1), (op_cut_events, 1),
     (op_retype_event, 1), (op_swap_attributes, 1), (op_deep_nest, 1), (op_lone_surrogate, 1),
-    (op_payload, 2), (op_reshape, 1), (op_big_string, 1),
+    (op_payload, 2), (op_reshape, 1), (op_big_string, 1), (op_well_typed, 6),
 ]
 
 
@@ -358,12 +396,19 @@ TEXT_OPERATORS: list[tuple[Callable[[bytes, random.Random], bytes], int]] = [
 class Fuzzer:
     """Seeded mutations of a set of seed histories; case ``i`` depends only on the seed and ``i``."""
 
-    def __init__(self, seeds: dict[str, bytes], *, seed: int = 0, max_operators: int = 3) -> None:
+    def __init__(self, seeds: dict[str, bytes], *, seed: int = 0, max_operators: int = 3,
+                 operators: list[str] | None = None) -> None:
         #: Seed history name -> its bytes.
         self.seeds = seeds
         self.seed = seed
         self.max_operators = max_operators
         self._names = sorted(seeds)
+        #: The document operators in use (all of DOC_OPERATORS unless ``operators`` names some).
+        self.doc_operators = [(f, w) for f, w in DOC_OPERATORS if not operators or f.__name__ in operators]
+        if not self.doc_operators:
+            raise ValueError(f"no such operators: {operators}")
+        #: Whether byte-level operators (truncation, flipped bytes) are used too.
+        self.text_operators = not operators
 
     @classmethod
     def from_goldens(cls, *, seed: int = 0, folder: Path = GOLDENS, **options: Any) -> "Fuzzer":
@@ -380,11 +425,11 @@ class Fuzzer:
         doc = json.loads(self.seeds[name])
         operators = []
         for _ in range(rng.randint(1, self.max_operators)):
-            func = rng.choices([f for f, _ in DOC_OPERATORS], [w for _, w in DOC_OPERATORS])[0]
+            func = rng.choices([f for f, _ in self.doc_operators], [w for _, w in self.doc_operators])[0]
             doc = func(doc, rng)
             operators.append(func.__name__)
         data = dumps(doc)
-        if rng.random() < 0.12:
+        if rng.random() < 0.12 and self.text_operators:
             func = rng.choices([f for f, _ in TEXT_OPERATORS], [w for _, w in TEXT_OPERATORS])[0]
             data = func(data, rng)
             operators.append(func.__name__)
@@ -487,11 +532,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
     parser.add_argument("--start", type=int, default=0, help="first case index (default 0)")
     parser.add_argument("--no-timeline", action="store_true", help="do not render timelines")
+    parser.add_argument("--operators", metavar="NAMES",
+                        help="comma-separated document operators to use alone, e.g. op_well_typed "
+                             f"(all: {', '.join(f.__name__ for f, _ in DOC_OPERATORS)})")
     parser.add_argument("--save", type=Path, metavar="DIR", help="write every failing case here")
     parser.add_argument("--show", type=int, default=3, help="example cases printed per cause (default 3)")
     args = parser.parse_args(argv)
 
-    fuzzer = Fuzzer.from_goldens(seed=args.seed)
+    fuzzer = Fuzzer.from_goldens(seed=args.seed,
+                                 operators=args.operators.split(",") if args.operators else None)
     causes: Counter[str] = Counter()
     examples: dict[str, list[str]] = {}
     refused = graded = 0
