@@ -445,14 +445,31 @@ _RETRY_POLICY: tuple[tuple[str, Any], ...] = (
 #: which has the last word (and says what is wrong).
 _INLINE_ACCEPT: dict[Any, str] = {
     str: "type(value) is str",
-    _event_ref: "(type(value) is str and _short_digits(value))",
-    _duration: "(type(value) is str and _duration_match(value))",
+    _event_ref: "(type(value) is str and (value in _good_refs or _good_string(value, _good_refs, _short_digits)))",
+    _duration: "(type(value) is str and (value in _good_durations or "
+               "_good_string(value, _good_durations, _duration_match)))",
+    _retry_policy: "(type(value) is dict and _check_retry_policy(value) is None)",
     _attempt: f"(type(value) is int and 0 < value <= {INT32_MAX})",
     _named: '(type(value) is dict and type(value.get("name", "")) is str)',
     _queue: '(type(value) is dict and type(value.get("name", "")) is str and type(value.get("kind", "")) is str)',
     _count: f"(type(value) is int and 0 <= value <= {INT32_MAX})",
     _coefficient: "((type(value) is float or type(value) is int) and 0 <= value < 1e6)",
 }
+
+
+#: Strings already found well-formed, by rule: the same few ids ("5") and
+#: durations ("5s") recur in every history, and a set lookup is cheaper than
+#: a regex. Bounded, so that odd files cannot grow them without end.
+_good_refs: set[str] = set()
+_good_durations: set[str] = set()
+
+
+def _good_string(value: str, good: set[str], match: Any) -> bool:
+    if match(value) is None:
+        return False
+    if len(good) < 4096:
+        good.add(value)
+    return True
 
 
 def _compile_rules(etype: str, rules: tuple[tuple[str, Any], ...]) -> Any:
@@ -465,7 +482,10 @@ def _compile_rules(etype: str, rules: tuple[tuple[str, Any], ...]) -> Any:
     accepted inline, without calling their rule.
     """
     namespace: dict[str, Any] = {"_str": _str, "_short_digits": _SHORT_DIGITS,
-                                 "_duration_match": _DURATION.match}
+                                 "_duration_match": _DURATION.match, "_good_string": _good_string,
+                                 "_good_refs": _good_refs, "_good_durations": _good_durations,
+                                 # None while the retry policy's own check is being compiled
+                                 "_check_retry_policy": globals().get("_check_retry_policy")}
     lines = ["def check(attrs):", "    get = attrs.get"]
     for index, (name, rule) in enumerate(rules):
         rule_name = f"_rule{index}"
@@ -483,6 +503,8 @@ def _compile_rules(etype: str, rules: tuple[tuple[str, Any], ...]) -> Any:
     check.__name__ = check.__qualname__ = f"check_{etype}"
     return check
 
+
+_check_retry_policy = _compile_rules("RetryPolicy", _RETRY_POLICY)
 
 #: Event type -> (attribute, rule) for every attribute the grader or its
 #: timeline reads. A rule is ``str`` (the value must be a string) or a
@@ -518,7 +540,6 @@ FIELD_RULES: dict[str, tuple[tuple[str, Any], ...]] = {
     "TimerStarted": (("startToFireTimeout", _duration),),
 }
 _COMPILED_RULES = {etype: _compile_rules(etype, rules) for etype, rules in FIELD_RULES.items()}
-_check_retry_policy = _compile_rules("RetryPolicy", _RETRY_POLICY)
 #: Stands for the check of event types whose only rule is a string identity (inlined in _events).
 _IDENTITY_ONLY: Any = object()
 #: raw eventType -> (PascalCase type, attributes key, check or _IDENTITY_ONLY or None), for _events.
