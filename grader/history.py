@@ -220,6 +220,9 @@ MAX_JSON_DEPTH = 1024
 #: Deepest nesting the grader looks into inside a payload value or a failure's
 #: chain of causes; deeper values are refused rather than walked.
 MAX_VALUE_DEPTH = 64
+#: Largest retry backoff coefficient accepted (Temporal's default is 2): a
+#: bigger one overflows any backoff computed from it.
+_MAX_COEFFICIENT = 1e6
 INT64_MAX = 2**63 - 1
 INT32_MAX = 2**31 - 1
 
@@ -311,9 +314,9 @@ def _coefficient(value: Any) -> str | None:
             number = float(value)
         except ValueError:
             number = None
-    if (type(number) is int or type(number) is float) and 0 <= number < 1e6:
+    if (type(number) is int or type(number) is float) and 0 <= number <= _MAX_COEFFICIENT:
         return None
-    return _must("a finite number", value)
+    return _must(f"a number from 0 to {_MAX_COEFFICIENT:,.0f}", value)
 
 
 def _str_list(value: Any) -> str | None:
@@ -453,7 +456,7 @@ _INLINE_ACCEPT: dict[Any, str] = {
     _named: '(type(value) is dict and type(value.get("name", "")) is str)',
     _queue: '(type(value) is dict and type(value.get("name", "")) is str and type(value.get("kind", "")) is str)',
     _count: f"(type(value) is int and 0 <= value <= {INT32_MAX})",
-    _coefficient: "((type(value) is float or type(value) is int) and 0 <= value < 1e6)",
+    _coefficient: f"((type(value) is float or type(value) is int) and 0 <= value <= {_MAX_COEFFICIENT!r})",
 }
 
 
@@ -609,7 +612,7 @@ def _parse_json_stdlib(text: str | bytes) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
-        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise ValueError("nested too deeply (the standard library stops near 1,000 levels)") from None
     except UnicodeDecodeError as err:
         raise ValueError(f"not UTF-8 ({err.reason})") from None
 

@@ -161,7 +161,7 @@ CRASHERS = {
     "duration-infinite": (_set("ACTIVITY_TASK_SCHEDULED/startToCloseTimeout", "1e999s"),
                           'startToCloseTimeout must be a duration like "5s"'),
     "backoff-text": (_set("ACTIVITY_TASK_SCHEDULED/retryPolicy/backoffCoefficient", "Infinity"),
-                     "retryPolicy.backoffCoefficient must be a finite number"),
+                     "retryPolicy.backoffCoefficient must be a number from 0 to 1,000,000"),
     "run-id-number": (_set("WORKFLOW_EXECUTION_STARTED/originalExecutionRunId", 12345),
                       "originalExecutionRunId must be a string"),
     "workflow-id-list": (_set("WORKFLOW_EXECUTION_STARTED/workflowId", ["a"]), "workflowId must be a string"),
