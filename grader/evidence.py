@@ -82,6 +82,13 @@ def strip_prefix(value: Any, prefix: str) -> str:
     return value[len(prefix):] if value.startswith(prefix) else value
 
 
+def build_id_of(attrs: dict[str, Any]) -> str | None:
+    """The worker build id a task event records (``workerVersion.buildId``), or None."""
+    version = attrs.get("workerVersion")
+    build_id = version.get("buildId") if isinstance(version, dict) else None
+    return build_id if isinstance(build_id, str) and build_id else None
+
+
 def is_worker_identity(identity: Any) -> bool:
     """True for a worker process's identity, False for a client, the CLI or the server itself."""
     return isinstance(identity, str) and bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)
@@ -226,6 +233,11 @@ class ActivityEvidence:
     last_failure: FailureInfo | None = None
     #: Worker identity that ran the final attempt.
     started_by: str | None = None
+    #: Build id of the worker whose workflow task scheduled the activity
+    #: (``workerVersion.buildId`` of that WorkflowTaskCompleted), if recorded.
+    scheduled_build_id: str | None = None
+    #: Build id of the worker that ran the final attempt, if recorded.
+    started_build_id: str | None = None
     #: "completed", "failed", "timed_out", "canceled" or "pending".
     outcome: str = "pending"
     closed_event_id: int | None = None
@@ -452,6 +464,7 @@ def build_evidence(history: History) -> RunEvidence:
     payloads: dict[str, Any] = {}
     workers: dict[str, WorkerEvidence] = {}
     task_identity: dict[int, str] = {}  # WorkflowTaskCompleted event id -> identity
+    task_build_id: dict[int, str] = {}  # WorkflowTaskCompleted event id -> worker build id
     worker_sequence: list[tuple[int, str]] = []
     lost: list[EventRef] = []
     resets: list[EventRef] = []
@@ -494,6 +507,9 @@ def build_evidence(history: History) -> RunEvidence:
                 if owner in workers and name not in workers[owner].sticky_queues:
                     workers[owner].sticky_queues.append(name)
         elif etype == "WorkflowTaskCompleted":
+            build_id = build_id_of(attrs)
+            if build_id:
+                task_build_id[event.id] = build_id
             if identity:
                 task_identity[event.id] = identity
                 if identity in workers:
@@ -505,12 +521,14 @@ def build_evidence(history: History) -> RunEvidence:
             if cause == "RESET_WORKFLOW":
                 resets.append(EventRef(event.id, etype, attrs.get("identity") or ""))
         elif etype == "ActivityTaskScheduled":
+            completed_by = as_int(attrs.get("workflowTaskCompletedEventId"))
             activities[event.id] = ActivityEvidence(
                 activity_type=(attrs.get("activityType") or {}).get("name") or "",
                 activity_id=str(attrs.get("activityId", "")),
                 scheduled_event_id=event.id,
                 scheduled_time=event.time,
-                scheduled_by=task_identity.get(as_int(attrs.get("workflowTaskCompletedEventId"))),
+                scheduled_by=task_identity.get(completed_by),
+                scheduled_build_id=task_build_id.get(completed_by),
                 scheduled_attrs=attrs,
                 payload_cache=payloads,
             )
@@ -523,6 +541,7 @@ def build_evidence(history: History) -> RunEvidence:
                 activity.attempt = as_int(attrs.get("attempt"), 1)
                 activity.last_failure = classify_failure(attrs.get("lastFailure"))
                 activity.started_by = identity
+                activity.started_build_id = build_id_of(attrs)
                 if identity in workers:
                     workers[identity].activities.append((activity.activity_type, activity.attempt))
         elif etype in _ACTIVITY_CLOSE:

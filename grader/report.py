@@ -83,6 +83,11 @@ class Report:
         return ordered
 
     @property
+    def graded_nothing(self) -> bool:
+        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
+        return all(e.workflow is None for e in self.experiments)
+
+    @property
     def passed(self) -> bool:
         """True when every counted experiment passed (exit code 0)."""
         return self.status == PASS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,6 +15,10 @@ from grader.cli.options import (
     output_options,
 )
 
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
+
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
               help="A history JSON file or a folder of them (repeatable); grades offline.")
@@ -23,14 +28,13 @@ from grader.cli.options import (
               help="Without --workflow-id: only workflows whose id starts with PREFIX.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
-@click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
 @max_history_bytes_option
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          ui_url: str | None, max_history_bytes: int, address: str, namespace: str,
-          experiments: tuple[str, ...], rubric: str, output_format: str) -> None:
+          max_history_bytes: int, connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
+          output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
     \b
@@ -41,9 +45,11 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
-    running; 2 bad input (a history file, the rubric, an option); 3 no server.
+    running; 2 bad input (a history file, the rubric, an option, an address);
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed.
     """
     from grader import api
+    from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.server import run_sync
 
     if histories and (workflow_ids or learner):
@@ -52,7 +58,16 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                  max_history_bytes=max_history_bytes)
     else:
-        report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                         limit=limit, ui_url=ui_url, rubric=rubric,
-                                         experiments=experiments or None))
+        target = connection.resolve()
+        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                         rubric=rubric, experiments=experiments or None))
+    if report.graded_nothing and output_format != "json":
+        # No table of zeros: say in one line per input what went wrong. A program
+        # asking for JSON still gets the document (errors listed in it), never an empty stdout.
+        for error in report.errors:
+            click.echo(f"grader: error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        if not histories:
+            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     emit_report(report, output_format)
