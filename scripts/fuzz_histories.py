@@ -527,6 +527,7 @@ def cause_of(problem: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the fuzzer from the command line; print failures by cause; 1 if there were any."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=2000, help="how many cases (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
@@ -579,5 +580,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(REPO))
     sys.exit(main())

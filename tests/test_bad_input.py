@@ -351,3 +351,18 @@ def test_the_advice_fits_the_kind_of_bad_file(tmp_path: Path, content: str, says
     assert result.exit_code == 2 and result.stdout == ""
     assert says in result.stderr
     assert ("export it again" in result.stderr) == ("truncated" in says)
+
+
+@pytest.mark.parametrize("name", ["event-id-huge", "nan-literal", "nested-deeper-than-1024",
+                                  "lone-surrogate-in-workflow-id"])
+def test_the_standard_library_fallback_is_as_strict(monkeypatch, name: str):
+    """Without orjson (it is optional), json.loads with strict hooks refuses the same files."""
+    import grader.history
+    from grader.errors import HistoryError
+
+    monkeypatch.setattr(grader.history, "orjson", None)
+    edit, _ = CRASHERS[name]
+    text = edit(json.dumps(_golden_doc(), separators=(",", ":")))
+    with pytest.raises(HistoryError, match="not valid JSON"):
+        grader.history.load_json_text(text.encode("utf-8", "surrogatepass"), source="f.json")
+    assert grader.history.load_json_text((GOLDENS / "live-fix.json").read_bytes(), source="g.json").events
