@@ -489,11 +489,14 @@ def _compile_rules(etype: str, rules: tuple[tuple[str, Any], ...]) -> Any:
                                  "_good_refs": _good_refs, "_good_durations": _good_durations,
                                  # None while the retry policy's own check is being compiled
                                  "_check_retry_policy": globals().get("_check_retry_policy")}
-    lines = ["def check(attrs):", "    get = attrs.get"]
+    # attrs.get(...) is called directly: binding it once would allocate a
+    # method object per event, and every allocation brings the next garbage
+    # collection (which walks the freshly parsed JSON) closer.
+    lines = ["def check(attrs):"]
     for index, (name, rule) in enumerate(rules):
         rule_name = f"_rule{index}"
         namespace[rule_name] = _str if rule is str else rule
-        lines.append(f"    value = get({name!r})")
+        lines.append(f"    value = attrs.get({name!r})")
         accept = _INLINE_ACCEPT.get(rule)
         condition = f"value is not None and not {accept}" if accept else "value is not None"
         lines += [f"    if {condition}:",
