@@ -73,6 +73,7 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     experiments = []
+    graded = []
     for run in runs:
         spec = rubric.experiment(run.experiment)
         if spec is None:
@@ -85,7 +86,9 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
             continue
         history = history_from_document(run.history, source=f"simulate {run.experiment}",
                                         workflow_id=run.workflow_id)
-        report = grade_experiment(spec, build_evidence(history))
+        evidence = build_evidence(history)
+        report = grade_experiment(spec, evidence)
         report.candidates = 1
         experiments.append(report)
-    return assemble(experiments, rubric, sources=["grader simulate"])
+        graded.append(evidence)
+    return assemble(experiments, rubric, sources=["grader simulate"], runs=graded)

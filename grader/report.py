@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
+from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.evidence import RunEvidence
+from grader.history import parse_time
 from grader.rubric import Rubric, RubricExperiment
+from grader.runview import RunTimeline, build_timeline
 
 SCHEMA_VERSION = 1
-_RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
 
 
 #: A graded check as the report holds it: the check's result with its title,
@@ -57,6 +58,8 @@ class ExperimentReport:
     candidates: int = 0
     #: A sentence for the reader when no run could be graded.
     note: str = ""
+    #: Why this run was graded when several were looked at, and which others were.
+    selection: str = ""
 
 
 @dataclass
@@ -80,7 +83,20 @@ class Report:
         data = asdict(self)
         ordered = {"schema_version": data.pop("schema_version")}
         ordered.update(data)
+        ordered["timelines"] = [asdict(t) for t in self.timelines]
         return ordered
+
+    @property
+    def timelines(self) -> list[RunTimeline]:
+        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+
+        Built on first use: grading many histories in bulk never pays for pictures it does not draw.
+        """
+        built = self.__dict__.get("_timelines")
+        if built is None:
+            runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
+            built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
+        return built
 
     @property
     def graded_nothing(self) -> bool:
@@ -161,24 +177,85 @@ def grade(
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the run that satisfies it best (status, then
-    score; ties go to the newer run). With ``experiments`` only those are
-    graded, and all of them count for the overall status, optional or not.
+    Each experiment is graded on the most convincing run (see
+    :func:`select_run`), and its report says why. With ``experiments`` only
+    those are graded, and all of them count for the overall status, optional
+    or not.
     """
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
+    graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best: ExperimentReport | None = None
-        for run in runs:
-            candidate = grade_experiment(spec, run)
-            if best is None or (_RANK[candidate.status], candidate.score) > (_RANK[best.status], best.score):
-                best = candidate
-        best.candidates = len(runs)
+        best_run, best = select_run([(run, grade_experiment(spec, run)) for run in runs])
         reports.append(best)
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors)
+        graded_runs.append(best_run)
+    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                    runs=graded_runs)
+
+
+def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
+    """Required checks passed and their count, bonus checks passed and their count, proven passes."""
+    required = [c for c in report.checks if c.required]
+    bonus = [c for c in report.checks if not c.required]
+    proven = sum(1 for c in report.checks if c.status == PASS and c.strength == PROVEN)
+    return (sum(c.status == PASS for c in required), len(required),
+            sum(c.status == PASS for c in bonus), len(bonus), proven)
+
+
+def _start_key(run: RunEvidence) -> float:
+    start = parse_time(run.start_time)
+    return start.timestamp() if start else float("-inf")
+
+
+def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[RunEvidence, ExperimentReport]:
+    """The most convincing run among ``graded`` (given newest first) and its report, which says why.
+
+    Runs are ranked by required checks passed, then bonus evidence (bonus
+    checks passed, then passes whose evidence is *proven*), then the newest
+    start. A pending check is not a passed one, so a run still running never
+    outranks a completed run that passed more. The chosen report's
+    ``selection`` names the reason and the other runs looked at.
+    """
+    if len(graded) == 1:  # the common case (one history, one run): nothing to rank
+        graded[0][1].candidates = 1
+        return graded[0]
+
+    def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
+        position, (run, report) = item
+        req, _, bonus, _, proven = _standing(report)
+        return (req, bonus, proven, _start_key(run), -position)
+
+    ranked = sorted(enumerate(graded), key=key, reverse=True)
+    best_run, best = ranked[0][1]
+    best.candidates = len(graded)
+    req, n_req, bonus, n_bonus, proven = _standing(best)
+    reason = f"chosen for {req}/{n_req} required checks passed"
+    if n_bonus:
+        reason += f" and {bonus}/{n_bonus} bonus"
+    if proven:
+        reason += f", {proven} proven"
+    runner_up = _standing(ranked[1][1][1])
+    if (runner_up[0], runner_up[2], runner_up[4]) == (req, bonus, proven):
+        reason += ", the newest of the runs that did as well"
+    others = [f"{_run_name(run)} ({report.status}, {_standing(report)[0]}/{n_req} required"
+              + (f", {_standing(report)[2]}/{n_bonus} bonus" if n_bonus else "") + ")"
+              for _, (run, report) in ranked[1:]]
+    shown = others[:_OTHERS_SHOWN]
+    if len(others) > len(shown):
+        shown.append(f"{len(others) - len(shown)} more")
+    best.selection = f"{reason}; also looked at: {', '.join(shown)}"
+    return best_run, best
+
+
+#: How many of the other runs a selection line names.
+_OTHERS_SHOWN = 4
+
+
+def _run_name(run: RunEvidence) -> str:
+    return f"{run.workflow_id} run {run.run_id[:8]}" if run.run_id else run.workflow_id
 
 
 def assemble(
@@ -188,15 +265,17 @@ def assemble(
     count_optional: bool = False,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    runs: Sequence[RunEvidence] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
     Optional experiments count for the total and the status only with
     ``count_optional`` (when a user asked for them by name), or when nothing
-    else was graded.
+    else was graded. ``runs`` are the graded runs, each drawn once in
+    ``timelines``.
     """
     counted = [r for r in reports if r.required or count_optional] or list(reports)
-    return Report(
+    report = Report(
         grader_version=__version__,
         rubric={"id": rubric.id, "version": rubric.version},
         status=combine_statuses([r.status for r in counted]) if counted else PASS,
@@ -206,3 +285,7 @@ def assemble(
         sources=list(sources),
         errors=list(errors),
     )
+    # Kept beside the fields, not in them: the report's data stays plain, and
+    # timelines are drawn from these runs only when someone asks (see Report.timelines).
+    report.graded_runs = list(runs)
+    return report

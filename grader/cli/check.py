@@ -28,13 +28,21 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
               help="Without --workflow-id: only workflows whose id starts with PREFIX.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
+@click.option("--watch", is_flag=True,
+              help="Grade again every --interval seconds, show the table when it changes, and exit 0 as "
+                   "soon as every experiment asked for passes (Ctrl+C stops).")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True, metavar="SECONDS",
+              help="With --watch: seconds between two reads.")
+@click.option("--open", "open_page", is_flag=True,
+              help="Also write the report as one HTML page (a picture of each run) to a temporary file and "
+                   "open it in a browser, or say where it is when there is none.")
 @max_history_bytes_option
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          max_history_bytes: int, connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
-          output_format: str) -> None:
+          watch: bool, interval: float, open_page: bool, max_history_bytes: int, connection: ConnectionSettings,
+          experiments: tuple[str, ...], rubric: str, output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
     \b
@@ -44,9 +52,15 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     or the Web UI's Download button.
 
     \b
+    --format html gives one self-contained page with a picture of each run;
+    --open writes it to a temporary file and opens it. --watch grades again
+    every --interval seconds until the experiments pass.
+
+    \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
     running; 2 bad input (a history file, the rubric, an option, an address);
-    3 no server, or it did not answer within --rpc-timeout, or TLS failed.
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed;
+    130 interrupted (Ctrl+C).
     """
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
@@ -54,6 +68,10 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
     if histories and (workflow_ids or learner):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
+    if watch:
+        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+               output_format, open_page, max_history_bytes)
+        return
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                  max_history_bytes=max_history_bytes)
@@ -70,4 +88,66 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             raise SystemExit(EXIT_BAD_INPUT)
         if not histories:
             raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+    if open_page:
+        open_in_browser(report)
     emit_report(report, output_format)
+
+
+def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,
+           open_page, max_history_bytes) -> None:
+    """--watch: the loop lives in grader.watch; Ctrl+C reaches the group as KeyboardInterrupt (exit 130)."""
+    import asyncio
+    import sys
+
+    from grader import watch
+
+    if output_format != "table" or open_page:
+        raise click.UsageError("--watch shows the table as it changes: leave out --format and --open")
+    if histories:
+        loop = watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                 interval=interval, max_history_bytes=max_history_bytes)
+    else:
+        loop = watch.watch_live(connection.resolve(), workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                rubric=rubric, experiments=experiments or None, interval=interval)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # The usual case: this thread has no loop, so Ctrl+C cancels the watch at once.
+        asyncio.run(loop)
+    else:  # called from async code (a test, a notebook): run it on a thread of its own
+        from grader.server import run_sync
+
+        run_sync(loop)
+    sys.exit(0)
+
+
+def open_in_browser(report) -> Path:
+    """Write ``report`` as HTML to a temporary file and open it in a browser when there is one.
+
+    Says on stderr where the file is either way. On Linux without a display
+    (and no $BROWSER) no browser is tried: a text browser would take over the terminal.
+    """
+    import os
+    import sys
+    import tempfile
+    import webbrowser
+
+    from grader.formats import render
+
+    fd, name = tempfile.mkstemp(prefix="failure-lab-", suffix=".html")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render(report, "html"))
+    path = Path(name)
+    graphical = (sys.platform != "linux" or os.environ.get("BROWSER") or os.environ.get("DISPLAY")
+                 or os.environ.get("WAYLAND_DISPLAY"))
+    opened = False
+    if graphical:
+        try:
+            opened = webbrowser.open(path.as_uri())
+        except webbrowser.Error:
+            opened = False
+    if opened:
+        click.echo(f"grader: opened the report in a browser: {path}", err=True)
+    else:
+        click.echo(f"grader: no browser to open here; the report is at {path}", err=True)
+    return path

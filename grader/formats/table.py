@@ -53,6 +53,8 @@ def render(report: Report) -> str:
                 where += f" (best of {exp.candidates})"
             lines.append(where)
             lines.append(f"  {exp.workflow.ui_link or exp.workflow.source}")
+            if exp.selection:
+                lines.append(f"  {exp.selection}")
         elif exp.note:
             lines.append(f"  {exp.note}")
         rows, notes = [], []
