@@ -472,11 +472,11 @@ def check_case(data: bytes, *, source: str = "fuzz.json", timeline: bool = True)
 
     Behaving means: a :class:`grader.errors.GraderError` (bad input), or a
     report whose JSON form is strict JSON, valid against the report schema,
-    and whose table renders; and (``timeline``) a timeline of it renders.
+    and which every format renders as UTF-8; and (``timeline``) a timeline of it renders.
     """
     from grader.api import grade_histories
     from grader.errors import GraderError
-    from grader.formats import render
+    from grader.formats import FORMATS, render
     from grader.history import load_json_text
 
     try:
@@ -488,9 +488,8 @@ def check_case(data: bytes, *, source: str = "fuzz.json", timeline: bool = True)
     try:
         report = grade_histories([history])
         text = render(report, "json")
-        table = render(report, "table")
-        text.encode("utf-8")
-        table.encode("utf-8")
+        for name in FORMATS:  # every renderer, the ones added later included, must write UTF-8
+            render(report, name).encode("utf-8")
         if timeline:
             from grader.timeline import render_timeline
             render_timeline(history).encode("utf-8")
