@@ -19,6 +19,7 @@ from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.history import parse_time
+from grader.integrity import IntegrityEntry
 from grader.rubric import Rubric, RubricExperiment
 from grader.runview import RunTimeline, build_timeline
 
@@ -76,6 +77,8 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
+    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    integrity: list[IntegrityEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,6 +150,34 @@ def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     return ref
 
 
+#: The check line an experiment graded on a suspect history gets.
+INTEGRITY_CHECK = "integrity.history-consistent"
+
+
+def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentReport:
+    """Keep an experiment graded on a suspect history from passing, and say why.
+
+    The checks' own statuses stay (they show what the history would prove),
+    but every point is withheld and a required failing line lists the
+    findings, so the totals, the status and the rows agree.
+    """
+    if entry is None or not entry.suspect:
+        return report
+    codes = sorted({f.code for f in entry.findings})
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        INTEGRITY_CHECK, FAIL,
+        f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
+        hint="grade a history exported straight from the server (`grader export`), unedited",
+        evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
+                  for f in entry.findings for eid in (f.event_ids[:1] or [None])],
+        title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
     """The worst of several statuses: error, then fail, then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
@@ -174,14 +205,17 @@ def grade(
     experiments: Sequence[str] | None = None,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
     Each experiment is graded on the most convincing run (see
     :func:`select_run`), and its report says why. With ``experiments`` only
     those are graded, and all of them count for the overall status, optional
-    or not.
+    or not. ``integrity`` holds one entry per run (same order): a run whose
+    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
     """
+    verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
     graded_runs: list[RunEvidence] = []
@@ -189,11 +223,12 @@ def grade(
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best_run, best = select_run([(run, grade_experiment(spec, run)) for run in runs])
+        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
+                                     for run in runs])
         reports.append(best)
         graded_runs.append(best_run)
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
-                    runs=graded_runs)
+                    runs=graded_runs, integrity=integrity)
 
 
 def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
@@ -266,6 +301,7 @@ def assemble(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     runs: Sequence[RunEvidence] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
@@ -284,6 +320,7 @@ def assemble(
         experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
+        integrity=list(integrity),
     )
     # Kept beside the fields, not in them: the report's data stays plain, and
     # timelines are drawn from these runs only when someone asks (see Report.timelines).

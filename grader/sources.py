@@ -29,6 +29,7 @@ from grader.history import (
     iter_history_paths,
     load_history_file,
 )
+from grader.integrity import Finding
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
@@ -43,17 +44,32 @@ class Loaded:
     errors: list[str] = field(default_factory=list)
     #: A description of each source read, for the report.
     sources: list[str] = field(default_factory=list)
+    #: Integrity findings made while reading (a bundle file whose hash does not match), by history source.
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+
+    def merge(self, other: "Loaded") -> None:
+        """Add everything ``other`` read to this one."""
+        self.histories += other.histories
+        self.errors += other.errors
+        self.sources += other.sources
+        for source, found in other.findings.items():
+            self.findings.setdefault(source, []).extend(found)
 
 
 def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Loaded:
-    """Read every history file (folders expand to their ``*.json``); bad files become errors.
+    """Read every history file (folders expand to their ``*.json``, bundles to their histories); bad files become errors.
 
     A bad file, an unlistable or empty folder, a FIFO or a symlink loop is one
     line in ``errors`` and never stops the other files. Files larger than
     ``max_bytes`` are refused unread.
     """
     loaded = Loaded()
+    from grader.bundles import is_bundle, read_bundle  # bundles build on this module
+
     for given in paths:
+        if is_bundle(Path(given)):
+            loaded.merge(read_bundle(Path(given)))
+            continue
         try:
             found = list(iter_history_paths([given]))
         except HistoryError as err:
