@@ -366,3 +366,53 @@ def test_the_standard_library_fallback_is_as_strict(monkeypatch, name: str):
     with pytest.raises(HistoryError, match="not valid JSON"):
         grader.history.load_json_text(text.encode("utf-8", "surrogatepass"), source="f.json")
     assert grader.history.load_json_text((GOLDENS / "live-fix.json").read_bytes(), source="g.json").events
+
+
+# --- crafted histories never hang the check ---------------------------------------
+
+
+def _wrong_kind_history() -> dict:
+    """A real history whose first ActivityTaskCompleted became a copy of a WorkflowTaskStarted."""
+    import copy
+
+    doc = _golden_doc("sigkill-during-withdraw")
+    events = doc["events"]
+    started = [e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_STARTED"][-1]
+    index = next(i for i, e in enumerate(events) if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
+    events[index] = copy.deepcopy(started) | {"eventId": events[index]["eventId"],
+                                              "eventTime": events[index]["eventTime"]}
+    return doc
+
+
+def _gap_history() -> dict:
+    doc = _golden_doc("sigint-during-deposit")
+    del doc["events"][3]  # event 4, a WorkflowTaskCompleted: ids now skip from 3 to 5
+    return doc
+
+
+@pytest.mark.parametrize("make, note", [
+    (_gap_history, "not replayed: its event ids are not 1..N in order"),
+    (_wrong_kind_history, "not replayed: its event sequence is malformed (bad-reference, twice)"),
+])
+def test_a_malformed_sequence_is_not_fed_to_the_replayer(tmp_path: Path, make, note: str):
+    """The SDK's replayer panics on these and never answers: the check must finish, and say why."""
+    path = tmp_path / "crafted.json"
+    path.write_text(json.dumps(make()))
+    result = _run("check", "--history", str(path), "--format", "json")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    entry = json.loads(result.stdout)["integrity"][0]
+    assert entry["status"] == "suspect" and any(n.startswith(note) for n in entry["notes"])
+
+
+def test_a_replay_that_never_answers_is_abandoned():
+    """The backstop for malformed histories the rules miss: a pass gets a deadline, then a note."""
+    import asyncio
+    import time
+
+    from grader.replay import _run as run_replay
+
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="no answer within"):
+        run_replay(asyncio.sleep(30), timeout=0.5)
+    assert time.monotonic() - started < 5
+    assert run_replay(asyncio.sleep(0, result="done"), timeout=5) == "done"
