@@ -240,6 +240,11 @@ def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
             sum(c.status == PASS for c in bonus), len(bonus), proven)
 
 
+def _not_needed(report: ExperimentReport) -> int:
+    """How many checks passed only because they did not apply to the run."""
+    return sum(1 for c in report.checks if c.status == PASS and not c.applies)
+
+
 def _start_key(run: RunEvidence) -> float:
     start = parse_time(run.start_time)
     return start.timestamp() if start else float("-inf")
@@ -261,7 +266,8 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[
     def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
         position, (run, report) = item
         req, _, bonus, _, proven = _standing(report)
-        return (req, bonus, proven, _start_key(run), -position)
+        # A check passed only because it did not apply proves less than one that applied.
+        return (req, bonus, proven, -_not_needed(report), _start_key(run), -position)
 
     ranked = sorted(enumerate(graded), key=key, reverse=True)
     best_run, best = ranked[0][1]
@@ -274,7 +280,10 @@ def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[
         reason += f", {proven} proven"
     runner_up = _standing(ranked[1][1][1])
     if (runner_up[0], runner_up[2], runner_up[4]) == (req, bonus, proven):
-        reason += ", the newest of the runs that did as well"
+        if _not_needed(ranked[1][1][1]) > _not_needed(best):
+            reason += ", with fewer checks that only passed because they did not apply"
+        else:
+            reason += ", the newest of the runs that did as well"
     others = [f"{_run_name(run)} ({report.status}, {_standing(report)[0]}/{n_req} required"
               + (f", {_standing(report)[2]}/{n_bonus} bonus" if n_bonus else "") + ")"
               for _, (run, report) in ranked[1:]]

@@ -88,3 +88,13 @@ def test_the_selection_is_printed_and_valid_json(tmp_path: Path):
     data = json.loads(as_json.stdout)
     jsonschema.validate(data, report_schema())
     assert data["experiments"][0]["selection"].startswith("chosen for")
+
+
+def test_a_limit_that_applied_beats_one_that_was_not_needed(tmp_path: Path) -> None:
+    """Both compensations pass; the one whose retry limit really ran out proves the challenge."""
+    for name in ("retries-exhausted-refund", "non-retryable-refund"):
+        shutil.copy(GOLDENS / f"{name}.json", tmp_path / f"{name}.json")
+    report = check_files([tmp_path], experiments=["compensation"])
+    chosen = report.experiments[0]
+    assert chosen.workflow.source.endswith("retries-exhausted-refund.json")
+    assert "did not apply" in chosen.selection
