@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
 from grader.evidence import build_evidence
-from grader.history import History
+from grader.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.integrity import IntegrityEntry, assess
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
@@ -52,9 +52,14 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
-    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories)."""
-    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments, replay=replay)
+                experiments: Sequence[str] | None = None, replay: bool = True,
+                max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories).
+
+    A file larger than ``max_history_bytes`` is refused unread.
+    """
+    return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments,
+                        replay=replay)
 
 
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Sequence
 from grader import defaults
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
-from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+from grader.history import (
+    DEFAULT_MAX_HISTORY_BYTES,
+    History,
+    display_path,
+    history_from_proto,
+    iter_history_paths,
+    load_history_file,
+)
 from grader.integrity import Finding
 
 if TYPE_CHECKING:
@@ -50,23 +57,32 @@ class Loaded:
             self.findings.setdefault(source, []).extend(found)
 
 
-def read_files(paths: Sequence[Path]) -> Loaded:
-    """Read every history file (folders expand to their ``*.json``, bundles to their histories); bad files become errors."""
+def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Loaded:
+    """Read every history file (folders expand to their ``*.json``, bundles to their histories); bad files become errors.
+
+    A bad file, an unlistable or empty folder, a FIFO or a symlink loop is one
+    line in ``errors`` and never stops the other files. Files larger than
+    ``max_bytes`` are refused unread.
+    """
     loaded = Loaded()
     from grader.bundles import is_bundle, read_bundle  # bundles build on this module
 
-    plain = []
-    for path in paths:
-        if is_bundle(Path(path)):
-            loaded.merge(read_bundle(Path(path)))
-        else:
-            plain.append(path)
-    for path in iter_history_paths(plain):
-        loaded.sources.append(str(path))
+    for given in paths:
+        if is_bundle(Path(given)):
+            loaded.merge(read_bundle(Path(given)))
+            continue
         try:
-            loaded.histories.append(load_history_file(path))
+            found = list(iter_history_paths([given]))
         except HistoryError as err:
+            loaded.sources.append(display_path(given))
             loaded.errors.append(str(err))
+            continue
+        for path in found:
+            loaded.sources.append(display_path(path))
+            try:
+                loaded.histories.append(load_history_file(path, max_bytes=max_bytes))
+            except HistoryError as err:
+                loaded.errors.append(str(err))
     return loaded
 
 
