@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,9 +12,10 @@ from grader.cli.options import EXPERIMENT_IDS, connection_options, emit_report, 
 if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
     from grader.connect import ConnectionSettings
 
-# The simulate command's choices and defaults live in the library, written once.
-from grader.simulate import KILL_POINTS, SIGNALS  # noqa: E402
-from grader.simulate import SimulationOptions as _Sim  # noqa: E402
+# The simulate command's choices and defaults live in the library, written once, in a
+# module light enough to import for `grader --help` (grader.simulate pulls in temporalio).
+from grader.simulate_options import KILL_POINTS, SIGNALS  # noqa: E402
+from grader.simulate_options import SimulationOptions as _Sim  # noqa: E402
 
 
 @click.command("simulate")
@@ -82,7 +82,8 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     from grader.api import grade_simulation
     from grader.app import bundled_app, validate_app_dir
     from grader.rubric import load_rubric
-    from grader.simulate import SimulationOptions, check_histories_dir, run_experiments
+    from grader.simulate import check_histories_dir, run_experiments
+    from grader.simulate_options import SimulationOptions
     from grader.simulate import save_histories as write_histories
 
     app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
@@ -99,6 +100,8 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
 
     def progress(message: str) -> None:
         click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+    import signal
 
     async def run() -> Any:
         # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.

@@ -29,6 +29,11 @@ FORMATS: dict[str, str] = {
 }
 
 
+#: The formats a program reads (an LMS, a CI step): they always get a whole document, even when
+#: nothing could be graded, with the reasons inside it, never an empty output.
+MACHINE_FORMATS = frozenset({"json", "gradescope", "junit", "github", "classroom"})
+
+
 def renderer(name: str) -> Callable[["Report"], str]:
     """The ``render`` function of the format called ``name``."""
     return import_module(FORMATS[name]).render
