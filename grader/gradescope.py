@@ -272,7 +272,8 @@ def run_autograder(root: Path | None = None) -> Path:
         with tempfile.TemporaryDirectory(prefix="failure-lab-submission-") as scratch:
             files = submission_histories(root / "submission", Path(scratch))
             if files:
-                report = api.check_files(files, rubric=rubric)
+                # Grading for the record: replay through the reference workflow too (integrity).
+                report = api.check_files(files, rubric=rubric, replay=True)
                 note = ""
             else:
                 report = grade([], rubric)

@@ -87,3 +87,15 @@ def fast_settings(dev_server: DevServer, task_queue: str) -> AppSettings:
 def solution_dir() -> Path:
     """The bundled reference app."""
     return bundled_app("solution")
+
+
+@pytest.fixture(scope="session")
+def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout, built once: what `pip install .` installs and what users get."""
+    import subprocess
+    import sys
+
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel", "--no-deps",
+                    "-w", str(dist), str(REPO)], check=True, timeout=300, capture_output=True)
+    return next(dist.glob("failure_lab-*.whl"))

@@ -152,8 +152,10 @@ def _venv_python(venv: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path):
-    zip_path = build_autograder_zip(tmp_path / "autograder.zip")  # a real `pip wheel` of this checkout
+def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path, project_wheel: Path):
+    # The suite runs against the installed package, which has no checkout to build from: hand it
+    # the real wheel of this checkout, as an instructor with an installed grader would (--wheel).
+    zip_path = build_autograder_zip(tmp_path / "autograder.zip", wheel=project_wheel)
     root = tmp_path / "autograder"
     source = root / "source"
     source.mkdir(parents=True)
@@ -163,21 +165,25 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path):
         wheel_files = zipfile.ZipFile(source / wheel_name).namelist()
     for script in (SETUP, RUN):  # zipfile does not restore modes; Gradescope's unzip does
         (source / script).chmod(0o755)
-    if "grader/cli/__init__.py" not in wheel_files:
-        pytest.skip("this checkout's wheel leaves out grader/cli: the packaging fix (issue 7) is not merged")
+    assert "grader/cli/__init__.py" in wheel_files and "grader/data/rubrics/schema.json" in wheel_files
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
     env.update(AUTOGRADER_ROOT=str(root), AUTOGRADER_PYTHON=sys.executable,
                GRADER_PIP_OPTIONS="--no-deps --no-index")
     venv = root / "venv"
-    # Offline: the environment setup.sh makes borrows the test environment's dependencies (not its
-    # grader, an editable install whose hook lives in a .pth that a .pth-added folder never runs).
+    # Offline: the environment setup.sh makes borrows the test environment's dependencies, not its grader.
     # The .pth goes in first; setup.sh's `python -m venv` keeps an existing environment's files.
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     purelib = Path(subprocess.check_output([_venv_python(venv), "-c",
                                             "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                                            text=True).strip())
-    (purelib / "test-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # The suite's own grader (installed or editable) stays out, or pip would call the wheel installed already.
+    deps = tmp_path / "deps"
+    deps.mkdir()
+    for item in Path(sysconfig.get_paths()["purelib"]).iterdir():
+        if item.name != "grader" and not item.name.lower().startswith(("failure_lab", "__editable__")):
+            (deps / item.name).symlink_to(item)
+    (purelib / "test-deps.pth").write_text(f"{deps}\n")
     setup = subprocess.run(["bash", str(source / SETUP)], env=env, capture_output=True, text=True, timeout=300,
                            cwd=source)
     assert setup.returncode == 0, setup.stderr

@@ -259,18 +259,15 @@ def test_ctrl_c_while_waiting_for_a_server_is_interrupted_130(tmp_path: Path):
 # --- the wheel, installed outside the checkout -------------------------------
 
 @pytest.mark.slow
-def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path):
+def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path, project_wheel: Path):
     """Build the wheel, install it into a fresh venv, use it from a folder outside the checkout.
 
     The new venv gets the package alone (``--no-deps``); its dependencies come
     from this test's environment through a .pth file, so the test needs no
     network and takes seconds.
     """
-    dist = tmp_path / "dist"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True, timeout=300,
-                   capture_output=True)
-    wheel = next(dist.glob("failure_lab-*.whl"))
+    wheel = project_wheel
     import zipfile
 
     names = set(zipfile.ZipFile(wheel).namelist())
