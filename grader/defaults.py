@@ -32,6 +32,10 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
+#: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
+BATCH_CONCURRENCY = 32
+BATCH_LIMIT = 20
+
 
 def env_address() -> str:
     """The server address from TEMPORAL_ADDRESS, or the default."""

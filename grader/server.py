@@ -58,6 +58,9 @@ def default_db_path() -> Path:
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
     """True when nothing listens on ``host:port`` and we could bind it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As the server itself binds: connections a killed server left in
+        # TIME_WAIT must not make its port look busy for a minute after.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

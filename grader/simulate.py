@@ -41,6 +41,7 @@ from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_di
 from grader.connect import connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
 from grader.evidence import classify_failure
+from grader.learner import validate_learner_id, workflow_prefix
 from grader.processes import tail
 from grader.server import DevServer, free_port, start_dev_server
 
@@ -85,8 +86,12 @@ class SimulationOptions:
     #: Task queue for every experiment; None gives each its own queue (TRANSFER_TASK_QUEUE),
     #: or the app's default queue if the app ignores that variable.
     task_queue: str | None = None
+    #: Learner id the workflows are made under (``<learner>-<experiment>-<hex>``); None gives ``sim-...``.
+    learner: str | None = None
 
     def __post_init__(self) -> None:
+        if self.learner is not None:
+            validate_learner_id(self.learner, what="learner")
         if self.signal not in SIGNALS:
             raise BadInputError(f"signal {self.signal!r} is not one of {', '.join(SIGNALS)}")
         if self.kill_during not in (*KILL_POINTS, "pause"):
@@ -275,7 +280,8 @@ class Trial:
         self.latency = latency
         self.env = dict(env)
         self.task_queue = lab.options.task_queue or f"failure-lab-{uuid.uuid4().hex[:12]}"
-        self.workflow_id = f"sim-{name}-{uuid.uuid4().hex[:8]}"
+        # Under a learner id, batch and check find these runs as that learner's own.
+        self.workflow_id = f"{workflow_prefix(lab.options.learner or 'sim')}{name}-{uuid.uuid4().hex[:8]}"
         self.handle: WorkflowHandle | None = None
         #: Workers of this trial that are meant to be running.
         self.workers: list[WorkerProcess] = []

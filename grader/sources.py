@@ -21,6 +21,7 @@ from grader.connect import connect
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+from grader.learner import owns, validate_learner_id, workflow_prefix
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
@@ -55,10 +56,10 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
 
 
 def visibility_query(learner: str | None) -> str:
-    """The list filter for MoneyTransfer workflows, narrowed to a learner's id prefix."""
+    """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``)."""
     query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)}"
     if learner:
-        query += f" AND WorkflowId STARTS_WITH {_quote(learner)}"
+        query += f" AND WorkflowId STARTS_WITH {_quote(workflow_prefix(validate_learner_id(learner)))}"
     return query
 
 
@@ -88,7 +89,8 @@ async def read_live(
         runs = await _newest(client, f"WorkflowId = {_quote(wid)}", limit)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        targets = [(e.id, e.run_id) for e in await _newest(client, visibility_query(learner), limit)]
+        found = await _newest(client, visibility_query(learner), limit, learner=learner)
+        targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def one(workflow_id: str, run_id: str | None) -> History | str:
@@ -109,40 +111,52 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-async def _newest(client: Client, query: str, limit: int) -> list:
-    """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY)."""
-    found = [e async for e in client.list_workflows(query, limit=limit * 5)]
+async def _newest(client: Client, query: str, limit: int, *, learner: str | None = None) -> list:
+    """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY).
+
+    With ``learner``, only ids that learner owns are kept, whatever the
+    visibility store's idea of a prefix match is.
+    """
+    found = [e async for e in client.list_workflows(query, limit=limit * 5)
+             if learner is None or owns(learner, e.id)]
     found.sort(key=lambda e: e.start_time, reverse=True)
     return found[:limit]
 
 
 async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, address: str,
                     ui_url: str) -> History | str:
-    """One run's history (and, if it is still open, its pending activities), or an error line.
-
-    A closed run costs one call; only an open run is also described, since
-    its attempts and last failure exist nowhere else until it ends.
-    """
-    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    source = f"server {address}/{client.namespace}"
+    """One run's history (and, if it is still open, its pending activities), or an error line."""
     try:
-        proto = await handle.fetch_history()
-        history = history_from_proto(proto, workflow_id=workflow_id, source=source)
-        still_open = history.events[-1].type not in CLOSE_STATUS
-        # A reset run's events carry the old run's id, so its own id must be asked for.
-        if still_open or (run_id is None and _was_reset(history)):
-            description = await handle.describe()
-            run_id = run_id or description.run_id
-            if still_open:
-                history.pending_activities = [
-                    MessageToDict(p) for p in description.raw_description.pending_activities
-                ]
+        return await fetch_run(client, workflow_id, run_id, address=address, ui_url=ui_url)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {address}"
         return f"workflow {workflow_id!r}: the server refused to return it ({err.message})"
     except HistoryError as err:
         return str(err)
+
+
+async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, address: str,
+                    ui_url: str) -> History:
+    """One run's history (and, if it is still open, its pending activities).
+
+    A closed run costs one call; only an open run is also described, since
+    its attempts and last failure exist nowhere else until it ends. Raises
+    the server's ``RPCError`` (a caller may retry it) or :class:`HistoryError`.
+    """
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    source = f"server {address}/{client.namespace}"
+    proto = await handle.fetch_history()
+    history = history_from_proto(proto, workflow_id=workflow_id, source=source)
+    still_open = history.events[-1].type not in CLOSE_STATUS
+    # A reset run's events carry the old run's id, so its own id must be asked for.
+    if still_open or (run_id is None and _was_reset(history)):
+        description = await handle.describe()
+        run_id = run_id or description.run_id
+        if still_open:
+            history.pending_activities = [
+                MessageToDict(p) for p in description.raw_description.pending_activities
+            ]
     history.run_id = run_id or history.run_id
     history.ui_link = ui_link(ui_url, client.namespace, workflow_id, history.run_id)
     return history

@@ -45,12 +45,15 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
 @click.option("--save-histories", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Write each experiment's history to DIR/<experiment>.json "
                    "(the `temporal workflow show --output json` format).")
+@click.option("--learner", metavar="ID",
+              help="Make the workflows under this learner id (`ID-crash-recovery-...`), so `grader check "
+                   "--learner ID` and `grader batch` find them  [default: sim]")
 @rubric_option
 @output_options
 def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | None, namespace: str,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
-             save_histories: Path | None, rubric: str, output_format: str) -> None:
+             save_histories: Path | None, learner: str | None, rubric: str, output_format: str) -> None:
     """Run the experiments for real against the app in APP_DIR (default: the bundled solution/).
 
     \b
@@ -85,7 +88,7 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
     chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
     options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
                                 max_attempts=max_attempts, outage=outage, latency=latency,
-                                wait_limit=wait_limit, task_queue=task_queue)
+                                wait_limit=wait_limit, task_queue=task_queue, learner=learner)
     began = time.monotonic()
 
     def progress(message: str) -> None:

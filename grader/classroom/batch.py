@@ -1,0 +1,414 @@
+"""Grade every learner of a class, as their histories arrive, into a gradebook.
+
+:func:`batch_live` reads a server, :func:`batch_files` a submissions folder.
+Both give each learner exactly one :class:`LearnerResult` with a status,
+hand it to the :class:`~grader.classroom.gradebook.Gradebook` at once (no
+class is held in memory) and end with a :class:`BatchResult`: counts, the
+learners who need a look, and the regrade diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from grader import defaults
+from grader.classroom import regrade
+from grader.classroom.gradebook import Gradebook, Spooled, _dumps, reserved_columns
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.progress import Progress
+from grader.classroom.roster import Roster, read_roster
+from grader.classroom.submissions import Submission, find_submissions, is_submission_name, read_members
+from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
+from grader.evidence import RunEvidence, build_evidence
+from grader.history import load_json_text
+from grader.learner import validate_learner_id
+from grader.report import Report, grade
+from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+
+#: Statuses of a learner (public interface: the gradebook's ``status`` column).
+GRADED = "graded"              # graded: each experiment's status and points, and the total
+MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
+NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
+UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
+STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
+DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
+DEFAULT_LIMIT = defaults.BATCH_LIMIT
+
+
+@dataclass
+class LearnerResult:
+    """One learner's outcome: a status, the report when there is one, and what went wrong."""
+
+    learner: str
+    status: str
+    report: Report | None = None
+    #: One line per problem: a bad file, a run the server would not return, why nothing was graded.
+    problems: list[str] = field(default_factory=list)
+    #: ``(run_id, workflow_id)`` of every run graded, to find runs handed in twice.
+    runs: list[tuple[str, str]] = field(default_factory=list)
+    #: The roster's other cells for this learner.
+    roster: dict[str, str] = field(default_factory=dict)
+    #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
+    position: int = 0
+
+
+def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
+    """The status a learner earns from what happened to their inputs.
+
+    One place decides it, so a further status (an integrity verdict such as
+    ``suspect``) is one more branch here and one more value in :data:`STATUSES`.
+    """
+    if unreachable:
+        return NOT_GRADABLE
+    if unreadable:
+        return UNREADABLE_FILES
+    if not inputs:
+        return MISSING
+    return GRADED
+
+
+@dataclass
+class Attention:
+    """A learner the instructor should look at, and why."""
+
+    learner: str
+    status: str
+    why: str
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
+
+    out_dir: Path
+    source: str
+    counts: dict[str, int]
+    attention: list[Attention]
+    #: The regrade diff, or None without ``previous``.
+    changes: list[regrade.Change] | None
+    written: list[Path]
+    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
+    not_on_roster: list[str]
+    #: Entries of a submissions folder that are neither a folder nor a zip.
+    ignored: list[str]
+    elapsed: float
+    #: Reads that needed at least one retry.
+    retried: int = 0
+    #: Mean score of graded learners, and the rubric's maximum.
+    mean_score: float | None = None
+    max_score: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Learners in the gradebook."""
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
+        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
+
+
+def grade_runs(runs: list[RunEvidence], rubric: Rubric, *, sources: list[str], errors: list[str]) -> Report:
+    """A learner's report from the evidence of their runs (newest first)."""
+    return grade(runs, rubric, sources=sources, errors=errors)
+
+
+def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
+    from grader.formats.markdown import render as render_markdown
+
+    report = result.report
+    cells: dict[str, list] = {}
+    if report is not None:
+        for exp in report.experiments:
+            finding = ""
+            if exp.status != "pass":
+                finding = next((c.message for c in exp.checks if c.required and c.status != "pass"), exp.note)
+            cells[exp.id] = [exp.status, exp.score, finding]
+    max_score = report.max_score if report is not None else _rubric_max(rubric)
+    return Spooled(
+        position=result.position, learner=result.learner, status=result.status,
+        score=report.score if report is not None else None, max_score=max_score,
+        roster=result.roster, problems=result.problems, cells=cells,
+        report_json=_dumps(report.to_dict()) if report is not None else None,
+        feedback_body=render_markdown(report) if report is not None else "",
+    )
+
+
+def _rubric_max(rubric: Rubric) -> float:
+    return sum(c.points for e in rubric.experiments if e.required for c in e.checks)
+
+
+class _Collector:
+    """Feeds results to the gradebook and the progress line as they arrive."""
+
+    def __init__(self, book: Gradebook, rubric: Rubric, progress: Progress) -> None:
+        self.book = book
+        self.rubric = rubric
+        self.progress = progress
+
+    def __call__(self, result: LearnerResult) -> None:
+        self.book.add(_to_row(result, self.rubric), result.runs)
+        self.progress.advance()
+
+
+def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
+            not_on_roster: list[str], ignored: list[str], retried: int = 0) -> BatchResult:
+    counts = {s: 0 for s in STATUSES}
+    attention: list[Attention] = []
+    changes: list[regrade.Change] | None = [] if previous is not None else None
+    seen: set[str] = set()
+    scores: list[float] = []
+    max_score = 0.0
+
+    def on_row(row: Spooled) -> None:
+        nonlocal max_score
+        counts[row.status] = counts.get(row.status, 0) + 1
+        max_score = max(max_score, row.max_score)
+        if row.score is not None and row.status == GRADED:
+            scores.append(row.score)
+        why = row.problems[0] if row.problems else ""
+        if row.duplicates:
+            dup = row.duplicates[0]
+            why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
+                                                 f"{', '.join(dup['also_under'][:3])}")
+        if row.status != GRADED or row.duplicates:
+            attention.append(Attention(row.learner, row.status, why))
+        if previous is not None:
+            seen.add(row.learner)
+            cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+            changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
+
+    written = book.finish(on_row)
+    if previous is not None:
+        changes.extend(regrade.gone(previous, seen))
+    return BatchResult(
+        out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
+        written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
+        retried=retried, mean_score=sum(scores) / len(scores) if scores else None, max_score=max_score,
+    )
+
+
+def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous_path: Path | None,
+                 validate: Callable[[str, str], str]) -> tuple[Rubric, Roster | None, dict | None]:
+    """Everything a batch reads before it grades, so bad input stops it before any work."""
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric))
+              if roster_path is not None else None)
+    previous = regrade.load_previous(previous_path) if previous_path is not None else None
+    return rubric, roster, previous
+
+
+# --- live ------------------------------------------------------------------
+
+
+async def batch_live(
+    out_dir: Path,
+    *,
+    address: str = defaults.DEFAULT_ADDRESS,
+    namespace: str = defaults.DEFAULT_NAMESPACE,
+    roster: Path | None = None,
+    previous: Path | None = None,
+    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    limit: int = DEFAULT_LIMIT,
+    retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    ui_url: str | None = None,
+    progress: Progress | None = None,
+    client: Client | None = None,
+    on_result: Callable[[LearnerResult], None] | None = None,
+) -> BatchResult:
+    """Grade a class from a server into a gradebook in ``out_dir``.
+
+    Learners are the roster's, or without one every learner id that owns a
+    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
+    with at most ``concurrency`` reads in flight over one client, and graded
+    as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    Raises :class:`BadInputError` for a bad roster, rubric or previous
+    gradebook and :class:`ServerUnavailableError` when no server answers.
+    """
+    began = time.monotonic()
+    progress = progress or Progress(quiet=True)
+    rubric, class_roster, before = _load_inputs(
+        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what))
+    if concurrency < 1:
+        raise BadInputError("--concurrency must be at least 1")
+    client = client or await _connect(address, namespace)
+    ui_url = ui_url or defaults.ui_url_for(address)
+    retrier = Retrier(retry_seconds)
+    wanted = set(class_roster.learners) if class_roster else None
+    try:
+        runs = await list_learner_runs(client, retrier, learners=wanted, limit=limit)
+    except RPCError as err:
+        raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
+                                     f"{namespace!r} ({err.message}), even after retrying") from err
+    not_on_roster: list[str] = []
+    if class_roster is not None:
+        plan = [(i, name, cells, runs.get(name, []))
+                for i, (name, cells) in enumerate(class_roster.learners.items())]
+    else:
+        plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
+    source = f"server {address}/{namespace}"
+    columns = class_roster.columns if class_roster else []
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
+        collect = _Collector(book, rubric, progress)
+        emit = collect if on_result is None else (lambda r: (collect(r), on_result(r)))
+        progress.start(len(plan))
+        await _grade_live(plan, client=client, address=address, ui_url=ui_url, rubric=rubric,
+                          concurrency=concurrency, retrier=retrier, emit=emit)
+        progress.close()
+        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=[],
+                       retried=retrier.retried)
+
+
+async def _connect(address: str, namespace: str) -> Client:
+    from grader.connect import connect
+
+    return await connect(address, namespace)
+
+
+async def _grade_live(plan: list, *, client: Client, address: str, ui_url: str, rubric: Rubric,
+                      concurrency: int, retrier: Retrier, emit: Callable[[LearnerResult], None]) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
+    from grader.sources import fetch_run
+
+    gate = asyncio.Semaphore(concurrency)
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+
+    async def read(workflow_id: str, run_id: str):
+        async with gate:
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, address=address,
+                                                        ui_url=ui_url))
+
+    async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
+        result = LearnerResult(name, MISSING, roster=cells, position=position)
+        if not targets:
+            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            return result
+        fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
+        evidence, errors, unreachable = [], [], False
+        for (workflow_id, _), item in zip(targets, fetched):
+            if isinstance(item, RPCError):
+                unreachable = True
+                if item.status == RPCStatusCode.NOT_FOUND:
+                    result.problems.append(f"workflow {workflow_id}: listed, but the server no longer has it")
+                else:
+                    result.problems.append(f"workflow {workflow_id}: the server did not return it "
+                                           f"({item.message}), even after retrying")
+            elif isinstance(item, HistoryError):
+                errors.append(str(item))
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                evidence.append(build_evidence(item))
+                result.runs.append((item.run_id, workflow_id))
+        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # graded (and named), unlike a run the server could not return.
+        result.status = learner_status(inputs=len(evidence) + len(errors), unreadable=0,
+                                       unreachable=unreachable)
+        if result.status != NOT_GRADABLE:
+            result.problems += errors
+            result.report = grade_runs(evidence, rubric, sources=[f"server {address}/{client.namespace}"],
+                                       errors=errors)
+        return result
+
+    async def worker() -> None:
+        while True:
+            try:
+                position, name, cells, targets = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            emit(await learner(position, name, cells, targets))
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(plan)) or 1)))
+
+
+# --- files -----------------------------------------------------------------
+
+
+def batch_files(
+    submissions: Path,
+    out_dir: Path,
+    *,
+    roster: Path | None = None,
+    previous: Path | None = None,
+    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    progress: Progress | None = None,
+    on_result: Callable[[LearnerResult], None] | None = None,
+) -> BatchResult:
+    """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
+
+    With a roster, its learners are graded (a learner with no submission is
+    ``missing``) and other submissions are listed in the result, not graded.
+    Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
+    """
+    began = time.monotonic()
+    progress = progress or Progress(quiet=True)
+
+    def valid(value: str, what: str) -> str:
+        if not is_submission_name(value):
+            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
+                                "use the folder or zip names of the download")
+        return value
+
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid)
+    found, ignored = find_submissions(submissions)
+    if class_roster is not None:
+        plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+        not_on_roster = sorted(set(found) - set(class_roster.learners))
+    else:
+        plan = [(0, name, {}, found[name]) for name in sorted(found)]
+        not_on_roster = []
+    columns = class_roster.columns if class_roster else []
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
+        collect = _Collector(book, rubric, progress)
+        progress.start(len(plan))
+        for position, name, cells, submission in plan:
+            result = grade_submission(name, submission, rubric, roster=cells, position=position)
+            collect(result)
+            if on_result is not None:
+                on_result(result)
+        progress.close()
+        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
+
+
+def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                     roster: dict[str, str] | None = None, position: int = 0) -> LearnerResult:
+    """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded."""
+    result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
+    if submission is None:
+        result.problems.append("no folder or zip was handed in")
+        return result
+    evidence: list[RunEvidence] = []
+    sources: list[str] = []
+    errors: list[str] = []
+    for member in read_members(submission):
+        sources.append(member.name)
+        if member.error:
+            errors.append(member.error)
+            continue
+        try:
+            history = load_json_text(member.data, source=member.name)
+        except HistoryError as err:
+            errors.append(str(err))
+            continue
+        run = build_evidence(history)
+        evidence.append(run)
+        result.runs.append((history.run_id, history.workflow_id))
+    result.status = learner_status(inputs=len(sources), unreadable=len(errors), unreachable=False)
+    result.problems += errors
+    if result.status == MISSING:
+        result.problems.append(f"no .json history files in {', '.join(p.name for p in submission.paths)}")
+        return result
+    result.report = grade_runs(evidence, rubric, sources=sources, errors=errors)
+    return result
+

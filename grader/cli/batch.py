@@ -1,0 +1,73 @@
+"""`grader batch`: grade a whole class, live from a server or from a folder of submissions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from grader.cli.options import connection_options, output_options, rubric_option
+from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
+
+
+@click.command("batch")
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
+              help="The class: a CSV with a `learner` column; its other columns are copied into the "
+                   "gradebook  [default: every learner id found]")
+@click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
+              help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
+                   "id) holding exported histories.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go.")
+@click.option("--previous", type=click.Path(dir_okay=False, path_type=Path), metavar="GRADEBOOK_JSON",
+              help="An earlier gradebook.json: print what changed since (the regrade diff).")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
+              help="Live: reads in flight at once, over one connection.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=BATCH_LIMIT, show_default=True,
+              help="Live: how many of each learner's newest runs to read.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@connection_options
+@rubric_option
+@output_options
+def command(roster: Path | None, submissions: Path | None, out_dir: Path, previous: Path | None,
+            concurrency: int, limit: int, quiet: bool, address: str, namespace: str, rubric: str,
+            output_format: str) -> None:
+    """Grade every learner of a class into a gradebook.
+
+    \b
+    Live (default): every learner's MoneyTransfer workflows on the server
+    (learner ada owns the ids ada-...), the roster's learners or all found.
+    Files: --submissions DIR, as an LMS download lays it out.
+
+    \b
+    Each learner gets one row with a status:
+      graded            each experiment's status and points, and the total
+      missing           on the roster, but no runs or no files
+      not-gradable      the server did not return their runs, even after
+                        retrying: costs them nothing, grade again later
+      unreadable-files  some files were bad (named); the rest were graded
+
+    Progress goes to stderr (--quiet for none); stdout gets a short summary
+    and, with --previous, the regrade diff.
+
+    \b
+    Exit codes: 0 every learner has a row (the grades are in the files,
+    not the exit code); 1 some learners are not-gradable; 2 bad input
+    (roster, folder, options); 3 no server.
+    """
+    from grader.classroom.batch import batch_files, batch_live
+    from grader.classroom.progress import Progress
+    from grader.classroom.summary import render_summary
+    from grader.server import run_sync
+
+    progress = Progress(quiet=quiet)
+    if submissions is not None:
+        result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
+                             progress=progress)
+    else:
+        result = run_sync(batch_live(out_dir, address=address, namespace=namespace, roster=roster,
+                                     previous=previous, rubric=rubric, concurrency=concurrency, limit=limit,
+                                     progress=progress))
+    click.echo(render_summary(result, output_format), nl=False)
+    sys.exit(result.exit_code)
