@@ -46,12 +46,17 @@ class Retrier:
         self.down_since: float | None = None
         #: How many reads were retried at least once (for the summary).
         self.retried = 0
+        self._last_error: RPCError | None = None
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
         """Await ``make()``; on a transient RPCError wait and call it again, until the budget is spent."""
         delay = self.first
         counted = False
         while True:
+            if self._given_up():
+                # The server has been gone for the whole budget: every further read fails at once
+                # (each would otherwise sit through the SDK's own retries first).
+                raise self._last_error
             try:
                 result = await make()
             except RPCError as err:
@@ -63,6 +68,7 @@ class Retrier:
                 left = self.budget - (now - self.down_since)
                 if left <= 0:
                     raise
+                self._last_error = err
                 if not counted:
                     self.retried += 1
                     counted = True
@@ -72,6 +78,10 @@ class Retrier:
                 continue
             self.down_since = None
             return result
+
+    def _given_up(self) -> bool:
+        return (self.down_since is not None and self._last_error is not None
+                and time.monotonic() - self.down_since >= self.budget)
 
 
 async def list_learner_runs(client: Client, retrier: Retrier, *, learners: set[str] | None = None,
