@@ -20,7 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.classroom import regrade
-from grader.classroom.gradebook import Gradebook, Spooled, _dumps, reserved_columns
+from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
@@ -137,7 +137,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
         roster=result.roster, problems=result.problems, cells=cells,
-        report_json=_dumps(report.to_dict()) if report is not None else None,
+        report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report) if report is not None else "",
     )
 
