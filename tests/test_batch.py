@@ -422,3 +422,60 @@ def gradebook_dir_batch(submissions: Path, out: Path) -> None:
     from grader.classroom import batch_files
 
     batch_files(submissions, out)
+
+
+@pytest.mark.slow
+async def test_a_server_gone_for_good_leaves_learners_not_gradable(solution_dir, tmp_path: Path):
+    """Killed and never restarted: whoever was not read yet is not-gradable (exit 1), not failed."""
+    server = start_dev_server(port=free_port(), db_path=tmp_path / "temporal.db", headless=True)
+    try:
+        client = await connect(server.address)
+        settings = AppSettings(address=server.address, task_queue=f"q-{uuid.uuid4().hex[:8]}", latency=0.0)
+        worker = start_worker(solution_dir, settings)
+        try:
+            await wait_for_poller(client, worker)
+            handles = await asyncio.gather(*(_transfer(client, f"g{i}", settings.task_queue) for i in range(8)))
+        finally:
+            worker.stop(sig=signal.SIGKILL)
+        await _visible(client, {h.id for h in handles})
+
+        def on_result(result) -> None:
+            if result.learner == "g2":
+                server.process.send_signal(signal.SIGKILL)
+
+        result = await batch_live(tmp_path / "out", address=server.address, concurrency=1, retry_seconds=1,
+                                  on_result=on_result, client=client)
+    finally:
+        server.stop()
+    rows = _rows(tmp_path / "out")
+    assert [rows[f"g{i}"]["status"] for i in range(3)] == ["graded"] * 3
+    assert [rows[f"g{i}"]["status"] for i in range(3, 8)] == ["not-gradable"] * 5
+    assert all(rows[f"g{i}"]["score"] == "" for i in range(3, 8))
+    assert result.exit_code == 1
+    feedback = (tmp_path / "out" / "feedback" / "g5.md").read_text()
+    assert "a problem on our side" in feedback and "the server did not return it" in feedback
+
+
+def test_progress_bar_redraws_one_line_on_a_terminal():
+    import io
+
+    from grader.classroom.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    progress = Progress(stream=screen)
+    progress.start(3)
+    for _ in range(3):
+        progress.advance()
+        progress._last_draw = 0.0  # draw every step here; a real terminal gets at most ten a second
+    progress.close()
+    frames = screen.getvalue().split("\r")[1:]
+    assert len(frames) == 3
+    assert frames[0].startswith("[########----------------] 1/3 learners (33%)")
+    assert frames[-1].startswith("[########################] 3/3 learners (100%)") and frames[-1].endswith("\n")
+    quiet = Terminal()
+    Progress(stream=quiet, quiet=True).start(3)
+    assert quiet.getvalue() == ""

@@ -366,7 +366,7 @@ def batch_files(
         plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
         not_on_roster = sorted(set(found) - set(class_roster.learners))
     else:
-        plan = [(0, name, {}, found[name]) for name in sorted(found)]
+        plan = [(0, name, None, found[name]) for name in sorted(found)]
         not_on_roster = []
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
@@ -407,7 +407,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     result.status = learner_status(inputs=len(sources), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
-        result.problems.append(f"no .json history files in {', '.join(p.name for p in submission.paths)}")
+        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
         return result
     result.report = grade_runs(evidence, rubric, sources=sources, errors=errors)
     return result

@@ -8,10 +8,11 @@ both a folder and a zip gets the histories of both.
 
 from __future__ import annotations
 
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from grader.errors import BadInputError
 
@@ -20,12 +21,23 @@ from grader.errors import BadInputError
 NOT_HISTORIES = frozenset({"manifest.json"})
 
 
-@dataclass
+@dataclass(slots=True)
 class Submission:
-    """Where one learner's histories are: their folder and/or zip."""
+    """Where one learner's histories are: their folder and/or zip.
+
+    Only entry names are kept (paths are made when the learner is graded):
+    the index of a class of 10,000 must stay small.
+    """
 
     learner: str
-    paths: list[Path] = field(default_factory=list)
+    folder: Path
+    #: Names of the learner's entries in ``folder``: ``ada``, ``ada.zip`` or both.
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def paths(self) -> list[Path]:
+        """The learner's folder and/or zip."""
+        return [self.folder / name for name in self.names]
 
 
 @dataclass
@@ -55,10 +67,12 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
                             "subfolder or .zip per learner")
     found: dict[str, Submission] = {}
     ignored: list[str] = []
-    for entry in sorted(folder.iterdir()):
+    with os.scandir(folder) as scan:
+        entries = sorted(scan, key=lambda e: e.name)
+    for entry in entries:
         if entry.is_dir():
             learner = entry.name
-        elif entry.suffix.lower() == ".zip" and entry.is_file():
+        elif entry.name.lower().endswith(".zip") and entry.is_file():
             learner = entry.name[: -len(".zip")]
         else:
             if not entry.name.startswith("."):
@@ -68,40 +82,51 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
             if not entry.name.startswith("."):
                 ignored.append(entry.name)
             continue
-        found.setdefault(learner, Submission(learner)).paths.append(entry)
+        found.setdefault(learner, Submission(learner, folder)).names.append(entry.name)
     return found, ignored
 
 
 def read_members(submission: Submission) -> Iterator[Member]:
     """Every history file of a submission, one at a time (a class never sits in memory at once)."""
-    for path in submission.paths:
-        if path.is_dir():
-            yield from _folder_members(path)
+    for name in submission.names:
+        # Plain strings, not pathlib: pathlib interns every name it parses, which made the memory
+        # of a 10,000-learner batch grow with the class.
+        path = os.path.join(submission.folder, name)
+        if os.path.isdir(path):
+            yield from _folder_members(path, name)
         else:
-            yield from _zip_members(path)
+            yield from _zip_members(path, name)
 
 
-def _visible(parts: tuple[str, ...]) -> bool:
+def _visible(parts: Iterable[str]) -> bool:
     return not any(p.startswith(".") or p == "__MACOSX" for p in parts)
 
 
-def _folder_members(folder: Path) -> Iterator[Member]:
-    for path in sorted(folder.rglob("*.json")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or not _visible(relative.parts) or str(relative) in NOT_HISTORIES:
-            continue
-        name = f"{folder.name}/{relative.as_posix()}"
+def _folder_members(folder: str, label: str) -> Iterator[Member]:
+    found = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if _visible((d,))]
+        relative_top = os.path.relpath(top, folder)
+        for file in files:
+            if not file.lower().endswith(".json") or not _visible((file,)):
+                continue
+            relative = file if relative_top == "." else f"{relative_top}/{file}".replace(os.sep, "/")
+            if relative not in NOT_HISTORIES:
+                found.append(relative)
+    for relative in sorted(found):
+        name = f"{label}/{relative}"
         try:
-            yield Member(name, path.read_bytes())
+            with open(os.path.join(folder, relative), "rb") as f:
+                yield Member(name, f.read())
         except OSError as err:
             yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
 
 
-def _zip_members(path: Path) -> Iterator[Member]:
+def _zip_members(path: str, label: str) -> Iterator[Member]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
-        yield Member(path.name, error=f"{path.name}: not a readable zip file ({err}): download it again")
+        yield Member(label, error=f"{label}: not a readable zip file ({err}): download it again")
         return
     with archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
@@ -109,7 +134,7 @@ def _zip_members(path: Path) -> Iterator[Member]:
             if (info.is_dir() or inner.suffix.lower() != ".json" or not _visible(inner.parts)
                     or info.filename in NOT_HISTORIES):
                 continue
-            name = f"{path.name}:{info.filename}"
+            name = f"{label}:{info.filename}"
             try:
                 yield Member(name, archive.read(info))
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as err:
