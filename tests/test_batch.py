@@ -267,6 +267,13 @@ async def test_server_restart_mid_batch_loses_no_learner(solution_dir, tmp_path:
         finished.set()
 
 
+def test_an_empty_namespace_is_bad_input_not_an_empty_gradebook(tmp_path: Path):
+    with start_dev_server(port=free_port(), ephemeral=True, headless=True) as server:
+        result = CliRunner().invoke(cli, ["batch", "--address", server.address, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "no learner found" in result.stderr and "--roster" in result.stderr
+
+
 def test_no_server_is_exit_3(tmp_path: Path):
     result = CliRunner().invoke(cli, ["batch", "--address", f"localhost:{free_port()}", "--out",
                                       str(tmp_path / "out"), "-q"])
@@ -370,6 +377,7 @@ def test_live_roster_rejects_an_id_with_the_separator(tmp_path: Path):
 
 @pytest.mark.parametrize("make, says", [
     (lambda tmp: ["--submissions", str(tmp / "nowhere")], "not a folder"),
+    (lambda tmp: ["--submissions", str(tmp / "download" / "carol")], "no learner folder or .zip in it"),
     (lambda tmp: ["--submissions", str(tmp / "download"), "--previous", str(tmp / "download" / "README.txt")],
      "not a gradebook.json written by `grader batch`"),
     (lambda tmp: ["--submissions", str(tmp / "download"), "--rubric", "no-such-rubric"], "no rubric"),

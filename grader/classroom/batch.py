@@ -255,6 +255,10 @@ async def batch_live(
                 for i, (name, cells) in enumerate(class_roster.learners.items())]
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
+        if not plan:
+            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+                                f"{address} has an id of the form <learner>-...: pass --roster, or check "
+                                "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
@@ -368,6 +372,9 @@ def batch_files(
     else:
         plan = [(0, name, None, found[name]) for name in sorted(found)]
         not_on_roster = []
+        if not plan:
+            raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
+                                "folder that holds one subfolder or .zip per learner")
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
         collect = _Collector(book, rubric, progress)
