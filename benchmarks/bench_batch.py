@@ -113,7 +113,7 @@ async def live_part(args: argparse.Namespace) -> None:
         for attempt in range(args.repeat):
             fetch_times.append(await raw_fetch(client, targets, args.concurrency))
             began = time.perf_counter()
-            result = await batch_live(out / f"run{attempt}", address=server.address,
+            result = await batch_live(out / f"run{attempt}", server.address,
                                       concurrency=args.concurrency)
             batch_times.append(time.perf_counter() - began)
             assert result.counts["graded"] == args.learners, result.counts

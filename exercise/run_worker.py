@@ -12,11 +12,14 @@ import signal
 import sys
 
 from temporalio import activity, workflow
-from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import BankingActivities
-from shared import MONEY_TRANSFER_TASK_QUEUE_NAME, TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE
+from shared import (
+    MONEY_TRANSFER_TASK_QUEUE_NAME,
+    code_fingerprint,
+    connect_to_temporal,
+)
 from workflows import MoneyTransfer
 
 
@@ -54,13 +57,8 @@ def _configure_logging() -> None:
 
 async def main() -> int:
     _configure_logging()
-    try:
-        client = await Client.connect(TEMPORAL_ADDRESS, namespace=TEMPORAL_NAMESPACE)
-    except Exception:
-        print(
-            f"Could not reach Temporal at {TEMPORAL_ADDRESS}: start it with `grader server`",
-            flush=True,
-        )
+    client = await connect_to_temporal()
+    if client is None:
         return 3
 
     # Ctrl+C (SIGINT) and `kill PID` (SIGTERM) both ask the worker to stop.
@@ -78,6 +76,7 @@ async def main() -> int:
             pass
 
     banking = BankingActivities()
+    fingerprint = code_fingerprint()
     worker = Worker(
         client,
         task_queue=MONEY_TRANSFER_TASK_QUEUE_NAME,
@@ -85,10 +84,14 @@ async def main() -> int:
         activities=[banking.withdraw, banking.deposit, banking.refund],
         # No identity= here: the default "<pid>@<host>" changes with every
         # restart, which is how the history shows that a new worker took over.
+        # The build id is recorded on every task this worker starts: a hash
+        # of the code it loaded, so the history shows when the code changed.
+        build_id=fingerprint,
     )
     async with worker:
         print(
-            f"Worker started (pid {os.getpid()}) on task queue {MONEY_TRANSFER_TASK_QUEUE_NAME}",
+            f"Worker started (pid {os.getpid()}) on task queue {MONEY_TRANSFER_TASK_QUEUE_NAME}"
+            f" with code {fingerprint}",
             flush=True,
         )
         await stop.wait()

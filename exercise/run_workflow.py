@@ -9,18 +9,21 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 import uuid
+from datetime import timedelta
 
+from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.service import RPCError
 
 from shared import (
+    DEFAULT_TEMPORAL_ADDRESS,
     LEARNER_ID,
     MONEY_TRANSFER_TASK_QUEUE_NAME,
-    TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE,
     TEMPORAL_UI_URL,
     PaymentDetails,
+    connect_to_temporal,
 )
 from workflows import MoneyTransfer
 
@@ -40,6 +43,40 @@ def _failure_text(err: BaseException) -> str:
     return " <- ".join(parts)
 
 
+async def _report_silences(client: Client, every: float = 2.0) -> None:
+    """Say so when the server stops answering, and again when it is back.
+
+    Waiting for a result is one long request that a frozen server simply
+    leaves unanswered, so on its own this script would notice nothing until
+    the server woke up. A cheap question every few seconds, each with a short
+    deadline, tells a paused server (or a cut network) apart from a transfer
+    that is merely slow.
+    """
+    silent_since = None
+    while True:
+        try:
+            await client.workflow_service.get_system_info(
+                GetSystemInfoRequest(), timeout=timedelta(seconds=every)
+            )
+            if silent_since is not None:
+                print(
+                    f"Temporal answers again after {time.monotonic() - silent_since:.0f} s"
+                    " of silence; still waiting for the result...",
+                    flush=True,
+                )
+                silent_since = None
+        except RPCError:
+            if silent_since is None:
+                silent_since = time.monotonic()
+                print(
+                    f"Temporal at {client.service_client.config.target_host} is not"
+                    " answering (server paused or network cut?). The transfer is safe"
+                    " in Temporal; still waiting...",
+                    flush=True,
+                )
+        await asyncio.sleep(every)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description="Start a money transfer.")
     parser.add_argument(
@@ -48,10 +85,8 @@ async def main() -> int:
     )
     args = parser.parse_args()
 
-    try:
-        client = await Client.connect(TEMPORAL_ADDRESS, namespace=TEMPORAL_NAMESPACE)
-    except Exception:
-        print(f"Could not reach Temporal at {TEMPORAL_ADDRESS}: start it with `grader server`")
+    client = await connect_to_temporal()
+    if client is None:
         return 3
 
     details = PaymentDetails(
@@ -75,24 +110,31 @@ async def main() -> int:
         f" to {details.target_account}"
     )
     print(f"Workflow id: {workflow_id}")
-    print(f"Web UI: {TEMPORAL_UI_URL}/namespaces/{TEMPORAL_NAMESPACE}/workflows/{workflow_id}")
+    # Only a UI address someone told us (or the local dev server's) makes a link that works.
+    ui_url = TEMPORAL_UI_URL
+    local = client.service_client.config.target_host == DEFAULT_TEMPORAL_ADDRESS
+    if ui_url is None and local:
+        ui_url = "http://localhost:8233"
+    if ui_url:
+        print(f"Web UI: {ui_url}/namespaces/{client.namespace}/workflows/{workflow_id}")
     print("Waiting for the result (a worker must be running: python run_worker.py)...", flush=True)
 
-    lost_contact = False
-    while True:
-        try:
-            result = await handle.result()
-            break
-        except WorkflowFailureError as err:
-            print(f"Transfer failed: {_failure_text(err.cause)}")
-            return 1
-        except RPCError as err:
-            # The service is unreachable (e.g. the network-partition
-            # experiment). The transfer is safe in Temporal; just ask again.
-            if not lost_contact:
-                print(f"Lost contact with Temporal ({err.message}); still waiting...", flush=True)
-                lost_contact = True
-            await asyncio.sleep(2)
+    watchdog = asyncio.create_task(_report_silences(client))
+    try:
+        while True:
+            try:
+                result = await handle.result()
+                break
+            except WorkflowFailureError as err:
+                print(f"Transfer failed: {_failure_text(err.cause)}")
+                return 1
+            except RPCError:
+                # The wait itself broke off (the server went away and came
+                # back, for instance). The transfer is safe in Temporal, and
+                # the watchdog above tells the user what is going on: ask again.
+                await asyncio.sleep(1)
+    finally:
+        watchdog.cancel()
     print(f"Result: {result}")
     return 0
 

@@ -7,7 +7,9 @@ a workflow would make its replay depend on the machine it runs on).
 """
 
 import getpass
+import hashlib
 import os
+from pathlib import Path
 from dataclasses import dataclass
 
 # The worker polls this queue and the starter puts work on it. Both sides
@@ -18,12 +20,53 @@ MONEY_TRANSFER_TASK_QUEUE_NAME = (
     os.environ.get("TRANSFER_TASK_QUEUE") or DEFAULT_TASK_QUEUE_NAME
 )
 
-# Where the Temporal service is and how to link to its Web UI.
-TEMPORAL_ADDRESS = os.environ.get("TEMPORAL_ADDRESS") or "localhost:7233"
-TEMPORAL_NAMESPACE = os.environ.get("TEMPORAL_NAMESPACE") or "default"
-TEMPORAL_UI_URL = (os.environ.get("TEMPORAL_UI_URL") or "http://localhost:8233").rstrip(
-    "/"
-)
+# Where the Temporal service is and how to talk to it, read the way every
+# Temporal tool reads it (the `temporal` CLI, the SDKs, the grader): the
+# profile of temporal.toml named by TEMPORAL_PROFILE (file: TEMPORAL_CONFIG_FILE,
+# else the standard one), then TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+# TEMPORAL_API_KEY and TEMPORAL_TLS_* on top. With none of them set it is the
+# local dev server, so nothing changes for the exercises; set them, and the
+# same code runs against a secured server or Temporal Cloud.
+DEFAULT_TEMPORAL_ADDRESS = "localhost:7233"
+
+
+def temporal_connect_config() -> dict:
+    """Keyword arguments for Client.connect: address, namespace, TLS, API key."""
+    # Imported here, not at the top: the workflow sandbox passes this module
+    # through, and workflow code must never read files or the environment.
+    from temporalio.envconfig import ClientConfig
+
+    config = dict(ClientConfig.load_client_connect_config())
+    config.setdefault("target_host", DEFAULT_TEMPORAL_ADDRESS)
+    config.setdefault("namespace", "default")
+    return config
+
+
+async def connect_to_temporal():
+    """A connected Client, or None after printing why there is none."""
+    from temporalio.client import Client
+
+    try:
+        config = temporal_connect_config()
+    except Exception as err:  # a missing profile, an unreadable temporal.toml
+        print(f"Cannot read the Temporal connection settings: {err}", flush=True)
+        return None
+    address = config["target_host"]
+    try:
+        return await Client.connect(**config)
+    except Exception as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        print(
+            f"Could not reach Temporal at {address} ({reason}). Start it with "
+            "`grader server`, or point TEMPORAL_ADDRESS / TEMPORAL_PROFILE at yours.",
+            flush=True,
+        )
+        return None
+
+
+# Base of the Web UI links the starter prints. Only the local dev server's UI
+# address is known without being told; elsewhere set TEMPORAL_UI_URL.
+TEMPORAL_UI_URL = (os.environ.get("TEMPORAL_UI_URL") or "").rstrip("/") or None
 
 
 def _default_learner_id() -> str:
@@ -76,3 +119,25 @@ class PaymentDetails:
     target_account: str
     amount: int
     reference_id: str
+
+
+# Variables that change what the worker does without a code edit. They are
+# part of the code fingerprint below, so breaking or fixing the deposit with
+# BANK_FAULT counts as a change of code, just like editing activities.py.
+FINGERPRINTED_VARIABLES = ("BANK_FAULT", "TRANSFER_MAX_ATTEMPTS")
+
+
+def code_fingerprint() -> str:
+    """A short hash of this app's .py files and fault-hook settings.
+
+    The worker passes it to Temporal as its build id, and the server stamps it
+    on every task that worker runs. So the history proves which code ran each
+    step: after a live fix, the deposit's successful attempt carries a
+    different fingerprint from the buggy worker's.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).resolve().parent.glob("*.py")):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name in FINGERPRINTED_VARIABLES:
+        digest.update(f"{name}={os.environ.get(name, '')}\0".encode())
+    return "failure-lab-" + digest.hexdigest()[:12]

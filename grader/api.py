@@ -1,7 +1,7 @@
 """One call from a source to a graded report: what the CLI and ``grader simulate`` use.
 
     report = check_files([Path("histories/")])
-    report = await check_live("localhost:7233", learner="alice")
+    report = await check_live(ConnectionSettings(profile="staging"), learner="alice")
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Sequence
 
 from grader import defaults
+from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
 from grader.history import History
 from grader.report import Report, grade
@@ -37,16 +38,23 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
     return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
 
 
-async def check_live(address: str = defaults.DEFAULT_ADDRESS, namespace: str = defaults.DEFAULT_NAMESPACE,
+async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None) -> Report:
-    """Grade histories read live from a server."""
+    """Grade histories read live from a server (``connection``: settings, a target or an address)."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
-    loaded = await read_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
+    loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
     return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+
+
+def nothing_found_message(address: str, namespace: str, learner: str | None) -> str:
+    """The one line said when a server holds no MoneyTransfer workflow to grade."""
+    whose = f" for learner {learner}" if learner else ""
+    advice = "start one with python run_workflow.py" + (", or check --learner" if learner else "")
+    return f"no {defaults.WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
 
 
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
@@ -64,6 +72,7 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     experiments = []
+    graded = []
     for run in runs:
         spec = rubric.experiment(run.experiment)
         if spec is None:
@@ -76,7 +85,9 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
             continue
         history = history_from_document(run.history, source=f"simulate {run.experiment}",
                                         workflow_id=run.workflow_id)
-        report = grade_experiment(spec, build_evidence(history))
+        evidence = build_evidence(history)
+        report = grade_experiment(spec, evidence)
         report.candidates = 1
         experiments.append(report)
-    return assemble(experiments, rubric, sources=["grader simulate"])
+        graded.append(evidence)
+    return assemble(experiments, rubric, sources=["grader simulate"], runs=graded)

@@ -25,6 +25,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from grader import defaults
+from grader.connect import Target, as_target, isolated_environment
 from grader.errors import AppError
 from grader.processes import spawn, stop_process, tail
 
@@ -75,6 +76,9 @@ class AppSettings:
     max_attempts: int | None = None
     #: Further hook variables some scenarios use, e.g. (("TRANSFER_PAUSE_SECONDS", "3"),).
     extra_env: tuple[tuple[str, str], ...] = ()
+    #: The full connection (TLS, API key) when the server needs more than an address; it wins over
+    #: ``address`` and ``namespace``.
+    target: Target | None = None
 
     def hooks(self) -> dict[str, str]:
         """The app's fault and speed hooks that this worker gets (unset ones left out)."""
@@ -83,11 +87,15 @@ class AppSettings:
         return {k: str(v) for k, v in found.items() if v not in (None, "")}
 
     def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment a worker of the app runs with."""
-        env = dict(os.environ if base is None else base)
+        """The environment a worker of the app runs with.
+
+        Its connection is spelled out in ``TEMPORAL_*`` variables and nothing
+        else: a ``TEMPORAL_PROFILE`` or ``temporal.toml`` of the caller's must not
+        send the worker to another server than the one it is graded on.
+        """
+        target = self.target or as_target(self.address, self.namespace)
+        env = isolated_environment(os.environ if base is None else base, target)
         env.update(
-            TEMPORAL_ADDRESS=self.address,
-            TEMPORAL_NAMESPACE=self.namespace,
             TRANSFER_TASK_QUEUE=self.task_queue,
             BANK_FAULT="",  # a fault set in the caller's shell must not leak into a clean worker
             PYTHONUNBUFFERED="1",

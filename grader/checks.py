@@ -42,6 +42,17 @@ class CheckResult:
     score: float = 0.0
     max_score: float = 0.0
     required: bool = True
+    #: How strongly the history proves what a passing check claims: "proven"
+    #: (no other cause could leave these events), "consistent" (it fits, but
+    #: something else could explain it), or "" where the check does not grade it.
+    strength: str = ""
+    #: False when the check passed only because what it looks for did not apply
+    #: to this run (its message then starts with "not needed:").
+    applies: bool = True
+
+
+#: Values of :attr:`CheckResult.strength`.
+PROVEN, CONSISTENT = "proven", "consistent"
 
 
 @dataclass(frozen=True)
@@ -397,9 +408,7 @@ def fix_by_restart(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                            hint="the retry policy gave up before the fix: keep retrying (no attempt "
                                 "limit) while you fix the code", evidence=[activity_ev(dep)])
     if dep.finished_by and dep.scheduled_by and dep.finished_by != dep.scheduled_by:
-        return CheckResult(cid, PASS, f"the deposit completed on {dep.finished_by}, a different worker "
-                                      f"from {dep.scheduled_by} that scheduled it",
-                           evidence=[activity_ev(dep)])
+        return _fix_deployed(cid, dep)
     if run.identity_looks_fixed:
         return CheckResult(cid, FAIL, f"the worker identity {dep.finished_by} is fixed, so the restart "
                                       "that deployed the fix cannot be seen",
@@ -409,6 +418,32 @@ def fix_by_restart(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                                   "the same worker that scheduled it: the worker was never restarted",
                        hint="a worker only loads new code when it starts: stop it, fix the code, start it",
                        evidence=[activity_ev(dep)])
+
+
+def _fix_deployed(cid: str, dep: ActivityEvidence) -> CheckResult:
+    """A new worker finished the deposit: did its code differ from the buggy worker's?
+
+    This project's workers stamp a fingerprint of their code as the build id
+    (``failure-lab-<hex>``), which the server records on the task that
+    scheduled the deposit and on the deposit's final attempt. Other apps
+    record the SDK's automatic build id, which does not change when only an
+    activity's body changes, so it can neither prove nor disprove a fix.
+    """
+    moved = f"the deposit completed on {dep.finished_by}, a different worker from {dep.scheduled_by} " \
+            "that scheduled it"
+    before, after = dep.scheduled_build_id, dep.started_build_id
+    ours = all(b and b.startswith(defaults.FINGERPRINT_PREFIX) for b in (before, after))
+    if ours and before != after:
+        return CheckResult(cid, PASS, f"{moved}, running changed code ({before} -> {after})",
+                           evidence=[activity_ev(dep)], strength=PROVEN)
+    if ours:
+        return CheckResult(cid, PASS, f"{moved}, but with the same code ({after}): the restart itself "
+                                      "deployed no change",
+                           hint="the code fingerprint did not change: fix the deposit line and save the file "
+                                "before you restart the worker",
+                           evidence=[activity_ev(dep)], strength=CONSISTENT)
+    return CheckResult(cid, PASS, f"{moved} (the history's build ids cannot show whether the code changed)",
+                       evidence=[activity_ev(dep)], strength=CONSISTENT)
 
 
 @check("live-fix.withdraw-once", "The withdrawal was not repeated")
@@ -563,8 +598,9 @@ def comp_retry_limit(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult
     limit = dep.maximum_attempts
     shown = f"maximum_attempts {limit or 'unlimited'}"
     if dep.retry_state == "NON_RETRYABLE_FAILURE":
-        return CheckResult(cid, PASS, f"the error was non-retryable, so no limit was needed ({shown})",
-                           evidence=[activity_ev(dep)])
+        return CheckResult(cid, PASS, f"not needed: the deposit's error was non-retryable, so it gave up "
+                                      f"without retries whatever the limit ({shown})",
+                           evidence=[activity_ev(dep)], applies=False)
     if limit in allowed:
         return CheckResult(cid, PASS, f"the deposit was scheduled with {shown}", evidence=[activity_ev(dep)])
     return CheckResult(cid, FAIL, f"the deposit was scheduled with {shown}; the challenge asks for "

@@ -4,7 +4,6 @@ The CLI takes its option defaults from here, and so do the library functions,
 so a default address or namespace can never drift between the two.
 """
 
-import os
 from pathlib import Path
 
 #: Where a Temporal server is looked for when nothing else is said.
@@ -14,6 +13,8 @@ DEFAULT_NAMESPACE = "default"
 #: gRPC port of the embedded server; its Web UI listens 1000 higher.
 DEFAULT_PORT = 7233
 UI_PORT_OFFSET = 1000
+#: Seconds any single call to a server may take before it counts as not answering.
+RPC_TIMEOUT = 10.0
 
 #: Names shared with Temporal's official money-transfer tutorial app, so
 #: histories made with that app grade the same as ours.
@@ -22,6 +23,10 @@ TASK_QUEUE = "TRANSFER_MONEY_TASK_QUEUE"
 ACTIVITY_WITHDRAW = "withdraw"
 ACTIVITY_DEPOSIT = "deposit"
 ACTIVITY_REFUND = "refund"
+
+#: Prefix of the build id this project's workers record: a fingerprint of the
+#: code they run (see ``code_fingerprint`` in the apps' shared.py).
+FINGERPRINT_PREFIX = "failure-lab-"
 
 #: The experiments, in the tutorial's order, with their titles. Their ids are
 #: public: rubrics, `--experiment` and the JSON report use them.
@@ -35,25 +40,6 @@ EXPERIMENTS: dict[str, str] = {
 #: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
 BATCH_CONCURRENCY = 32
 BATCH_LIMIT = 20
-
-
-def env_address() -> str:
-    """The server address from TEMPORAL_ADDRESS, or the default."""
-    return os.environ.get("TEMPORAL_ADDRESS") or DEFAULT_ADDRESS
-
-
-def env_namespace() -> str:
-    """The namespace from TEMPORAL_NAMESPACE, or the default."""
-    return os.environ.get("TEMPORAL_NAMESPACE") or DEFAULT_NAMESPACE
-
-
-def ui_url_for(address: str) -> str:
-    """Guess the Web UI base URL for a dev server at ``address`` (gRPC port + 1000)."""
-    host, _, port = address.rpartition(":")
-    try:
-        return f"http://{host or 'localhost'}:{int(port) + UI_PORT_OFFSET}"
-    except ValueError:
-        return f"http://{address}"
 
 
 def repo_root() -> Path:

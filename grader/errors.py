@@ -16,6 +16,8 @@ class GraderError(Exception):
     """Base of every error the grader reports as a plain message."""
 
     exit_code = EXIT_BAD_INPUT
+    #: What the one-line message starts with after ``grader: ``.
+    label = "error: "
 
 
 class BadInputError(GraderError):
@@ -50,6 +52,13 @@ class EnvironmentProblem(GraderError):
 
 class PortInUseError(EnvironmentProblem):
     """A port the embedded server needs is already taken."""
+
+
+class NothingToGradeError(GraderError):
+    """No workflow matched: the learner has nothing to show yet (a grade of nothing, exit 1)."""
+
+    exit_code = EXIT_FAILED
+    label = ""
 
 
 class SimulationError(GraderError):

@@ -82,6 +82,13 @@ def strip_prefix(value: Any, prefix: str) -> str:
     return value[len(prefix):] if value.startswith(prefix) else value
 
 
+def build_id_of(attrs: dict[str, Any]) -> str | None:
+    """The worker build id a task event records (``workerVersion.buildId``), or None."""
+    version = attrs.get("workerVersion")
+    build_id = version.get("buildId") if isinstance(version, dict) else None
+    return build_id if isinstance(build_id, str) and build_id else None
+
+
 def is_worker_identity(identity: Any) -> bool:
     """True for a worker process's identity, False for a client, the CLI or the server itself."""
     return isinstance(identity, str) and bool(identity) and not identity.startswith(NON_WORKER_PREFIXES)
@@ -221,6 +228,11 @@ class ActivityEvidence:
     last_failure: FailureInfo | None = None
     #: Worker identity that ran the final attempt.
     started_by: str | None = None
+    #: Build id of the worker whose workflow task scheduled the activity
+    #: (``workerVersion.buildId`` of that WorkflowTaskCompleted), if recorded.
+    scheduled_build_id: str | None = None
+    #: Build id of the worker that ran the final attempt, if recorded.
+    started_build_id: str | None = None
     #: "completed", "failed", "timed_out", "canceled" or "pending".
     outcome: str = "pending"
     closed_event_id: int | None = None
@@ -388,6 +400,9 @@ class RunEvidence:
     event_count: int
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: Event id -> its time, for events whose time is readable: what a picture
+    #: of the run needs to place handovers, silences and marks (grader.runview).
+    event_times: dict[int, datetime] = field(default_factory=dict, repr=False, compare=False)
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -447,6 +462,7 @@ def build_evidence(history: History) -> RunEvidence:
     payloads: dict[str, Any] = {}
     workers: dict[str, WorkerEvidence] = {}
     task_identity: dict[int, str] = {}  # WorkflowTaskCompleted event id -> identity
+    task_build_id: dict[int, str] = {}  # WorkflowTaskCompleted event id -> worker build id
     worker_sequence: list[tuple[int, str]] = []
     lost: list[EventRef] = []
     resets: list[EventRef] = []
@@ -459,6 +475,7 @@ def build_evidence(history: History) -> RunEvidence:
 
     fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
+    times: dict[int, datetime] = {}
     for event in events:
         etype, attrs = event.type, event.attrs
 
@@ -467,6 +484,7 @@ def build_evidence(history: History) -> RunEvidence:
         except ValueError:
             when = None
         if when is not None:
+            times[event.id] = when
             if previous_time is not None:
                 gap = when - previous_time
                 if widest is None or gap > widest[0]:
@@ -493,6 +511,9 @@ def build_evidence(history: History) -> RunEvidence:
                 if owner in workers and name not in workers[owner].sticky_queues:
                     workers[owner].sticky_queues.append(name)
         elif etype == "WorkflowTaskCompleted":
+            build_id = build_id_of(attrs)
+            if build_id:
+                task_build_id[event.id] = build_id
             if identity:
                 task_identity[event.id] = identity
                 if identity in workers:
@@ -504,12 +525,14 @@ def build_evidence(history: History) -> RunEvidence:
             if cause == "RESET_WORKFLOW":
                 resets.append(EventRef(event.id, etype, attrs.get("identity") or ""))
         elif etype == "ActivityTaskScheduled":
+            completed_by = as_int(attrs.get("workflowTaskCompletedEventId"))
             activities[event.id] = ActivityEvidence(
                 activity_type=(attrs.get("activityType") or {}).get("name", ""),
                 activity_id=str(attrs.get("activityId", "")),
                 scheduled_event_id=event.id,
                 scheduled_time=event.time,
-                scheduled_by=task_identity.get(as_int(attrs.get("workflowTaskCompletedEventId"))),
+                scheduled_by=task_identity.get(completed_by),
+                scheduled_build_id=task_build_id.get(completed_by),
                 scheduled_attrs=attrs,
                 payload_cache=payloads,
             )
@@ -522,6 +545,7 @@ def build_evidence(history: History) -> RunEvidence:
                 activity.attempt = as_int(attrs.get("attempt"), 1)
                 activity.last_failure = classify_failure(attrs.get("lastFailure"))
                 activity.started_by = identity
+                activity.started_build_id = build_id_of(attrs)
                 if identity in workers:
                     workers[identity].activities.append((activity.activity_type, activity.attempt))
         elif etype in _ACTIVITY_CLOSE:
@@ -578,6 +602,7 @@ def build_evidence(history: History) -> RunEvidence:
         ui_link=history.ui_link,
         event_count=len(events),
         payload_cache=payloads,
+        event_times=times,
     )
 
 

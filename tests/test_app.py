@@ -90,13 +90,19 @@ async def test_transfer_completes_with_worker_started_like_a_learner(client, fas
 async def test_run_workflow_script_prints_id_link_and_result(client, fast_settings, workers, solution_dir):
     await running_worker(client, solution_dir, fast_settings, workers)
     env = fast_settings.environment()
-    env["LEARNER_ID"] = "ada"
+    env.update(LEARNER_ID="ada", TEMPORAL_UI_URL="http://127.0.0.1:18233/")
     proc = subprocess.run([sys.executable, "run_workflow.py"], cwd=solution_dir, env=env,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "ada-transfer-" in proc.stdout
-    assert "/namespaces/default/workflows/ada-transfer-" in proc.stdout
+    assert "Web UI: http://127.0.0.1:18233/namespaces/default/workflows/ada-transfer-" in proc.stdout
     assert "Transfer complete" in proc.stdout
+    # On a server whose UI nobody named (not the local default), no guessed link.
+    del env["TEMPORAL_UI_URL"]
+    proc = subprocess.run([sys.executable, "run_workflow.py"], cwd=solution_dir, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "Web UI:" not in proc.stdout and "Transfer complete" in proc.stdout
 
 
 async def test_sigkill_during_deposit_then_new_worker_completes(client, fast_settings, workers, solution_dir):

@@ -26,7 +26,7 @@ def _other_workflow_type() -> str:
 
 
 BAD = {
-    "not-json.json": ("this is not json", "not valid JSON"),
+    "not-json.json": ("this is not json", "not a JSON file"),
     "empty-object.json": ("{}", 'no "events" list'),
     "junk-event.json": ('{"events":[{"foo":1}]}', "no valid eventType"),
     "empty.json": ("", "the file is empty"),
@@ -100,3 +100,29 @@ def test_no_server_is_exit_3():
     result = CliRunner().invoke(cli, ["check", "--address", f"localhost:{free_port()}"])
     assert result.exit_code == EXIT_NO_SERVER
     assert "grader server" in result.stderr and "Traceback" not in result.output
+
+
+# --- nothing to grade: one line, no table -----------------------------------
+
+
+def test_a_missing_history_prints_only_its_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "--history", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.strip().splitlines() == [
+        f"grader: error: {tmp_path / 'missing.json'}: cannot read it (No such file or directory)"]
+
+
+@pytest.mark.parametrize("content, says", [
+    ("[build-system]\nrequires = []\n", "not a JSON file (it starts with '[build-syste')"),
+    ("# Notes\n", "not a JSON file (it starts with '# Notes')"),
+    ('{"events": [{"eventId": "1"', "the JSON stops before it is complete; the file may be truncated: export it again"),
+    ('{"events": [}', "not valid JSON"),
+])
+def test_the_advice_fits_the_kind_of_bad_file(tmp_path: Path, content: str, says: str) -> None:
+    path = tmp_path / "h.json"
+    path.write_text(content)
+    result = CliRunner().invoke(cli, ["check", "--history", str(path)])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert says in result.stderr
+    assert ("export it again" in result.stderr) == ("truncated" in says)

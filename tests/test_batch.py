@@ -166,7 +166,7 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
 @pytest.mark.slow
 async def test_live_class_without_roster_finds_every_learner_id(klass, tmp_path: Path):
     names = klass["names"]
-    result = await batch_live(tmp_path / "out", address=klass["address"])
+    result = await batch_live(tmp_path / "out", klass["address"])
     rows = _rows(tmp_path / "out")
     mine = {names[k] for k in ("ada", "adam", "pat", "carol", "dave")}
     assert mine <= set(rows)
@@ -179,7 +179,7 @@ async def test_live_class_without_roster_finds_every_learner_id(klass, tmp_path:
 async def test_regrade_diff_after_a_learner_fixes_a_run(klass, tmp_path: Path):
     names = klass["names"]
     roster = _roster(tmp_path / "roster.csv", names)
-    first = await batch_live(tmp_path / "first", address=klass["address"], roster=roster)
+    first = await batch_live(tmp_path / "first", klass["address"], roster=roster)
     assert first.changes is None
     fixed = await _transfer(klass["client"], names["dave"], klass["workers"].broken.task_queue)
     await _visible(klass["client"], {fixed.id})
@@ -250,7 +250,7 @@ async def test_server_restart_mid_batch_loses_no_learner(solution_dir, tmp_path:
                 server.process.send_signal(signal.SIGKILL)
                 threading.Thread(target=restart, daemon=True).start()
 
-        result = await batch_live(tmp_path / "out", address=server.address, concurrency=2,
+        result = await batch_live(tmp_path / "out", server.address, concurrency=2,
                                   retry_seconds=90, on_result=on_result, client=client)
         assert restarted, "the server was never restarted"
         rows = _rows(tmp_path / "out")
@@ -451,7 +451,7 @@ async def test_a_server_gone_for_good_leaves_learners_not_gradable(solution_dir,
             if result.learner == "g2":
                 server.process.send_signal(signal.SIGKILL)
 
-        result = await batch_live(tmp_path / "out", address=server.address, concurrency=1, retry_seconds=1,
+        result = await batch_live(tmp_path / "out", server.address, concurrency=1, retry_seconds=1,
                                   on_result=on_result, client=client)
     finally:
         server.stop()

@@ -67,7 +67,8 @@ async def test_live_sdk_json_and_cli_json_grade_the_same(dev_server, finished_tr
     assert _without_sources(from_cli.to_dict()) == _without_sources(from_sdk.to_dict())
     exp = live.experiments[0]
     assert exp.workflow.workflow_id == handle.id
-    assert exp.workflow.ui_link.endswith(f"/namespaces/default/workflows/{handle.id}/{exp.workflow.run_id}/history")
+    # The session server runs without a Web UI and nobody named one: no link rather than a guessed one.
+    assert exp.workflow.ui_link is None
     assert from_sdk.experiments[0].workflow.workflow_id == handle.id
 
 
@@ -101,6 +102,15 @@ async def test_learner_prefix_narrows_the_live_listing(dev_server, finished_tran
     assert "no MoneyTransfer workflow" in nobody.experiments[0].note
 
 
+async def test_no_workflow_for_a_learner_is_one_line_and_exit_1(dev_server):
+    learner = f"nobody{uuid.uuid4().hex[:8]}"
+    result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", learner])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"grader: no MoneyTransfer workflows for learner {learner} at {dev_server.address} (namespace default): "
+        "start one with python run_workflow.py, or check --learner"]
+
+
 async def test_json_format_prints_only_the_document(dev_server, finished_transfer):
     result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id",
                                       finished_transfer.id, "--format", "json", "--experiment", "crash-recovery"])
@@ -113,7 +123,7 @@ async def test_json_format_prints_only_the_document(dev_server, finished_transfe
 
 async def test_unknown_workflow_id_is_bad_input(dev_server):
     result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id", "no-such-id"])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and result.stdout == ""  # the error line alone, no table of zeros
     assert "workflow 'no-such-id': not found in namespace 'default'" in result.stderr
 
 

@@ -72,6 +72,15 @@ async def test_live_fix_history_keeps_the_bug(runs: dict[str, ExperimentRun]) ->
     assert deposit.identity != withdraw.identity and ev.status(h) == "COMPLETED"
 
 
+async def test_live_fix_made_with_this_app_is_proven(runs: dict[str, ExperimentRun]) -> None:
+    """The faulty and the fixed worker run different code, and their build ids say so."""
+    from grader.api import grade_simulation
+
+    report = grade_simulation([runs["live-fix"]])
+    fixed = next(c for c in report.experiments[0].checks if c.id == "live-fix.fixed-by-restart")
+    assert (fixed.status, fixed.strength) == ("pass", "proven")
+
+
 async def test_compensation_history_refunds_after_the_failed_deposit(runs: dict[str, ExperimentRun]) -> None:
     h = runs["compensation"].history
     deposit, refund = ev.last(h, "deposit"), ev.last(h, "refund")

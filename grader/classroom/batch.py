@@ -25,6 +25,7 @@ from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_r
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
 from grader.classroom.submissions import Submission, find_submissions, is_submission_name, read_members
+from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import RunEvidence, build_evidence
 from grader.history import load_json_text
@@ -211,22 +212,23 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
 
 async def batch_live(
     out_dir: Path,
+    connection: ConnectionSettings | Target | str | None = None,
+    namespace: str | None = None,
     *,
-    address: str = defaults.DEFAULT_ADDRESS,
-    namespace: str = defaults.DEFAULT_NAMESPACE,
     roster: Path | None = None,
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
     limit: int = DEFAULT_LIMIT,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
-    ui_url: str | None = None,
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
+    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    plain string is an address).
     Learners are the roster's, or without one every learner id that owns a
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
@@ -240,15 +242,16 @@ async def batch_live(
         rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what))
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
-    client = client or await _connect(address, namespace)
-    ui_url = ui_url or defaults.ui_url_for(address)
+    target = as_target(connection, namespace)
+    address, namespace = target.address, target.namespace
+    client = client or await connect(target)
     retrier = Retrier(retry_seconds)
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, learners=wanted, limit=limit)
-    except RPCError as err:
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+    except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
-                                     f"{namespace!r} ({err.message}), even after retrying") from err
+                                     f"{namespace!r} ({err}), even after retrying") from err
     not_on_roster: list[str] = []
     if class_roster is not None:
         plan = [(i, name, cells, runs.get(name, []))
@@ -265,20 +268,14 @@ async def batch_live(
         collect = _Collector(book, rubric, progress)
         emit = collect if on_result is None else (lambda r: (collect(r), on_result(r)))
         progress.start(len(plan))
-        await _grade_live(plan, client=client, address=address, ui_url=ui_url, rubric=rubric,
+        await _grade_live(plan, client=client, target=target, rubric=rubric,
                           concurrency=concurrency, retrier=retrier, emit=emit)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=[],
                        retried=retrier.retried)
 
 
-async def _connect(address: str, namespace: str) -> Client:
-    from grader.connect import connect
-
-    return await connect(address, namespace)
-
-
-async def _grade_live(plan: list, *, client: Client, address: str, ui_url: str, rubric: Rubric,
+async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric,
                       concurrency: int, retrier: Retrier, emit: Callable[[LearnerResult], None]) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
     from grader.sources import fetch_run
@@ -290,8 +287,7 @@ async def _grade_live(plan: list, *, client: Client, address: str, ui_url: str, 
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, address=address,
-                                                        ui_url=ui_url))
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
@@ -301,13 +297,14 @@ async def _grade_live(plan: list, *, client: Client, address: str, ui_url: str, 
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         evidence, errors, unreachable = [], [], False
         for (workflow_id, _), item in zip(targets, fetched):
-            if isinstance(item, RPCError):
+            if isinstance(item, (RPCError, ServerUnavailableError)):
                 unreachable = True
-                if item.status == RPCStatusCode.NOT_FOUND:
+                if isinstance(item, RPCError) and item.status == RPCStatusCode.NOT_FOUND:
                     result.problems.append(f"workflow {workflow_id}: listed, but the server no longer has it")
                 else:
+                    why = item.message if isinstance(item, RPCError) else str(item)
                     result.problems.append(f"workflow {workflow_id}: the server did not return it "
-                                           f"({item.message}), even after retrying")
+                                           f"({why}), even after retrying")
             elif isinstance(item, HistoryError):
                 errors.append(str(item))
             elif isinstance(item, BaseException):
@@ -321,7 +318,7 @@ async def _grade_live(plan: list, *, client: Client, address: str, ui_url: str, 
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
-            result.report = grade_runs(evidence, rubric, sources=[f"server {address}/{client.namespace}"],
+            result.report = grade_runs(evidence, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors)
         return result
 

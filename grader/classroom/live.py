@@ -20,6 +20,8 @@ from typing import Awaitable, Callable, TypeVar
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from grader.connect import ServerTimeoutError, Target, rpc_deadline
+from grader.errors import ServerUnavailableError
 from grader.learner import learner_of
 from grader.sources import visibility_query
 
@@ -34,6 +36,20 @@ TRANSIENT = frozenset({
 DEFAULT_RETRY_SECONDS = 30.0
 
 
+def is_transient(err: BaseException) -> bool:
+    """True for a failure that may pass: the server restarting, overloaded, slow, or a dropped connection.
+
+    :func:`grader.connect.answered` turns a gone or silent server into
+    :class:`ServerUnavailableError`; its cause says which. Refused
+    credentials and unknown workflows are not transient.
+    """
+    if isinstance(err, ServerTimeoutError):
+        return True
+    if isinstance(err, ServerUnavailableError):
+        err = err.__cause__
+    return isinstance(err, RPCError) and err.status in TRANSIENT
+
+
 class Retrier:
     """Retries transient RPC errors with a doubling backoff, within one budget shared by all reads."""
 
@@ -46,10 +62,10 @@ class Retrier:
         self.down_since: float | None = None
         #: How many reads were retried at least once (for the summary).
         self.retried = 0
-        self._last_error: RPCError | None = None
+        self._last_error: BaseException | None = None
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
-        """Await ``make()``; on a transient RPCError wait and call it again, until the budget is spent."""
+        """Await ``make()``; on a transient failure wait and call it again, until the budget is spent."""
         delay = self.first
         counted = False
         while True:
@@ -59,8 +75,8 @@ class Retrier:
                 raise self._last_error
             try:
                 result = await make()
-            except RPCError as err:
-                if err.status not in TRANSIENT:
+            except (RPCError, ServerUnavailableError) as err:
+                if not is_transient(err):
                     raise
                 now = time.monotonic()
                 if self.down_since is None:
@@ -84,8 +100,8 @@ class Retrier:
                 and time.monotonic() - self.down_since >= self.budget)
 
 
-async def list_learner_runs(client: Client, retrier: Retrier, *, learners: set[str] | None = None,
-                            limit: int = 20) -> dict[str, list[tuple[str, str]]]:
+async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
+                            learners: set[str] | None = None, limit: int = 20) -> dict[str, list[tuple[str, str]]]:
     """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
 
     Only workflow ids that start with a valid learner id and ``-`` count;
@@ -93,7 +109,9 @@ async def list_learner_runs(client: Client, retrier: Retrier, *, learners: set[s
     """
     async def listing() -> dict[str, list]:
         found: dict[str, list] = defaultdict(list)
-        async for execution in client.list_workflows(visibility_query(None), page_size=1000):
+        # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
+        async for execution in client.list_workflows(visibility_query(None), page_size=1000,
+                                                     rpc_timeout=rpc_deadline(target)):
             owner = learner_of(execution.id)
             if owner is None or (learners is not None and owner not in learners):
                 continue

@@ -23,7 +23,7 @@ class GraderGroup(click.Group):
         try:
             return super().invoke(ctx)
         except GraderError as err:
-            click.echo(f"grader: error: {err}", err=True)
+            click.echo(f"grader: {err.label}{err}", err=True)
             sys.exit(err.exit_code)
         except KeyboardInterrupt:
             click.echo("grader: interrupted", err=True)

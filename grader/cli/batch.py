@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options, output_options, rubric_option
 from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
+
+if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
+    from grader.connect import ConnectionSettings
 
 
 @click.command("batch")
@@ -31,7 +35,7 @@ from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
 @rubric_option
 @output_options
 def command(roster: Path | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, quiet: bool, address: str, namespace: str, rubric: str,
+            concurrency: int, limit: int, quiet: bool, connection: ConnectionSettings, rubric: str,
             output_format: str) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -66,7 +70,7 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              progress=progress)
     else:
-        result = run_sync(batch_live(out_dir, address=address, namespace=namespace, roster=roster,
+        result = run_sync(batch_live(out_dir, connection.resolve(), roster=roster,
                                      previous=previous, rubric=rubric, concurrency=concurrency, limit=limit,
                                      progress=progress))
     click.echo(render_summary(result, output_format), nl=False)

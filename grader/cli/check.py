@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from grader.cli.options import connection_options, emit_report, grading_options, output_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
@@ -20,12 +25,20 @@ from grader.cli.options import connection_options, emit_report, grading_options,
               help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
-@click.option("--ui-url", metavar="URL", help="Web UI base for links  [default: address port + 1000]")
+@click.option("--watch", is_flag=True,
+              help="Grade again every --interval seconds, show the table when it changes, and exit 0 as "
+                   "soon as every experiment asked for passes (Ctrl+C stops).")
+@click.option("--interval", type=click.FloatRange(0.2, 3600), default=2.0, show_default=True, metavar="SECONDS",
+              help="With --watch: seconds between two reads.")
+@click.option("--open", "open_page", is_flag=True,
+              help="Also write the report as one HTML page (a picture of each run) to a temporary file and "
+                   "open it in a browser, or say where it is when there is none.")
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None,
-          all_learners: bool, limit: int, ui_url: str | None, address: str, namespace: str, experiments: tuple[str, ...], rubric: str,
+          all_learners: bool, limit: int, watch: bool, interval: float, open_page: bool,
+          connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
           output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
@@ -40,10 +53,18 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     stderr line says which.
 
     \b
+    --format html gives one self-contained page with a picture of each run;
+    --open writes it to a temporary file and opens it. --watch grades again
+    every --interval seconds until the experiments pass.
+
+    \b
     Exit codes: 0 every graded experiment passed; 1 some failed or are still
-    running; 2 bad input (a history file, the rubric, an option); 3 no server.
+    running; 2 bad input (a history file, the rubric, an option, an address);
+    3 no server, or it did not answer within --rpc-timeout, or TLS failed;
+    130 interrupted (Ctrl+C).
     """
     from grader import api
+    from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.server import run_sync
 
     if histories and (workflow_ids or learner or all_learners):
@@ -52,12 +73,26 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--learner and --all-learners exclude each other")
     if not histories and not workflow_ids:
         learner = _learner_to_grade(learner, all_learners)
+    if watch:
+        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+               output_format, open_page)
+        return
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
     else:
-        report = run_sync(api.check_live(address, namespace, workflow_ids=workflow_ids, learner=learner,
-                                         limit=limit, ui_url=ui_url, rubric=rubric,
-                                         experiments=experiments or None))
+        target = connection.resolve()
+        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                         rubric=rubric, experiments=experiments or None))
+    if report.graded_nothing:
+        # No table of zeros: say in one line per input what went wrong.
+        for error in report.errors:
+            click.echo(f"grader: error: {error}", err=True)
+        if report.errors:
+            raise SystemExit(EXIT_BAD_INPUT)
+        if not histories:
+            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+    if open_page:
+        open_in_browser(report)
     emit_report(report, output_format)
 
 
@@ -82,3 +117,63 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> str | None:
     learner = validate_learner_id(from_env, what="LEARNER_ID")
     click.echo(f"grader: grading learner {learner} from LEARNER_ID (workflows {learner}-...)", err=True)
     return learner
+
+
+def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,
+           open_page) -> None:
+    """--watch: the loop lives in grader.watch; Ctrl+C reaches the group as KeyboardInterrupt (exit 130)."""
+    import asyncio
+    import sys
+
+    from grader import watch
+
+    if output_format != "table" or open_page:
+        raise click.UsageError("--watch shows the table as it changes: leave out --format and --open")
+    if histories:
+        loop = watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                 interval=interval)
+    else:
+        loop = watch.watch_live(connection.resolve(), workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                rubric=rubric, experiments=experiments or None, interval=interval)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        # The usual case: this thread has no loop, so Ctrl+C cancels the watch at once.
+        asyncio.run(loop)
+    else:  # called from async code (a test, a notebook): run it on a thread of its own
+        from grader.server import run_sync
+
+        run_sync(loop)
+    sys.exit(0)
+
+
+def open_in_browser(report) -> Path:
+    """Write ``report`` as HTML to a temporary file and open it in a browser when there is one.
+
+    Says on stderr where the file is either way. On Linux without a display
+    (and no $BROWSER) no browser is tried: a text browser would take over the terminal.
+    """
+    import os
+    import sys
+    import tempfile
+    import webbrowser
+
+    from grader.formats import render
+
+    fd, name = tempfile.mkstemp(prefix="failure-lab-", suffix=".html")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(render(report, "html"))
+    path = Path(name)
+    graphical = (sys.platform != "linux" or os.environ.get("BROWSER") or os.environ.get("DISPLAY")
+                 or os.environ.get("WAYLAND_DISPLAY"))
+    opened = False
+    if graphical:
+        try:
+            opened = webbrowser.open(path.as_uri())
+        except webbrowser.Error:
+            opened = False
+    if opened:
+        click.echo(f"grader: opened the report in a browser: {path}", err=True)
+    else:
+        click.echo(f"grader: no browser to open here; the report is at {path}", err=True)
+    return path

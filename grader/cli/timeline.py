@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from grader import defaults
 from grader.cli.options import connection_options
+
+if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
+    from grader.connect import ConnectionSettings
+
 
 @click.command("timeline")
 @click.argument("workflow_id", required=False)
 @click.option("--history", "history_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Read the history from a file instead of the server.")
 @connection_options
-def command(workflow_id: str | None, history_file: Path | None, address: str, namespace: str) -> None:
+def command(workflow_id: str | None, history_file: Path | None, connection: ConnectionSettings) -> None:
     """Show one history as a short timeline: what the grader saw.
 
     Time since start, activity, attempt, worker and failure on each line, and
@@ -31,19 +34,19 @@ def command(workflow_id: str | None, history_file: Path | None, address: str, na
     if history_file is not None:
         history = load_history_file(history_file)
     else:
-        history = run_sync(_fetch_for_timeline(address, namespace, workflow_id))
+        history = run_sync(_fetch_for_timeline(connection, workflow_id))
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
 
 
-async def _fetch_for_timeline(address: str, namespace: str, workflow_id: str) -> Any:
+async def _fetch_for_timeline(connection: ConnectionSettings, workflow_id: str) -> Any:
     from grader.connect import connect
     from grader.errors import BadInputError
     from grader.history import History
     from grader.sources import fetch_one
 
-    client = await connect(address, namespace)
-    item = await fetch_one(client, workflow_id, None, address=address,
-                           ui_url=defaults.ui_url_for(address))
+    target = connection.resolve()
+    client = await connect(target)
+    item = await fetch_one(client, workflow_id, None, target=target)
     if not isinstance(item, History):
         raise BadInputError(item)
     return item

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 FORMATS: dict[str, str] = {
     "table": "grader.formats.table",
     "json": "grader.formats.json",
+    "html": "grader.formats.html",
 }
 
 

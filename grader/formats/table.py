@@ -15,12 +15,37 @@ def _points(score: float, max_score: float) -> str:
     return f"{fmt(score)}/{fmt(max_score)}"
 
 
+def _mark(chk) -> str:
+    """PASS/FAIL/... for a required check; for bonus evidence only whether it was seen."""
+    if not chk.applies:
+        return "N/A"
+    if chk.required or chk.status == "pass":
+        return _MARK[chk.status]
+    return "-"
+
+
+def _check_title(chk) -> str:
+    """The check's title; bonus checks say so, and whether their evidence was seen."""
+    if chk.required:
+        return chk.title
+    return f"{chk.title} (bonus evidence{'' if chk.status == 'pass' else ', not seen'})"
+
+
+def _check_points(chk) -> str:
+    """Points earned of possible; empty for bonus evidence that is worth no points."""
+    return _points(chk.score, chk.max_score) if chk.required or chk.max_score else ""
+
+
 def render(report: Report) -> str:
     """The default human report: per experiment, one row per check, with what to do under failures."""
     blocks: list[str] = []
     for exp in report.experiments:
         optional = "" if exp.required else " (optional)"
         head = f"{exp.title}{optional}: {_MARK[exp.status]}  {_points(exp.score, exp.max_score)}"
+        strengths = {c.strength for c in exp.checks if c.strength and c.status == "pass"}
+        if strengths and exp.status == "pass":
+            # The weakest claim wins: one merely consistent check makes the whole verdict so.
+            head += "  (evidence: consistent)" if "consistent" in strengths else "  (evidence: proven)"
         lines = [head]
         if exp.workflow:
             where = f"  workflow {exp.workflow.workflow_id} run {exp.workflow.run_id or '?'}"
@@ -33,14 +58,13 @@ def render(report: Report) -> str:
         rows, notes = [], []
         said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:
-            title = chk.title if chk.required else f"{chk.title} (bonus)"
-            mark = _MARK[chk.status] if chk.required or chk.status == "pass" else "-"
-            rows.append([mark, title, _points(chk.score, chk.max_score)])
+            rows.append([_mark(chk), _check_title(chk), _check_points(chk)])
             below = []
-            if chk.status != "pass" and chk.message not in said:
+            explain = chk.status != "pass" or not chk.applies or chk.strength == "consistent" and chk.hint
+            if explain and chk.message not in said:
                 said.add(chk.message)
                 below.append(f"        {chk.message}")
-                if chk.hint and chk.required:
+                if chk.hint and (chk.required or chk.status == "pass"):
                     below.append(f"        hint: {chk.hint}")
             notes.append(below)
         table = tabulate(rows, tablefmt="plain", colalign=("left", "left", "right")).splitlines()
