@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -60,6 +61,11 @@ async def prefix_pair(client, task_queue):
             "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
                               "reference_id": learner},
             id=f"{learner}-transfer-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    wanted = {h.id for h in handles.values()}
+    for _ in range(100):  # visibility may list a new workflow a moment after it starts
+        if wanted <= {e.id async for e in client.list_workflows(f"WorkflowId STARTS_WITH '{ada}'")}:
+            break
+        await asyncio.sleep(0.05)
     yield ada, ada + "m", handles
     for handle in handles.values():
         await handle.terminate("test over")
@@ -82,15 +88,15 @@ async def test_check_uses_learner_id_and_says_so(dev_server, prefix_pair):
     base = ["check", "--address", dev_server.address, "--format", "json"]
     from_env = runner.invoke(cli, base, env={"LEARNER_ID": adam})
     assert from_env.exit_code == 1  # a running workflow is pending
-    assert f"grading learner {adam} from LEARNER_ID" in from_env.stderr
+    assert f"graded learner {adam} from LEARNER_ID" in from_env.stderr
     assert _graded_ids(from_env.stdout) == {handles[adam].id}
 
     explicit = runner.invoke(cli, base + ["--learner", ada], env={"LEARNER_ID": adam})
-    assert f"grading learner {ada} (workflows {ada}-...)" in explicit.stderr
+    assert f"graded learner {ada} (workflows {ada}-...)" in explicit.stderr
     assert _graded_ids(explicit.stdout) == {handles[ada].id}
 
     everyone = runner.invoke(cli, base + ["--all-learners", "--limit", "1000"], env={"LEARNER_ID": adam})
-    assert "every learner's workflows (--all-learners)" in everyone.stderr
+    assert "graded every learner's workflows (--all-learners)" in everyone.stderr
     assert json.loads(everyone.stdout)["experiments"][0]["candidates"] >= 2
 
 

@@ -71,8 +71,9 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
+    whose = ""
     if not histories and not workflow_ids:
-        learner = _learner_to_grade(learner, all_learners)
+        learner, whose = _learner_to_grade(learner, all_learners)
     if watch:
         _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
                output_format, open_page)
@@ -91,32 +92,29 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             raise SystemExit(EXIT_BAD_INPUT)
         if not histories:
             raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+    if whose:  # said once something was graded: the nothing-found line above names the learner itself
+        click.echo(f"grader: {whose}", err=True)
     if open_page:
         open_in_browser(report)
     emit_report(report, output_format)
 
 
-def _learner_to_grade(learner: str | None, all_learners: bool) -> str | None:
-    """--learner, else LEARNER_ID, else everyone; validated, and said on stderr."""
+def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | None, str]:
+    """--learner, else LEARNER_ID, else everyone (validated), and the sentence that says which."""
     import os
 
     from grader.learner import validate_learner_id
 
     if all_learners:
-        click.echo("grader: grading every learner's workflows (--all-learners)", err=True)
-        return None
+        return None, "graded every learner's workflows (--all-learners)"
     if learner is not None:
         learner = validate_learner_id(learner, what="--learner")
-        click.echo(f"grader: grading learner {learner} (workflows {learner}-...)", err=True)
-        return learner
+        return learner, f"graded learner {learner} (workflows {learner}-...)"
     from_env = os.environ.get("LEARNER_ID")
     if from_env is None:
-        click.echo("grader: grading every learner's workflows: set LEARNER_ID or pass --learner "
-                   "to grade only yours", err=True)
-        return None
+        return None, "graded every learner's workflows: set LEARNER_ID or pass --learner to grade only yours"
     learner = validate_learner_id(from_env, what="LEARNER_ID")
-    click.echo(f"grader: grading learner {learner} from LEARNER_ID (workflows {learner}-...)", err=True)
-    return learner
+    return learner, f"graded learner {learner} from LEARNER_ID (workflows {learner}-...)"
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,
