@@ -111,3 +111,17 @@ def test_bad_learner_choice_is_bad_input(dev_server, args, env, says):
     assert result.exit_code == 2
     assert says in result.stderr
     assert "Traceback" not in result.output
+
+
+async def test_simulate_trials_are_named_under_the_learner(client, dev_server, solution_dir):
+    from grader.simulate import Lab
+
+    for learner, prefix in (("ada", "ada-crash-recovery-"), (None, "sim-crash-recovery-")):
+        # No experiment runs here: a trial's workflow id is decided when the trial is made.
+        lab = Lab(client, solution_dir, address=dev_server.address, options=SimulationOptions(learner=learner))
+        try:
+            workflow_id = lab.trial("crash-recovery").workflow_id
+        finally:
+            lab.close()
+        assert workflow_id.startswith(prefix)
+        assert learner is None or learner_of(workflow_id) == learner and not owns(learner + "m", workflow_id)
