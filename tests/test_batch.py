@@ -487,3 +487,34 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     quiet = Terminal()
     Progress(stream=quiet, quiet=True).start(3)
     assert quiet.getvalue() == ""
+
+
+@pytest.mark.slow
+async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tmp_path: Path):
+    """A real SIGINT to a real `grader batch` process, a tenth of the way through a class."""
+    import subprocess
+    import sys
+
+    with start_dev_server(port=free_port(), ephemeral=True, headless=True) as server:
+        client = await connect(server.address)
+        gate = asyncio.Semaphore(50)
+
+        async def start(i: int) -> None:
+            async with gate:  # no worker: the runs stay open, which costs a describe each to read
+                await client.start_workflow("MoneyTransfer", {**DETAILS, "reference_id": str(i)},
+                                            id=f"s{i:04d}-transfer-1", task_queue=f"idle-{uuid.uuid4().hex[:6]}")
+
+        await asyncio.gather(*(start(i) for i in range(600)))
+        await _visible(client, {f"s{i:04d}-transfer-1" for i in range(600)})
+        out = tmp_path / "out"
+        process = subprocess.Popen([sys.executable, "-m", "grader", "batch", "--address", server.address,
+                                    "--out", str(out), "--concurrency", "1"], stderr=subprocess.PIPE, text=True)
+        assert process.stderr.readline().startswith("grader: grading 600 learners")
+        assert "60/600 learners" in process.stderr.readline()
+        process.send_signal(signal.SIGINT)
+        began = time.monotonic()
+        rest = process.stderr.read()
+        assert process.wait(timeout=30) == 130
+    assert time.monotonic() - began < 5
+    assert rest.strip().splitlines()[-1] == "grader: interrupted"
+    assert list(out.iterdir()) == []  # no gradebook, no feedback, no spool

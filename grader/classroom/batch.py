@@ -129,10 +129,8 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     cells: dict[str, list] = {}
     if report is not None:
         for exp in report.experiments:
-            finding = ""
-            if exp.status != "pass":
-                finding = next((c.message for c in exp.checks if c.required and c.status != "pass"), exp.note)
-            cells[exp.id] = [exp.status, exp.score, finding]
+            checks = ((c.required, c.status, c.message) for c in exp.checks)
+            cells[exp.id] = [exp.status, exp.score, regrade.finding(exp.status, checks, exp.note)]
     max_score = report.max_score if report is not None else _rubric_max(rubric)
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
@@ -148,16 +146,20 @@ def _rubric_max(rubric: Rubric) -> float:
 
 
 class _Collector:
-    """Feeds results to the gradebook and the progress line as they arrive."""
+    """Feeds results to the gradebook, the progress line and the caller's hook as they arrive."""
 
-    def __init__(self, book: Gradebook, rubric: Rubric, progress: Progress) -> None:
+    def __init__(self, book: Gradebook, rubric: Rubric, progress: Progress,
+                 on_result: Callable[[LearnerResult], None] | None) -> None:
         self.book = book
         self.rubric = rubric
         self.progress = progress
+        self.on_result = on_result
 
     def __call__(self, result: LearnerResult) -> None:
         self.book.add(_to_row(result, self.rubric), result.runs)
         self.progress.advance()
+        if self.on_result is not None:
+            self.on_result(result)
 
 
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
@@ -166,15 +168,15 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
     attention: list[Attention] = []
     changes: list[regrade.Change] | None = [] if previous is not None else None
     seen: set[str] = set()
-    scores: list[float] = []
-    max_score = 0.0
+    total_score, scored, max_score = 0.0, 0, 0.0
 
     def on_row(row: Spooled) -> None:
-        nonlocal max_score
+        nonlocal total_score, scored, max_score
         counts[row.status] = counts.get(row.status, 0) + 1
         max_score = max(max_score, row.max_score)
         if row.score is not None and row.status == GRADED:
-            scores.append(row.score)
+            total_score += row.score
+            scored += 1
         why = row.problems[0] if row.problems else ""
         if row.duplicates:
             dup = row.duplicates[0]
@@ -193,7 +195,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
     return BatchResult(
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
-        retried=retried, mean_score=sum(scores) / len(scores) if scores else None, max_score=max_score,
+        retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
     )
 
 
@@ -265,11 +267,9 @@ async def batch_live(
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        collect = _Collector(book, rubric, progress)
-        emit = collect if on_result is None else (lambda r: (collect(r), on_result(r)))
         progress.start(len(plan))
-        await _grade_live(plan, client=client, target=target, rubric=rubric,
-                          concurrency=concurrency, retrier=retrier, emit=emit)
+        await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=[],
                        retried=retrier.retried)
@@ -374,13 +374,10 @@ def batch_files(
                                 "folder that holds one subfolder or .zip per learner")
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
-        collect = _Collector(book, rubric, progress)
+        collect = _Collector(book, rubric, progress, on_result)
         progress.start(len(plan))
         for position, name, cells, submission in plan:
-            result = grade_submission(name, submission, rubric, roster=cells, position=position)
-            collect(result)
-            if on_result is not None:
-                on_result(result)
+            collect(grade_submission(name, submission, rubric, roster=cells, position=position))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
 

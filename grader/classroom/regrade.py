@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 from grader.errors import BadInputError
 
@@ -53,12 +53,22 @@ class Change:
         return asdict(self)
 
 
+def finding(status: str, checks: Iterable[tuple[bool, str, str]], note: str = "") -> str:
+    """What an experiment that did not pass found: the first failing required check's message, else its note.
+
+    ``checks`` are ``(required, status, message)``; "" for a passing experiment.
+    """
+    if status == "pass":
+        return ""
+    return next((message for required, check_status, message in checks
+                 if required and check_status != "pass"), note)
+
+
 def finding_of(experiment: dict[str, Any]) -> str:
-    """The message of the first required check that did not pass, or the experiment's note."""
-    for check in experiment.get("checks") or []:
-        if check.get("required", True) and check.get("status") != "pass":
-            return check.get("message") or ""
-    return "" if experiment.get("status") == "pass" else experiment.get("note") or ""
+    """:func:`finding` of an experiment as a report's JSON holds it."""
+    checks = ((c.get("required", True), c.get("status"), c.get("message") or "")
+              for c in experiment.get("checks") or [])
+    return finding(experiment.get("status", ""), checks, experiment.get("note") or "")
 
 
 def load_previous(path: Path) -> dict[str, Before]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -63,15 +65,42 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
     from grader.classroom.summary import render_summary
-    from grader.server import run_sync
 
     progress = Progress(quiet=quiet)
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              progress=progress)
     else:
-        result = run_sync(batch_live(out_dir, connection.resolve(), roster=roster,
-                                     previous=previous, rubric=rubric, concurrency=concurrency, limit=limit,
-                                     progress=progress))
+        batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
+                           concurrency=concurrency, limit=limit, progress=progress)
+        result = _run_stoppable(batch)
     click.echo(render_summary(result, output_format), nl=False)
     sys.exit(result.exit_code)
+
+
+def _run_stoppable(coro):
+    """Run ``coro`` on a loop in a thread of its own (as ``run_sync`` does), and let Ctrl+C stop it.
+
+    The thread keeps the SDK's clean-up off the main thread's shutdown (a
+    failed connect run under ``asyncio.run`` on the main thread crashed the
+    interpreter at exit). Ctrl+C cancels the batch's tasks, waits until they
+    have removed their spool, and goes on as KeyboardInterrupt (exit 130).
+    """
+    running: dict = {}
+
+    async def main():
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            if running:
+                running["loop"].call_soon_threadsafe(running["task"].cancel)
+            try:
+                future.result(timeout=30)
+            except BaseException:  # the cancellation itself, or a clean-up that failed: Ctrl+C wins
+                pass
+            raise
