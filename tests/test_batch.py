@@ -301,6 +301,7 @@ def submissions(tmp_path: Path) -> Path:
     (root / "dave" / "exports" / "crash.json").write_text('{"events": [')  # cut short
     (root / "dave" / "notes.txt").write_text("not a history")
     (root / "README.txt").write_text("downloaded from the LMS")
+    (root / "=HYPERLINK(1)").mkdir()  # a spreadsheet would run it as a formula: not a learner
     return root
 
 
@@ -323,7 +324,7 @@ def test_submissions_folder_statuses_and_duplicates(submissions: Path, tmp_path:
     assert [d["also_under"] for d in dave_dupes] == [["ada"]]
     assert ada_dupes[0]["run_id"] == dave_dupes[0]["run_id"]
     assert "also appears under: dave" in (out / "feedback" / "ada.md").read_text()
-    assert "Ignored (neither a folder nor a .zip): README.txt" in result.stdout
+    assert "Ignored (not a folder or .zip, or not a name a learner can have): =HYPERLINK(1), README.txt" in result.stdout
     assert "dave       unreadable-files" in result.stdout
 
 

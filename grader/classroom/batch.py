@@ -97,7 +97,7 @@ class BatchResult:
     written: list[Path]
     #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
     not_on_roster: list[str]
-    #: Entries of a submissions folder that are neither a folder nor a zip.
+    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
     ignored: list[str]
     elapsed: float
     #: Reads that needed at least one retry.

@@ -52,8 +52,13 @@ class Member:
 
 
 def is_submission_name(name: str) -> bool:
-    """True for a name that can be a learner id in a submissions folder (any visible file name)."""
-    return bool(name) and not name.startswith(".") and name != "__MACOSX" and name.strip() == name
+    """True for a name that can be a learner id in a submissions folder.
+
+    Any visible file name, except one a spreadsheet would run as a formula
+    when it opens gradebook.csv (``=``, ``+``, ``-``, ``@`` first).
+    """
+    return (bool(name) and not name.startswith((".", "=", "+", "-", "@")) and name != "__MACOSX"
+            and name.strip() == name)
 
 
 def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:

@@ -64,7 +64,8 @@ def render_table(result: BatchResult) -> str:
         lines += ["", f"Not on the roster, not graded: {', '.join(result.not_on_roster[:20])}"
                   + (f" and {len(result.not_on_roster) - 20} more" if len(result.not_on_roster) > 20 else "")]
     if result.ignored:
-        lines += ["", f"Ignored (neither a folder nor a .zip): {', '.join(result.ignored[:20])}"]
+        lines += ["", "Ignored (not a folder or .zip, or not a name a learner can have): "
+                  + ", ".join(result.ignored[:20])]
     if result.changes is not None:
         lines += ["", f"Regrade: {len({c.learner for c in result.changes})} learners changed"]
         if result.changes:
