@@ -402,6 +402,15 @@ def test_regrade_from_files_names_the_finding(submissions: Path, tmp_path: Path)
     assert (compensation["old"], compensation["new"]) == ("-", "pass 10")
 
 
+def test_feedback_of_a_learner_no_longer_there_is_removed(submissions: Path, tmp_path: Path):
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(out), "-q"]).exit_code == 0
+    (out / "feedback" / "notes.md").write_text("the instructor's own notes\n")
+    shutil.rmtree(submissions / "carol")
+    assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(out), "-q"]).exit_code == 0
+    assert sorted(p.name for p in (out / "feedback").iterdir()) == ["ada.md", "bob.md", "dave.md", "notes.md"]
+
+
 def test_an_interrupted_batch_leaves_the_old_gradebook(submissions: Path, tmp_path: Path, monkeypatch):
     """Writes go to temporary names first: a crash in the middle leaves the earlier files whole."""
     from grader.classroom import gradebook

@@ -22,7 +22,9 @@ def render_feedback(row, rubric: Rubric) -> str:
 
     ``row`` is a :class:`grader.classroom.gradebook.Spooled` learner.
     """
-    lines = [f"# Failure Lab feedback: {row.learner}", ""]
+    from grader.classroom.gradebook import FEEDBACK_TITLE
+
+    lines = [f"{FEEDBACK_TITLE}{row.learner}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
     lines += [f"Status: **{row.status}**{score} (rubric {rubric.id} {rubric.version})", ""]
     if _SAID.get(row.status):

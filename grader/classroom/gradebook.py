@@ -36,6 +36,8 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score")
+#: How every feedback file starts (how a stale one is recognised as ours).
+FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
 
@@ -237,7 +239,26 @@ class Gradebook:
         written = [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
         for tmp, final in zip((json_tmp, csv_tmp), written):
             os.replace(tmp, final)
+        self._remove_stale_feedback(feedback_dir)
         return written
+
+    def _remove_stale_feedback(self, feedback_dir: Path) -> None:
+        """Remove feedback an earlier batch wrote into DIR for a learner this gradebook no longer has.
+
+        Only files this module wrote (they start with its title) are removed, so a
+        learner dropped from the roster cannot be sent last week's feedback by mistake.
+        """
+        with os.scandir(feedback_dir) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".md") or not entry.is_file():
+                    continue
+                learner = entry.name[: -len(".md")]
+                if self.db.execute("SELECT 1 FROM learners WHERE learner = ?", (learner,)).fetchone():
+                    continue
+                with open(entry.path, "rb") as f:
+                    ours = f.read(len(FEEDBACK_TITLE)) == FEEDBACK_TITLE.encode()
+                if ours:
+                    os.unlink(entry.path)
 
     def _csv_row(self, row: Spooled) -> list[Any]:
         cells: list[Any] = [row.learner, *(row.roster.get(c, "") for c in self.roster_columns),
