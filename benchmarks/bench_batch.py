@@ -85,6 +85,7 @@ async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) ->
 
 
 async def live_part(args: argparse.Namespace) -> None:
+    """Make the live class on a fresh in-memory server, then time (c) and (d) alternately."""
     from grader.app import AppSettings, bundled_app, start_worker, wait_for_poller
     from grader.classroom import batch_live
     from grader.connect import connect
@@ -163,6 +164,7 @@ finally:
 
 
 def files_part(args: argparse.Namespace) -> None:
+    """For each class size, make a submissions folder and time a `grader batch` child process on it."""
     base = Path(tempfile.mkdtemp(prefix="bench-batch-files-"))
     try:
         print(f"files: {len(SUBMISSION)} goldens per learner ({', '.join(SUBMISSION)})")
@@ -202,6 +204,7 @@ def files_part(args: argparse.Namespace) -> None:
 
 
 def main() -> None:
+    """Parse the options and run the parts asked for."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--learners", type=int, default=100, help="live: learners (default 100)")
     parser.add_argument("--runs", type=int, default=4, help="live: runs per learner (default 4)")
