@@ -11,7 +11,10 @@ to a temporary folder and read into memory; then, in the same run,
 
     (a) ``json.loads`` of every file's bytes, and
     (b) the whole offline path per history: ``load_json_text`` ->
-        ``build_evidence`` -> ``grade`` with the default rubric.
+        ``build_evidence`` -> integrity rules (``grader.integrity.assess``)
+        -> ``grade`` with the default rubric, and
+    (e) the replay of each history through the reference workflow
+        (``grader.replay``), which ``grader check`` adds unless ``--no-replay``.
 
 Target: (b) costs at most 3x (a).
 
@@ -53,6 +56,8 @@ from grader.connect import connect
 from grader.errors import GraderError
 from grader.evidence import build_evidence
 from grader.history import load_json_text
+from grader.integrity import assess
+from grader.replay import replay_histories
 from grader.report import grade
 from grader.rubric import load_rubric
 from grader.server import free_port, start_dev_server
@@ -145,7 +150,8 @@ def bench_offline(n: int, repeat: int, profile: bool) -> dict[str, float]:
 
         def grade_all() -> None:
             for source, blob in blobs:
-                grade([build_evidence(load_json_text(blob, source=source))], rubric)
+                history = load_json_text(blob, source=source)
+                grade([build_evidence(history)], rubric, integrity=assess([history]))
 
         parse = full = float("inf")
         for _ in range(repeat):  # interleaved, so a busy moment hits both measures alike
@@ -165,7 +171,12 @@ def bench_offline(n: int, repeat: int, profile: bool) -> dict[str, float]:
                 "load": best_of(repeat, each(lambda item: load_json_text(item[1], source=item[0]), blobs)),
                 "evidence": best_of(repeat, each(build_evidence, histories)),
                 "grade": best_of(repeat, each(lambda run: grade([run], rubric), runs)),
+                "integrity": best_of(repeat, each(lambda history: assess([history]), histories)),
             }
+            # Replay costs milliseconds a history: timed on one copy of each distinct history.
+            distinct = histories[:len(sources)]
+            replay_histories(distinct)  # the first call imports the reference app and the SDK's worker
+            stages["replay"] = best_of(repeat, lambda: replay_histories(distinct)) * len(histories) / len(distinct)
         finally:
             gc.unfreeze()
         del histories, runs
@@ -325,10 +336,13 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_offline:
         off = bench_offline(n, args.repeat, args.profile)
         print(line("(a) json.loads only", off["parse"], n))
-        print(line("(b) load_json_text + build_evidence + grade", off["grade"], n))
+        print(line("(b) load_json_text + build_evidence + integrity + grade", off["grade"], n))
         print(line("    of which load_json_text (loads + event walk)", off["stage_load"], n))
         print(line("    of which build_evidence", off["stage_evidence"], n))
         print(line("    of which grade (default rubric)", off["stage_grade"], n))
+        print(line("    of which integrity rules", off["stage_integrity"], n))
+        print(line("(e) replay through the reference workflow (grader check's default; --no-replay skips)",
+                   off["stage_replay"], n))
         print(f"  offline grading / json.loads: {verdict(off['grade'] / off['parse'], OFFLINE_TARGET, False)}")
     if not args.skip_live:
         live = asyncio.run(bench_live(n, args.repeat, args.concurrency, args.profile))

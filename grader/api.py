@@ -13,17 +13,34 @@ from grader import defaults
 from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
 from grader.history import History
+from grader.integrity import IntegrityEntry, assess
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                 experiments: Sequence[str] | None = None) -> Report:
-    """Build evidence for every loaded history and grade it against ``rubric``."""
+                 experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
+    """Build evidence for every loaded history, check its integrity and grade it against ``rubric``."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
-    return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors)
+    return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
+                 integrity=check_integrity(loaded, replay=replay))
+
+
+def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEntry]:
+    """One integrity verdict per loaded history.
+
+    The rules of :mod:`grader.integrity`, agreement between histories of one
+    run, the bundle's hashes and, with ``replay``, a replay through the
+    reference workflow (:mod:`grader.replay`).
+    """
+    if not (replay and loaded.histories):
+        return assess(loaded.histories, extra=loaded.findings)
+    from grader.replay import replay_histories
+
+    outcome = replay_histories(loaded.histories)
+    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:
@@ -33,21 +50,21 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                experiments: Sequence[str] | None = None) -> Report:
-    """Grade exported history files (folders expand to their ``*.json``)."""
-    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
+                experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories)."""
+    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments, replay=replay)
 
 
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                     experiments: Sequence[str] | None = None) -> Report:
+                     experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
     """Grade histories read live from a server (``connection``: settings, a target or an address)."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
-    return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+    return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay)
 
 
 def nothing_found_message(address: str, namespace: str, learner: str | None) -> str:
@@ -68,9 +85,14 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
     import dataclasses
 
     from grader.history import history_from_document
-    from grader.report import assemble, grade_experiment, ungraded_experiment
+    from grader.report import assemble, gate, grade_experiment, ungraded_experiment
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",
+                                                       workflow_id=run.workflow_id)
+                 for run in runs if run.history is not None}
+    integrity = check_integrity(Loaded(histories=list(histories.values())))
+    verdicts = dict(zip(histories, integrity))
     experiments = []
     graded = []
     for run in runs:
@@ -83,11 +105,9 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
         if run.history is None:
             experiments.append(ungraded_experiment(spec, run.note or "the experiment produced no workflow"))
             continue
-        history = history_from_document(run.history, source=f"simulate {run.experiment}",
-                                        workflow_id=run.workflow_id)
-        evidence = build_evidence(history)
-        report = grade_experiment(spec, evidence)
+        evidence = build_evidence(histories[run.experiment])
+        report = gate(grade_experiment(spec, evidence), verdicts[run.experiment])
         report.candidates = 1
         experiments.append(report)
         graded.append(evidence)
-    return assemble(experiments, rubric, sources=["grader simulate"], runs=graded)
+    return assemble(experiments, rubric, sources=["grader simulate"], runs=graded, integrity=integrity)

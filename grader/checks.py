@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, payment_field
+from grader.evidence import DEADLINE_SLACK, ActivityEvidence, RunEvidence, payment_field
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
 
@@ -620,55 +620,109 @@ def part_completed(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                             hint="pause the server while a transfer runs, resume it and let it finish")
 
 
+def outage_silences(run: RunEvidence, minimum: float) -> list:
+    """Silences of at least ``minimum`` seconds that fit an outage (nothing else explains them), longest first."""
+    return [s for s in run.silences_over(minimum) if s.counts]
+
+
+def silence_ev(s: Any) -> dict[str, Any]:
+    """Evidence for one silence."""
+    detail = f"{s.seconds:.1f} s without an event after event {s.before_event_id}"
+    if s.explained_by:
+        detail += f"; not an outage: {s.explained_by}"
+    elif s.worker_before:
+        detail += f"; worker {s.worker_before} on both sides"
+    return ev(s.after_event_id, "silence", detail)
+
+
+def _late_attempt_text(a: ActivityEvidence) -> str:
+    took = a.final_attempt_duration()
+    return (f"{a.activity_type} attempt {a.attempt} completed {took.total_seconds():.1f} s after it started, "
+            f"past its {a.start_to_close_timeout.total_seconds():g} s start-to-close deadline, on the same "
+            "worker: a running server would have timed it out, so the server was frozen")
+
+
 @check("network-partition.outage-gap", "The history shows a silence as long as the outage")
 def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
-    """Two consecutive events lie at least ``min_outage_seconds`` apart."""
+    """A silence of at least ``min_outage_seconds`` that only an outage explains.
+
+    It counts only with the same worker on both sides and nothing else to
+    account for it (see :func:`grader.evidence.find_silences`): crashes,
+    restarts, a run nobody had picked up, retries of a slow attempt, timers
+    and runs with no activities all leave silences too. The evidence is
+    *proven* when an activity attempt ran through the silence and completed
+    past its start-to-close deadline (only a frozen server allows that), else
+    *consistent*: a very slow call or a frozen worker would look the same.
+    """
     cid = "network-partition.outage-gap"
     minimum = float(params["min_outage_seconds"])
     if run.longest_gap is None:
-        return CheckResult(cid, FAIL, "the history has no event times")
-    gap, before, after = run.longest_gap
-    evidence = [ev(after, "gap", f"{gap:.1f} s after event {before}")]
-    if gap >= minimum:
-        return CheckResult(cid, PASS, f"{gap:.1f} s passed between events {before} and {after}",
-                           evidence=evidence)
+        if run.is_open:
+            return pending_result(cid, run, "the outage should leave a silence in the history")
+        return CheckResult(cid, FAIL, "the history has no event times to measure a silence",
+                           hint="grade a history exported with its event times")
+    counted = outage_silences(run, minimum)
+    if counted:
+        proven = [s for s in counted if s.outlived_deadline]
+        best = proven[0] if proven else counted[0]
+        message = (f"{best.seconds:.1f} s passed between events {best.before_event_id} and "
+                   f"{best.after_event_id} with worker {best.worker_before} on both sides")
+        evidence = [silence_ev(best)]
+        if proven:
+            evidence.append(activity_ev(best.attempt))
+            message += f"; {_late_attempt_text(best.attempt)}"
+            return CheckResult(cid, PASS, message, evidence=evidence, strength=PROVEN)
+        message += ("; it fits an outage, but a very slow call or a paused worker would leave the same "
+                    "silence")
+        return CheckResult(cid, PASS, message, evidence=evidence, strength=CONSISTENT,
+                           hint="for proof, keep the server paused longer than the activity's start-to-close "
+                                "timeout: an attempt that still completes past that deadline proves the outage")
     if run.is_open:
         return pending_result(cid, run, "the outage should leave a silence in the history")
-    return CheckResult(cid, FAIL, f"the longest silence is {gap:.1f} s; an outage of at least "
-                                  f"{minimum:.0f} s should show", evidence=evidence,
-                       hint="pause the server (or cut the network) for about 30 s while a transfer runs")
+    long_enough = run.silences_over(minimum)
+    hint = "pause the server (or cut the network) for about 30 s while the deposit runs, and keep the worker running"
+    if long_enough:
+        s = long_enough[0]
+        return CheckResult(cid, FAIL, f"the {s.seconds:.1f} s silence after event {s.before_event_id} is not an "
+                                      f"outage: {s.explained_by}", hint=hint,
+                           evidence=[silence_ev(x) for x in long_enough[:3]])
+    seconds, before, after = run.longest_gap
+    return CheckResult(cid, FAIL, f"the longest silence is {seconds:.1f} s; an outage of at least "
+                                  f"{minimum:g} s should show", hint=hint,
+                       evidence=[ev(after, "silence", f"{seconds:.1f} s without an event after event {before}")])
 
 
 @check("network-partition.activity-survived", "An activity caught by the outage finished on the same worker")
 def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
-    """The outage fell while an activity ran and the worker that ran it finished it.
+    """The outage fell while an activity was under way and the worker that had it finished it.
 
-    A frozen server fires no timeouts, so two signatures are measured: the
-    attempt simply completes long past its start_to_close timeout, or the
-    server times it out on waking and the same worker (no crash) runs the
-    retry.
+    Two signatures are measured. *Proven*: the attempt completed long past
+    its start-to-close deadline on the same worker (a frozen server fires no
+    timeout). *Consistent*: an outage silence lies within the activity's
+    life, and the worker that scheduled it completed it; the server may have
+    timed the attempt out on waking and the same worker retried it. A retry
+    after a timeout alone is not enough: a slow attempt leaves that too.
     """
     cid = "network-partition.activity-survived"
     for a in run.activities:
         took = a.final_attempt_duration()
-        if (a.outcome == "completed" and took and a.start_to_close_timeout
-                and took > a.start_to_close_timeout and a.started_by == a.finished_by):
-            return CheckResult(cid, PASS, f"{a.activity_type} took {took.total_seconds():.1f} s, past its "
-                                          f"{a.start_to_close_timeout.total_seconds():.0f} s timeout, and "
-                                          "still completed on the same worker: the server was away",
-                               evidence=[activity_ev(a)])
-    for a in run.activities:
-        lf = a.last_failure
-        if (a.outcome == "completed" and a.attempt >= 2 and lf and lf.kind == "timeout"
-                and lf.timeout_type == "START_TO_CLOSE" and not run.handovers
-                and a.started_by and a.started_by == a.scheduled_by):
-            return CheckResult(cid, PASS, f"{a.activity_type} timed out during the outage and was retried "
-                                          f"by the same worker {a.started_by}: the worker survived",
-                               evidence=[activity_ev(a)])
+        if (a.outcome == "completed" and took and a.start_to_close_timeout and a.started_by
+                and a.started_by == a.finished_by and took > a.start_to_close_timeout + DEADLINE_SLACK):
+            return CheckResult(cid, PASS, _late_attempt_text(a), evidence=[activity_ev(a)], strength=PROVEN)
+    minimum = float(params["min_outage_seconds"])
+    for s in outage_silences(run, minimum):
+        for a in run.activities:
+            if (a.outcome == "completed" and a.closed_event_id and a.scheduled_event_id <= s.before_event_id
+                    and a.closed_event_id >= s.after_event_id and a.finished_by
+                    and a.finished_by == s.worker_before):
+                return CheckResult(cid, PASS, f"{a.activity_type} was under way during the "
+                                              f"{s.seconds:.1f} s silence and worker {a.finished_by} still "
+                                              f"completed it (attempt {a.attempt})",
+                                   evidence=[silence_ev(s), activity_ev(a)], strength=CONSISTENT)
     if run.is_open:
         return pending_result(cid, run, "the activity running during the outage should complete after it")
-    return CheckResult(cid, FAIL, "no activity was caught by the outage: it did not fall while an "
-                                  "activity ran", hint="pause the server while the deposit is running")
+    return CheckResult(cid, FAIL, "no activity was caught by an outage: no outage silence fell while an "
+                                  "activity was under way", hint="pause the server while the deposit is running")
 
 
 # --- small helpers ----------------------------------------------------------

@@ -406,6 +406,23 @@ class RunEvidence:
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
     memo: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    #: The history's events, kept so that rarely needed evidence (silences)
+    #: is built on first use instead of in every walk. Checks read the
+    #: evidence built from them, never the events.
+    raw_events: list[Any] = field(default_factory=list, repr=False, compare=False)
+
+    def silences_over(self, minimum: float) -> list["Silence"]:
+        """The silences of at least ``minimum`` seconds, longest first, with what explains each."""
+        key = ("silences", minimum)
+        found = self.memo.get(key)
+        if found is None:
+            found = self.memo[key] = find_silences(self, minimum)
+        return found
+
+    @property
+    def silences(self) -> list["Silence"]:
+        """Every stretch between two consecutive events, longest first, with what explains it."""
+        return self.silences_over(0.0)
 
     @cached_property
     def input(self) -> Any:
@@ -603,7 +620,247 @@ def build_evidence(history: History) -> RunEvidence:
         event_count=len(events),
         payload_cache=payloads,
         event_times=times,
+        raw_events=events,
     )
+
+
+@dataclass(slots=True)
+class Silence:
+    """A stretch of time with no event, between two consecutive events, and what the history says of it.
+
+    Many things leave a long silence that is not an outage (measured in
+    HISTORY-FACTS): a killed worker's start-to-close and sticky-queue
+    timeouts, a workflow started before any worker ran, a worker restarted
+    during a live fix, a slow attempt retried, a workflow timer. Only a
+    silence with the same worker process on both sides and nothing else to
+    account for it fits an outage: :attr:`explained_by` is then empty.
+    """
+
+    seconds: float
+    #: The events either side of it.
+    before_event_id: int
+    after_event_id: int
+    #: The last worker identity seen up to the silence, and the first one seen after it.
+    worker_before: str | None
+    worker_after: str | None
+    #: Why this silence is not an outage, in words; "" when nothing in the history explains it.
+    explained_by: str
+    #: The activity whose final attempt was running all through the silence (started
+    #: before it, closed after it), if any.
+    attempt: ActivityEvidence | None = None
+
+    @property
+    def counts(self) -> bool:
+        """True when the silence fits an outage: nothing else explains it."""
+        return not self.explained_by
+
+    @property
+    def outlived_deadline(self) -> bool:
+        """True when the activity running through it completed, on that same attempt and worker,
+        after its start-to-close deadline: a running server would have timed the attempt out
+        (only a frozen or stopped server lets it finish).
+        """
+        a = self.attempt
+        if a is None or a.outcome != "completed" or not a.started_by or a.started_by != a.finished_by:
+            return False
+        took, limit = a.final_attempt_duration(), a.start_to_close_timeout
+        return bool(took and limit and took > limit + DEADLINE_SLACK)
+
+
+#: How far past its start-to-close deadline an attempt must complete to prove a
+#: frozen server; a running server's timer and a completion can race by a few ms.
+DEADLINE_SLACK = timedelta(seconds=1)
+#: Leeway on the time retries and timers may take, for the server's own scheduling.
+_RETRY_SLACK = timedelta(seconds=1)
+
+
+def retry_time_bound(activity: ActivityEvidence) -> timedelta | None:
+    """The longest time the failed attempts before ``activity``'s final one can take, with backoff.
+
+    Each failed attempt lasts at most its start-to-close timeout, and each
+    retry waits its backoff interval (growing by the coefficient up to the
+    maximum interval). None when nothing bounds it: no start-to-close
+    timeout, or a bound beyond any outage a learner would stage.
+    """
+    limit = activity.start_to_close_timeout
+    if limit is None:
+        return None
+    policy = activity.retry_policy
+    interval = (policy.initial_interval if policy else None) or timedelta(seconds=1)
+    try:
+        coefficient = float((policy.backoff_coefficient if policy else None) or 2.0)
+    except (TypeError, ValueError):
+        coefficient = 2.0
+    cap = policy.maximum_interval if policy else None
+    failed = max(activity.attempt - 1, 0)
+    total = timedelta(0)
+    try:
+        for done in range(failed):
+            wait = min(interval, cap) if cap else interval
+            total += limit + wait
+            if wait == cap or coefficient <= 1:
+                # Every later wait is this one: the rest in one step, however many attempts.
+                total += (limit + wait) * (failed - done - 1)
+                break
+            interval = interval * coefficient
+            if total > _NO_BOUND:
+                return None
+    except (OverflowError, ValueError):  # absurd policies or attempt counts
+        return None
+    return None if total > _NO_BOUND else total + _RETRY_SLACK
+
+
+#: Retries that may take longer than this explain any silence.
+_NO_BOUND = timedelta(days=1)
+
+
+def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
+    """The gaps of at least ``minimum`` seconds between consecutive events of ``run``, longest
+    first, each with what explains it (use :meth:`RunEvidence.silences_over`, which keeps them).
+
+    What explains a silence, checked in this order:
+
+    - the run ran no activities, so no outage could have caught any work;
+    - the run was reset at its end (what lies before are an older run's events, times included);
+    - no worker had picked the run up yet (nothing before it but the start);
+    - no worker worked after it (the run was ended from outside);
+    - the worker identity changed across it: a crash or a restart (the worker
+      expected before it may be the owner of the sticky queue a workflow task
+      was left on);
+    - the identity is fixed but a new sticky queue (a new process) shows up after it;
+    - it ends at the start of a retried attempt and fits in the time the failed
+      attempts (each up to its start-to-close timeout) and their backoff may take;
+    - it ends at a workflow timer firing no later than the timer was set for.
+
+    A workflow task timed out on a sticky queue is deliberately *not* an
+    explanation by itself: whether its worker was really gone shows in who
+    worked after the silence (a worker change, above), and a server that
+    wakes from a freeze after that timeout was due may fire it although the
+    worker is alive.
+
+    Only the gaps that reach ``minimum`` are explained, so a rubric's 10 s
+    costs next to nothing on the many histories with no such gap.
+    """
+    if run.longest_gap is None or run.longest_gap[0] < minimum:
+        return []  # most histories: the walk already measured the widest gap
+    floor = max(timedelta(seconds=minimum), timedelta.resolution)
+    long = []
+    previous = None
+    for event_id, when in run.event_times.items():  # in event id order, as the walk stored them
+        if previous is not None and when - previous[1] >= floor:
+            long.append((when - previous[1], previous[0], event_id))
+        previous = (event_id, when)
+    if not long:
+        return []
+    events = run.raw_events
+    position = {e.id: i for i, e in enumerate(events)}
+    retried = {a.started_event_id: a for a in run.activities if a.started_event_id and a.attempt > 1}
+    reset_at = {r.event_id for r in run.resets}
+    queue_seen: dict[str, int] | None = None  # sticky queue name -> event id where it first appears
+    silences = []
+    for gap, before_id, after_id in long:
+        event = events[position[after_id]]
+        before = _worker_up_to(events, position[before_id])
+        after = _worker_from(events, position[after_id])
+        why = ""
+        if not run.activities:
+            why = "the run ran no activities, so no outage could catch any work"
+        elif after_id in reset_at:
+            why = "the run was reset here: the events before it are copies of an older run's"
+        elif before is None:
+            why = "no worker had picked the run up yet"
+        elif after is None:
+            why = "no worker worked after it"
+        elif before != after:
+            why = f"the worker changed across it ({before} -> {after}): a crash or a restart"
+        else:
+            if queue_seen is None:
+                queue_seen = _sticky_queues(events)
+            if _new_process_after(queue_seen, before, after_id):
+                why = f"worker {before} started a new process (a new sticky queue) after it: a restart"
+            elif after_id in retried:
+                why = _retry_explains(retried[after_id])
+            elif event.type == "TimerFired":
+                why = _timer_explains(events, position, event, gap)
+        attempt = next((a for a in run.activities if a.started_event_id and a.closed_event_id
+                        and a.started_event_id <= before_id and a.closed_event_id >= after_id), None)
+        silences.append(Silence(gap.total_seconds(), before_id, after_id, before, after, why, attempt))
+    silences.sort(key=lambda s: -s.seconds)
+    return silences
+
+
+def _worker_up_to(events: list[Any], index: int) -> str | None:
+    """The worker expected at ``events[index]``: the last one that worked, or the owner of the
+    sticky queue a workflow task was last scheduled on (a task left on a dead worker's sticky
+    queue waits there for its timeout)."""
+    for event in reversed(events[: index + 1]):
+        if event.type in _WORKER_EVENTS:
+            identity = event.attrs.get("identity")
+            if is_worker_identity(identity):
+                return identity
+        elif event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                owner = sticky_queue_owner(str(queue.get("name") or ""))
+                if is_worker_identity(owner):
+                    return owner
+    return None
+
+
+def _worker_from(events: list[Any], index: int) -> str | None:
+    """The first worker identity on ``events[index]`` or after it."""
+    for event in events[index:]:
+        if event.type in _WORKER_EVENTS:
+            identity = event.attrs.get("identity")
+            if is_worker_identity(identity):
+                return identity
+    return None
+
+
+def _sticky_queues(events: list[Any]) -> dict[str, int]:
+    """Each sticky queue name and the id of the event where it first appears."""
+    seen: dict[str, int] = {}
+    for event in events:
+        if event.type == "WorkflowTaskScheduled":
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                seen.setdefault(str(queue.get("name") or ""), event.id)
+    return seen
+
+
+def _retry_explains(a: ActivityEvidence) -> str:
+    """Why a silence ending at ``a``'s retried attempt is its retries, or "" when they cannot be."""
+    bound = retry_time_bound(a)
+    scheduled = parse_time(a.scheduled_time)
+    if a.started_at is None or scheduled is None:
+        return ""
+    waited = a.started_at - scheduled
+    if bound is not None and waited > bound:
+        return ""
+    return (f"{a.activity_type} attempt {a.attempt} started {waited.total_seconds():.1f} s after it was "
+            f"scheduled, within what {a.attempt - 1} failed attempt(s) and their backoff may take: "
+            "a slow or failing attempt retried")
+
+
+def _timer_explains(events: list[Any], position: dict[int, int], fired: Any, gap: timedelta) -> str:
+    """Why a silence ending at a TimerFired is the timer, or "" when it fired later than set."""
+    index = position.get(as_int(fired.attrs.get("startedEventId")))
+    if index is None:
+        return ""
+    duration = parse_duration(events[index].attrs.get("startToFireTimeout"))
+    if duration is None or gap > duration + _RETRY_SLACK:
+        return ""
+    return f"a workflow timer of {duration.total_seconds():g} s"
+
+
+def _new_process_after(queue_seen: dict[str, int], identity: str, event_id: int) -> bool:
+    """True when ``identity`` had a sticky queue before ``event_id`` and a different one from it on.
+
+    Each worker process polls its own sticky queue, so a second name under one
+    fixed identity is a second process.
+    """
+    firsts = [at for name, at in queue_seen.items() if sticky_queue_owner(name) == identity]
+    return any(at < event_id for at in firsts) and any(at >= event_id for at in firsts)
 
 
 def _handovers(sequence: list[tuple[int, str]], *, after: int) -> list[Handover]:

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, CheckResult, run_check
+from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.evidence import RunEvidence
+from grader.history import parse_time
+from grader.integrity import IntegrityEntry
 from grader.rubric import Rubric, RubricExperiment
 from grader.runview import RunTimeline, build_timeline
 
 SCHEMA_VERSION = 1
-_RANK = {PASS: 3, PENDING: 2, FAIL: 1, ERROR: 0}
 
 
 #: A graded check as the report holds it: the check's result with its title,
@@ -58,6 +59,8 @@ class ExperimentReport:
     candidates: int = 0
     #: A sentence for the reader when no run could be graded.
     note: str = ""
+    #: Why this run was graded when several were looked at, and which others were.
+    selection: str = ""
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
+    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    integrity: list[IntegrityEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +150,34 @@ def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     return ref
 
 
+#: The check line an experiment graded on a suspect history gets.
+INTEGRITY_CHECK = "integrity.history-consistent"
+
+
+def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentReport:
+    """Keep an experiment graded on a suspect history from passing, and say why.
+
+    The checks' own statuses stay (they show what the history would prove),
+    but every point is withheld and a required failing line lists the
+    findings, so the totals, the status and the rows agree.
+    """
+    if entry is None or not entry.suspect:
+        return report
+    codes = sorted({f.code for f in entry.findings})
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        INTEGRITY_CHECK, FAIL,
+        f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
+        hint="grade a history exported straight from the server (`grader export`), unedited",
+        evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
+                  for f in entry.findings for eid in (f.event_ids[:1] or [None])],
+        title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
     """The worst of several statuses: error, then fail, then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
@@ -172,13 +205,17 @@ def grade(
     experiments: Sequence[str] | None = None,
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the run that satisfies it best (status, then
-    score; ties go to the newer run). With ``experiments`` only those are
-    graded, and all of them count for the overall status, optional or not.
+    Each experiment is graded on the most convincing run (see
+    :func:`select_run`), and its report says why. With ``experiments`` only
+    those are graded, and all of them count for the overall status, optional
+    or not. ``integrity`` holds one entry per run (same order): a run whose
+    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
     """
+    verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
     graded_runs: list[RunEvidence] = []
@@ -186,16 +223,83 @@ def grade(
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best: ExperimentReport | None = None
-        for run in runs:
-            candidate = grade_experiment(spec, run)
-            if best is None or (_RANK[candidate.status], candidate.score) > (_RANK[best.status], best.score):
-                best, best_run = candidate, run
-        best.candidates = len(runs)
+        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
+                                     for run in runs])
         reports.append(best)
         graded_runs.append(best_run)
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
-                    runs=graded_runs)
+                    runs=graded_runs, integrity=integrity)
+
+
+def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:
+    """Required checks passed and their count, bonus checks passed and their count, proven passes."""
+    required = [c for c in report.checks if c.required]
+    bonus = [c for c in report.checks if not c.required]
+    proven = sum(1 for c in report.checks if c.status == PASS and c.strength == PROVEN)
+    return (sum(c.status == PASS for c in required), len(required),
+            sum(c.status == PASS for c in bonus), len(bonus), proven)
+
+
+def _not_needed(report: ExperimentReport) -> int:
+    """How many checks passed only because they did not apply to the run."""
+    return sum(1 for c in report.checks if c.status == PASS and not c.applies)
+
+
+def _start_key(run: RunEvidence) -> float:
+    start = parse_time(run.start_time)
+    return start.timestamp() if start else float("-inf")
+
+
+def select_run(graded: Sequence[tuple[RunEvidence, ExperimentReport]]) -> tuple[RunEvidence, ExperimentReport]:
+    """The most convincing run among ``graded`` (given newest first) and its report, which says why.
+
+    Runs are ranked by required checks passed, then bonus evidence (bonus
+    checks passed, then passes whose evidence is *proven*), then the newest
+    start. A pending check is not a passed one, so a run still running never
+    outranks a completed run that passed more. The chosen report's
+    ``selection`` names the reason and the other runs looked at.
+    """
+    if len(graded) == 1:  # the common case (one history, one run): nothing to rank
+        graded[0][1].candidates = 1
+        return graded[0]
+
+    def key(item: tuple[int, tuple[RunEvidence, ExperimentReport]]) -> tuple:
+        position, (run, report) = item
+        req, _, bonus, _, proven = _standing(report)
+        # A check passed only because it did not apply proves less than one that applied.
+        return (req, bonus, proven, -_not_needed(report), _start_key(run), -position)
+
+    ranked = sorted(enumerate(graded), key=key, reverse=True)
+    best_run, best = ranked[0][1]
+    best.candidates = len(graded)
+    req, n_req, bonus, n_bonus, proven = _standing(best)
+    reason = f"chosen for {req}/{n_req} required checks passed"
+    if n_bonus:
+        reason += f" and {bonus}/{n_bonus} bonus"
+    if proven:
+        reason += f", {proven} proven"
+    runner_up = _standing(ranked[1][1][1])
+    if (runner_up[0], runner_up[2], runner_up[4]) == (req, bonus, proven):
+        if _not_needed(ranked[1][1][1]) > _not_needed(best):
+            reason += ", with fewer checks that only passed because they did not apply"
+        else:
+            reason += ", the newest of the runs that did as well"
+    others = [f"{_run_name(run)} ({report.status}, {_standing(report)[0]}/{n_req} required"
+              + (f", {_standing(report)[2]}/{n_bonus} bonus" if n_bonus else "") + ")"
+              for _, (run, report) in ranked[1:]]
+    shown = others[:_OTHERS_SHOWN]
+    if len(others) > len(shown):
+        shown.append(f"{len(others) - len(shown)} more")
+    best.selection = f"{reason}; also looked at: {', '.join(shown)}"
+    return best_run, best
+
+
+#: How many of the other runs a selection line names.
+_OTHERS_SHOWN = 4
+
+
+def _run_name(run: RunEvidence) -> str:
+    return f"{run.workflow_id} run {run.run_id[:8]}" if run.run_id else run.workflow_id
 
 
 def assemble(
@@ -206,6 +310,7 @@ def assemble(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     runs: Sequence[RunEvidence] = (),
+    integrity: Sequence[IntegrityEntry] = (),
 ) -> Report:
     """Sum experiment reports into a :class:`Report`.
 
@@ -224,6 +329,7 @@ def assemble(
         experiments=list(reports),
         sources=list(sources),
         errors=list(errors),
+        integrity=list(integrity),
     )
     # Kept beside the fields, not in them: the report's data stays plain, and
     # timelines are drawn from these runs only when someone asks (see Report.timelines).

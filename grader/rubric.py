@@ -8,6 +8,7 @@ parameters, and passes the copy with ``--rubric PATH``; no code changes.
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,8 +102,29 @@ def load_rubric(name_or_path: str | Path = DEFAULT_RUBRIC) -> Rubric:
     return rubric_from_data(data, source=str(path))
 
 
+def _non_finite(data: Any, path: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], float] | None:
+    """The path and value of the first NaN or infinity in ``data``, else None.
+
+    Python's json reads ``NaN`` and ``Infinity`` and TOML has ``nan`` and
+    ``inf``, but the schema's ``minimum`` cannot catch them (every comparison
+    with NaN is false): a rubric worth "nan/nan" points must not load.
+    """
+    if isinstance(data, float) and not math.isfinite(data):
+        return path, data
+    children = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in children:
+        found = _non_finite(value, (*path, key))
+        if found:
+            return found
+    return None
+
+
 def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
     """Validate decoded rubric data against the schema and the known checks."""
+    bad_number = _non_finite(data)
+    if bad_number:
+        where = "/".join(str(p) for p in bad_number[0]) or "(top level)"
+        raise RubricError(f"{source}: invalid rubric at {where}: {bad_number[1]} is not a finite number")
     validator = jsonschema.Draft202012Validator(rubric_schema())
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
@@ -117,7 +139,12 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>") -> Rubric:
                               f"{exp['id']!r} appears twice")
         seen.add(exp["id"])
         checks = []
+        listed: set[str] = set()
         for cindex, chk in enumerate(exp["checks"]):
+            if chk["id"] in listed:  # it would count its points twice
+                raise RubricError(f"{source}: invalid rubric at experiments/{index}/checks/{cindex}/id: "
+                                  f"{chk['id']!r} appears twice in {exp['id']}")
+            listed.add(chk["id"])
             known = CHECKS.get(chk["id"])
             if known is None or known.experiment != exp["id"]:
                 choices = ", ".join(c for c, k in CHECKS.items() if k.experiment == exp["id"])

@@ -57,10 +57,15 @@ def default_db_path() -> Path:
 
 
 def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on ``host:port`` and we could bind it."""
+    """True when nothing listens on ``host:port`` and a server could bind it.
+
+    The probe binds with ``SO_REUSEADDR``, as the Temporal server's own
+    listener does: connections left in TIME_WAIT by a server that was just
+    killed do not stop a new server, so they must not stop the probe either
+    (without it, a restart was refused for about a minute). A socket that
+    still listens there makes the bind fail all the same.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the server itself binds: connections a killed server left in
-        # TIME_WAIT must not make its port look busy for a minute after.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))

@@ -17,8 +17,10 @@ the run ends, however it ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
+import os
 import signal
 import tempfile
 import time
@@ -34,7 +36,7 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflow.v1 import PendingActivityInfo
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus, WorkflowHandle
 from google.protobuf.json_format import MessageToDict
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
@@ -258,7 +260,12 @@ class Lab:
         except SimulationError as err:
             ok, note = False, str(err)
             trial.say(f"gave up: {err}")
-        # Any other exit (an app that cannot start, Ctrl+C) leaves the workers to close().
+        except asyncio.CancelledError:
+            # Ctrl+C or SIGTERM: the workers are about to go, so the workflow
+            # would stay open on the user's server for ever, pending in every grade.
+            await trial.abandon()
+            raise
+        # Any other exit (an app that cannot start) leaves the workers to close().
         await trial.stop_workers()
         return await trial.result(ok, note)
 
@@ -454,6 +461,23 @@ class Trial:
         desc = await self.handle.describe(rpc_timeout=_RPC_TIMEOUT)
         self.say(f"workflow {snap.status.lower()} in {_duration(desc):.1f} s")
         return snap
+
+    async def abandon(self) -> None:
+        """Terminate this trial's workflow if it is still running, and say so (on interruption)."""
+        # Interrupted inside start_transfer, the workflow may exist before its handle does.
+        handle = self.handle or self.lab.client.get_workflow_handle(self.workflow_id)
+        try:
+            desc = await handle.describe(rpc_timeout=_RPC_TIMEOUT)
+            if desc.status != WorkflowExecutionStatus.RUNNING:
+                return
+            await handle.terminate(reason="grader simulate was interrupted", rpc_timeout=_RPC_TIMEOUT)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return  # never started: nothing left behind
+            self.say(f"interrupted: could not terminate workflow {self.workflow_id} ({err}); "
+                     f"end it with `temporal workflow terminate -w {self.workflow_id}`")
+            return
+        self.say(f"interrupted: terminated workflow {self.workflow_id} so it does not stay open on the server")
 
     async def result(self, ok: bool, note: str, *, keep_running: bool = False) -> ExperimentRun:
         """The trial as an :class:`ExperimentRun`, with its history.
@@ -659,15 +683,47 @@ async def run_experiments(
         logs.cleanup()
 
 
+def check_histories_dir(directory: Path) -> Path:
+    """Make sure histories can be written to ``directory`` (created if missing), before anything runs.
+
+    Raises :class:`BadInputError` with one line otherwise, so that a typo or a
+    read-only folder is found in a second, not after the whole simulation.
+    """
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".grader-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise BadInputError(f"cannot write histories to {directory}: {err.strerror or err}; "
+                            "choose another folder with --save-histories") from None
+    return directory
+
+
 def save_histories(runs: Iterable[ExperimentRun], directory: Path) -> list[Path]:
-    """Write each run's history to ``directory/<experiment>.json``; return the files written."""
-    directory.mkdir(parents=True, exist_ok=True)
+    """Write each run's history to ``directory/<experiment>.json``; return the files written.
+
+    Each file is written to a new temporary file in ``directory`` and renamed
+    over the final name: a symlink planted there is replaced, never followed,
+    so no file elsewhere is overwritten, and a reader never sees half a file.
+    """
+    check_histories_dir(directory)
     written = []
     for run in runs:
-        if run.history is not None:
-            path = directory / f"{run.experiment}.json"
-            path.write_text(json.dumps(run.history, indent=2) + "\n")
-            written.append(path)
+        if run.history is None:
+            continue
+        path = directory / f"{run.experiment}.json"
+        fd, temporary = tempfile.mkstemp(dir=directory, prefix=f".{run.experiment}-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(json.dumps(run.history, indent=2) + "\n")
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; a history is not a secret
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        written.append(path)
     return written
 
 

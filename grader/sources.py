@@ -22,6 +22,7 @@ from grader.connect import ConnectionSettings, Target, answered, as_target, conn
 from grader.errors import BadInputError, HistoryError
 from grader.evidence import CLOSE_STATUS
 from grader.history import History, history_from_proto, iter_history_paths, load_history_file
+from grader.integrity import Finding
 from grader.learner import owns, validate_learner_id, workflow_prefix
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
@@ -37,12 +38,30 @@ class Loaded:
     errors: list[str] = field(default_factory=list)
     #: A description of each source read, for the report.
     sources: list[str] = field(default_factory=list)
+    #: Integrity findings made while reading (a bundle file whose hash does not match), by history source.
+    findings: dict[str, list[Finding]] = field(default_factory=dict)
+
+    def merge(self, other: "Loaded") -> None:
+        """Add everything ``other`` read to this one."""
+        self.histories += other.histories
+        self.errors += other.errors
+        self.sources += other.sources
+        for source, found in other.findings.items():
+            self.findings.setdefault(source, []).extend(found)
 
 
 def read_files(paths: Sequence[Path]) -> Loaded:
-    """Read every history file (folders expand to their ``*.json``); bad files become errors."""
+    """Read every history file (folders expand to their ``*.json``, bundles to their histories); bad files become errors."""
     loaded = Loaded()
-    for path in iter_history_paths(paths):
+    from grader.bundles import is_bundle, read_bundle  # bundles build on this module
+
+    plain = []
+    for path in paths:
+        if is_bundle(Path(path)):
+            loaded.merge(read_bundle(Path(path)))
+        else:
+            plain.append(path)
+    for path in iter_history_paths(plain):
         loaded.sources.append(str(path))
         try:
             loaded.histories.append(load_history_file(path))

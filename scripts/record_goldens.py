@@ -176,6 +176,12 @@ def _scenarios() -> list[Scenario]:
                  "no activity", (), _fake),
         Scenario("server-paused", "the server is paused 7 s while the deposit runs; the same worker finishes",
                  (), lambda t: network_partition(t, outage=7), latency=IN_FLIGHT_LATENCY, alone=True),
+        # Longer than the default rubric's min_outage_seconds (10) and than the
+        # deposit's start-to-close timeout (5 s): the attempt completes long past
+        # its deadline, which only a frozen server allows (a "proven" outage).
+        Scenario("server-paused-long", "the server is paused 15 s while the deposit runs; the same "
+                 "worker completes the same attempt 10 s past its start-to-close deadline",
+                 (), lambda t: network_partition(t, outage=15), latency=IN_FLIGHT_LATENCY, alone=True),
     ]
 
 

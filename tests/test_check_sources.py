@@ -29,6 +29,8 @@ def _without_sources(report: dict) -> dict:
     for exp in report["experiments"]:
         exp["workflow"].pop("source")
         exp["workflow"].pop("ui_link")
+    for entry in report.get("integrity", []):
+        entry.pop("source")
     return report
 
 

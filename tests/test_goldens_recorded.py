@@ -175,6 +175,15 @@ def _server_paused(h: dict) -> None:
     assert ev.longest_gap(h) >= 5
 
 
+def _server_paused_long(h: dict) -> None:
+    # Longer than the default rubric's 10 s, and the deposit's one attempt
+    # outlived its 5 s start-to-close deadline on the worker that started it.
+    _server_paused(h)
+    assert ev.longest_gap(h) >= 10
+    deposit = ev.last(h, "deposit")
+    assert deposit.attempt == 1 and deposit.outcome == "COMPLETED" and deposit.last_failure is None
+
+
 SIGNATURES: dict[str, Callable[[dict], None]] = {
     "no-failure": _one_worker,
     "sigkill-during-withdraw": _crash("withdraw", "TIMEOUT_TYPE_START_TO_CLOSE"),
@@ -198,6 +207,7 @@ SIGNATURES: dict[str, Callable[[dict], None]] = {
     "reset": _reset,
     "fake-workflow": _fake,
     "server-paused": _server_paused,
+    "server-paused-long": _server_paused_long,
 }
 
 

@@ -99,6 +99,17 @@ async def test_network_partition_history_has_the_outage(runs: dict[str, Experime
     assert ev.status(h) == "COMPLETED"
 
 
+async def test_the_simulated_partition_grades_as_a_consistent_outage(runs: dict[str, ExperimentRun]) -> None:
+    from grader.api import grade_simulation
+
+    (experiment,) = grade_simulation([runs["network-partition"]], outage=FAST.outage).experiments
+    gap = next(c for c in experiment.checks if c.id == "network-partition.outage-gap")
+    assert experiment.status == "pass", gap.message
+    # A 3 s pause ends before the deposit's 5 s start-to-close deadline: the
+    # attempt is late, not impossibly late, so the outage is only consistent.
+    assert gap.strength == "consistent"
+
+
 async def test_remote_server_skips_the_partition(dev_server: DevServer, solution_dir: Path) -> None:
     [run] = await run_experiments(solution_dir, experiments=["network-partition"], address=dev_server.address)
     assert (run.ok, run.status) == (None, "SKIPPED")

@@ -41,18 +41,20 @@ def cli() -> None:
     grader check      grade the experiments from workflow histories
     grader batch      grade a whole class into a gradebook
     grader timeline   show one history the way the grader reads it
+    grader export     write a learner's runs as a submission bundle
     """
 
 
 # Each command lives in its own module; adding one is one line here.
 from grader.cli import batch as _batch  # noqa: E402
 from grader.cli import check as _check  # noqa: E402
+from grader.cli import export as _export  # noqa: E402
 from grader.cli import options as _options  # noqa: E402
 from grader.cli import server as _server  # noqa: E402
 from grader.cli import simulate as _simulate  # noqa: E402
 from grader.cli import timeline as _timeline  # noqa: E402
 
-for _module in (_server, _simulate, _check, _batch, _timeline):
+for _module in (_server, _simulate, _check, _batch, _timeline, _export):
     cli.add_command(_module.command)
 
 

@@ -15,7 +15,8 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 
 @click.command("check")
 @click.option("--history", "histories", multiple=True, type=click.Path(path_type=Path), metavar="PATH",
-              help="A history JSON file or a folder of them (repeatable); grades offline.")
+              help="A history JSON file, a folder of them, or a bundle from `grader export` (a folder with "
+                   "manifest.json, or a .zip) (repeatable); grades offline.")
 @click.option("--workflow-id", "workflow_ids", multiple=True, metavar="ID",
               help="Grade this workflow from the server (repeatable).")
 @click.option("--learner", metavar="ID",
@@ -25,6 +26,8 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
               help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
+@click.option("--no-replay", is_flag=True,
+              help="Skip replaying histories through the reference workflow (faster; other integrity rules still apply).")
 @click.option("--watch", is_flag=True,
               help="Grade again every --interval seconds, show the table when it changes, and exit 0 as "
                    "soon as every experiment asked for passes (Ctrl+C stops).")
@@ -37,16 +40,16 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None,
-          all_learners: bool, limit: int, watch: bool, interval: float, open_page: bool,
+          all_learners: bool, limit: int, no_replay: bool, watch: bool, interval: float, open_page: bool,
           connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
           output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
     \b
     Live (default): reads MoneyTransfer workflows from the server, newest first.
-    Offline: --history FILE|DIR, as exported by
+    Offline: --history FILE|DIR|BUNDLE, as exported by
       temporal workflow show -w ID --output json > FILE
-    or the Web UI's Download button.
+    or the Web UI's Download button, or `grader export`.
 
     Live reads grade one learner's workflows (ids `ada-...` for learner ada):
     --learner's, else LEARNER_ID's; --all-learners grades everyone's. A
@@ -79,11 +82,13 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
                output_format, open_page)
         return
     if histories:
-        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None)
+        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                 replay=not no_replay)
     else:
         target = connection.resolve()
         report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                         rubric=rubric, experiments=experiments or None))
+                                         rubric=rubric, experiments=experiments or None,
+                                         replay=not no_replay))
     if report.graded_nothing:
         # No table of zeros: say in one line per input what went wrong.
         for error in report.errors:

@@ -40,7 +40,7 @@ from grader.simulate import SimulationOptions as _Sim  # noqa: E402
               show_default=True, metavar="SECONDS", help="Longest any single wait may last.")
 @click.option("--task-queue", default=None,
               help="Task queue for every experiment  [default: a fresh one each, via TRANSFER_TASK_QUEUE]")
-@click.option("--save-histories", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+@click.option("--save-histories", type=click.Path(path_type=Path), metavar="DIR",
               help="Write each experiment's history to DIR/<experiment>.json "
                    "(the `temporal workflow show --output json` format).")
 @click.option("--learner", metavar="ID",
@@ -84,11 +84,13 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     from grader.api import grade_simulation
     from grader.app import bundled_app, validate_app_dir
     from grader.rubric import load_rubric
-    from grader.simulate import SimulationOptions, run_experiments
+    from grader.simulate import SimulationOptions, check_histories_dir, run_experiments
     from grader.simulate import save_histories as write_histories
 
     app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
     chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
+    if save_histories is not None:
+        check_histories_dir(save_histories)  # and so does a folder we could not write to
     options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
                                 max_attempts=max_attempts, outage=outage, latency=latency,
                                 wait_limit=wait_limit, task_queue=task_queue, learner=learner)

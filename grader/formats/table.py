@@ -53,6 +53,8 @@ def render(report: Report) -> str:
                 where += f" (best of {exp.candidates})"
             lines.append(where)
             lines.append(f"  {exp.workflow.ui_link or exp.workflow.source}")
+            if exp.selection:
+                lines.append(f"  {exp.selection}")
         elif exp.note:
             lines.append(f"  {exp.note}")
         rows, notes = [], []
@@ -72,7 +74,23 @@ def render(report: Report) -> str:
             lines.append("  " + row)
             lines.extend(below)
         blocks.append("\n".join(lines))
+    suspect = _suspect_section(report)
+    if suspect:
+        blocks.append(suspect)
     total = (f"Total: {_points(report.score, report.max_score)}  {_MARK[report.status]}  "
              f"(rubric {report.rubric['id']} {report.rubric['version']}, grader {report.grader_version})")
     blocks.append(total)
     return "\n\n".join(blocks) + "\n"
+
+
+def _suspect_section(report: Report) -> str:
+    """Every suspect history with its findings; empty when all histories are consistent."""
+    suspect = [entry for entry in report.integrity if entry.status == "suspect"]
+    if not suspect:
+        return ""
+    lines = [f"Suspect histories: {len(suspect)} of {len(report.integrity)} (no experiment passes on them)"]
+    for entry in suspect:
+        lines.append(f"  {entry.source}  workflow {entry.workflow_id or '?'} run {entry.run_id or '?'}")
+        for finding in entry.findings:
+            lines.append(f"    {finding.code}: {finding.message}")
+    return "\n".join(lines)

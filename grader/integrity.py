@@ -1,0 +1,664 @@
+"""Integrity: does a history look like what a Temporal server wrote, untouched?
+
+A grade is only as good as the history under it, and a history is a JSON file
+a learner can edit. This module looks for what an edit leaves behind and
+turns it into findings; a history with any finding is *suspect*, and an
+experiment never passes on a suspect history (see :mod:`grader.report`).
+
+Pure: histories in, findings out. No I/O, no server, no SDK. Reading a
+bundle's manifest (hash mismatches) and replaying a history through the
+reference workflow happen elsewhere (:mod:`grader.bundles`,
+:mod:`grader.replay`) and arrive here as findings and notes.
+
+Every rule was measured on real histories before it was written: the
+goldens in ``tests/goldens`` (21 runs of this project's app: crashes by
+SIGKILL, SIGTERM and SIGINT, a live fix, compensations, a cancel, a reset, a
+paused server...), two more recordings of every golden scenario, a run whose
+workflow task failed three times while signals arrived, a real reset exported
+with its parent, and the goldens rewritten in the styles of the Go and
+TypeScript apps. None of them trips any rule; a false alarm costs an honest
+learner their grade, so each rule leaves room for what the server really
+does:
+
+- Event ids are 1..N. Exactly one WorkflowExecutionStarted, first; nothing
+  after the closing event.
+- References point back to an earlier event of the right type, and pairs
+  agree (an activity's close names the start of the same activity). Events
+  a workflow task's commands produced (they carry
+  ``workflowTaskCompletedEventId``) come right after that
+  WorkflowTaskCompleted: the server writes them in one batch.
+- Times never went backwards on the goldens, except ActivityTaskStarted,
+  which the server writes when the attempt ends but stamps with the time it
+  began (the cancel golden's refund start is 1.5 s "older" than the event
+  before it). So: every other event is no older than the ones before it
+  (1 s of slack for a server clock step), and an activity's start lies
+  between its scheduling and its end.
+- Retries: attempt N cannot start before the backoffs of attempts 1..N-1
+  have passed since scheduling (slack measured: +9 ms at least), plus a whole
+  start-to-close timeout when the recorded last failure is that timeout
+  (+5 ms at least); not when the failure set its own ``nextRetryDelay``.
+  "Retries used up" needs the policy's maximum reached.
+- Workers: a workflow task goes to a sticky queue ``<identity>-<32 hex>``
+  only of the worker that completed the previous workflow task; a ``<hex>``
+  names one process, so one identity. (That naming is the Rust-core SDKs':
+  Python, TypeScript, .NET. Go and Java name sticky queues ``host:uuid``,
+  which names no identity, so the rule stays silent for them.) A *new*
+  worker starting a task scheduled on a dead worker's sticky queue is normal
+  (the SIGINT and live-fix goldens show it) and is not a finding.
+- Eager dispatch: a first attempt started less than 0.25 ms after its
+  scheduling was handed to the worker that scheduled it in the same server
+  call (the goldens: 25-430 us, always that worker). Dispatch to any other
+  worker goes through the matching service: 1.4 ms at the very least,
+  40 ms typically (measured with a second worker on 80 activities).
+- A server-made run id (UUID version 7) holds the start time in its first
+  48 bits: it agrees with the WorkflowExecutionStarted time within 1 ms on
+  every golden (5 s allowed). Other run ids (older servers) are not checked.
+- Several histories of one run id must agree event by event: one may be an
+  earlier export of the other (a prefix of it while the run was open), and
+  a reset run copies its parent's events up to the reset point; export
+  spellings (ids as strings or numbers, enum forms, payload shorthand) are
+  normalised before comparing. One run under two workflow ids (as the
+  histories themselves record them) is a conflict too: that is what a
+  renamed copy of another learner's run looks like next to the original.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import PurePath
+from typing import Any, Iterable, Mapping, Sequence
+
+from grader.history import Event, History, decode_payloads
+
+CONSISTENT, SUSPECT = "consistent", "suspect"
+
+#: Slack for the server's own clock: a non-ActivityTaskStarted event may be this much older than one before it.
+CLOCK_SLACK = timedelta(seconds=1)
+#: Slack on retry timing (measured: every golden retry came at least 5 ms later than the policy's minimum).
+RETRY_SLACK = timedelta(milliseconds=100)
+#: A first attempt started this soon after scheduling can only have gone to the scheduling worker.
+EAGER_WINDOW = timedelta(microseconds=250)
+#: How far a version-7 run id's embedded time may be from the start event.
+RUN_ID_SLACK_MS = 5000
+
+_WFT_SCHEDULED, _WFT_STARTED = "WorkflowTaskScheduled", "WorkflowTaskStarted"
+_WFT_COMPLETED = "WorkflowTaskCompleted"
+_AT_SCHEDULED, _AT_STARTED = "ActivityTaskScheduled", "ActivityTaskStarted"
+_AT_CLOSES = ("ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled")
+_CLOSES = frozenset({
+    "WorkflowExecutionCompleted", "WorkflowExecutionFailed", "WorkflowExecutionCanceled",
+    "WorkflowExecutionTerminated", "WorkflowExecutionTimedOut", "WorkflowExecutionContinuedAsNew",
+})
+_CHILD_INITIATED = "StartChildWorkflowExecutionInitiated"
+_CORE_SUFFIX = re.compile(r"[0-9a-f]{32}")
+#: Events only a workflow task's commands produce: each must name that task's WorkflowTaskCompleted.
+_COMMAND_EVENTS = frozenset({
+    _AT_SCHEDULED, "ActivityTaskCancelRequested", "TimerStarted", "TimerCanceled", "MarkerRecorded",
+    "WorkflowExecutionCompleted", "WorkflowExecutionFailed", "WorkflowExecutionCanceled",
+    "WorkflowExecutionContinuedAsNew", _CHILD_INITIATED, "SignalExternalWorkflowExecutionInitiated",
+    "RequestCancelExternalWorkflowExecutionInitiated", "UpsertWorkflowSearchAttributes",
+    "WorkflowPropertiesModified",
+})
+
+#: event type -> {reference attribute: (types it may point to, whether it must be present)}.
+#: A missing optional reference is proto JSON's way of writing 0 ("none").
+_REFERENCES: dict[str, dict[str, tuple[frozenset[str], bool]]] = {}
+
+
+def _refs(types: Iterable[str], **attrs: tuple[Iterable[str], bool]) -> None:
+    for etype in types:
+        _REFERENCES[etype] = {k: (frozenset(v[0]), v[1]) for k, v in attrs.items()}
+
+
+_refs([_WFT_STARTED], scheduledEventId=([_WFT_SCHEDULED], True))
+_refs(["WorkflowTaskCompleted", "WorkflowTaskFailed"],
+      scheduledEventId=([_WFT_SCHEDULED], True), startedEventId=([_WFT_STARTED], True))
+_refs(["WorkflowTaskTimedOut"], scheduledEventId=([_WFT_SCHEDULED], True),
+      startedEventId=([_WFT_STARTED], False))  # a schedule-to-start timeout never started
+_refs([_AT_STARTED], scheduledEventId=([_AT_SCHEDULED], True))
+_refs(["ActivityTaskCompleted", "ActivityTaskFailed"],
+      scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], True))
+_refs(["ActivityTaskTimedOut"], scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], False))
+_refs(["ActivityTaskCanceled"], scheduledEventId=([_AT_SCHEDULED], True), startedEventId=([_AT_STARTED], False),
+      latestCancelRequestedEventId=(["ActivityTaskCancelRequested"], False))
+_refs(["ActivityTaskCancelRequested"], scheduledEventId=([_AT_SCHEDULED], True))
+_refs(["TimerFired", "TimerCanceled"], startedEventId=(["TimerStarted"], True))
+_refs(["ChildWorkflowExecutionStarted", "StartChildWorkflowExecutionFailed"],
+      initiatedEventId=([_CHILD_INITIATED], True))
+_refs(["ChildWorkflowExecutionCompleted", "ChildWorkflowExecutionFailed", "ChildWorkflowExecutionCanceled",
+       "ChildWorkflowExecutionTimedOut", "ChildWorkflowExecutionTerminated"],
+      initiatedEventId=([_CHILD_INITIATED], True), startedEventId=(["ChildWorkflowExecutionStarted"], True))
+_refs(["ExternalWorkflowExecutionSignaled", "SignalExternalWorkflowExecutionFailed"],
+      initiatedEventId=(["SignalExternalWorkflowExecutionInitiated"], True))
+_refs(["ExternalWorkflowExecutionCancelRequested", "RequestCancelExternalWorkflowExecutionFailed"],
+      initiatedEventId=(["RequestCancelExternalWorkflowExecutionInitiated"], True))
+
+
+@dataclass(slots=True)
+class Finding:
+    """One thing in a history that a Temporal server would not have written."""
+
+    #: Stable short code, e.g. ``after-close`` or ``retry-too-soon``.
+    code: str
+    #: One sentence for a person: what is wrong, with the event ids.
+    message: str
+    #: The events concerned (empty when the finding is about the file, e.g. its hash).
+    event_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IntegrityEntry:
+    """The verdict on one history read: consistent, or suspect with its findings."""
+
+    #: Where the history was read (a file, a bundle member or ``server ADDRESS/NAMESPACE``).
+    source: str
+    workflow_id: str
+    run_id: str
+    #: ``consistent`` or ``suspect``.
+    status: str
+    findings: list[Finding] = field(default_factory=list)
+    #: What was checked beyond the rules, e.g. whether the history was replayed; never a finding.
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def suspect(self) -> bool:
+        """True when any finding was made."""
+        return self.status == SUSPECT
+
+
+def entry_for(history: History, findings: Sequence[Finding], notes: Sequence[str] = ()) -> IntegrityEntry:
+    """The :class:`IntegrityEntry` of ``history`` with these findings."""
+    return IntegrityEntry(history.source, history.workflow_id, history.run_id,
+                          SUSPECT if findings else CONSISTENT, list(findings), list(notes))
+
+
+def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding]] | None = None,
+           more_findings: Sequence[Sequence[Finding]] | None = None,
+           notes: Sequence[Sequence[str]] | None = None) -> list[IntegrityEntry]:
+    """One entry per history, in order: its own rules, then agreement with the others read.
+
+    ``extra`` adds findings made while reading, keyed by history source (a
+    bundle file's hash mismatch; a bundle member's source is unique).
+    ``more_findings`` and ``notes`` are per history, in the order of
+    ``histories`` (a replay's nondeterminism error; "not replayed: another
+    SDK's app"): by position, since histories read live share one source.
+    """
+    extra = extra or {}
+    entries = []
+    across = compare_runs(histories)
+    for index, history in enumerate(histories):
+        found = inspect_history(history) + across.get(index, []) + list(extra.get(history.source, ()))
+        if more_findings is not None:
+            found += list(more_findings[index])
+        entries.append(entry_for(history, found, notes[index] if notes is not None else ()))
+    return entries
+
+
+# --- one history ------------------------------------------------------------
+
+
+def as_int(value: Any, default: int = 0) -> int:
+    """An int64 field (a string or a number in proto JSON) as an int; ``default`` for anything else."""
+    if type(value) is int:
+        return value
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+#: Longest duration taken seriously (ten years); anything longer is treated as this.
+_LONGEST = 10 * 365 * 86400.0
+
+
+def _seconds(value: Any) -> float | None:
+    """A proto JSON duration (``"5s"``) in seconds; None when missing, zero or unreadable."""
+    if not isinstance(value, str) or not value.endswith("s"):
+        return None
+    try:
+        seconds = float(value[:-1])
+    except ValueError:
+        return None
+    if seconds != seconds or seconds <= 0:  # NaN or not positive
+        return None
+    return min(seconds, _LONGEST)
+
+
+def _when(event: Event) -> datetime | None:
+    try:
+        return datetime.fromisoformat(event.time)
+    except (TypeError, ValueError):
+        return None
+
+
+def _ms(delta: timedelta) -> str:
+    seconds = delta.total_seconds()
+    return f"{seconds * 1000:.2f} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
+
+
+def inspect_history(history: History) -> list[Finding]:
+    """Every rule that needs only this one history; an empty list means none fired."""
+    events = history.events
+    findings: list[Finding] = []
+    add = findings.append
+    # One pass for what every rule needs: events by id, parsed times, and the ids in order.
+    by_id: dict[int, Event] = {}
+    when: dict[int, datetime | None] = {}
+    parse = datetime.fromisoformat
+    expected = 1
+    for event in events:
+        event_id = event.id
+        if event_id != expected and expected > 0:
+            add(Finding("event-ids", f"event ids are not 1..{len(events)} in order: event #{expected} "
+                        f"has id {event_id}", [event_id]))
+            expected = -len(events)  # report the first break only
+        expected += 1
+        by_id[event_id] = event
+        try:
+            moment = parse(event.time)
+        except (TypeError, ValueError):
+            moment = None
+        if moment is not None and moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
+        when[event_id] = moment
+
+    _structure(events, by_id, add)
+    _times(events, by_id, when, add)
+    _retries(events, by_id, when, add)
+    _workers(events, by_id, when, add)
+    _run_id(history, when, add)
+    return findings
+
+
+def _plan(etype: str) -> tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str, str]:
+    """What to check on an event of one type: references, command placement, task pairing."""
+    refs = tuple((name, kinds, required) for name, (kinds, required) in _REFERENCES.get(etype, {}).items())
+    kind = "wft" if etype.startswith("WorkflowTask") else "act" if etype.startswith("ActivityTask") else ""
+    role = ""
+    if kind and etype not in (_WFT_SCHEDULED, _AT_SCHEDULED, "ActivityTaskCancelRequested"):
+        role = "started" if etype in (_WFT_STARTED, _AT_STARTED) else "ended"
+    return refs, etype in _COMMAND_EVENTS, kind, role
+
+
+_PLANS: dict[str, tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str, str]] = {}
+_WFT_COMPLETED_ONLY = frozenset([_WFT_COMPLETED])
+
+
+def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+    """Starts, closes, references, pairs and where commands sit."""
+    close: Event | None = None
+    started_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> started event id
+    outcome_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> closing event id
+    previous: Event | None = None
+    plans = _PLANS
+    for event in events:
+        etype, attrs = event.type, event.attrs
+        plan = plans.get(etype)
+        if plan is None:
+            plan = plans[etype] = _plan(etype)
+        refs, is_command, kind, role = plan
+        if etype == "WorkflowExecutionStarted" and event.id != 1:
+            add(Finding("second-start", f"event {event.id} starts the workflow again; a run has one "
+                        "WorkflowExecutionStarted, its first event", [event.id]))
+        if close is not None:
+            add(Finding("after-close", f"event {event.id} ({etype}) comes after the run closed at event "
+                        f"{close.id} ({close.type}); a closed run records nothing more", [close.id, event.id]))
+        elif etype in _CLOSES:
+            close = event
+
+        for name, kinds, required in refs:
+            _reference(event, name, kinds, required, by_id, add)
+        if is_command or "workflowTaskCompletedEventId" in attrs:
+            target = _reference(event, "workflowTaskCompletedEventId", _WFT_COMPLETED_ONLY, True, by_id, add)
+            # Commands are written in one batch right after their workflow task's completion.
+            if target is not None and previous is not None and previous.id != target.id and \
+                    as_int(previous.attrs.get("workflowTaskCompletedEventId"), -1) != target.id:
+                add(Finding("command-out-of-place", f"event {event.id} ({etype}) is a command of the workflow "
+                            f"task completed at event {target.id}, but event {previous.id} ({previous.type}) "
+                            "stands between them", [target.id, event.id]))
+
+        if role:
+            scheduled = as_int(attrs.get("scheduledEventId"))
+            if role == "started":
+                _once(started_of, (kind, scheduled), event, "started", add)
+            else:
+                _once(outcome_of, (kind, scheduled), event, "ended", add)
+                started = as_int(attrs.get("startedEventId"))
+                start_event = by_id.get(started)
+                if started and start_event is not None and \
+                        as_int(start_event.attrs.get("scheduledEventId")) != scheduled:
+                    add(Finding("mismatched-pair", f"event {event.id} ({etype}) ends the task scheduled at event "
+                                f"{scheduled} but names event {started} as its start, which started another task",
+                                [event.id, started]))
+        previous = event
+
+
+def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
+               add: Any) -> Event | None:
+    raw = event.attrs.get(name)
+    value = as_int(raw, 0) if raw is not None else 0
+    if value == 0:
+        if required:
+            add(Finding("bad-reference", f"event {event.id} ({event.type}) lacks its {name}", [event.id]))
+        return None
+    target = by_id.get(value)
+    if target is None or value >= event.id or target.type not in kinds:
+        what = "no such event" if target is None else \
+            "a later event" if value >= event.id else f"a {target.type}"
+        wanted = " or ".join(sorted(kinds))
+        add(Finding("bad-reference", f"event {event.id} ({event.type}) has {name} {value}, which is {what}; "
+                    f"it must name an earlier {wanted}", [event.id] + ([value] if target else [])))
+        return None
+    return target
+
+
+def _once(seen: dict[tuple[str, int], int], key: tuple[str, int], event: Event, verb: str, add: Any) -> None:
+    if key[1] and key in seen:
+        add(Finding("twice", f"the task scheduled at event {key[1]} {verb} twice: events {seen[key]} and "
+                    f"{event.id}", [seen[key], event.id]))
+    else:
+        seen[key] = event.id
+
+
+def _times(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+    """Times only move forward, except an activity start, which lies between its scheduling and its end."""
+    latest: tuple[datetime, int] | None = None
+    ends: dict[int, Event] = {}
+    for event in events:
+        if event.type in _AT_CLOSES:
+            ends.setdefault(as_int(event.attrs.get("scheduledEventId")), event)
+    for event in events:
+        when = times[event.id]
+        if when is None:
+            continue
+        if event.type == _AT_STARTED:
+            scheduled_id = as_int(event.attrs.get("scheduledEventId"))
+            end = ends.get(scheduled_id)
+            s_when = times.get(scheduled_id)
+            e_when = times[end.id] if end is not None else None
+            if s_when is not None and s_when - when > CLOCK_SLACK:
+                add(Finding("time-backwards", f"activity start event {event.id} is dated "
+                            f"{_ms(s_when - when)} before its scheduling (event {scheduled_id})",
+                            [scheduled_id, event.id]))
+            if e_when is not None and when - e_when > CLOCK_SLACK:
+                add(Finding("time-backwards", f"activity start event {event.id} is dated "
+                            f"{_ms(when - e_when)} after the activity ended (event {end.id})", [event.id, end.id]))
+            continue
+        if latest is not None and latest[0] - when > CLOCK_SLACK:
+            add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
+                        f"before event {latest[1]}; the server writes events in time order", [latest[1], event.id]))
+        if latest is None or when > latest[0]:
+            latest = (when, event.id)
+
+
+def _backoff_total(policy: Mapping[str, Any], retries: int) -> timedelta:
+    """The least time ``retries`` retries wait in all under ``policy`` (the server adds no jitter)."""
+    initial = _seconds(policy.get("initialInterval")) or 1.0
+    coefficient = policy.get("backoffCoefficient")
+    coefficient = float(coefficient) if isinstance(coefficient, (int, float)) and 1 <= coefficient <= 100 else 2.0
+    maximum = _seconds(policy.get("maximumInterval")) or initial * 100  # the server's default cap
+    total, wait = 0.0, min(initial, maximum)
+    for done in range(min(retries, 200)):
+        total += wait
+        wait = min(wait * coefficient, maximum)
+    # Waits never shrink, so the rest cost at least the last one each: still a lower bound.
+    total += max(retries - 200, 0) * wait
+    return timedelta(seconds=min(total, _LONGEST))
+
+
+def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+    """Attempt numbers, last failures and retry states against the recorded retry policy."""
+    for event in events:
+        if event.type == _AT_STARTED:
+            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            if scheduled is None or scheduled.type != _AT_SCHEDULED:
+                continue
+            attempt = as_int(event.attrs.get("attempt"), 1)
+            policy = scheduled.attrs.get("retryPolicy")
+            policy = policy if isinstance(policy, dict) else {}
+            maximum = as_int(policy.get("maximumAttempts"), 0)
+            activity_type = scheduled.attrs.get("activityType")
+            name = activity_type.get("name") if isinstance(activity_type, dict) else None
+            name = name if isinstance(name, str) and name else "activity"
+            if maximum and attempt > maximum:
+                add(Finding("attempt-over-maximum", f"{name} reached attempt {attempt} (event {event.id}) but its "
+                            f"retry policy allows {maximum} (event {scheduled.id})", [scheduled.id, event.id]))
+            last_failure = event.attrs.get("lastFailure")
+            if attempt > 1 and not isinstance(last_failure, dict):
+                add(Finding("retry-without-failure", f"{name} is on attempt {attempt} (event {event.id}) with no "
+                            "last failure: the server records why the previous attempt failed",
+                            [scheduled.id, event.id]))
+            if attempt <= 1:
+                continue
+            info = last_failure.get("applicationFailureInfo") if isinstance(last_failure, dict) else None
+            if isinstance(info, dict) and info.get("nextRetryDelay"):
+                continue  # the application chose its own delay: the policy's backoff does not apply
+            start, scheduled_at = times[event.id], times[scheduled.id]
+            if start is None or scheduled_at is None:
+                continue
+            needed = _backoff_total(policy, attempt - 1)
+            why = f"{attempt - 1} backoff(s) of its retry policy"
+            if isinstance(last_failure, dict) and _is_start_to_close(last_failure):
+                timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
+                if timeout:
+                    needed += timedelta(seconds=timeout)
+                    why += " plus the start-to-close timeout its last failure reports"
+            if start - scheduled_at < needed - RETRY_SLACK:
+                add(Finding("retry-too-soon", f"{name} attempt {attempt} started {_ms(start - scheduled_at)} after "
+                            f"it was scheduled (events {scheduled.id} -> {event.id}); {why} take at least "
+                            f"{_ms(needed)}", [scheduled.id, event.id]))
+        elif event.type == "ActivityTaskFailed":
+            state = str(event.attrs.get("retryState") or "")
+            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+            if scheduled is None or started is None:
+                continue
+            policy = scheduled.attrs.get("retryPolicy")
+            if state.endswith("NON_RETRYABLE_FAILURE"):
+                _non_retryable_claim(event, policy, add)
+            if not state.endswith("MAXIMUM_ATTEMPTS_REACHED"):
+                continue
+            maximum = as_int(policy.get("maximumAttempts"), 0) if isinstance(policy, dict) else 0
+            attempt = as_int(started.attrs.get("attempt"), 1)
+            if maximum == 0 or attempt < maximum:
+                allowed = f"allows {maximum}" if maximum else "has no limit"
+                add(Finding("retries-not-used-up", f"event {event.id} says the retries are used up after attempt "
+                            f"{attempt}, but the retry policy {allowed} (event {scheduled.id})",
+                            [scheduled.id, started.id, event.id]))
+
+
+def _non_retryable_claim(event: Event, policy: Any, add: Any) -> None:
+    """An application failure the server called non-retryable must say so itself or be listed in the policy.
+
+    Only application failures are judged: the server has more reasons for
+    other kinds (a schedule-to-close timeout, a server failure).
+    """
+    failure = event.attrs.get("failure")
+    info = failure.get("applicationFailureInfo") if isinstance(failure, dict) else None
+    if not isinstance(info, dict) or info.get("nonRetryable") is True:
+        return
+    listed = policy.get("nonRetryableErrorTypes") if isinstance(policy, dict) else None
+    listed = listed if isinstance(listed, list) else []
+    kind = info.get("type")
+    if kind not in listed:
+        add(Finding("non-retryable-claim", f"event {event.id} says the failure {kind!r} could not be retried, but it "
+                    "was not marked non-retryable and the retry policy does not list its type", [event.id]))
+
+
+def _is_start_to_close(failure: Mapping[str, Any]) -> bool:
+    info = failure.get("timeoutFailureInfo")
+    return isinstance(info, dict) and str(info.get("timeoutType", "")).endswith("START_TO_CLOSE")
+
+
+def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+    """Sticky queues against the workers that own them; first attempts against eager dispatch."""
+    last_completer: tuple[str, int] | None = None
+    suffix_owner: dict[str, tuple[str, int]] = {}
+    for event in events:
+        etype, attrs = event.type, event.attrs
+        if etype == _WFT_COMPLETED:
+            identity = attrs.get("identity")
+            if isinstance(identity, str) and identity:
+                last_completer = (identity, event.id)
+        elif etype == _WFT_SCHEDULED:
+            queue = attrs.get("taskQueue")
+            if not isinstance(queue, dict) or not str(queue.get("kind", "")).endswith("STICKY"):
+                continue
+            name = str(queue.get("name") or "")
+            owner, _, suffix = name.rpartition("-")
+            if not _CORE_SUFFIX.fullmatch(suffix):
+                # Only the Rust-core SDKs (Python, TypeScript, .NET) name sticky queues
+                # <identity>-<32 hex>; Go and Java use host:uuid, which names no identity.
+                continue
+            if last_completer is not None and owner != last_completer[0]:
+                add(Finding("sticky-queue-owner", f"event {event.id} schedules a workflow task on {owner}'s sticky "
+                            f"queue, but the previous workflow task was completed by {last_completer[0]} "
+                            f"(event {last_completer[1]}); only that worker asks for a sticky queue",
+                            [last_completer[1], event.id]))
+            if suffix:
+                first = suffix_owner.setdefault(suffix, (owner, event.id))
+                if first[0] != owner:
+                    add(Finding("sticky-queue-identity", f"sticky queue suffix {suffix} (one worker process) "
+                                f"appears under two identities: {first[0]} (event {first[1]}) and {owner} "
+                                f"(event {event.id})", [first[1], event.id]))
+        elif etype == _AT_STARTED and as_int(attrs.get("attempt"), 1) == 1:
+            scheduled = by_id.get(as_int(attrs.get("scheduledEventId")))
+            if scheduled is None:
+                continue
+            completed = by_id.get(as_int(scheduled.attrs.get("workflowTaskCompletedEventId")))
+            scheduler = completed.attrs.get("identity") if completed is not None else None
+            start, scheduled_at = times[event.id], times[scheduled.id]
+            identity = attrs.get("identity")
+            if scheduler and identity and identity != scheduler and start and scheduled_at and \
+                    timedelta(0) <= start - scheduled_at < EAGER_WINDOW:
+                add(Finding("eager-start-identity", f"event {event.id}: {identity} started the first attempt "
+                            f"{_ms(start - scheduled_at)} after scheduling; that fast only the worker that "
+                            f"scheduled it ({scheduler}, event {completed.id}) gets it, in the same server call",
+                            [completed.id, scheduled.id, event.id]))
+
+
+def _run_id(history: History, times: dict[int, datetime | None], add: Any) -> None:
+    """A version-7 run id carries its creation time: it must match the start event.
+
+    The id checked is the start event's own ``originalExecutionRunId``, not
+    the run id the history was read under: a reset run read live has its own
+    (newer) id but starts with a copy of its parent's start event.
+    """
+    run_id = history.events[0].attrs.get("originalExecutionRunId")
+    # The layout is fixed (8-4-4-4-12 hex digits); the version is the 13th digit.
+    if not isinstance(run_id, str) or len(run_id) != 36 or run_id[14] != "7" or run_id[8] != "-":
+        return
+    try:
+        embedded_ms = int(run_id[:8] + run_id[9:13], 16)
+    except ValueError:
+        return
+    start = times[history.events[0].id]
+    if start is None:
+        return
+    drift = start.timestamp() * 1000 - embedded_ms
+    if abs(drift) > RUN_ID_SLACK_MS:
+        try:
+            made = f"{datetime.fromtimestamp(embedded_ms / 1000, timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        except (ValueError, OverflowError, OSError):
+            made = "a time no calendar holds"
+        add(Finding("run-id-time", f"run id {run_id} was made at {made}, "
+                    f"{abs(drift) / 1000:.1f} s from the run's start (event 1): the times were edited", [1]))
+
+
+# --- several histories ------------------------------------------------------
+
+
+def _fingerprint(event: Event, cache: dict[str, Any]) -> tuple[Any, ...]:
+    """What one event says, in a form every export spelling of it shares."""
+    attrs = event.attrs
+    when = _when(event)
+    failure = attrs.get("failure") or attrs.get("lastFailure")
+    failure = failure if isinstance(failure, dict) else {}
+    payloads = []
+    for key in ("input", "result"):
+        if key in attrs:
+            payloads.append(json.dumps(decode_payloads(attrs.get(key), cache), sort_keys=True, default=str))
+    retry_state = str(attrs.get("retryState") or "").rsplit("RETRY_STATE_", 1)[-1]
+    return (
+        event.type, when.replace(tzinfo=None) if when else event.time,
+        attrs.get("identity"), as_int(attrs.get("attempt"), 0),
+        as_int(attrs.get("scheduledEventId")), as_int(attrs.get("startedEventId")),
+        (attrs.get("activityType") or {}).get("name") if isinstance(attrs.get("activityType"), dict) else None,
+        (attrs.get("taskQueue") or {}).get("name") if isinstance(attrs.get("taskQueue"), dict) else None,
+        failure.get("message"), retry_state, tuple(payloads),
+    )
+
+
+def _reset_point(history: History) -> int | None:
+    for event in history.events:
+        if event.type == "WorkflowTaskFailed" and str(event.attrs.get("cause", "")).endswith("RESET_WORKFLOW"):
+            return event.id
+    return None
+
+
+def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
+    """Findings for histories that share a run id but disagree, by index into ``histories``."""
+    groups: dict[str, list[int]] = {}
+    for index, history in enumerate(histories):
+        if isinstance(history.run_id, str) and history.run_id:
+            groups.setdefault(history.run_id, []).append(index)
+    found: dict[int, list[Finding]] = {}
+    for run_id, members in groups.items():
+        if len(members) < 2:
+            continue
+        prints: dict[int, list[tuple[Any, ...]]] = {}
+        for index in members:
+            cache: dict[str, Any] = {}
+            prints[index] = [_fingerprint(e, cache) for e in histories[index].events]
+        for i, a in enumerate(members):
+            for b in members[i + 1:]:
+                problem = _disagreement(histories[a], histories[b], prints[a], prints[b])
+                if problem is None:
+                    continue
+                message, event_ids = problem
+                for mine, other in ((a, b), (b, a)):
+                    found.setdefault(mine, []).append(Finding(
+                        "run-id-conflict", f"{histories[other].source} holds the same run {run_id} but "
+                        f"{message}: at most one of them is what the server recorded", event_ids))
+    return found
+
+
+def _claimed_workflow_id(history: History) -> str | None:
+    """The workflow id the history itself (or its manifest, or the server) gives, never a file name.
+
+    Servers before 1.2x do not write the id into the start event; a file of
+    theirs is then named after its file, and two exports of one run saved
+    under two names must not look like a rename.
+    """
+    recorded = history.events[0].attrs.get("workflowId")
+    if isinstance(recorded, str) and recorded:
+        return recorded
+    wid = history.workflow_id
+    if not isinstance(wid, str) or not wid or wid == PurePath(str(history.source)).stem:
+        return None
+    return wid
+
+
+def _disagreement(a: History, b: History, pa: list[tuple[Any, ...]],
+                  pb: list[tuple[Any, ...]]) -> tuple[str, list[int]] | None:
+    """Why two histories of one run id cannot both be true, or None when they can."""
+    wid_a, wid_b = _claimed_workflow_id(a), _claimed_workflow_id(b)
+    if wid_a and wid_b and wid_a != wid_b:
+        return f"under workflow id {wid_b!r}, not {wid_a!r}", [1]
+    resets = [r for r in (_reset_point(a), _reset_point(b)) if r is not None]
+    # A reset run copies its parent's events up to the reset point, then goes its own way.
+    limit = min(resets) if resets else min(len(pa), len(pb)) + 1
+    for index, (x, y) in enumerate(zip(pa, pb), 1):
+        if index >= limit:
+            break
+        if x != y:
+            return f"its event {index} says otherwise ({x[0]})", [index]
+    if not resets and len(pa) != len(pb):
+        shorter = a if len(pa) < len(pb) else b
+        if shorter.events[-1].type in _CLOSES:
+            return (f"one copy closes at event {len(shorter.events)} and the other goes on",
+                    [len(shorter.events)])
+    return None

@@ -1,0 +1,291 @@
+"""Replay histories through the reference workflow: would this project's code have written them?
+
+Temporal's SDK can replay a recorded history through workflow code and
+report when the code would have issued different commands (a
+nondeterminism error). For a history of this project's Python
+``MoneyTransfer`` that is a strong integrity test: a refund scheduled after a
+deposit that succeeded, a deposit with no withdraw before it, a run that
+completes without its activities, none of these replays.
+
+Replay applies only to histories of the same shape as the reference app
+(workflow type ``MoneyTransfer``, activities ``withdraw``, ``deposit``,
+``refund``; payloads in the HTTP API's shorthand are put back in full form
+first). Other SDKs' apps (TypeScript's
+``moneyTransfer``, Go's ``Withdraw``...) are not replayed, and the reason is
+given as a note, never as a finding.
+
+The reference is ``solution/workflows.py``. Its one setting that changes the
+commands it issues (``TRANSFER_PAUSE_SECONDS``, a timer between the
+activities) is taken from the history itself, so a run recorded with the
+pause replays with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from grader import defaults
+from grader.history import History
+from grader.integrity import Finding
+
+_ACTIVITIES = {defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND}
+#: Modules of the reference app the workflow imports by these plain names.
+_APP_MODULES = ("shared", "activities", "banking_service", "workflows")
+_SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+@dataclass
+class ReplayOutcome:
+    """What replaying a list of histories found, one item per history in the same order.
+
+    (By position, not by source: every history read live from one server has
+    the same source.)
+    """
+
+    #: Findings per history: a nondeterminism error, or nothing.
+    findings: list[list[Finding]] = field(default_factory=list)
+    #: Notes per history: replayed, or why not.
+    notes: list[list[str]] = field(default_factory=list)
+
+
+def not_replayable(history: History) -> str | None:
+    """Why ``history`` is not of the reference app's shape (a note for the report), or None when it is."""
+    if history.workflow_type != defaults.WORKFLOW_TYPE:
+        return (f"not replayed: workflow type {history.workflow_type!r} is another app's "
+                f"(replay applies to this project's Python {defaults.WORKFLOW_TYPE})")
+    names = [_name(e.attrs.get("activityType")) for e in history.events if e.type == "ActivityTaskScheduled"]
+    if not names:
+        return "not replayed: the run scheduled no activity, so it is not the reference app's shape"
+    for name in names:
+        if name not in _ACTIVITIES:
+            return f"not replayed: activity {name!r} is not one of the reference app's"
+    return None
+
+
+def _name(value: Any) -> Any:
+    return value.get("name") if isinstance(value, dict) else None
+
+
+def replay_histories(histories: Sequence[History], *, app_dir: Path | None = None) -> ReplayOutcome:
+    """Replay every history of the reference app's shape; the others get a note saying why not."""
+    outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
+    groups: dict[float, list[int]] = {}
+    for index, history in enumerate(histories):
+        why_not = not_replayable(history)
+        if why_not:
+            outcome.notes[index].append(why_not)
+        else:
+            groups.setdefault(_pause_of(history), []).append(index)
+    if not groups:
+        return outcome
+    app_dir = app_dir or defaults.repo_root() / "solution"
+    if not (app_dir / "workflows.py").is_file():
+        for members in groups.values():
+            for index in members:
+                outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
+        return outcome
+    with _reference_app(app_dir) as (workflow_class, module):
+        for pause, members in groups.items():
+            # The workflow module read the setting when it was imported; it runs unsandboxed
+            # here (below), so its own global is the one the code sees.
+            module.TRANSFER_PAUSE_SECONDS = pause
+            try:
+                with _quiet_sdk_logs():
+                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]))
+            except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
+                replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
+            for index, (finding, note) in zip(members, replayed):
+                if finding is not None:
+                    outcome.findings[index].append(finding)
+                if note is not None:
+                    outcome.notes[index].append(note)
+    return outcome
+
+
+def _pause_of(history: History) -> float:
+    """The timer between withdraw and deposit the run was recorded with (0 when none)."""
+    for event in history.events:
+        if event.type == "TimerStarted":
+            value = event.attrs.get("startToFireTimeout")
+            try:
+                seconds = float(value[:-1]) if isinstance(value, str) and value.endswith("s") else 0.0
+            except ValueError:
+                seconds = 0.0
+            return seconds if 0 < seconds < 10 * 365 * 86400 else 0.0
+    return 0.0
+
+
+def _run(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # Called from inside an event loop (a test, simulate): replay on a thread of its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+async def _replay(workflow_class: type, histories: list[History]) -> list[tuple[Finding | None, str | None]]:
+    """(finding, note) per history: a finding for a history the code would not have written."""
+    from temporalio.client import WorkflowHistory
+    from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+    from temporalio.workflow import NondeterminismError
+
+    # Unsandboxed: the sandbox re-imports the workflow's modules for every run, which
+    # costs most of a replay; the reference code is ours and known to be deterministic.
+    replayer = Replayer(workflows=[workflow_class], runtime=_quiet_runtime(),
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    results: list[tuple[Finding | None, str | None]] = [(None, None)] * len(histories)
+    readable: list[tuple[int, Any]] = []
+    for index, history in enumerate(histories):
+        try:
+            readable.append((index, WorkflowHistory.from_json(history.workflow_id,
+                                                              {"events": _raw_events(history)})))
+        except Exception as err:  # noqa: BLE001 - what the SDK cannot read is not replayed, and says so
+            results[index] = (None, f"not replayed: the SDK cannot read this history ({_first_line(err)})")
+    # One worker replays many histories; run ids must be unique within one pass.
+    while readable:
+        batch, seen, rest = [], set(), []
+        for item in readable:
+            (rest if item[1].run_id in seen else batch).append(item)
+            seen.add(item[1].run_id)
+        readable = rest
+
+        async def feed(items=batch):
+            for _, sdk_history in items:
+                yield sdk_history
+
+        async with replayer.workflow_replay_iterator(feed()) as replayed:
+            position = 0
+            async for result in replayed:
+                index = batch[position][0]
+                position += 1
+                failure = result.replay_failure
+                if failure is None:
+                    results[index] = (None, "replayed through the reference MoneyTransfer: deterministic")
+                elif isinstance(failure, NondeterminismError) or "Nondeterminism" in str(failure):
+                    results[index] = (Finding(
+                        "replay-nondeterminism", "replayed through the reference MoneyTransfer, the history "
+                        f"does not match what the code does: {_first_line(failure)}", _event_ids(failure)), None)
+                else:
+                    # Only a nondeterminism error says the history and the code disagree; anything
+                    # else (a payload the converter cannot decode, an export the SDK reads
+                    # differently) says replay could not judge, which is not evidence of an edit.
+                    results[index] = (None, f"not judged by replay: it stopped early ({_first_line(failure)})")
+    return results
+
+
+_runtime: Any = None
+
+
+def _quiet_runtime() -> Any:
+    """An SDK runtime that logs nothing: a failed replay is a finding in the report, not a warning on stderr."""
+    global _runtime
+    if _runtime is None:
+        from temporalio.runtime import Runtime, TelemetryConfig
+
+        _runtime = Runtime(telemetry=TelemetryConfig(logging=None, metrics=None))
+    return _runtime
+
+
+_EVENT_ID = re.compile(r"(?:HistoryEvent\(id: |event_id: )(\d+)")
+
+
+def _event_ids(err: BaseException) -> list[int]:
+    """The event the SDK names in its error, if any."""
+    return sorted({int(m) for m in _EVENT_ID.findall(str(err))})
+
+
+_CORE_MESSAGE = re.compile(r'message: "((?:[^"\\]|\\.)*)"')
+
+
+def _first_line(err: BaseException) -> str:
+    """The useful sentence of an SDK error (the core wraps it in a debug dump of its failure)."""
+    text = str(err)
+    inner = _CORE_MESSAGE.search(text)
+    if inner:
+        text = inner.group(1).replace('\\"', '"')
+    lines = text.strip().splitlines()
+    return lines[0][:300] if lines else type(err).__name__
+
+
+def _raw_events(history: History) -> list[dict[str, Any]]:
+    """The events back in proto JSON form (full enum names, full payloads), as the SDK's reader expects."""
+    shorthand = any(note.startswith("payloads in shorthand") for note in history.notes)
+    events = []
+    for event in history.events:
+        enum = "EVENT_TYPE_" + _SNAKE.sub("_", event.type).upper()
+        key = event.type[0].lower() + event.type[1:] + "EventAttributes"
+        attrs = _full_payloads(event.attrs) if shorthand else event.attrs
+        events.append({"eventId": str(event.id), "eventTime": event.time, "eventType": enum, key: attrs})
+    return events
+
+
+_PAYLOAD_KEYS = frozenset({"input", "result", "details", "heartbeatDetails", "lastHeartbeatDetails"})
+_JSON_PLAIN = base64.b64encode(b"json/plain").decode()
+
+
+def _full_payloads(node: Any, key: str = "") -> Any:
+    """The HTTP API's shorthand payloads (plain JSON values) turned back into ``{"payloads": [...]}``."""
+    if key in _PAYLOAD_KEYS and isinstance(node, list):
+        return {"payloads": [{"metadata": {"encoding": _JSON_PLAIN},
+                              "data": base64.b64encode(json.dumps(value).encode()).decode()} for value in node]}
+    if isinstance(node, dict):
+        return {k: _full_payloads(v, k) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_full_payloads(v) for v in node]
+    return node
+
+
+@contextlib.contextmanager
+def _quiet_sdk_logs() -> Iterator[None]:
+    """Keep the SDK's Python-side warnings about failed replays off stderr while replaying."""
+    import logging
+
+    logger = logging.getLogger("temporalio")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+_loaded_apps: dict[Path, tuple[type, Any]] = {}
+
+
+@contextlib.contextmanager
+def _reference_app(app_dir: Path) -> Iterator[tuple[type, Any]]:
+    """The reference app's workflow class and its module, imported once per process.
+
+    The app imports its own modules by plain names (``shared``, ``activities``);
+    they are imported with the app folder on ``sys.path`` and then taken out of
+    ``sys.modules`` again, so nothing else in the process sees them. The class
+    keeps working: it holds its module's globals. The caller sets the module's
+    ``TRANSFER_PAUSE_SECONDS``.
+    """
+    key = Path(app_dir).resolve()
+    if key not in _loaded_apps:
+        saved = {name: sys.modules.pop(name) for name in _APP_MODULES if name in sys.modules}
+        sys.path.insert(0, str(key))
+        try:
+            import importlib
+
+            workflows = importlib.import_module("workflows")
+            _loaded_apps[key] = (workflows.MoneyTransfer, workflows)
+        finally:
+            sys.path.remove(str(key))
+            for name in _APP_MODULES:
+                sys.modules.pop(name, None)
+            sys.modules.update(saved)
+    yield _loaded_apps[key]
