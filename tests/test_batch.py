@@ -528,3 +528,29 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
     assert time.monotonic() - began < 5
     assert rest.strip().splitlines()[-1] == "grader: interrupted"
     assert list(out.iterdir()) == []  # no gradebook, no feedback, no spool
+
+
+def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):
+    """A learner's folder or zip from `grader export` is read as a bundle: a changed file is suspect."""
+    from grader.bundles import write_bundle
+
+    from grader.history import load_history_file
+
+    golden = GOLDENS / "retries-exhausted-refund.json"
+    doc, history = json.loads(golden.read_text()), load_history_file(golden)
+    workflow_id, run_id = history.workflow_id, history.run_id
+    for learner, as_zip in (("fay", False), ("gus", True)):
+        write_bundle([(workflow_id, run_id, doc)], submissions / (learner + (".zip" if as_zip else "")),
+                     server_address="localhost:7233", namespace="default", learner=learner, as_zip=as_zip)
+    # fay touches her history after the export: its bytes no longer hash to the manifest's sha256.
+    history_file = next(p for p in (submissions / "fay").iterdir() if p.name != "manifest.json")
+    history_file.write_text(history_file.read_text() + " ")
+    out = tmp_path / "out"
+    assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(out), "-q"]).exit_code == 0
+    rows = _rows(out)
+    assert (rows["gus"]["status"], rows["gus"]["compensation"]) == ("graded", "pass")
+    assert rows["fay"]["compensation"] != "pass"  # points withheld from a suspect history
+    fay = {e["learner"]: e for e in _gradebook(out)["learners"]}["fay"]
+    assert [entry["status"] for entry in fay["report"]["integrity"]] == ["suspect"]
+    assert "bundle-hash" in json.dumps(fay["report"]["integrity"])
+    assert "history is suspect" in (out / "feedback" / "fay.md").read_text()

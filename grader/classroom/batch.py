@@ -24,11 +24,12 @@ from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
-from grader.classroom.submissions import Submission, find_submissions, is_submission_name, read_members
+from grader.classroom.submissions import (Submission, bundle_paths, find_submissions, is_submission_name,
+                                          read_members)
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
-from grader.evidence import RunEvidence, build_evidence
-from grader.history import load_json_text
+from grader.evidence import build_evidence
+from grader.history import History, load_json_text
 from grader.learner import validate_learner_id
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
@@ -117,9 +118,22 @@ class BatchResult:
         return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
 
 
-def grade_runs(runs: list[RunEvidence], rubric: Rubric, *, sources: list[str], errors: list[str]) -> Report:
-    """A learner's report from the evidence of their runs (newest first)."""
-    return grade(runs, rubric, sources=sources, errors=errors)
+def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
+               findings: dict | None = None, replay: bool = False) -> Report:
+    """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
+
+    The integrity rules always apply (a suspect history cannot pass);
+    ``replay`` also replays each history through the reference workflow, as
+    ``grader check`` does by default (it costs milliseconds a history, which
+    a class of thousands feels). ``findings`` are a bundle's hash findings.
+    """
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
+    loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
+    integrity = check_integrity(loaded, replay=replay)
+    return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
+                 integrity=integrity)
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -223,6 +237,7 @@ async def batch_live(
     concurrency: int = DEFAULT_CONCURRENCY,
     limit: int = DEFAULT_LIMIT,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    replay: bool = False,
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
@@ -269,14 +284,14 @@ async def batch_live(
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
         progress.start(len(plan))
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result))
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=[],
                        retried=retrier.retried)
 
 
-async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric,
-                      concurrency: int, retrier: Retrier, emit: Callable[[LearnerResult], None]) -> None:
+async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
     from grader.sources import fetch_run
 
@@ -295,7 +310,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
-        evidence, errors, unreachable = [], [], False
+        histories, errors, unreachable = [], [], False
         for (workflow_id, _), item in zip(targets, fetched):
             if isinstance(item, (RPCError, ServerUnavailableError)):
                 unreachable = True
@@ -310,16 +325,16 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             elif isinstance(item, BaseException):
                 raise item
             else:
-                evidence.append(build_evidence(item))
+                histories.append(item)
                 result.runs.append((item.run_id, workflow_id))
         # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
         # graded (and named), unlike a run the server could not return.
-        result.status = learner_status(inputs=len(evidence) + len(errors), unreadable=0,
+        result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
-            result.report = grade_runs(evidence, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors)
+            result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
+                                       errors=errors, replay=replay)
         return result
 
     async def worker() -> None:
@@ -343,6 +358,7 @@ def batch_files(
     roster: Path | None = None,
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    replay: bool = False,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
 ) -> BatchResult:
@@ -377,39 +393,49 @@ def batch_files(
         collect = _Collector(book, rubric, progress, on_result)
         progress.start(len(plan))
         for position, name, cells, submission in plan:
-            collect(grade_submission(name, submission, rubric, roster=cells, position=position))
+            collect(grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
 
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                     roster: dict[str, str] | None = None, position: int = 0) -> LearnerResult:
-    """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded."""
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+    """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
+
+    A folder or zip with a ``manifest.json`` is a bundle from `grader export`
+    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    """
+    from grader.bundles import read_bundle
+
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
     if submission is None:
         result.problems.append("no folder or zip was handed in")
         return result
-    evidence: list[RunEvidence] = []
+    histories: list[History] = []
     sources: list[str] = []
     errors: list[str] = []
-    for member in read_members(submission):
+    findings: dict = {}
+    for path in bundle_paths(submission):
+        loaded = read_bundle(path)
+        histories += loaded.histories
+        sources += [h.source for h in loaded.histories]
+        errors += loaded.errors
+        findings.update(loaded.findings)
+    for member in read_members(submission, skip_bundles=True):
         sources.append(member.name)
         if member.error:
             errors.append(member.error)
             continue
         try:
-            history = load_json_text(member.data, source=member.name)
+            histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
-            continue
-        run = build_evidence(history)
-        evidence.append(run)
-        result.runs.append((history.run_id, history.workflow_id))
-    result.status = learner_status(inputs=len(sources), unreadable=len(errors), unreachable=False)
+    result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
         result.problems.append(f"no .json history files in {', '.join(submission.names)}")
         return result
-    result.report = grade_runs(evidence, rubric, sources=sources, errors=errors)
+    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
+                               replay=replay)
     return result
-

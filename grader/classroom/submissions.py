@@ -91,9 +91,36 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
     return found, ignored
 
 
-def read_members(submission: Submission) -> Iterator[Member]:
-    """Every history file of a submission, one at a time (a class never sits in memory at once)."""
+def bundle_paths(submission: Submission) -> list[Path]:
+    """The learner's entries that are bundles from `grader export` (a manifest.json inside).
+
+    They are read by :func:`grader.bundles.read_bundle`, which checks their
+    hashes; a zip from an LMS without a manifest is read as plain files.
+    """
+    found = []
+    for path in submission.paths:
+        if path.is_dir():
+            if (path / "manifest.json").is_file():
+                found.append(path)
+            continue
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if any(PurePosixPath(n).name == "manifest.json" and n.count("/") <= 1 for n in archive.namelist()):
+                    found.append(path)
+        except (zipfile.BadZipFile, OSError):
+            pass  # read_members names it as unreadable
+    return found
+
+
+def read_members(submission: Submission, *, skip_bundles: bool = False) -> Iterator[Member]:
+    """Every history file of a submission, one at a time (a class never sits in memory at once).
+
+    With ``skip_bundles``, entries that are bundles are left to :func:`bundle_paths`' reader.
+    """
+    bundles = {p.name for p in bundle_paths(submission)} if skip_bundles else set()
     for name in submission.names:
+        if name in bundles:
+            continue
         # Plain strings, not pathlib: pathlib interns every name it parses, which made the memory
         # of a 10,000-learner batch grow with the class.
         path = os.path.join(submission.folder, name)
