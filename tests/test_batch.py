@@ -554,3 +554,21 @@ def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: 
     assert [entry["status"] for entry in fay["report"]["integrity"]] == ["suspect"]
     assert "bundle-hash" in json.dumps(fay["report"]["integrity"])
     assert "history is suspect" in (out / "feedback" / "fay.md").read_text()
+
+
+def test_grading_processes_write_the_same_gradebook(tmp_path: Path):
+    """A class large enough to be graded in processes gets the gradebook one process writes."""
+    from grader.classroom import batch_files
+
+    root = tmp_path / "download"
+    for i in range(140):
+        (root / f"l{i:03d}").mkdir(parents=True)
+        name = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund")[i % 3]
+        shutil.copy(GOLDENS / f"{name}.json", root / f"l{i:03d}" / "run.json")
+    (root / "l007" / "bad.json").write_text("[]")
+    one = batch_files(root, tmp_path / "one", jobs=1)
+    two = batch_files(root, tmp_path / "two", jobs=2)
+    assert one.counts == two.counts == {"graded": 139, "missing": 0, "not-gradable": 0, "unreadable-files": 1}
+    for name in ("gradebook.csv", "gradebook.json"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+    assert (tmp_path / "one" / "feedback" / "l007.md").read_text() == (tmp_path / "two" / "feedback" / "l007.md").read_text()

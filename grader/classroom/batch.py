@@ -10,10 +10,12 @@ learners who need a look, and the regrade diff.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from functools import lru_cache
+from typing import Callable, Iterable
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -359,11 +361,14 @@ def batch_files(
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     replay: bool = False,
+    jobs: int | None = None,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
+    Learners are graded in ``jobs`` processes (default: one per CPU) when the
+    class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
@@ -389,13 +394,66 @@ def batch_files(
             raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                 "folder that holds one subfolder or .zip per learner")
     columns = class_roster.columns if class_roster else []
+    jobs = jobs or os.cpu_count() or 1
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
-        collect = _Collector(book, rubric, progress, on_result)
         progress.start(len(plan))
-        for position, name, cells, submission in plan:
-            collect(grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay))
+        if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
+            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+        else:
+            collect = _Collector(book, rubric, progress, on_result)
+            for position, name, cells, submission in plan:
+                collect(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                         replay=replay))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
+
+
+#: Learners a grading process takes at a time.
+_CHUNK = 64
+
+
+def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
+                              progress: Progress) -> None:
+    """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
+
+    Grading is pure CPU, so one process per core is what makes a class of
+    10,000 fit in seconds. At most two chunks per process are in flight, so
+    memory stays bounded however large the class.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        running: set = set()
+        for chunk in chunks:
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            if len(running) >= 2 * jobs:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                _spool(done, book, progress)
+        _spool(wait(running).done, book, progress)
+
+
+def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
+    for future in done:
+        rows = future.result()
+        for row, runs in rows:
+            book.add(row, runs)
+        progress.advance(len(rows))
+
+
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+    """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
+    rubric = _process_rubric(rubric_path)
+    rows = []
+    for position, name, cells, submission in chunk:
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
+        rows.append((_to_row(result, rubric), result.runs))
+    return rows
+
+
+@lru_cache(maxsize=4)
+def _process_rubric(path: str) -> Rubric:
+    return load_rubric(path)
 
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,

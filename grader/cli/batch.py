@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="Live: reads in flight at once, over one connection.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=BATCH_LIMIT, show_default=True,
               help="Live: how many of each learner's newest runs to read.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None,
+              help="Files: processes that grade at once  [default: one per CPU]")
 @click.option("--replay", is_flag=True,
               help="Also replay every history through the reference workflow, as `grader check` does "
                    "(milliseconds a history; the other integrity rules always apply).")
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @rubric_option
 @output_options
 def command(roster: Path | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, replay: bool, quiet: bool, connection: ConnectionSettings, rubric: str,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, quiet: bool, connection: ConnectionSettings, rubric: str,
             output_format: str) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -72,7 +74,7 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     progress = Progress(quiet=quiet)
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
-                             replay=replay, progress=progress)
+                             replay=replay, jobs=jobs, progress=progress)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress)
