@@ -554,6 +554,8 @@ def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: 
     assert [entry["status"] for entry in fay["report"]["integrity"]] == ["suspect"]
     assert "bundle-hash" in json.dumps(fay["report"]["integrity"])
     assert "history is suspect" in (out / "feedback" / "fay.md").read_text()
+    assert fay["flags"] == ["suspect"] and "suspect history (bundle-hash)" in fay["problems"][0]
+    assert {e["learner"]: e for e in _gradebook(out)["learners"]}["gus"]["flags"] == []
 
 
 def test_grading_processes_write_the_same_gradebook(tmp_path: Path):

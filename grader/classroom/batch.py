@@ -61,13 +61,30 @@ class LearnerResult:
     roster: dict[str, str] = field(default_factory=dict)
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    flags: list[str] = field(default_factory=list)
+
+
+#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
+SUSPECT = "suspect"
+
+
+def note_integrity(result: LearnerResult) -> None:
+    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    for entry in result.report.integrity if result.report is not None else ():
+        if entry.suspect:
+            codes = ", ".join(sorted({f.code for f in entry.findings}))
+            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
+            if SUSPECT not in result.flags:
+                result.flags.append(SUSPECT)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     """The status a learner earns from what happened to their inputs.
 
-    One place decides it, so a further status (an integrity verdict such as
-    ``suspect``) is one more branch here and one more value in :data:`STATUSES`.
+    One place decides it, so a further status is one more branch here and
+    one more value in :data:`STATUSES`. An integrity verdict is a flag beside
+    the status for now (:func:`note_integrity`), not a status of its own.
     """
     if unreachable:
         return NOT_GRADABLE
@@ -151,7 +168,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
-        roster=result.roster, problems=result.problems, cells=cells,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report) if report is not None else "",
     )
@@ -198,7 +215,9 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             dup = row.duplicates[0]
             why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
                                                  f"{', '.join(dup['also_under'][:3])}")
-        if row.status != GRADED or row.duplicates:
+        if row.flags and not row.duplicates:
+            why = next((p for p in row.problems if "suspect history" in p), why)
+        if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
         if previous is not None:
             seen.add(row.learner)
@@ -337,6 +356,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.problems += errors
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay)
+            note_integrity(result)
         return result
 
     async def worker() -> None:
@@ -496,4 +516,5 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         return result
     result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
                                replay=replay)
+    note_integrity(result)
     return result

@@ -26,7 +26,8 @@ def render_feedback(row, rubric: Rubric) -> str:
 
     lines = [f"{FEEDBACK_TITLE}{row.learner}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
-    lines += [f"Status: **{row.status}**{score} (rubric {rubric.id} {rubric.version})", ""]
+    flags = "".join(f", flagged **{flag}**" for flag in row.flags)
+    lines += [f"Status: **{row.status}**{flags}{score} (rubric {rubric.id} {rubric.version})", ""]
     if _SAID.get(row.status):
         lines += [_SAID[row.status], ""]
     # Bad files are also listed by the report below; say each problem once.

@@ -128,6 +128,8 @@ class Spooled:
     report_json: str | None
     #: The report in Markdown, or "" when there is no report.
     feedback_body: str
+    #: Marks beside the status, e.g. ``suspect``.
+    flags: list[str] = field(default_factory=list)
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -152,7 +154,7 @@ class Gradebook:
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
             CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
                                    max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                   feedback TEXT);
+                                   feedback TEXT, flags TEXT);
             CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
         """)
         self._pending = 0
@@ -160,9 +162,9 @@ class Gradebook:
 
     def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
         """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?)", (
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
             row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body))
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
@@ -201,7 +203,7 @@ class Gradebook:
         for r in self.db.execute("SELECT * FROM learners ORDER BY position, learner"):
             yield Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                           roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                          report_json=r[8], feedback_body=r[9] or "")
+                          report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]))
 
     def finish(self, on_row=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
@@ -269,8 +271,9 @@ class Gradebook:
         return cells
 
     def _json_entry(self, row: Spooled) -> str:
-        entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "score": row.score,
-                 "max_score": row.max_score, "problems": row.problems, "duplicates": row.duplicates}
+        entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "flags": row.flags,
+                 "score": row.score, "max_score": row.max_score, "problems": row.problems,
+                 "duplicates": row.duplicates}
         text = _dumps(entry)
         # The report is spliced in as the JSON text it was spooled as, not parsed again.
         return text[:-1] + ',"report":' + (row.report_json or "null") + "}"
