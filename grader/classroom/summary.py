@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from importlib import import_module
-from typing import Any
+from typing import Any, Callable
 
 from tabulate import tabulate
 
@@ -78,12 +78,16 @@ def render_table(result: BatchResult) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_summary(result: BatchResult, output_format: str) -> str:
-    """The summary in ``output_format``; raise :class:`BadInputError` for a format with no class summary."""
-    if output_format == "table":
-        return render_table(result)
-    if output_format == "json":
-        return render_json(result)
+_BUILT_IN = {"table": render_table, "json": render_json}
+
+
+def summary_renderer(output_format: str) -> Callable[[BatchResult], str]:
+    """The summary renderer of ``output_format``; :class:`BadInputError` for a format with none.
+
+    Called before a batch starts, so a format with no class summary is refused before any work.
+    """
+    if output_format in _BUILT_IN:
+        return _BUILT_IN[output_format]
     from grader.formats import FORMATS
 
     module = import_module(FORMATS[output_format]) if output_format in FORMATS else None
@@ -91,4 +95,9 @@ def render_summary(result: BatchResult, output_format: str) -> str:
     if render is None:
         raise BadInputError(f"--format {output_format} has no class summary yet: use table or json "
                             "(the gradebook files hold every learner's report)")
-    return render(result)
+    return render
+
+
+def render_summary(result: BatchResult, output_format: str) -> str:
+    """The summary in ``output_format`` (see :func:`summary_renderer`)."""
+    return summary_renderer(output_format)(result)

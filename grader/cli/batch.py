@@ -69,8 +69,9 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     """
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
-    from grader.classroom.summary import render_summary
+    from grader.classroom.summary import summary_renderer
 
+    render_summary = summary_renderer(output_format)
     progress = Progress(quiet=quiet)
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
@@ -79,7 +80,7 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress)
         result = _run_stoppable(batch)
-    click.echo(render_summary(result, output_format), nl=False)
+    click.echo(render_summary(result), nl=False)
     sys.exit(result.exit_code)
 
 
