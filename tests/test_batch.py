@@ -576,3 +576,38 @@ def test_grading_processes_write_the_same_gradebook(tmp_path: Path):
     for name in ("gradebook.csv", "gradebook.json"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
     assert (tmp_path / "one" / "feedback" / "l007.md").read_text() == (tmp_path / "two" / "feedback" / "l007.md").read_text()
+
+
+async def test_retrier_backs_off_gives_up_then_probes_for_the_server():
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from grader.classroom.live import Retrier
+
+    retrier = Retrier(0.4, first=0.05, cap=0.1)
+    retrier.probe_every = 0.3
+    calls = []
+
+    async def gone():
+        calls.append(time.monotonic())
+        raise RPCError("connection refused", RPCStatusCode.UNAVAILABLE, b"")
+
+    async def back():
+        return "history"
+
+    with pytest.raises(RPCError):
+        await retrier.call(gone)
+    assert len(calls) >= 4 and calls[-1] - calls[0] >= 0.3  # retried, backing off, for the budget
+    tried = len(calls)
+    with pytest.raises(RPCError):
+        await retrier.call(gone)
+    assert len(calls) == tried  # given up: fails at once, no call
+    await asyncio.sleep(0.35)
+    assert await retrier.call(back) == "history"  # the probe finds the server back
+    assert retrier.down_since is None and retrier.retried == 1
+
+    async def refused():
+        raise RPCError("no such workflow", RPCStatusCode.NOT_FOUND, b"")
+
+    with pytest.raises(RPCError, match="no such workflow"):
+        await retrier.call(refused)  # not transient: no retry
+    assert retrier.retried == 1

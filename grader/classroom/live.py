@@ -63,16 +63,24 @@ class Retrier:
         #: How many reads were retried at least once (for the summary).
         self.retried = 0
         self._last_error: BaseException | None = None
+        #: Seconds between two probes of a server given up on.
+        self.probe_every = 5.0
+        self._last_probe = 0.0
 
     async def call(self, make: Callable[[], Awaitable[T]]) -> T:
         """Await ``make()``; on a transient failure wait and call it again, until the budget is spent."""
         delay = self.first
         counted = False
         while True:
-            if self._given_up():
-                # The server has been gone for the whole budget: every further read fails at once
-                # (each would otherwise sit through the SDK's own retries first).
-                raise self._last_error
+            given_up = self._given_up()
+            if given_up:
+                # The server has been gone for the whole budget: further reads fail at once (each
+                # would otherwise sit through the SDK's own retries first), except one probe every
+                # few seconds, so a server that comes back is noticed and the rest of the class read.
+                now = time.monotonic()
+                if now - self._last_probe < self.probe_every:
+                    raise self._last_error
+                self._last_probe = now
             try:
                 result = await make()
             except (RPCError, ServerUnavailableError) as err:
@@ -82,7 +90,8 @@ class Retrier:
                 if self.down_since is None:
                     self.down_since = now
                 left = self.budget - (now - self.down_since)
-                if left <= 0:
+                if given_up or left <= 0:
+                    self._last_error = err
                     raise
                 self._last_error = err
                 if not counted:
