@@ -162,7 +162,9 @@ def _checks(exp: ExperimentReport) -> str:
     rows = []
     said: set[str] = set()
     for chk in exp.checks:
-        if chk.required:
+        if not chk.applies:
+            badge = '<span class="badge bonus">N/A</span>'
+        elif chk.required:
             badge = _badge(chk.status)
         else:
             badge = _badge("pass") if chk.status == "pass" else '<span class="badge bonus">BONUS</span>'
@@ -173,8 +175,10 @@ def _checks(exp: ExperimentReport) -> str:
             finding = f'<p class="finding">{escape(chk.message)}</p>'
         if chk.hint and chk.status != "pass" and chk.required:
             finding += f'<p class="hint"><strong>What to do:</strong> {escape(chk.hint)}</p>'
+        # Bonus evidence worth no points says so instead of a bare 0/0.
+        points = _points(chk.score, chk.max_score) if chk.required or chk.max_score else "bonus"
         rows.append(f'<tr data-check="{escape(chk.id)}" data-status="{escape(chk.status)}"><td>{badge}</td>'
-                    f"<td>{title}{finding}</td><td class=\"points\">{_points(chk.score, chk.max_score)}</td></tr>")
+                    f"<td>{title}{finding}</td><td class=\"points\">{points}</td></tr>")
     return ('<table class="checks"><thead><tr><th scope="col">Result</th><th scope="col">Check and finding</th>'
             '<th scope="col">Points</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
