@@ -266,8 +266,7 @@ async def batch_live(
     """Grade a class from a server into a gradebook in ``out_dir``.
 
     ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
-    plain string is an address).
-    Learners are the roster's, or without one every learner id that owns a
+    plain string is an address). Learners are the roster's, or without one every learner id that owns a
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
@@ -290,7 +289,7 @@ async def batch_live(
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
-    not_on_roster: list[str] = []
+    # The listing asked only for the roster's learners: others on a shared server are other classes.
     if class_roster is not None:
         plan = [(i, name, cells, runs.get(name, []))
                 for i, (name, cells) in enumerate(class_roster.learners.items())]
@@ -307,7 +306,7 @@ async def batch_live(
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=[],
+        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                        retried=retrier.retried)
 
 
