@@ -7,16 +7,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
-from grader.connect import ConnectionSettings, Target
 from grader.evidence import build_evidence
-from grader.history import History
+from grader.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.integrity import IntegrityEntry, assess
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
+
+if TYPE_CHECKING:  # only annotations: grader.connect is loaded on the live path
+    from grader.connect import ConnectionSettings, Target
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
@@ -50,9 +52,14 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
-    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories)."""
-    return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments, replay=replay)
+                experiments: Sequence[str] | None = None, replay: bool = True,
+                max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Report:
+    """Grade exported history files (folders expand to their ``*.json``; bundles to their histories).
+
+    A file larger than ``max_history_bytes`` is refused unread.
+    """
+    return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments,
+                        replay=replay)
 
 
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,

@@ -34,12 +34,14 @@ APP_FILES = ("run_worker.py", "workflows.py", "activities.py")
 
 
 def bundled_app(name: str = "solution") -> Path:
-    """The ``solution/`` or ``exercise/`` folder next to the package."""
-    path = defaults.repo_root() / name
+    """The packaged ``solution`` or ``exercise`` app folder (see :mod:`grader.resources`)."""
+    from grader.resources import data_dir
+
+    path = data_dir(name)
     if not (path / "run_worker.py").exists():
         raise AppError(
-            f"the bundled {name}/ app is not next to the grader package: pass the app folder "
-            "explicitly, or install Failure Lab from its checkout with `pip install -e .`"
+            f"the bundled {name} app is missing from this install ({path}): reinstall failure-lab, "
+            "or pass the app folder explicitly"
         )
     return path
 

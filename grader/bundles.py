@@ -30,10 +30,8 @@ mismatch as an integrity finding on that history.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -45,6 +43,10 @@ from grader.errors import BadInputError, HistoryError
 from grader.history import load_json_text
 from grader.integrity import Finding
 from grader.sources import Loaded
+
+# hashlib and zipfile are imported where a bundle is really written or read: every
+# `grader check --history` imports this module to recognise bundles, and those two
+# were half its import time (benchmarks/bench_startup.py).
 
 MANIFEST = "manifest.json"
 FORMAT = "failure-lab-bundle/1"
@@ -103,6 +105,8 @@ def history_file_name(workflow_id: str, run_id: str) -> str:
 
 def sha256_hex(data: bytes) -> str:
     """Hex sha256 of ``data``."""
+    import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
@@ -140,6 +144,8 @@ def write_bundle(runs: Sequence[tuple[str, str, dict[str, Any]]], destination: P
     files.append((MANIFEST, (json.dumps(manifest.to_dict(), indent=2) + "\n").encode()))
     try:
         if as_zip:
+            import zipfile
+
             with zipfile.ZipFile(destination, "x", compression=zipfile.ZIP_DEFLATED) as archive:
                 for name, data in files:
                     archive.writestr(name, data)
@@ -277,6 +283,8 @@ class _Members:
         self.prefix = ""
         if path.is_dir():
             return
+        import zipfile
+
         try:
             self.archive = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as err:

@@ -18,13 +18,10 @@ it by the target's ``rpc_timeout``: a frozen server is reported, not waited on.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-import ipaddress
 import os
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -32,6 +29,10 @@ from typing import TYPE_CHECKING, Any, Awaitable, Mapping, TypeVar
 
 from grader import defaults
 from grader.errors import BadInputError, ServerUnavailableError
+
+# asyncio, ipaddress and tomllib are imported where they are used: every command builds a
+# ConnectionSettings, `grader check --history` included, and asyncio alone was a third of
+# its start-up (benchmarks/bench_startup.py).
 
 if TYPE_CHECKING:  # the SDK is imported only when a server is really contacted (fast start)
     from temporalio.client import Client
@@ -200,6 +201,8 @@ def parse_address(text: str, *, origin: str = "--address") -> str:
             raise bad(f"has no port: write HOST:PORT with the gRPC port, for example {raw}:7233")
         raise bad(f"is not HOST:PORT, {example}")
     if host.startswith("[") and host.endswith("]"):
+        import ipaddress
+
         try:
             ipaddress.IPv6Address(host[1:-1])
         except ValueError:
@@ -322,6 +325,8 @@ def resolve_ui_url(settings: ConnectionSettings, *, address: str, environ: Mappi
             return _check_ui_url(candidate)
     path = Path(config_file) if config_file else default_config_file(environ)
     if path is not None and path.is_file():
+        import tomllib
+
         try:
             data = tomllib.loads(path.read_text())
         except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
@@ -382,6 +387,8 @@ async def connect(
     or the namespace is unknown, :class:`TlsError` when the TLS handshake
     fails and :class:`ServerTimeoutError` when the server does not answer in time.
     """
+    import asyncio
+
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
     from temporalio.client import Client
     from temporalio.service import RPCError, RPCStatusCode
@@ -428,6 +435,8 @@ async def answered(call: Awaitable[T], target: Target) -> T:
     :class:`ServerUnavailableError` when the server is gone or refuses us;
     other RPC errors (not found, bad query) pass through for the caller to judge.
     """
+    import asyncio
+
     from temporalio.service import RPCError, RPCStatusCode
 
     try:

@@ -43,8 +43,11 @@ BATCH_LIMIT = 20
 
 
 def repo_root() -> Path:
-    """The Failure Lab checkout the package runs from (it is installed editable).
+    """The folder holding the bundled ``solution/``, ``exercise/``, ``rubrics/`` and ``docs/``.
 
-    The bundled apps (``solution/``, ``exercise/``) and ``rubrics/`` live here.
+    ``grader/data/`` in an installed package, the checkout in an editable
+    install; :mod:`grader.resources` decides which.
     """
-    return Path(__file__).resolve().parent.parent
+    from grader.resources import data_root
+
+    return data_root()

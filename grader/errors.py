@@ -10,6 +10,10 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NO_SERVER = 3
 EXIT_ENVIRONMENT = 4
+#: A bug of ours, never a grade (EX_SOFTWARE in sysexits.h).
+EXIT_INTERNAL = 70
+#: Ctrl+C (128 + SIGINT, what a shell reports for it).
+EXIT_INTERRUPTED = 130
 
 
 class GraderError(Exception):
@@ -65,3 +69,38 @@ class SimulationError(GraderError):
     """An experiment did not reach the state it waited for in time."""
 
     exit_code = EXIT_FAILED
+
+
+def write_crash_report(err: BaseException) -> str:
+    """Write ``err``'s traceback, with the versions and arguments, to a new file; return its path.
+
+    Used for exceptions that are not :class:`GraderError`: those are bugs of
+    ours, which the user sees as one line pointing at this file. Only the
+    standard library is imported here, so it works even when the crash
+    happened while the rest of the grader was being imported.
+    """
+    import platform
+    import sys
+    import tempfile
+    import traceback
+
+    from grader import __version__
+
+    fd, path = tempfile.mkstemp(prefix="grader-internal-error-", suffix=".txt")
+    with open(fd, "w") as out:
+        out.write(f"grader {__version__}, Python {platform.python_version()} on {platform.platform()}\n")
+        out.write(f"arguments: {sys.argv[1:]!r}\n\n")
+        out.write("".join(traceback.format_exception(err)))
+    return path
+
+
+def internal_error_line(err: BaseException) -> str:
+    """The one line printed for a bug of ours; the traceback goes to a file it names."""
+    what = " ".join(f"{type(err).__name__}: {err}".split())
+    if len(what) > 200:
+        what = what[:197] + "..."
+    try:
+        where = write_crash_report(err)
+    except OSError as write_err:  # no writable temp folder: still one line, and say so
+        where = f"nowhere (could not write a report: {write_err.strerror})"
+    return f"grader: internal error: {what}; details in {where}"

@@ -192,11 +192,16 @@ class RetryPolicyInfo:
             return None
         return cls(
             initial_interval=parse_duration(policy.get("initialInterval")),
-            backoff_coefficient=policy.get("backoffCoefficient"),
+            backoff_coefficient=_as_float(policy.get("backoffCoefficient")),
             maximum_interval=parse_duration(policy.get("maximumInterval")),
             maximum_attempts=as_int(policy.get("maximumAttempts"), 0),
             non_retryable_error_types=tuple(policy.get("nonRetryableErrorTypes") or ()),
         )
+
+
+def _as_float(value: Any) -> float | None:
+    """A proto JSON double (a number, or a string spelling one; checked finite by the history reader)."""
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -490,16 +495,12 @@ def build_evidence(history: History) -> RunEvidence:
     previous_time: datetime | None = None
     previous_id = 0
 
-    fromisoformat = datetime.fromisoformat
     widest = None  # (timedelta, event before, event after)
     times: dict[int, datetime] = {}
     for event in events:
         etype, attrs = event.type, event.attrs
 
-        try:
-            when = fromisoformat(event.time)
-        except ValueError:
-            when = None
+        when = event.when  # parsed (and checked timezone-aware) when the history was read
         if when is not None:
             times[event.id] = when
             if previous_time is not None:
@@ -544,7 +545,7 @@ def build_evidence(history: History) -> RunEvidence:
         elif etype == "ActivityTaskScheduled":
             completed_by = as_int(attrs.get("workflowTaskCompletedEventId"))
             activities[event.id] = ActivityEvidence(
-                activity_type=(attrs.get("activityType") or {}).get("name", ""),
+                activity_type=(attrs.get("activityType") or {}).get("name") or "",
                 activity_id=str(attrs.get("activityId", "")),
                 scheduled_event_id=event.id,
                 scheduled_time=event.time,
@@ -594,8 +595,8 @@ def build_evidence(history: History) -> RunEvidence:
     return RunEvidence(
         workflow_id=history.workflow_id,
         run_id=history.run_id,
-        workflow_type=(started.get("workflowType") or {}).get("name", ""),
-        task_queue=(started.get("taskQueue") or {}).get("name", ""),
+        workflow_type=(started.get("workflowType") or {}).get("name") or "",
+        task_queue=(started.get("taskQueue") or {}).get("name") or "",
         status=status,
         start_time=events[0].time,
         close_time=close_time,

@@ -34,7 +34,7 @@ from typing import Any, Iterator, Sequence
 
 from grader import defaults
 from grader.history import History
-from grader.integrity import Finding
+from grader.integrity import Finding, inspect_history
 
 _ACTIVITIES = {defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND}
 #: Modules of the reference app the workflow imports by these plain names.
@@ -56,11 +56,25 @@ class ReplayOutcome:
     notes: list[list[str]] = field(default_factory=list)
 
 
+#: Integrity findings that mean the event sequence itself is malformed.
+_MALFORMED = frozenset({"event-ids", "bad-reference", "twice", "mismatched-pair", "second-start"})
+
+
 def not_replayable(history: History) -> str | None:
     """Why ``history`` is not of the reference app's shape (a note for the report), or None when it is."""
     if history.workflow_type != defaults.WORKFLOW_TYPE:
         return (f"not replayed: workflow type {history.workflow_type!r} is another app's "
                 f"(replay applies to this project's Python {defaults.WORKFLOW_TYPE})")
+    # The SDK's replayer panics (in its Rust core) on a malformed event sequence
+    # (a gap in the ids, a reference to the wrong kind of event) and then never
+    # answers. Such a history is already suspect by the rules, so it is not fed
+    # to it; other suspect histories are (a forgery's nondeterminism is worth
+    # saying). _run's timeout is the backstop for what these rules miss.
+    if any(event.id != number for number, event in enumerate(history.events, 1)):
+        return "not replayed: its event ids are not 1..N in order, which the SDK's replayer requires"
+    broken = sorted({f.code for f in inspect_history(history)} & _MALFORMED)
+    if broken:
+        return f"not replayed: its event sequence is malformed ({', '.join(broken)}), which the SDK's replayer cannot take"
     names = [_name(e.attrs.get("activityType")) for e in history.events if e.type == "ActivityTaskScheduled"]
     if not names:
         return "not replayed: the run scheduled no activity, so it is not the reference app's shape"
@@ -99,7 +113,8 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             module.TRANSFER_PAUSE_SECONDS = pause
             try:
                 with _quiet_sdk_logs():
-                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]))
+                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]),
+                                    timeout=REPLAY_TIMEOUT_SECONDS + REPLAY_SECONDS_PER_HISTORY * len(members))
             except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
                 replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
             for index, (finding, note) in zip(members, replayed):
@@ -123,16 +138,39 @@ def _pause_of(history: History) -> float:
     return 0.0
 
 
-def _run(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro)
-    # Called from inside an event loop (a test, simulate): replay on a thread of its own.
-    from concurrent.futures import ThreadPoolExecutor
+#: Longest a replay pass may take. The SDK's replayer panics in its Rust core
+#: on some malformed histories (the fuzzer found shuffled and retyped events)
+#: and then never answers; a learner's check must not hang on it.
+REPLAY_TIMEOUT_SECONDS = 10.0
+#: ... plus this much per history in the pass (a replay takes about 4 ms).
+REPLAY_SECONDS_PER_HISTORY = 0.1
 
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, coro).result()
+
+def _run(coro: Any, *, timeout: float | None = None) -> Any:
+    """Run ``coro`` to its end on a daemon thread of its own, or raise TimeoutError after ``timeout``.
+
+    A thread of its own works whether or not the caller is inside an event
+    loop (a test, simulate); a daemon thread can be abandoned when the replayer
+    hangs, without keeping the process alive.
+    """
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = asyncio.run(coro)
+        except BaseException as err:  # noqa: BLE001 - handed to the caller below
+            outcome["error"] = err
+
+    thread = threading.Thread(target=run, name="grader-replay", daemon=True)
+    thread.start()
+    thread.join(REPLAY_TIMEOUT_SECONDS if timeout is None else timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {REPLAY_TIMEOUT_SECONDS if timeout is None else timeout:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 async def _replay(workflow_class: type, histories: list[History]) -> list[tuple[Finding | None, str | None]]:

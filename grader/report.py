@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
@@ -21,7 +20,9 @@ from grader.evidence import RunEvidence
 from grader.history import parse_time
 from grader.integrity import IntegrityEntry
 from grader.rubric import Rubric, RubricExperiment
-from grader.runview import RunTimeline, build_timeline
+
+if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
+    from grader.runview import RunTimeline
 
 SCHEMA_VERSION = 1
 
@@ -97,6 +98,8 @@ class Report:
         """
         built = self.__dict__.get("_timelines")
         if built is None:
+            from grader.runview import build_timeline
+
             runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
             built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
         return built
@@ -115,7 +118,9 @@ class Report:
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of :meth:`Report.to_dict`."""
-    return json.loads((Path(__file__).parent / "schemas" / "report.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("report").read_text())
 
 
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,9 +83,23 @@ def free_port() -> int:
 
 
 def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run a coroutine to the end from sync code, even inside a running event loop."""
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, coro).result(timeout)
+    """Run a coroutine to the end from sync code, even inside a running event loop.
+
+    It runs in a daemon thread: Ctrl+C reaches the calling thread at once and
+    the process exits, instead of waiting for an RPC that ignores cancellation
+    (a server that accepts the connection and never answers held the exit for
+    30 s while a pool thread was joined).
+    """
+    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def work() -> None:
+        try:
+            outcome.set_result(asyncio.run(coro))
+        except BaseException as err:  # handed to the caller's thread, which raises it
+            outcome.set_exception(err)
+
+    threading.Thread(target=work, name="grader-run-sync", daemon=True).start()
+    return outcome.result(timeout)
 
 
 async def check_health(address: str, namespace: str = defaults.DEFAULT_NAMESPACE) -> None:

@@ -195,14 +195,20 @@ async def watch_files(
     interval: float = DEFAULT_INTERVAL,
     out: TextIO | None = None,
     tty: bool | None = None,
+    max_history_bytes: int | None = None,
 ) -> Report:
-    """Watch exported history files (read again each time) until they pass."""
+    """Watch exported history files (read again each time) until they pass.
+
+    Files larger than ``max_history_bytes`` (default: the reader's limit) are refused unread.
+    """
     from grader.api import grade_loaded
+    from grader.history import DEFAULT_MAX_HISTORY_BYTES
     from grader.sources import read_files
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    max_bytes = max_history_bytes or DEFAULT_MAX_HISTORY_BYTES
 
     async def poll() -> Report:
-        return grade_loaded(read_files(paths), rubric=rubric, experiments=experiments)
+        return grade_loaded(read_files(paths, max_bytes=max_bytes), rubric=rubric, experiments=experiments)
 
     return await watch(poll, what=", ".join(map(str, paths)), interval=interval, out=out, tty=tty)

@@ -17,6 +17,9 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from grader.app import AppSettings, WorkerProcess, bundled_app, start_worker, wait_for_poller
 
+# Every test here starts real worker processes: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 TRANSFER = {"source_account": "85-150", "target_account": "43-812", "amount": 250}
 
 

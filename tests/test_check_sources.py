@@ -50,6 +50,7 @@ async def finished_transfer(client, fast_settings, solution_dir):
     return handle
 
 
+@pytest.mark.slow
 async def test_live_sdk_json_and_cli_json_grade_the_same(dev_server, finished_transfer, tmp_path: Path):
     handle = finished_transfer
     sdk_file = tmp_path / "sdk.json"
@@ -74,6 +75,7 @@ async def test_live_sdk_json_and_cli_json_grade_the_same(dev_server, finished_tr
     assert from_sdk.experiments[0].workflow.workflow_id == handle.id
 
 
+@pytest.mark.slow
 async def test_http_api_shorthand_payloads_grade_the_same(dev_server, finished_transfer, tmp_path: Path):
     """What a curl user gets: {"history": {"events": ...}} with payloads as plain JSON values."""
     import urllib.request
@@ -95,6 +97,7 @@ async def test_http_api_shorthand_payloads_grade_the_same(dev_server, finished_t
     assert _without_sources(from_http.to_dict()) == _without_sources(from_sdk.to_dict())
 
 
+@pytest.mark.slow
 async def test_learner_prefix_narrows_the_live_listing(dev_server, finished_transfer):
     report = await api.check_live(dev_server.address, learner="ada", limit=5,
                                   experiments=["crash-recovery"])
@@ -113,6 +116,7 @@ async def test_no_workflow_for_a_learner_is_one_line_and_exit_1(dev_server):
         "start one with python run_workflow.py, or check --learner"]
 
 
+@pytest.mark.slow
 async def test_json_format_prints_only_the_document(dev_server, finished_transfer):
     result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--workflow-id",
                                       finished_transfer.id, "--format", "json", "--experiment", "crash-recovery"])
@@ -129,6 +133,7 @@ async def test_unknown_workflow_id_is_bad_input(dev_server):
     assert "workflow 'no-such-id': not found in namespace 'default'" in result.stderr
 
 
+@pytest.mark.slow
 async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(client, fast_settings, solution_dir):
     from dataclasses import replace
 
@@ -159,6 +164,7 @@ async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(cl
     await handle.terminate("test over")
 
 
+@pytest.mark.slow
 async def test_one_workflow_id_reused_grades_every_run(dev_server, client, fast_settings, solution_dir):
     """The official app starts every transfer with the same id: each run is a candidate."""
     from dataclasses import replace

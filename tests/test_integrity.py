@@ -430,7 +430,7 @@ def test_integrity_never_crashes_on_mutated_histories():
         read += 1
         histories.append(history)
         inspect_history(history)
-    assert read > 1000
+    assert read > 500  # the reader refuses ill-typed fields itself (grader.history.FIELD_RULES)
     entries = assess(histories)  # every mutant next to the others: many share a run id
     assert len(entries) == len(histories)
     assert sum(e.status == SUSPECT for e in entries) > read // 2

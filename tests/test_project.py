@@ -93,3 +93,74 @@ def _code_only(path: Path) -> str:
 def test_exercise_and_solution_run_the_same_code(name: str):
     """The two copies differ only in their teaching comments; behaviour must not drift apart."""
     assert _code_only(REPO / "exercise" / name) == _code_only(REPO / "solution" / name)
+
+
+#: Identifiers that look like URLs but are never fetched: the JSON Schema dialect a schema
+#: declares, and the XML namespaces an inline SVG must name.
+_IDENTIFIERS = {"https://json-schema.org/draft/2020-12/schema", "http://www.w3.org/2000/svg",
+                "http://www.w3.org/1999/xlink"}
+#: Domains reserved for examples and tests (RFC 2606, RFC 6761): they can never lead anywhere.
+_RESERVED = (".invalid", ".example", ".test", ".localhost")
+
+
+def _leaves_the_machine(url: str) -> bool:
+    """True for a URL a reader could follow to somewhere outside this repository and machine.
+
+    Not links: a scheme alone (code that checks a prefix), a single-label host
+    (`http://lab-ui:8080`, a made-up name in a test), this machine, a private
+    network address (a class server in an example), a reserved domain, or one
+    of the identifiers above.
+    """
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if url.rstrip("/") in {i.rstrip("/") for i in _IDENTIFIERS}:
+        return False
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    if "." not in host or host == "localhost" or host.endswith(_RESERVED):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return True  # a real domain name
+    return not (address.is_private or address.is_loopback)
+
+
+def _tracked_text_files() -> list[tuple[Path, str]]:
+    """Every file git tracks that reads as text, with its text."""
+    import subprocess
+
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True)
+    found = []
+    for name in listed.stdout.splitlines():
+        path = REPO / name
+        try:
+            found.append((path, path.read_text()))
+        except (UnicodeDecodeError, OSError):
+            continue
+    return found
+
+
+def test_no_tracked_file_links_outside_the_repository():
+    """A clone of this repository alone must be complete: no link leads anywhere else."""
+    offenders = []
+    for path, text in _tracked_text_files():
+        rel = path.relative_to(REPO)
+        for url in re.findall(r"https?://[^\s\"'`<>)\]]*", text):
+            if "{" not in url and _leaves_the_machine(url):  # `{`: built from variables at run time
+                offenders.append(f"{rel}: {url}")
+        if "../" + "shared" in text:
+            offenders.append(f"{rel}: a path into ../{'shared'}")
+        if path.suffix == ".md":
+            for target in re.findall(r"\]\(([^)\s#]+)", text):
+                if re.match(r"[a-z]+:", target):
+                    continue  # a URL, checked above
+                resolved = (path.parent / target).resolve()
+                if REPO not in resolved.parents and resolved != REPO:
+                    offenders.append(f"{rel}: link {target} leaves the repository")
+                elif not resolved.exists():
+                    offenders.append(f"{rel}: link {target} points at nothing")
+    assert offenders == []

@@ -70,6 +70,7 @@ def _wait_for_line(proc: subprocess.Popen[str], needle: str, timeout: float = 60
     raise AssertionError(f"{needle!r} not printed; got {''.join(seen)!r}")
 
 
+@pytest.mark.slow
 async def test_grader_server_persists_and_stops_on_sigint(tmp_path: Path):
     """Start `grader server`, leave a workflow, restart it: the workflow is still there."""
     db, port = tmp_path / "lab.db", free_port()

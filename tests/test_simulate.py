@@ -27,6 +27,9 @@ from grader import cli
 from grader.server import DevServer
 from grader.simulate import EXPERIMENTS, ExperimentRun, SimulationOptions, run_experiments
 
+# Every test here starts real worker processes: `pytest -m "not slow"` leaves them out.
+pytestmark = pytest.mark.slow
+
 GRADER = Path(sys.executable).parent / "grader"
 FAST = SimulationOptions(latency=1.0, outage=3, wait_limit=45)
 

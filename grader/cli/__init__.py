@@ -1,33 +1,48 @@
 """The ``grader`` command line: parse options, call the library, print.
 
 One module per command; this one holds the group, registers the commands and
-turns every :class:`grader.errors.GraderError` into a one-line message and its
-exit code, in one place.
+turns every exception into a one-line message and its exit code, in one place
+(:func:`exit_for`): a :class:`grader.errors.GraderError` says what to do, Ctrl+C
+is exit 130, and anything else is a bug of ours, exit 70 with the traceback in
+a file, never a grade.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from grader import __version__
-from grader.errors import GraderError
+from grader.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, GraderError, internal_error_line
+
+#: click's own ways of ending a command (usage errors, --help, Ctrl+C while parsing), handled by click.
+_CLICK_ENDINGS = (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort)
+
+
+def exit_for(err: BaseException) -> NoReturn:
+    """Print the one line ``err`` deserves on stderr and exit with its code."""
+    if isinstance(err, GraderError):
+        click.echo(f"grader: {err.label}{err}", err=True)
+        sys.exit(err.exit_code)
+    if isinstance(err, (KeyboardInterrupt, click.exceptions.Abort)):
+        click.echo("grader: interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    click.echo(internal_error_line(err), err=True)
+    sys.exit(EXIT_INTERNAL)
 
 
 class GraderGroup(click.Group):
-    """A click group that reports every GraderError as one line and its exit code."""
+    """A click group that turns every exception of a command into one line and its exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except GraderError as err:
-            click.echo(f"grader: {err.label}{err}", err=True)
-            sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("grader: interrupted", err=True)
-            sys.exit(130)
+        except _CLICK_ENDINGS:
+            raise
+        except (Exception, KeyboardInterrupt) as err:
+            exit_for(err)
 
 
 @click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -36,6 +51,7 @@ def cli() -> None:
     """Failure Lab: run and grade Temporal's money-transfer failure experiments.
 
     \b
+    grader init       write a copy of the exercise app to work in
     grader server     start the embedded Temporal dev server (Web UI included)
     grader simulate   perform the experiments for real, then grade them
     grader check      grade the experiments from workflow histories
@@ -49,12 +65,13 @@ def cli() -> None:
 from grader.cli import batch as _batch  # noqa: E402
 from grader.cli import check as _check  # noqa: E402
 from grader.cli import export as _export  # noqa: E402
+from grader.cli import init as _init  # noqa: E402
 from grader.cli import options as _options  # noqa: E402
 from grader.cli import server as _server  # noqa: E402
 from grader.cli import simulate as _simulate  # noqa: E402
 from grader.cli import timeline as _timeline  # noqa: E402
 
-for _module in (_server, _simulate, _check, _batch, _timeline, _export):
+for _module in (_init, _server, _simulate, _check, _batch, _timeline, _export):
     cli.add_command(_module.command)
 
 
@@ -62,8 +79,24 @@ for _module in (_server, _simulate, _check, _batch, _timeline, _export):
 EXPERIMENT_IDS = _options.EXPERIMENT_IDS
 
 
-def main() -> None:
-    """Entry point of the ``grader`` console script."""
-    cli(prog_name="grader")
+def main(args: list[str] | None = None) -> NoReturn:
+    """Run the command line and exit; what ``grader`` and ``python -m grader`` call.
+
+    click runs in non-standalone mode so that Ctrl+C while the arguments are
+    parsed also ends as "grader: interrupted" (click alone says "Aborted!"
+    and exits 1, the code for a failed grade).
+    """
+    try:
+        code = cli.main(args=args, prog_name="grader", standalone_mode=False)
+    except click.exceptions.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except BrokenPipeError:
+        # The reader went away (`grader check | head`): nothing left to say to it.
+        sys.stdout = None
+        sys.exit(141)
+    except (Exception, KeyboardInterrupt) as err:
+        exit_for(err)
+    sys.exit(code if isinstance(code, int) else 0)
 
 

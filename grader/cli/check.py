@@ -7,7 +7,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from grader.cli.options import connection_options, emit_report, grading_options, output_options
+from grader.cli.options import (
+    connection_options,
+    emit_report,
+    grading_options,
+    max_history_bytes_option,
+    output_options,
+)
 
 if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
     from grader.connect import ConnectionSettings
@@ -36,12 +42,13 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 @click.option("--open", "open_page", is_flag=True,
               help="Also write the report as one HTML page (a picture of each run) to a temporary file and "
                    "open it in a browser, or say where it is when there is none.")
+@max_history_bytes_option
 @connection_options
 @grading_options
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None,
           all_learners: bool, limit: int, no_replay: bool, watch: bool, interval: float, open_page: bool,
-          connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
+          max_history_bytes: int, connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
           output_format: str) -> None:
     """Grade the experiments from workflow histories.
 
@@ -68,7 +75,6 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     """
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
-    from grader.server import run_sync
 
     if histories and (workflow_ids or learner or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
@@ -79,18 +85,21 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         learner, whose = _learner_to_grade(learner, all_learners)
     if watch:
         _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
-               output_format, open_page)
+               output_format, open_page, max_history_bytes)
         return
     if histories:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                 replay=not no_replay)
+                                 replay=not no_replay, max_history_bytes=max_history_bytes)
     else:
+        from grader.server import run_sync  # asyncio and the rest only on the live path
+
         target = connection.resolve()
         report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
                                          rubric=rubric, experiments=experiments or None,
                                          replay=not no_replay))
-    if report.graded_nothing:
-        # No table of zeros: say in one line per input what went wrong.
+    if report.graded_nothing and output_format != "json":
+        # No table of zeros: say in one line per input what went wrong. A program
+        # asking for JSON still gets the document (errors listed in it), never an empty stdout.
         for error in report.errors:
             click.echo(f"grader: error: {error}", err=True)
         if report.errors:
@@ -123,7 +132,7 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,
-           open_page) -> None:
+           open_page, max_history_bytes) -> None:
     """--watch: the loop lives in grader.watch; Ctrl+C reaches the group as KeyboardInterrupt (exit 130)."""
     import asyncio
     import sys
@@ -134,7 +143,7 @@ def _watch(histories, workflow_ids, learner, limit, interval, connection, experi
         raise click.UsageError("--watch shows the table as it changes: leave out --format and --open")
     if histories:
         loop = watch.watch_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                 interval=interval)
+                                 interval=interval, max_history_bytes=max_history_bytes)
     else:
         loop = watch.watch_live(connection.resolve(), workflow_ids=workflow_ids, learner=learner, limit=limit,
                                 rubric=rubric, experiments=experiments or None, interval=interval)

@@ -94,6 +94,15 @@ def grading_options(func: Any) -> Any:
                              "these alone.")(func)
 
 
+def max_history_bytes_option(func: Any) -> Any:
+    """--max-history-bytes: the largest history file read (bigger ones are refused unread)."""
+    from grader.history import DEFAULT_MAX_HISTORY_BYTES
+
+    return click.option("--max-history-bytes", type=click.IntRange(1), default=DEFAULT_MAX_HISTORY_BYTES,
+                        show_default=True, metavar="BYTES",
+                        help="Refuse history files larger than this, unread.")(func)
+
+
 def emit_report(report: Any, output_format: str, *, failed: bool = False) -> None:
     """Print a report, its skipped inputs on stderr, and exit with the code it earns.
 

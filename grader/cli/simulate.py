@@ -13,9 +13,10 @@ from grader.cli.options import EXPERIMENT_IDS, connection_options, emit_report, 
 if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
     from grader.connect import ConnectionSettings
 
-# The simulate command's choices and defaults live in the library, written once.
-from grader.simulate import KILL_POINTS, SIGNALS  # noqa: E402
-from grader.simulate import SimulationOptions as _Sim  # noqa: E402
+# The simulate command's choices and defaults live in the library, written once, in a
+# module light enough to import for `grader --help` (grader.simulate pulls in temporalio).
+from grader.simulate_options import KILL_POINTS, SIGNALS  # noqa: E402
+from grader.simulate_options import SimulationOptions as _Sim  # noqa: E402
 
 
 @click.command("simulate")
@@ -84,7 +85,8 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     from grader.api import grade_simulation
     from grader.app import bundled_app, validate_app_dir
     from grader.rubric import load_rubric
-    from grader.simulate import SimulationOptions, check_histories_dir, run_experiments
+    from grader.simulate import check_histories_dir, run_experiments
+    from grader.simulate_options import SimulationOptions
     from grader.simulate import save_histories as write_histories
 
     app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")

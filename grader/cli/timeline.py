@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from grader.cli.options import connection_options
+from grader.cli.options import connection_options, max_history_bytes_option
 
 if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
     from grader.connect import ConnectionSettings
@@ -17,8 +17,10 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 @click.argument("workflow_id", required=False)
 @click.option("--history", "history_file", type=click.Path(path_type=Path), metavar="FILE",
               help="Read the history from a file instead of the server.")
+@max_history_bytes_option
 @connection_options
-def command(workflow_id: str | None, history_file: Path | None, connection: ConnectionSettings) -> None:
+def command(workflow_id: str | None, history_file: Path | None, max_history_bytes: int,
+            connection: ConnectionSettings) -> None:
     """Show one history as a short timeline: what the grader saw.
 
     Time since start, activity, attempt, worker and failure on each line, and
@@ -26,14 +28,15 @@ def command(workflow_id: str | None, history_file: Path | None, connection: Conn
     """
     from grader.evidence import build_evidence
     from grader.history import load_history_file
-    from grader.server import run_sync
     from grader.timeline import render_timeline
 
     if (workflow_id is None) == (history_file is None):
         raise click.UsageError("give a WORKFLOW_ID or --history FILE (one of them)")
     if history_file is not None:
-        history = load_history_file(history_file)
+        history = load_history_file(history_file, max_bytes=max_history_bytes)
     else:
+        from grader.server import run_sync  # asyncio and the rest only on the live path
+
         history = run_sync(_fetch_for_timeline(connection, workflow_id))
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from tabulate import tabulate
-
 from grader.report import Report
 
 _MARK = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
@@ -13,6 +11,19 @@ def _points(score: float, max_score: float) -> str:
     def fmt(x: float) -> str:
         return f"{x:g}"
     return f"{fmt(score)}/{fmt(max_score)}"
+
+
+def _columns(rows: list[list[str]]) -> list[str]:
+    """Lay out rows of (mark, title, points): left, left, right, two spaces apart.
+
+    Three fixed columns need no table library; tabulate's import alone cost
+    about a sixth of a whole `grader check --history` run (benchmarks/bench_startup.py).
+    """
+    if not rows:
+        return []
+    mark, title, points = (max(len(row[i]) for row in rows) for i in range(3))
+    # rstrip: a bonus row has no points, and a line ends where its text does.
+    return [f"{m:<{mark}}  {t:<{title}}  {p:>{points}}".rstrip() for m, t, p in rows]
 
 
 def _mark(chk) -> str:
@@ -69,7 +80,7 @@ def render(report: Report) -> str:
                 if chk.hint and (chk.required or chk.status == "pass"):
                     below.append(f"        hint: {chk.hint}")
             notes.append(below)
-        table = tabulate(rows, tablefmt="plain", colalign=("left", "left", "right")).splitlines()
+        table = _columns(rows)
         for row, below in zip(table, notes):
             lines.append("  " + row)
             lines.extend(below)
