@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +90,9 @@ def _run_stoppable(coro):
     interpreter at exit). Ctrl+C cancels the batch's tasks, waits until they
     have removed their spool, and goes on as KeyboardInterrupt (exit 130).
     """
+    import asyncio  # here, not at the top: `grader --help` and offline commands stay free of asyncio
+    import concurrent.futures
+
     running: dict = {}
 
     async def main():
