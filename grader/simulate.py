@@ -480,7 +480,7 @@ async def crash_recovery(
     else:
         await trial.wait(lambda s: s.in_flight(kill_during), what=f"the {kill_during} in flight",
                          why=_slow_enough)
-    await trial.stop_worker(first, SIGNALS[sig])
+    await trial.stop_worker(first, signal.Signals[f"SIG{sig}"])
     await trial.start_worker()
     end = await trial.wait_for_end(
         why="the server hands a dead worker's activity to another worker only when its "

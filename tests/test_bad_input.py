@@ -398,7 +398,7 @@ def test_a_malformed_sequence_is_not_fed_to_the_replayer(tmp_path: Path, make, n
     """The SDK's replayer panics on these and never answers: the check must finish, and say why."""
     path = tmp_path / "crafted.json"
     path.write_text(json.dumps(make()))
-    result = _run("check", "--history", str(path), "--format", "json")
+    result = _run("check", "--replay", "--history", str(path), "--format", "json")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     entry = json.loads(result.stdout)["integrity"][0]
     assert entry["status"] == "suspect" and any(n.startswith(note) for n in entry["notes"])

@@ -248,13 +248,13 @@ def test_export_refuses_an_existing_destination_before_reading(tmp_path: Path):
     assert "already exists" in result.stderr
 
 
-def test_no_replay_skips_the_replay_and_keeps_the_rules(tmp_path: Path):
+def test_check_replays_only_when_asked_and_keeps_the_rules(tmp_path: Path):
     FORGE.write_all(tmp_path, ["fake-compensation"])
-    code, data = check_json("--no-replay", "--history", str(tmp_path / "fake-compensation"))
+    code, data = check_json("--history", str(tmp_path / "fake-compensation"))
     (entry,) = data["integrity"]
     assert entry["notes"] == [] and entry["status"] == "suspect"
     assert "replay-nondeterminism" not in {f["code"] for f in entry["findings"]}
-    code, data = check_json("--history", str(tmp_path / "fake-compensation"))
+    code, data = check_json("--replay", "--history", str(tmp_path / "fake-compensation"))
     assert "replay-nondeterminism" in {f["code"] for f in data["integrity"][0]["findings"]}
 
 

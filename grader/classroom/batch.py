@@ -143,8 +143,8 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
 
     The integrity rules always apply (a suspect history cannot pass);
     ``replay`` also replays each history through the reference workflow, as
-    ``grader check`` does by default (it costs milliseconds a history, which
-    a class of thousands feels). ``findings`` are a bundle's hash findings.
+    ``grader check --replay`` does (it costs milliseconds a history, which a
+    class of thousands feels). ``findings`` are a bundle's hash findings.
     """
     from grader.api import check_integrity
     from grader.sources import Loaded

@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="Live: how many of each learner's newest runs to read.")
 @click.option("--jobs", type=click.IntRange(1, 256), default=None,
               help="Files: processes that grade at once  [default: one per CPU]")
-@click.option("--replay", is_flag=True,
-              help="Also replay every history through the reference workflow, as `grader check` does "
-                   "(milliseconds a history; the other integrity rules always apply).")
+@click.option("--replay/--no-replay", default=False, show_default=True,
+              help="Also replay every history through the reference workflow, as `grader check --replay` "
+                   "does (milliseconds a history; the other integrity rules always apply).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @connection_options
 @rubric_option

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
 from pathlib import Path
 
 import click
@@ -46,6 +44,9 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     # Noted so that `grader check` links to this UI when it grades this server (and to no guessed one).
     record_server(srv)
     click.echo("Press Ctrl+C to stop.", err=True)
+    import signal
+    import threading
+
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +102,8 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
 
     def progress(message: str) -> None:
         click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+    import signal
 
     async def run() -> Any:
         # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.
