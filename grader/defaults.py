@@ -37,6 +37,10 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
+#: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
+BATCH_CONCURRENCY = 32
+BATCH_LIMIT = 20
+
 
 def repo_root() -> Path:
     """The folder holding the bundled ``solution/``, ``exercise/``, ``rubrics/`` and ``docs/``.

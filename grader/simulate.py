@@ -43,6 +43,7 @@ from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_di
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
 from grader.evidence import classify_failure
+from grader.learner import workflow_prefix
 from grader.processes import tail
 from grader.server import DevServer, free_port, start_dev_server
 # The knobs live in a module free of temporalio, so `grader --help` can show them without loading this one.
@@ -251,7 +252,8 @@ class Trial:
         self.latency = latency
         self.env = dict(env)
         self.task_queue = lab.options.task_queue or f"failure-lab-{uuid.uuid4().hex[:12]}"
-        self.workflow_id = f"sim-{name}-{uuid.uuid4().hex[:8]}"
+        # Under a learner id, batch and check find these runs as that learner's own.
+        self.workflow_id = f"{workflow_prefix(lab.options.learner or 'sim')}{name}-{uuid.uuid4().hex[:8]}"
         self.handle: WorkflowHandle | None = None
         #: Workers of this trial that are meant to be running.
         self.workers: list[WorkerProcess] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.errors import BadInputError
+from grader.learner import validate_learner_id
 
 #: Signals the crash-recovery experiment can send, by the name ``kill -s`` uses
 #: (``signal.Signals["SIG" + name]`` is the number; the module is not imported
@@ -41,8 +42,12 @@ class SimulationOptions:
     #: Task queue for every experiment; None gives each its own queue (TRANSFER_TASK_QUEUE),
     #: or the app's default queue if the app ignores that variable.
     task_queue: str | None = None
+    #: Learner id the workflows are made under (``<learner>-<experiment>-<hex>``); None gives ``sim-...``.
+    learner: str | None = None
 
     def __post_init__(self) -> None:
+        if self.learner is not None:
+            validate_learner_id(self.learner, what="learner")
         if self.signal not in SIGNALS:
             raise BadInputError(f"signal {self.signal!r} is not one of {', '.join(SIGNALS)}")
         if self.kill_during not in (*KILL_POINTS, "pause"):

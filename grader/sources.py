@@ -24,6 +24,7 @@ from grader.history import (
     load_history_file,
 )
 from grader.integrity import Finding
+from grader.learner import owns, validate_learner_id, workflow_prefix
 
 if TYPE_CHECKING:
     # Only the live path needs the SDK, protobuf, asyncio and grader.connect; they are
@@ -92,10 +93,10 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
 
 
 def visibility_query(learner: str | None) -> str:
-    """The list filter for MoneyTransfer workflows, narrowed to a learner's id prefix."""
+    """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``)."""
     query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)}"
     if learner:
-        query += f" AND WorkflowId STARTS_WITH {_quote(learner)}"
+        query += f" AND WorkflowId STARTS_WITH {_quote(workflow_prefix(validate_learner_id(learner)))}"
     return query
 
 
@@ -134,7 +135,8 @@ async def read_live(
         runs = await _newest(client, f"WorkflowId = {_quote(wid)}", limit, target)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        targets = [(e.id, e.run_id) for e in await _newest(client, visibility_query(learner), limit, target)]
+        found = await _newest(client, visibility_query(learner), limit, target, learner=learner)
+        targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
     async def one(workflow_id: str, run_id: str | None) -> History | str:
@@ -155,12 +157,17 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-async def _newest(client: Client, query: str, limit: int, target: Target) -> list:
-    """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY)."""
+async def _newest(client: Client, query: str, limit: int, target: Target, *, learner: str | None = None) -> list:
+    """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY).
+
+    With ``learner``, only ids that learner owns are kept, whatever the
+    visibility store's idea of a prefix match is.
+    """
     from grader.connect import answered, rpc_deadline
 
     async def listing() -> list:
-        return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))]
+        return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
+                if learner is None or owns(learner, e.id)]
 
     found = await answered(listing(), target)
     found.sort(key=lambda e: e.start_time, reverse=True)
@@ -171,42 +178,55 @@ async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, tar
                     address: str | None = None, ui_url: str | None = None) -> History | str:
     """One run's history (and, if it is still open, its pending activities), or an error line.
 
-    A closed run costs one call; only an open run is also described, since
-    its attempts and last failure exist nowhere else until it ends. Each call
-    is bounded by ``target``'s RPC timeout; a server that stops answering
-    raises :class:`grader.errors.ServerUnavailableError` instead of becoming
-    an error line, since no other run would fare better. (``address`` and
-    ``ui_url`` describe the target for callers that have no :class:`Target`.)
+    A server that stops answering raises :class:`grader.errors.ServerUnavailableError`
+    instead of becoming an error line, since no other run would fare better.
+    (``address`` and ``ui_url`` describe the target for callers that have no
+    :class:`Target`.)
     """
-    from google.protobuf.json_format import MessageToDict
     from temporalio.service import RPCError, RPCStatusCode
 
-    from grader.connect import answered, as_target, rpc_deadline
+    from grader.connect import as_target
 
     if target is None:
         target = as_target(address or client.service_client.config.target_host, client.namespace)
         target = dataclasses.replace(target, ui_url=ui_url)
-    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
-    source = f"server {target.address}/{client.namespace}"
-    deadline = rpc_deadline(target)
     try:
-        proto = await answered(handle.fetch_history(rpc_timeout=deadline), target)
-        history = history_from_proto(proto, workflow_id=workflow_id, source=source)
-        still_open = history.events[-1].type not in CLOSE_STATUS
-        # A reset run's events carry the old run's id, so its own id must be asked for.
-        if still_open or (run_id is None and _was_reset(history)):
-            description = await answered(handle.describe(rpc_timeout=deadline), target)
-            run_id = run_id or description.run_id
-            if still_open:
-                history.pending_activities = [
-                    MessageToDict(p) for p in description.raw_description.pending_activities
-                ]
+        return await fetch_run(client, workflow_id, run_id, target=target)
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
             return f"workflow {workflow_id!r}: not found in namespace {client.namespace!r} at {target.address}"
         return f"workflow {workflow_id!r}: the server refused to return it ({err.message})"
     except HistoryError as err:
         return str(err)
+
+
+async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, target: Target) -> History:
+    """One run's history (and, if it is still open, its pending activities).
+
+    A closed run costs one call; only an open run is also described, since
+    its attempts and last failure exist nowhere else until it ends. Each call
+    is bounded by ``target``'s RPC timeout. Raises :class:`ServerUnavailableError`
+    when the server is gone or does not answer (a caller may retry), the
+    server's other ``RPCError`` (not found ...) or :class:`HistoryError`.
+    """
+    from google.protobuf.json_format import MessageToDict
+
+    from grader.connect import answered, rpc_deadline
+
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
+    source = f"server {target.address}/{client.namespace}"
+    deadline = rpc_deadline(target)
+    proto = await answered(handle.fetch_history(rpc_timeout=deadline), target)
+    history = history_from_proto(proto, workflow_id=workflow_id, source=source)
+    still_open = history.events[-1].type not in CLOSE_STATUS
+    # A reset run's events carry the old run's id, so its own id must be asked for.
+    if still_open or (run_id is None and _was_reset(history)):
+        description = await answered(handle.describe(rpc_timeout=deadline), target)
+        run_id = run_id or description.run_id
+        if still_open:
+            history.pending_activities = [
+                MessageToDict(p) for p in description.raw_description.pending_activities
+            ]
     history.run_id = run_id or history.run_id
     if target.ui_url:
         history.ui_link = ui_link(target.ui_url, client.namespace, workflow_id, history.run_id)

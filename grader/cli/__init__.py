@@ -55,6 +55,7 @@ def cli() -> None:
     grader server     start the embedded Temporal dev server (Web UI included)
     grader simulate   perform the experiments for real, then grade them
     grader check      grade the experiments from workflow histories
+    grader batch      grade a whole class into a gradebook
     grader timeline   show one history the way the grader reads it
     grader export     write a learner's runs as a submission bundle
     grader gradescope-autograder  build the zip a Gradescope assignment runs
@@ -62,6 +63,7 @@ def cli() -> None:
 
 
 # Each command lives in its own module; adding one is one line here.
+from grader.cli import batch as _batch  # noqa: E402
 from grader.cli import check as _check  # noqa: E402
 from grader.cli import export as _export  # noqa: E402
 from grader.cli import gradescope as _gradescope  # noqa: E402
@@ -71,7 +73,7 @@ from grader.cli import server as _server  # noqa: E402
 from grader.cli import simulate as _simulate  # noqa: E402
 from grader.cli import timeline as _timeline  # noqa: E402
 
-for _module in (_init, _server, _simulate, _check, _timeline, _export, _gradescope):
+for _module in (_init, _server, _simulate, _check, _batch, _timeline, _export, _gradescope):
     cli.add_command(_module.command)
 
 

@@ -25,8 +25,11 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
                    "manifest.json, or a .zip) (repeatable); grades offline.")
 @click.option("--workflow-id", "workflow_ids", multiple=True, metavar="ID",
               help="Grade this workflow from the server (repeatable).")
-@click.option("--learner", metavar="PREFIX",
-              help="Without --workflow-id: only workflows whose id starts with PREFIX.")
+@click.option("--learner", metavar="ID",
+              help="Without --workflow-id: only this learner's workflows (ids `ID-...`)  "
+                   "[default: LEARNER_ID when set]")
+@click.option("--all-learners", is_flag=True,
+              help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
               help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
 @click.option("--replay/--no-replay", default=False, show_default=True,
@@ -45,11 +48,10 @@ if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
 @connection_options
 @grading_options
 @output_options
-def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None, limit: int,
-          replay: bool, watch: bool, interval: float, open_page: bool, max_history_bytes: int,
-          connection: ConnectionSettings,
-          experiments: tuple[str, ...], rubric: str, output_format: str,
-          output_file: Path | None) -> None:
+def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None,
+            all_learners: bool, limit: int, replay: bool, watch: bool, interval: float, open_page: bool,
+            max_history_bytes: int, connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
+            output_format: str, output_file: Path | None) -> None:
     """Grade the experiments from workflow histories.
 
     \b
@@ -57,6 +59,10 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     Offline: --history FILE|DIR|BUNDLE, as exported by
       temporal workflow show -w ID --output json > FILE
     or the Web UI's Download button, or `grader export`.
+
+    Live reads grade one learner's workflows (ids `ada-...` for learner ada):
+    --learner's, else LEARNER_ID's; --all-learners grades everyone's. A
+    stderr line says which.
 
     \b
     --format html gives one self-contained page with a picture of each run;
@@ -73,8 +79,13 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
     from grader.formats import MACHINE_FORMATS
 
-    if histories and (workflow_ids or learner):
+    if histories and (workflow_ids or learner or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
+    if learner is not None and all_learners:
+        raise click.UsageError("--learner and --all-learners exclude each other")
+    whose = ""
+    if not histories and not workflow_ids:
+        learner, whose = _learner_to_grade(learner, all_learners)
     if watch:
         _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
                output_format, open_page, max_history_bytes)
@@ -101,9 +112,29 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             raise SystemExit(EXIT_BAD_INPUT)
         if not histories:
             raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+    if whose:  # said once something was graded: the nothing-found line above names the learner itself
+        click.echo(f"grader: {whose}", err=True)
     if open_page:
         open_in_browser(report)
     emit_report(report, output_format, output_file)
+
+
+def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | None, str]:
+    """--learner, else LEARNER_ID, else everyone (validated), and the sentence that says which."""
+    import os
+
+    from grader.learner import validate_learner_id
+
+    if all_learners:
+        return None, "graded every learner's workflows (--all-learners)"
+    if learner is not None:
+        learner = validate_learner_id(learner, what="--learner")
+        return learner, f"graded learner {learner} (workflows {learner}-...)"
+    from_env = os.environ.get("LEARNER_ID")
+    if from_env is None:
+        return None, "graded every learner's workflows: set LEARNER_ID or pass --learner to grade only yours"
+    learner = validate_learner_id(from_env, what="LEARNER_ID")
+    return learner, f"graded learner {learner} from LEARNER_ID (workflows {learner}-...)"
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,

@@ -43,13 +43,16 @@ from grader.simulate_options import SimulationOptions as _Sim  # noqa: E402
 @click.option("--save-histories", type=click.Path(path_type=Path), metavar="DIR",
               help="Write each experiment's history to DIR/<experiment>.json "
                    "(the `temporal workflow show --output json` format).")
+@click.option("--learner", metavar="ID",
+              help="Make the workflows under this learner id (`ID-crash-recovery-...`), so `grader check "
+                   "--learner ID` and `grader batch` find them  [default: sim]")
 @connection_options
 @rubric_option
 @output_options
 def command(app_dir: Path | None, experiments: tuple[str, ...], connection: ConnectionSettings,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
-             save_histories: Path | None, rubric: str, output_format: str,
+             save_histories: Path | None, learner: str | None, rubric: str, output_format: str,
              output_file: Path | None) -> None:
     """Run the experiments for real against the app in APP_DIR (default: the bundled solution/).
 
@@ -92,7 +95,7 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
         check_histories_dir(save_histories)  # and so does a folder we could not write to
     options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
                                 max_attempts=max_attempts, outage=outage, latency=latency,
-                                wait_limit=wait_limit, task_queue=task_queue)
+                                wait_limit=wait_limit, task_queue=task_queue, learner=learner)
     # Only an explicit --address or --profile means "use my server": a TEMPORAL_ADDRESS or
     # TEMPORAL_PROFILE left in the shell must not send experiments (or their workers) elsewhere.
     external = connection.resolve() if connection.address is not None or connection.profile else None

@@ -1,0 +1,32 @@
+"""Grading a whole class: ``grader batch`` as a library.
+
+A class is graded from a live server (every learner's ``MoneyTransfer``
+runs, matched exactly by learner id) or from a folder of submissions (one
+subfolder or ``.zip`` per learner). Each learner ends with one row and a
+status, never a silent zero; the rows become a gradebook (CSV, JSON and one
+feedback file per learner) and, against an earlier gradebook, a regrade diff.
+
+- :mod:`.roster`: the roster CSV;
+- :mod:`.live` and :mod:`.submissions`: where a learner's histories come from;
+- :mod:`.batch`: grading learners as their histories arrive, and the statuses;
+- :mod:`.gradebook`: the files in ``--out DIR``, written atomically;
+- :mod:`.regrade`: what changed since an earlier gradebook;
+- :mod:`.progress` and :mod:`.summary`: what the person running it sees.
+"""
+
+from grader.classroom.batch import (
+    GRADED,
+    MISSING,
+    NOT_GRADABLE,
+    STATUSES,
+    UNREADABLE_FILES,
+    BatchResult,
+    LearnerResult,
+    batch_files,
+    batch_live,
+)
+
+__all__ = [
+    "GRADED", "MISSING", "NOT_GRADABLE", "UNREADABLE_FILES", "STATUSES",
+    "BatchResult", "LearnerResult", "batch_files", "batch_live",
+]

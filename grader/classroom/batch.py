@@ -1,0 +1,519 @@
+"""Grade every learner of a class, as their histories arrive, into a gradebook.
+
+:func:`batch_live` reads a server, :func:`batch_files` a submissions folder.
+Both give each learner exactly one :class:`LearnerResult` with a status,
+hand it to the :class:`~grader.classroom.gradebook.Gradebook` at once (no
+class is held in memory) and end with a :class:`BatchResult`: counts, the
+learners who need a look, and the regrade diff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from functools import lru_cache
+from typing import Callable, Iterable
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from grader import defaults
+from grader.classroom import regrade
+from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.progress import Progress
+from grader.classroom.roster import Roster, read_roster
+from grader.classroom.submissions import (Submission, bundle_paths, find_submissions, is_submission_name,
+                                          read_members)
+from grader.connect import ConnectionSettings, Target, as_target, connect
+from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
+from grader.evidence import build_evidence
+from grader.history import History, load_json_text
+from grader.learner import validate_learner_id
+from grader.report import Report, grade
+from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+
+#: Statuses of a learner (public interface: the gradebook's ``status`` column).
+GRADED = "graded"              # graded: each experiment's status and points, and the total
+MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
+NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
+UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
+STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
+DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
+DEFAULT_LIMIT = defaults.BATCH_LIMIT
+
+
+@dataclass
+class LearnerResult:
+    """One learner's outcome: a status, the report when there is one, and what went wrong."""
+
+    learner: str
+    status: str
+    report: Report | None = None
+    #: One line per problem: a bad file, a run the server would not return, why nothing was graded.
+    problems: list[str] = field(default_factory=list)
+    #: ``(run_id, workflow_id)`` of every run graded, to find runs handed in twice.
+    runs: list[tuple[str, str]] = field(default_factory=list)
+    #: The roster's other cells for this learner.
+    roster: dict[str, str] = field(default_factory=dict)
+    #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
+    position: int = 0
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    flags: list[str] = field(default_factory=list)
+
+
+#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
+SUSPECT = "suspect"
+
+
+def note_integrity(result: LearnerResult) -> None:
+    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    for entry in result.report.integrity if result.report is not None else ():
+        if entry.suspect:
+            codes = ", ".join(sorted({f.code for f in entry.findings}))
+            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
+            if SUSPECT not in result.flags:
+                result.flags.append(SUSPECT)
+
+
+def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
+    """The status a learner earns from what happened to their inputs.
+
+    One place decides it, so a further status is one more branch here and
+    one more value in :data:`STATUSES`. An integrity verdict is a flag beside
+    the status for now (:func:`note_integrity`), not a status of its own.
+    """
+    if unreachable:
+        return NOT_GRADABLE
+    if unreadable:
+        return UNREADABLE_FILES
+    if not inputs:
+        return MISSING
+    return GRADED
+
+
+@dataclass
+class Attention:
+    """A learner the instructor should look at, and why."""
+
+    learner: str
+    status: str
+    why: str
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
+
+    out_dir: Path
+    source: str
+    counts: dict[str, int]
+    attention: list[Attention]
+    #: The regrade diff, or None without ``previous``.
+    changes: list[regrade.Change] | None
+    written: list[Path]
+    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
+    not_on_roster: list[str]
+    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
+    ignored: list[str]
+    elapsed: float
+    #: Reads that needed at least one retry.
+    retried: int = 0
+    #: Mean score of graded learners, and the rubric's maximum.
+    mean_score: float | None = None
+    max_score: float = 0.0
+
+    @property
+    def total(self) -> int:
+        """Learners in the gradebook."""
+        return sum(self.counts.values())
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
+        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
+
+
+def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
+               findings: dict | None = None, replay: bool = False) -> Report:
+    """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
+
+    The integrity rules always apply (a suspect history cannot pass);
+    ``replay`` also replays each history through the reference workflow, as
+    ``grader check --replay`` does (it costs milliseconds a history, which a
+    class of thousands feels). ``findings`` are a bundle's hash findings.
+    """
+    from grader.api import check_integrity
+    from grader.sources import Loaded
+
+    loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
+    integrity = check_integrity(loaded, replay=replay)
+    return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
+                 integrity=integrity)
+
+
+def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
+    from grader.formats.markdown import render as render_markdown
+
+    report = result.report
+    cells: dict[str, list] = {}
+    if report is not None:
+        for exp in report.experiments:
+            checks = ((c.required, c.status, c.message) for c in exp.checks)
+            cells[exp.id] = [exp.status, exp.score, regrade.finding(exp.status, checks, exp.note)]
+    max_score = report.max_score if report is not None else _rubric_max(rubric)
+    return Spooled(
+        position=result.position, learner=result.learner, status=result.status,
+        score=report.score if report is not None else None, max_score=max_score,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
+        report_json=report_json(report) if report is not None else None,
+        feedback_body=render_markdown(report) if report is not None else "",
+    )
+
+
+def _rubric_max(rubric: Rubric) -> float:
+    return sum(c.points for e in rubric.experiments if e.required for c in e.checks)
+
+
+class _Collector:
+    """Feeds results to the gradebook, the progress line and the caller's hook as they arrive."""
+
+    def __init__(self, book: Gradebook, rubric: Rubric, progress: Progress,
+                 on_result: Callable[[LearnerResult], None] | None) -> None:
+        self.book = book
+        self.rubric = rubric
+        self.progress = progress
+        self.on_result = on_result
+
+    def __call__(self, result: LearnerResult) -> None:
+        self.book.add(_to_row(result, self.rubric), result.runs)
+        self.progress.advance()
+        if self.on_result is not None:
+            self.on_result(result)
+
+
+def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
+            not_on_roster: list[str], ignored: list[str], retried: int = 0) -> BatchResult:
+    counts = {s: 0 for s in STATUSES}
+    attention: list[Attention] = []
+    changes: list[regrade.Change] | None = [] if previous is not None else None
+    seen: set[str] = set()
+    total_score, scored, max_score = 0.0, 0, 0.0
+
+    def on_row(row: Spooled) -> None:
+        nonlocal total_score, scored, max_score
+        counts[row.status] = counts.get(row.status, 0) + 1
+        max_score = max(max_score, row.max_score)
+        if row.score is not None and row.status == GRADED:
+            total_score += row.score
+            scored += 1
+        why = row.problems[0] if row.problems else ""
+        if row.duplicates:
+            dup = row.duplicates[0]
+            why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
+                                                 f"{', '.join(dup['also_under'][:3])}")
+        if row.flags and not row.duplicates:
+            why = next((p for p in row.problems if "suspect history" in p), why)
+        if row.status != GRADED or row.duplicates or row.flags:
+            attention.append(Attention(row.learner, row.status, why))
+        if previous is not None:
+            seen.add(row.learner)
+            cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+            changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
+
+    written = book.finish(on_row)
+    if previous is not None:
+        changes.extend(regrade.gone(previous, seen))
+    return BatchResult(
+        out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
+        written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
+        retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
+    )
+
+
+def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous_path: Path | None,
+                 validate: Callable[[str, str], str]) -> tuple[Rubric, Roster | None, dict | None]:
+    """Everything a batch reads before it grades, so bad input stops it before any work."""
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric))
+              if roster_path is not None else None)
+    previous = regrade.load_previous(previous_path) if previous_path is not None else None
+    return rubric, roster, previous
+
+
+# --- live ------------------------------------------------------------------
+
+
+async def batch_live(
+    out_dir: Path,
+    connection: ConnectionSettings | Target | str | None = None,
+    namespace: str | None = None,
+    *,
+    roster: Path | None = None,
+    previous: Path | None = None,
+    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    limit: int = DEFAULT_LIMIT,
+    retry_seconds: float = DEFAULT_RETRY_SECONDS,
+    replay: bool = False,
+    progress: Progress | None = None,
+    client: Client | None = None,
+    on_result: Callable[[LearnerResult], None] | None = None,
+) -> BatchResult:
+    """Grade a class from a server into a gradebook in ``out_dir``.
+
+    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    plain string is an address). Learners are the roster's, or without one every learner id that owns a
+    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
+    with at most ``concurrency`` reads in flight over one client, and graded
+    as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    Raises :class:`BadInputError` for a bad roster, rubric or previous
+    gradebook and :class:`ServerUnavailableError` when no server answers.
+    """
+    began = time.monotonic()
+    progress = progress or Progress(quiet=True)
+    rubric, class_roster, before = _load_inputs(
+        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what))
+    if concurrency < 1:
+        raise BadInputError("--concurrency must be at least 1")
+    target = as_target(connection, namespace)
+    address, namespace = target.address, target.namespace
+    client = client or await connect(target)
+    retrier = Retrier(retry_seconds)
+    wanted = set(class_roster.learners) if class_roster else None
+    try:
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+    except (RPCError, ServerUnavailableError) as err:
+        raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
+                                     f"{namespace!r} ({err}), even after retrying") from err
+    # The listing asked only for the roster's learners: others on a shared server are other classes.
+    if class_roster is not None:
+        plan = [(i, name, cells, runs.get(name, []))
+                for i, (name, cells) in enumerate(class_roster.learners.items())]
+    else:
+        plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
+        if not plan:
+            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+                                f"{address} has an id of the form <learner>-...: pass --roster, or check "
+                                "--address and --namespace")
+    source = f"server {address}/{namespace}"
+    columns = class_roster.columns if class_roster else []
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
+        progress.start(len(plan))
+        await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
+        progress.close()
+        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                       retried=retrier.retried)
+
+
+async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
+    from grader.sources import fetch_run
+
+    gate = asyncio.Semaphore(concurrency)
+    queue: asyncio.Queue = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+
+    async def read(workflow_id: str, run_id: str):
+        async with gate:
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+
+    async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
+        result = LearnerResult(name, MISSING, roster=cells, position=position)
+        if not targets:
+            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            return result
+        fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
+        histories, errors, unreachable = [], [], False
+        for (workflow_id, _), item in zip(targets, fetched):
+            if isinstance(item, (RPCError, ServerUnavailableError)):
+                unreachable = True
+                if isinstance(item, RPCError) and item.status == RPCStatusCode.NOT_FOUND:
+                    result.problems.append(f"workflow {workflow_id}: listed, but the server no longer has it")
+                else:
+                    why = item.message if isinstance(item, RPCError) else str(item)
+                    result.problems.append(f"workflow {workflow_id}: the server did not return it "
+                                           f"({why}), even after retrying")
+            elif isinstance(item, HistoryError):
+                errors.append(str(item))
+            elif isinstance(item, BaseException):
+                raise item
+            else:
+                histories.append(item)
+                result.runs.append((item.run_id, workflow_id))
+        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # graded (and named), unlike a run the server could not return.
+        result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
+                                       unreachable=unreachable)
+        if result.status != NOT_GRADABLE:
+            result.problems += errors
+            result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
+                                       errors=errors, replay=replay)
+            note_integrity(result)
+        return result
+
+    async def worker() -> None:
+        while True:
+            try:
+                position, name, cells, targets = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            emit(await learner(position, name, cells, targets))
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(plan)) or 1)))
+
+
+# --- files -----------------------------------------------------------------
+
+
+def batch_files(
+    submissions: Path,
+    out_dir: Path,
+    *,
+    roster: Path | None = None,
+    previous: Path | None = None,
+    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    replay: bool = False,
+    jobs: int | None = None,
+    progress: Progress | None = None,
+    on_result: Callable[[LearnerResult], None] | None = None,
+) -> BatchResult:
+    """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
+
+    Learners are graded in ``jobs`` processes (default: one per CPU) when the
+    class is large enough to gain from it; ``on_result`` keeps it in this one.
+    With a roster, its learners are graded (a learner with no submission is
+    ``missing``) and other submissions are listed in the result, not graded.
+    Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
+    """
+    began = time.monotonic()
+    progress = progress or Progress(quiet=True)
+
+    def valid(value: str, what: str) -> str:
+        if not is_submission_name(value):
+            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
+                                "use the folder or zip names of the download")
+        return value
+
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid)
+    found, ignored = find_submissions(submissions)
+    if class_roster is not None:
+        plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+        not_on_roster = sorted(set(found) - set(class_roster.learners))
+    else:
+        plan = [(0, name, None, found[name]) for name in sorted(found)]
+        not_on_roster = []
+        if not plan:
+            raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
+                                "folder that holds one subfolder or .zip per learner")
+    columns = class_roster.columns if class_roster else []
+    jobs = jobs or os.cpu_count() or 1
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
+        progress.start(len(plan))
+        if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
+            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+        else:
+            collect = _Collector(book, rubric, progress, on_result)
+            for position, name, cells, submission in plan:
+                collect(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                         replay=replay))
+        progress.close()
+        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
+
+
+#: Learners a grading process takes at a time.
+_CHUNK = 64
+
+
+def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
+                              progress: Progress) -> None:
+    """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
+
+    Grading is pure CPU, so one process per core is what makes a class of
+    10,000 fit in seconds. At most two chunks per process are in flight, so
+    memory stays bounded however large the class.
+    """
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        running: set = set()
+        for chunk in chunks:
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            if len(running) >= 2 * jobs:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                _spool(done, book, progress)
+        _spool(wait(running).done, book, progress)
+
+
+def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
+    for future in done:
+        rows = future.result()
+        for row, runs in rows:
+            book.add(row, runs)
+        progress.advance(len(rows))
+
+
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+    """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
+    rubric = _process_rubric(rubric_path)
+    rows = []
+    for position, name, cells, submission in chunk:
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
+        rows.append((_to_row(result, rubric), result.runs))
+    return rows
+
+
+@lru_cache(maxsize=4)
+def _process_rubric(path: str) -> Rubric:
+    return load_rubric(path)
+
+
+def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+    """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
+
+    A folder or zip with a ``manifest.json`` is a bundle from `grader export`
+    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    """
+    from grader.bundles import read_bundle
+
+    result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
+    if submission is None:
+        result.problems.append("no folder or zip was handed in")
+        return result
+    histories: list[History] = []
+    sources: list[str] = []
+    errors: list[str] = []
+    findings: dict = {}
+    for path in bundle_paths(submission):
+        loaded = read_bundle(path)
+        histories += loaded.histories
+        sources += [h.source for h in loaded.histories]
+        errors += loaded.errors
+        findings.update(loaded.findings)
+    for member in read_members(submission, skip_bundles=True):
+        sources.append(member.name)
+        if member.error:
+            errors.append(member.error)
+            continue
+        try:
+            histories.append(load_json_text(member.data, source=member.name))
+        except HistoryError as err:
+            errors.append(str(err))
+    result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
+    result.problems += errors
+    if result.status == MISSING:
+        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
+        return result
+    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
+                               replay=replay)
+    note_integrity(result)
+    return result

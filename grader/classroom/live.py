@@ -1,0 +1,135 @@
+"""A class's histories read live: one listing, then each learner's runs, retried through faults.
+
+The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
+the learner id that owns each workflow id (:func:`grader.learner.learner_of`),
+instead of one listing per learner. Reads that fail for a passing reason
+(the server restarting, overloaded, a dropped connection) are retried with a
+bounded, doubling backoff; the budget is shared, so once the server has been
+gone for the whole budget every read gives up at once rather than each
+waiting its own turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from typing import Awaitable, Callable, TypeVar
+
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from grader.connect import ServerTimeoutError, Target, rpc_deadline
+from grader.errors import ServerUnavailableError
+from grader.learner import learner_of
+from grader.sources import visibility_query
+
+T = TypeVar("T")
+
+#: Statuses that say "try again later", not "this request is wrong".
+TRANSIENT = frozenset({
+    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+    RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED,
+})
+#: Seconds a batch keeps retrying while the server does not answer.
+DEFAULT_RETRY_SECONDS = 30.0
+
+
+def is_transient(err: BaseException) -> bool:
+    """True for a failure that may pass: the server restarting, overloaded, slow, or a dropped connection.
+
+    :func:`grader.connect.answered` turns a gone or silent server into
+    :class:`ServerUnavailableError`; its cause says which. Refused
+    credentials and unknown workflows are not transient.
+    """
+    if isinstance(err, ServerTimeoutError):
+        return True
+    if isinstance(err, ServerUnavailableError):
+        err = err.__cause__
+    return isinstance(err, RPCError) and err.status in TRANSIENT
+
+
+class Retrier:
+    """Retries transient RPC errors with a doubling backoff, within one budget shared by all reads."""
+
+    def __init__(self, budget: float = DEFAULT_RETRY_SECONDS, *, first: float = 0.2, cap: float = 2.0) -> None:
+        #: Seconds of continuous failure after which reads stop retrying.
+        self.budget = budget
+        self.first = first
+        self.cap = cap
+        #: When the server last started failing (monotonic), None while it answers.
+        self.down_since: float | None = None
+        #: How many reads were retried at least once (for the summary).
+        self.retried = 0
+        self._last_error: BaseException | None = None
+        #: Seconds between two probes of a server given up on.
+        self.probe_every = 5.0
+        self._last_probe = 0.0
+
+    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
+        """Await ``make()``; on a transient failure wait and call it again, until the budget is spent."""
+        delay = self.first
+        counted = False
+        while True:
+            given_up = self._given_up()
+            if given_up:
+                # The server has been gone for the whole budget: further reads fail at once (each
+                # would otherwise sit through the SDK's own retries first), except one probe every
+                # few seconds, so a server that comes back is noticed and the rest of the class read.
+                now = time.monotonic()
+                if now - self._last_probe < self.probe_every:
+                    raise self._last_error
+                self._last_probe = now
+            try:
+                result = await make()
+            except (RPCError, ServerUnavailableError) as err:
+                if not is_transient(err):
+                    raise
+                now = time.monotonic()
+                if self.down_since is None:
+                    self.down_since = now
+                left = self.budget - (now - self.down_since)
+                if given_up or left <= 0:
+                    self._last_error = err
+                    raise
+                self._last_error = err
+                if not counted:
+                    self.retried += 1
+                    counted = True
+                # Jitter keeps 32 readers from hammering a restarting server in step.
+                await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))
+                delay = min(delay * 2, self.cap)
+                continue
+            self.down_since = None
+            return result
+
+    def _given_up(self) -> bool:
+        return (self.down_since is not None and self._last_error is not None
+                and time.monotonic() - self.down_since >= self.budget)
+
+
+async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
+                            learners: set[str] | None = None, limit: int = 20) -> dict[str, list[tuple[str, str]]]:
+    """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
+
+    Only workflow ids that start with a valid learner id and ``-`` count;
+    with ``learners``, only those learners' runs are kept.
+    """
+    async def listing() -> dict[str, list]:
+        found: dict[str, list] = defaultdict(list)
+        # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
+        async for execution in client.list_workflows(visibility_query(None), page_size=1000,
+                                                     rpc_timeout=rpc_deadline(target)):
+            owner = learner_of(execution.id)
+            if owner is None or (learners is not None and owner not in learners):
+                continue
+            found[owner].append((execution.start_time, execution.id, execution.run_id))
+        return found
+
+    found = await retrier.call(listing)
+    runs: dict[str, list[tuple[str, str]]] = {}
+    for owner, items in found.items():
+        items.sort(key=lambda item: item[0], reverse=True)
+        runs[owner] = [(wid, rid) for _, wid, rid in items[:limit]]
+    return runs

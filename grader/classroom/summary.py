@@ -1,0 +1,103 @@
+"""What ``grader batch`` prints on stdout: counts, who needs a look, the regrade diff, where the files are.
+
+It stays short for any class size: per-learner grades live in the gradebook
+files, not here. ``table`` and ``json`` are built in; any other ``--format``
+is used when its module in :mod:`grader.formats` offers
+``render_gradebook(result)``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import import_module
+from typing import Any, Callable
+
+from tabulate import tabulate
+
+from grader.classroom.batch import STATUSES, BatchResult
+from grader.errors import BadInputError
+
+#: Longest finding shown in a diff line.
+_FINDING = 100
+
+
+def summary_dict(result: BatchResult) -> dict[str, Any]:
+    """The summary as JSON-ready data."""
+    return {
+        "source": result.source,
+        "learners": result.total,
+        "counts": result.counts,
+        "mean_score": result.mean_score,
+        "max_score": result.max_score,
+        "attention": [{"learner": a.learner, "status": a.status, "why": a.why} for a in result.attention],
+        "not_on_roster": result.not_on_roster,
+        "ignored": result.ignored,
+        "regrade": None if result.changes is None else [c.to_dict() for c in result.changes],
+        "files": [str(p) for p in result.written] + [str(result.out_dir / "feedback")],
+        "elapsed_seconds": round(result.elapsed, 3),
+        "exit_code": result.exit_code,
+    }
+
+
+def render_json(result: BatchResult) -> str:
+    """The summary as one JSON document."""
+    return json.dumps(summary_dict(result), indent=2, ensure_ascii=False) + "\n"
+
+
+def _short(text: str, width: int = _FINDING) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_table(result: BatchResult) -> str:
+    """The summary for people."""
+    counts = ", ".join(f"{result.counts.get(s, 0)} {s}" for s in STATUSES)
+    lines = [f"Graded {result.total} learners from {result.source} in {result.elapsed:.1f} s: {counts}"]
+    if result.mean_score is not None:
+        lines.append(f"Mean score of graded learners: {result.mean_score:.1f}/{result.max_score:g}")
+    if result.retried:
+        lines.append(f"{result.retried} reads needed a retry (the server was slow or restarting)")
+    if result.attention:
+        lines += ["", "Needs a look:"]
+        rows = [(a.learner, a.status, _short(a.why)) for a in result.attention]
+        lines.append(tabulate(rows, headers=["learner", "status", "why"], tablefmt="simple"))
+    if result.not_on_roster:
+        lines += ["", f"Not on the roster, not graded: {', '.join(result.not_on_roster[:20])}"
+                  + (f" and {len(result.not_on_roster) - 20} more" if len(result.not_on_roster) > 20 else "")]
+    if result.ignored:
+        lines += ["", "Ignored (not a folder or .zip, or not a name a learner can have): "
+                  + ", ".join(result.ignored[:20])]
+    if result.changes is not None:
+        lines += ["", f"Regrade: {len({c.learner for c in result.changes})} learners changed"]
+        if result.changes:
+            rows = [(c.learner, c.experiment or "(status)", c.old, "->", c.new, _short(c.finding))
+                    for c in result.changes]
+            lines.append(tabulate(rows, headers=["learner", "experiment", "was", "", "now", "finding"],
+                                  tablefmt="simple"))
+    lines += ["", "Gradebook: " + ", ".join(str(p) for p in result.written)
+              + f", {result.out_dir / 'feedback'}/<learner>.md"]
+    return "\n".join(lines) + "\n"
+
+
+_BUILT_IN = {"table": render_table, "json": render_json}
+
+
+def summary_renderer(output_format: str) -> Callable[[BatchResult], str]:
+    """The summary renderer of ``output_format``; :class:`BadInputError` for a format with none.
+
+    Called before a batch starts, so a format with no class summary is refused before any work.
+    """
+    if output_format in _BUILT_IN:
+        return _BUILT_IN[output_format]
+    from grader.formats import FORMATS
+
+    module = import_module(FORMATS[output_format]) if output_format in FORMATS else None
+    render = getattr(module, "render_gradebook", None)
+    if render is None:
+        raise BadInputError(f"--format {output_format} has no class summary yet: use table or json "
+                            "(the gradebook files hold every learner's report)")
+    return render
+
+
+def render_summary(result: BatchResult, output_format: str) -> str:
+    """The summary in ``output_format`` (see :func:`summary_renderer`)."""
+    return summary_renderer(output_format)(result)

@@ -1,0 +1,120 @@
+"""`grader batch`: grade a whole class, live from a server or from a folder of submissions."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from grader.cli.options import connection_options, output_options, rubric_option
+from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
+
+if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
+    from grader.connect import ConnectionSettings
+
+
+@click.command("batch")
+@click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
+              help="The class: a CSV with a `learner` column; its other columns are copied into the "
+                   "gradebook  [default: every learner id found]")
+@click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
+              help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
+                   "id) holding exported histories.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go.")
+@click.option("--previous", type=click.Path(dir_okay=False, path_type=Path), metavar="GRADEBOOK_JSON",
+              help="An earlier gradebook.json: print what changed since (the regrade diff).")
+@click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
+              help="Live: reads in flight at once, over one connection.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=BATCH_LIMIT, show_default=True,
+              help="Live: how many of each learner's newest runs to read.")
+@click.option("--jobs", type=click.IntRange(1, 256), default=None,
+              help="Files: processes that grade at once  [default: one per CPU]")
+@click.option("--replay/--no-replay", default=True, show_default=True,
+              help="Also replay every history through the reference workflow, as `grader check --replay` "
+                   "does: grading for the record checks all it can (milliseconds a history; the other "
+                   "integrity rules always apply).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@connection_options
+@rubric_option
+@output_options
+def command(roster: Path | None, submissions: Path | None, out_dir: Path, previous: Path | None,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, quiet: bool,
+            connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
+    """Grade every learner of a class into a gradebook.
+
+    \b
+    Live (default): every learner's MoneyTransfer workflows on the server
+    (learner ada owns the ids ada-...), the roster's learners or all found.
+    Files: --submissions DIR, as an LMS download lays it out.
+
+    \b
+    Each learner gets one row with a status:
+      graded            each experiment's status and points, and the total
+      missing           on the roster, but no runs or no files
+      not-gradable      the server did not return their runs, even after
+                        retrying: costs them nothing, grade again later
+      unreadable-files  some files were bad (named); the rest were graded
+
+    Progress goes to stderr (--quiet for none); stdout gets a short summary
+    and, with --previous, the regrade diff.
+
+    \b
+    Exit codes: 0 every learner has a row (the grades are in the files,
+    not the exit code); 1 some learners are not-gradable; 2 bad input
+    (roster, folder, options); 3 no server.
+    """
+    from grader.classroom.batch import batch_files, batch_live
+    from grader.classroom.progress import Progress
+    from grader.classroom.summary import summary_renderer
+
+    render_summary = summary_renderer(output_format)
+    progress = Progress(quiet=quiet)
+    if submissions is not None:
+        result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
+                             replay=replay, jobs=jobs, progress=progress)
+    else:
+        batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
+                           concurrency=concurrency, limit=limit, replay=replay, progress=progress)
+        result = _run_stoppable(batch)
+    text = render_summary(result)
+    if output_file is None:
+        click.echo(text, nl=False)
+    else:
+        from grader.formats import write_atomically
+
+        write_atomically(output_file, text)
+    sys.exit(result.exit_code)
+
+
+def _run_stoppable(coro):
+    """Run ``coro`` on a loop in a thread of its own (as ``run_sync`` does), and let Ctrl+C stop it.
+
+    The thread keeps the SDK's clean-up off the main thread's shutdown (a
+    failed connect run under ``asyncio.run`` on the main thread crashed the
+    interpreter at exit). Ctrl+C cancels the batch's tasks, waits until they
+    have removed their spool, and goes on as KeyboardInterrupt (exit 130).
+    """
+    import asyncio  # here, not at the top: `grader --help` and offline commands stay free of asyncio
+    import concurrent.futures
+
+    running: dict = {}
+
+    async def main():
+        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
+        return await coro
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(asyncio.run, main())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            if running:
+                running["loop"].call_soon_threadsafe(running["task"].cancel)
+            try:
+                future.result(timeout=30)
+            except BaseException:  # the cancellation itself, or a clean-up that failed: Ctrl+C wins
+                pass
+            raise
