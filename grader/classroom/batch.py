@@ -170,7 +170,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         score=report.score if report is not None else None, max_score=max_score,
         roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
         report_json=report_json(report) if report is not None else None,
-        feedback_body=render_markdown(report) if report is not None else "",
+        feedback_body=render_markdown(report, level=2) if report is not None else "",
     )
 
 
