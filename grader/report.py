@@ -115,6 +115,35 @@ class Report:
         return self.status == PASS
 
 
+def report_from_dict(data: dict[str, Any]) -> Report:
+    """A report back from its JSON form (:meth:`Report.to_dict`), as a gradebook stores it.
+
+    The class formats use it to render each learner's report from
+    ``gradebook.json`` without grading again; timelines are not rebuilt
+    (they need the run), so a format that draws runs cannot use it.
+    """
+    from grader.integrity import Finding
+
+    def known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+        names = cls.__dataclass_fields__
+        return {k: v for k, v in values.items() if k in names}
+
+    experiments = []
+    for exp in data.get("experiments", []):
+        values = known(ExperimentReport, exp)
+        values["checks"] = [CheckResult(**known(CheckResult, c)) for c in exp.get("checks", [])]
+        values["workflow"] = WorkflowRef(**exp["workflow"]) if exp.get("workflow") else None
+        experiments.append(ExperimentReport(**values))
+    integrity = []
+    for entry in data.get("integrity", []):
+        values = known(IntegrityEntry, entry)
+        values["findings"] = [Finding(**known(Finding, f)) for f in entry.get("findings", [])]
+        integrity.append(IntegrityEntry(**values))
+    values = known(Report, data)
+    values.update(experiments=experiments, integrity=integrity)
+    return Report(**values)
+
+
 @lru_cache(maxsize=1)
 def report_schema() -> dict[str, Any]:
     """The JSON Schema of :meth:`Report.to_dict`."""

@@ -382,7 +382,6 @@ def test_live_roster_rejects_an_id_with_the_separator(tmp_path: Path):
     (lambda tmp: ["--submissions", str(tmp / "download"), "--previous", str(tmp / "download" / "README.txt")],
      "not a gradebook.json written by `grader batch`"),
     (lambda tmp: ["--submissions", str(tmp / "download"), "--rubric", "no-such-rubric"], "no rubric"),
-    (lambda tmp: ["--submissions", str(tmp / "download"), "--format", "html"], "--format html has no class summary"),
 ])
 def test_bad_folder_and_options_are_exit_2(submissions: Path, tmp_path: Path, make, says: str):
     result = CliRunner().invoke(cli, ["batch", *make(tmp_path), "--out", str(tmp_path / "out")])

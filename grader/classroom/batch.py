@@ -105,6 +105,31 @@ class Attention:
 
 
 @dataclass
+class ClassRow:
+    """One learner as the class formats show them: no report, only what a gradebook row holds.
+
+    Kept for every learner of a batch (a few hundred bytes each, like the
+    regrade diff's memory of an earlier gradebook), so ``--format markdown``,
+    ``html``, ``junit`` and ``github`` can draw the class without reading back
+    the files the batch wrote.
+    """
+
+    learner: str
+    status: str
+    #: Marks beside the status, e.g. ``suspect``.
+    flags: list[str]
+    #: None when nothing was graded.
+    score: float | None
+    max_score: float
+    #: experiment id -> its status, points and the finding behind a non-pass (the rubric's order).
+    cells: dict[str, regrade.Cell]
+    #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
+    problems: list[str]
+    #: Run ids this learner shares with other learners.
+    duplicates: list[str] = field(default_factory=list)
+
+
+@dataclass
 class BatchResult:
     """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
 
@@ -125,6 +150,12 @@ class BatchResult:
     #: Mean score of graded learners, and the rubric's maximum.
     mean_score: float | None = None
     max_score: float = 0.0
+    #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
+    learners: list[ClassRow] = field(default_factory=list)
+    #: ``(id, title)`` of each experiment of the rubric, in its order.
+    experiments: list[tuple[str, str]] = field(default_factory=list)
+    #: The rubric's ``id`` and ``version``.
+    rubric: dict[str, str] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -202,6 +233,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
     changes: list[regrade.Change] | None = [] if previous is not None else None
     seen: set[str] = set()
     total_score, scored, max_score = 0.0, 0, 0.0
+    learners: list[ClassRow] = []
 
     def on_row(row: Spooled) -> None:
         nonlocal total_score, scored, max_score
@@ -219,9 +251,11 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             why = next((p for p in row.problems if "suspect history" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
+        cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+        learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
+                                 list(row.problems), [d["run_id"] for d in row.duplicates]))
         if previous is not None:
             seen.add(row.learner)
-            cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
             changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
 
     written = book.finish(on_row)
@@ -231,6 +265,8 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
+        learners=learners, experiments=[(e.id, e.title) for e in book.rubric.experiments],
+        rubric={"id": book.rubric.id, "version": book.rubric.version},
     )
 
 

@@ -1,9 +1,10 @@
 """What ``grader batch`` prints on stdout: counts, who needs a look, the regrade diff, where the files are.
 
-It stays short for any class size: per-learner grades live in the gradebook
-files, not here. ``table`` and ``json`` are built in; any other ``--format``
-is used when its module in :mod:`grader.formats` offers
-``render_gradebook(result)``.
+``table`` and ``json`` stay short for any class size: per-learner grades
+live in the gradebook files, not here. Every other ``--format`` is its
+module's ``render_gradebook(result)`` in :mod:`grader.formats`: the class
+table (markdown, html, junit, github) or one document per learner for the
+platforms that grade one submission at a time (gradescope, classroom).
 """
 
 from __future__ import annotations
@@ -96,6 +97,20 @@ def summary_renderer(output_format: str) -> Callable[[BatchResult], str]:
         raise BadInputError(f"--format {output_format} has no class summary yet: use table or json "
                             "(the gradebook files hold every learner's report)")
     return render
+
+
+def after_summary(result: BatchResult, output_format: str) -> None:
+    """Run the format's optional ``after_render_gradebook(result)`` once the summary is out.
+
+    ``github`` uses it to append the class table to ``$GITHUB_STEP_SUMMARY``.
+    """
+    if output_format in _BUILT_IN:
+        return
+    from grader.formats import FORMATS
+
+    hook = getattr(import_module(FORMATS[output_format]), "after_render_gradebook", None)
+    if hook is not None:
+        hook(result)
 
 
 def render_summary(result: BatchResult, output_format: str) -> str:

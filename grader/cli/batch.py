@@ -59,7 +59,10 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
       unreadable-files  some files were bad (named); the rest were graded
 
     Progress goes to stderr (--quiet for none); stdout gets a short summary
-    and, with --previous, the regrade diff.
+    and, with --previous, the regrade diff. The other --format choices give
+    the class table (markdown, html, junit, github) or one document per
+    learner (gradescope: a JSON object by learner; classroom: a
+    "<learner> result=..." line each).
 
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
@@ -68,7 +71,7 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     """
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
-    from grader.classroom.summary import summary_renderer
+    from grader.classroom.summary import after_summary, summary_renderer
 
     render_summary = summary_renderer(output_format)
     progress = Progress(quiet=quiet)
@@ -86,6 +89,7 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
         from grader.formats import write_atomically
 
         write_atomically(output_file, text)
+    after_summary(result, output_format)
     sys.exit(result.exit_code)
 
 

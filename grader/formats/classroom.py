@@ -67,3 +67,26 @@ def encode(report: Report) -> str:
 def render(report: Report) -> str:
     """``result=<base64 JSON>``, one line for ``$GITHUB_OUTPUT``."""
     return f"result={encode(report)}\n"
+
+
+def render_gradebook(result) -> str:
+    """``grader batch --format classroom``: one ``<learner> result=<base64>`` line per learner.
+
+    Classroom's reporter grades one repository, so a class has no single
+    result: each line carries the document that learner's own repository
+    would report, after their id and a space (a learner id never holds a
+    space), so a script can split the lines and hand each on. A learner with
+    no report gets ``status`` ``error``, no tests, and the rubric's maximum.
+    """
+    from grader.formats.classbook import learner_reports
+
+    lines = []
+    for entry in learner_reports(result):
+        if entry.report is not None:
+            encoded = encode(entry.report)
+        else:
+            doc = {"version": 1, "status": "error", "max_score": result.max_score, "tests": []}
+            raw = json.dumps(doc, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+            encoded = base64.b64encode(raw.encode("ascii")).decode("ascii")
+        lines.append(f"{visible_controls(entry.learner)} result={encoded}")
+    return "\n".join(lines) + "\n"

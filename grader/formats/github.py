@@ -77,13 +77,50 @@ def step_summary(report: Report) -> str:
 
 def after_render(report: Report, environ: Mapping[str, str] | None = None) -> None:
     """Append the markdown summary to ``$GITHUB_STEP_SUMMARY`` when Actions provides one."""
+    _append_summary(step_summary(report), environ)
+
+
+def _append_summary(text: str, environ: Mapping[str, str] | None) -> None:
     environ = os.environ if environ is None else environ
     path = environ.get("GITHUB_STEP_SUMMARY")
     if not path:
         return
     try:
         with open(path, "a", encoding="utf-8") as summary:
-            summary.write(step_summary(report))
+            summary.write(text)
     except OSError as err:
         # The annotations are out already; a summary that cannot be written must not change the grade.
         sys.stderr.write(f"grader: warning: cannot append the job summary to {path}: {err.strerror or err}\n")
+
+
+def class_annotations(result) -> list[str]:
+    """Workflow commands for a class: an error per not-gradable learner, a warning per learner to look at.
+
+    Suspect histories, unreadable files, missing learners and runs handed
+    in by more than one learner are warnings: the instructor should look,
+    but the batch itself did its job.
+    """
+    from grader.formats.classbook import why
+
+    lines = []
+    for row in result.learners:
+        reason = why(row) or row.status
+        if row.status == "not-gradable":
+            lines.append(command("error", f"Failure Lab: {row.learner} not gradable", reason))
+        elif row.flags or row.duplicates or row.status in ("unreadable-files", "missing"):
+            marks = ", ".join([*row.flags, *([row.status] if row.status != "graded" else []),
+                               *(["shared run"] if row.duplicates else [])])
+            lines.append(command("warning", f"Failure Lab: {row.learner} ({marks})", reason))
+    return lines
+
+
+def render_gradebook(result) -> str:
+    """The class as workflow commands (``grader batch --format github``), then one line of counts."""
+    from grader.formats.classbook import headline
+
+    return "\n".join([*class_annotations(result), workflow_command_data(f"Failure Lab: {headline(result)}")]) + "\n"
+
+
+def after_render_gradebook(result, environ: Mapping[str, str] | None = None) -> None:
+    """Append the markdown class summary to ``$GITHUB_STEP_SUMMARY`` when Actions provides one."""
+    _append_summary(markdown.render_gradebook(result, level=2) + "\n", environ)

@@ -111,3 +111,40 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
 def render(report: Report) -> str:
     """``results.json`` text."""
     return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def class_document(result) -> dict[str, Any]:
+    """The class for Gradescope: learner -> the ``results.json`` document their report gets.
+
+    Gradescope grades one submission at a time, so there is no class
+    document of its own; this maps each learner to exactly what
+    ``grader check --format gradescope`` would give them, with the
+    gradebook's status, flags and problems in ``extra_data``. A learner
+    with no report (missing, not-gradable) gets a document with no tests
+    and score 0 (the spec requires one) and an output saying why; for a
+    not-gradable learner that output says it is on our side and they will be
+    graded again, and ``extra_data.status`` lets a script leave them out.
+    """
+    from grader.formats.classbook import learner_reports
+
+    documents: dict[str, Any] = {}
+    for entry in learner_reports(result):
+        extra = {"status": entry.status, "flags": entry.flags,
+                 "problems": [visible_controls(p) for p in entry.problems]}
+        if entry.report is not None:
+            doc = document(entry.report)
+        else:
+            reasons = "".join(f"\n- {md(p)}" for p in entry.problems)
+            said = (" Your runs could not be read: this is on our side, and you will be graded again."
+                    if entry.status == "not-gradable" else "")
+            doc = {"score": 0, "execution_time": 0,
+                   "output": f"**Failure Lab: {entry.status}**, nothing was graded.{said}{reasons}",
+                   "output_format": "md", "tests": []}
+        doc["extra_data"] = extra
+        documents[visible_controls(entry.learner)] = doc
+    return documents
+
+
+def render_gradebook(result) -> str:
+    """``grader batch --format gradescope``: one JSON object, learner -> results.json document."""
+    return json.dumps(class_document(result), indent=2, ensure_ascii=False, allow_nan=False) + "\n"

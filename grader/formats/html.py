@@ -564,3 +564,85 @@ def _figure(timeline: RunTimeline, uid: str) -> str:
             f"</figcaption>{picture.svg()}{_legend()}"
             f'<details class="events" open><summary>The same in words ({len(steps)} steps)</summary>'
             f'<ol class="events">{items}</ol></details></figure>')
+
+
+# --- the class page (grader batch --format html) ------------------------------------------
+
+_CLASS_CSS = """
+table.class { border-collapse: collapse; width: 100%; margin: 10px 0; }
+table.class th, table.class td { text-align:left; vertical-align: top; padding: 6px 8px;
+  border-top: 1px solid var(--line); }
+table.class th { font-size: 0.8rem; color: var(--muted); font-weight:600; }
+table.class td.points { text-align:right; }
+.flag { color: var(--fail); font-weight: 600; }
+"""
+
+#: How a learner's status shows as a badge (a colour class and a word).
+_LEARNER_BADGE = {"graded": "pass", "missing": "bonus", "not-gradable": "error", "unreadable-files": "pending"}
+
+
+def _esc(text: object) -> str:
+    """Text from a history or roster for the page: control characters shown, markup escaped."""
+    from grader.formats.safe import visible_controls
+
+    return escape(visible_controls(text))
+
+
+def render_gradebook(result) -> str:
+    """The class as one self-contained HTML page (``grader batch --format html``).
+
+    The same table as the markdown class summary (learner, status, flags,
+    score, each experiment's status and points), who needs a look, and the
+    regrade diff; the styles are the report page's, nothing is loaded from
+    elsewhere, and every name and finding is escaped.
+    """
+    from grader.formats.classbook import headline, score_words, why
+
+    title = "Failure Lab class gradebook"
+    parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+             '<meta name="viewport" content="width=device-width, initial-scale=1">'
+             f"<title>{_esc(title)}</title><style>{_CSS}{_CLASS_CSS}</style></head><body>"
+             f"<header><h1>{_esc(title)}</h1><p class=\"meta\">{_esc(headline(result))}</p></header><main>"]
+    head = "".join(f'<th scope="col">{_esc(t)}</th>' for _, t in result.experiments)
+    rows = []
+    for row in result.learners:
+        cells = []
+        for exp_id, _ in result.experiments:
+            cell = row.cells.get(exp_id)
+            if cell is None:
+                cells.append('<td class="note">-</td>')
+            else:
+                shown = "" if cell.points is None else f" {cell.points:g}"
+                cells.append(f'<td data-experiment="{_esc(exp_id)}" data-status="{_esc(cell.status)}">'
+                             f"{_badge(cell.status)}{shown}</td>")
+        flags = " ".join(f'<span class="flag">{_esc(f)}</span>' for f in row.flags)
+        rows.append(f'<tr data-learner="{_esc(row.learner)}" data-status="{_esc(row.status)}">'
+                    f"<th scope=\"row\"><code>{_esc(row.learner)}</code></th>"
+                    f"<td>{_badge(_LEARNER_BADGE.get(row.status, 'error'), row.status)}</td><td>{flags}</td>"
+                    f'<td class="points">{_esc(score_words(row))}</td>{"".join(cells)}</tr>')
+    parts.append('<table class="class" aria-label="learners"><thead><tr><th scope="col">Learner</th>'
+                 '<th scope="col">Status</th><th scope="col">Flags</th><th scope="col">Score</th>'
+                 f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    look = [row for row in result.learners if row.status != "graded" or row.flags or row.duplicates]
+    if look:
+        items = "".join(f"<li><code>{_esc(r.learner)}</code> ({_esc(', '.join([r.status, *r.flags]))}): "
+                        f"{_esc(why(r))}</li>" for r in look)
+        parts.append(f'<section aria-label="needs a look"><h2>Needs a look</h2><ul>{items}</ul></section>')
+    if result.changes is not None:
+        changed = len({c.learner for c in result.changes})
+        parts.append(f"<section aria-label=\"regrade\"><h2>Regrade: {changed} learners changed</h2>")
+        if result.changes:
+            trs = "".join(f"<tr><th scope=\"row\"><code>{_esc(c.learner)}</code></th>"
+                          f"<td>{_esc(c.experiment or '(status)')}</td><td>{_esc(c.old)}</td>"
+                          f"<td>{_esc(c.new)}</td><td>{_esc(c.finding)}</td></tr>" for c in result.changes)
+            parts.append('<table class="class"><thead><tr><th scope="col">Learner</th><th scope="col">Experiment'
+                         '</th><th scope="col">Was</th><th scope="col">Now</th><th scope="col">Finding</th>'
+                         f"</tr></thead><tbody>{trs}</tbody></table>")
+        parts.append("</section>")
+    parts.append("</main>")
+    rubric = f"Rubric {_esc(result.rubric.get('id', ''))} {_esc(result.rubric.get('version', ''))}. " \
+        if result.rubric else ""
+    parts.append(f"<footer>{rubric}Each learner's full report is in feedback/&lt;learner&gt;.md beside the "
+                 "gradebook. This page is self-contained: no script, nothing loaded from elsewhere.</footer>")
+    parts.append("</body></html>\n")
+    return "".join(parts)

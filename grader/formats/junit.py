@@ -125,3 +125,71 @@ def render(report: Report) -> str:
     root.extend(suites)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def render_gradebook(result) -> str:
+    """The class as JUnit XML (``grader batch --format junit``): a suite per learner, a case per experiment.
+
+    A failed or pending experiment is a ``<failure>`` with its finding; a
+    learner whose runs could not be read (not-gradable) gets an ``<error>``
+    on every experiment, since nothing about their work is known; a learner
+    with nothing handed in (missing), or an experiment with no grade, is
+    ``<skipped>``. Status, flags, score and problems are the suite's properties.
+    """
+    suites = []
+    for row in result.learners:
+        suite = ET.Element("testsuite", {"name": xml_text(row.learner, keep_newlines=False),
+                                         "id": xml_text(row.learner, keep_newlines=False),
+                                         "package": "failure-lab", "time": "0"})
+        props = ET.SubElement(suite, "properties")
+
+        def prop(name: str, value: object) -> None:
+            ET.SubElement(props, "property", {"name": name, "value": xml_text(value, keep_newlines=False)})
+
+        prop("status", row.status)
+        prop("flags", ",".join(row.flags))
+        prop("score", "" if row.score is None else _num(row.score))
+        prop("max_score", _num(row.max_score))
+        for index, problem in enumerate(row.problems, 1):
+            prop(f"problem.{index}", problem)
+        failures = errors = skipped = 0
+        for exp_id, title in result.experiments:
+            cell = row.cells.get(exp_id)
+            shown = "" if cell is None or cell.points is None else f" [{_num(cell.points)}]"
+            case = ET.SubElement(suite, "testcase", {"name": xml_text(f"{title}{shown}", keep_newlines=False),
+                                                     "classname": f"failure-lab.{exp_id}", "time": "0"})
+            if row.status == "not-gradable":
+                errors += 1
+                why = row.problems[0] if row.problems else "the learner's runs could not be read"
+                ET.SubElement(case, "error", {"message": xml_text(why, keep_newlines=False),
+                                              "type": "not-gradable"}).text = xml_text("\n".join(row.problems))
+            elif cell is None:
+                skipped += 1
+                # The common JUnit schema gives <skipped> no attributes: the reason is its text.
+                ET.SubElement(case, "skipped").text = xml_text(
+                    f"{row.status}: not graded" if row.status == "missing" else "no grade for this experiment")
+            elif cell.status in ("fail", "pending"):
+                failures += 1
+                message = pending_message(cell.finding) if cell.status == "pending" else cell.finding
+                ET.SubElement(case, "failure", {"message": xml_text(message, keep_newlines=False),
+                                                "type": cell.status}).text = xml_text(message)
+            elif cell.status == "error":
+                errors += 1
+                ET.SubElement(case, "error", {"message": xml_text(cell.finding, keep_newlines=False),
+                                              "type": "error"}).text = xml_text(cell.finding)
+        suite.set("tests", str(len(result.experiments)))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        suite.set("skipped", str(skipped))
+        suites.append(suite)
+    rubric = f" ({result.rubric['id']} {result.rubric['version']})" if result.rubric else ""
+    root = ET.Element("testsuites", {
+        "name": xml_text(f"Failure Lab class{rubric}", keep_newlines=False),
+        "tests": str(sum(int(s.get("tests")) for s in suites)),
+        "failures": str(sum(int(s.get("failures")) for s in suites)),
+        "errors": str(sum(int(s.get("errors")) for s in suites)),
+        "time": "0",
+    })
+    root.extend(suites)
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

@@ -91,3 +91,49 @@ def render(report: Report, *, level: int = 1) -> str:
         lines += [f"- {md(error)}" for error in report.errors]
         lines.append("")
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+_LEARNER_ICON = {"graded": "", "missing": "➖ ", "not-gradable": "⚠️ ", "unreadable-files": "⚠️ "}
+
+
+def render_gradebook(result, *, level: int = 1) -> str:
+    """The class as markdown (``grader batch --format markdown``): one table row per learner.
+
+    Columns: learner, status, flags, score, then each experiment's status
+    and points; then who needs a look and why, and the regrade diff when
+    ``--previous`` was given. ``result`` is a
+    :class:`grader.classroom.batch.BatchResult`.
+    """
+    from grader.formats.classbook import cell_words, headline, score_words, why
+
+    head = "#" * level
+    lines = [f"{head} Failure Lab class gradebook", "",
+             md(headline(result)) + (f" Rubric {markdown_code(result.rubric['id'])} "
+                                     f"{md(result.rubric['version'])}." if result.rubric else ""), ""]
+    titles = [md(title) for _, title in result.experiments]
+    lines.append("| learner | status | flags | score | " + " | ".join(titles) + " |")
+    lines.append("|---|---|---|---:|" + "---|" * len(titles))
+    for row in result.learners:
+        cells = []
+        for exp_id, _ in result.experiments:
+            cell = row.cells.get(exp_id)
+            icon = f"{_ICON[cell.status]} " if cell is not None and cell.status in _ICON else ""
+            cells.append(icon + cell_words(cell))
+        lines.append(f"| {markdown_code(row.learner)} | {_LEARNER_ICON.get(row.status, '')}{md(row.status)} | "
+                     f"{md(', '.join(row.flags))} | {score_words(row)} | " + " | ".join(cells) + " |")
+    lines.append("")
+    look = [row for row in result.learners if row.status != "graded" or row.flags or row.duplicates]
+    if look:
+        lines += [f"{head}# Needs a look", ""]
+        lines += [f"- {markdown_code(row.learner)} ({md(row.status)}"
+                  + "".join(f", {md(flag)}" for flag in row.flags) + f"): {md(why(row))}" for row in look]
+        lines.append("")
+    if result.changes is not None:
+        changed = len({c.learner for c in result.changes})
+        lines += [f"{head}# Regrade: {changed} learner{'' if changed == 1 else 's'} changed", ""]
+        if result.changes:
+            lines += ["| learner | experiment | was | now | finding |", "|---|---|---|---|---|"]
+            lines += [f"| {markdown_code(c.learner)} | {md(c.experiment or '(status)')} | {md(c.old)} | "
+                      f"{md(c.new)} | {md(c.finding)} |" for c in result.changes]
+            lines.append("")
+    return "\n".join(lines).rstrip("\n") + "\n"
