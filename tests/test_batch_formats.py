@@ -262,8 +262,8 @@ def test_github_annotations_and_the_step_summary(submissions: Path, tmp_path: Pa
     lines = text.splitlines()
     commands = [line for line in lines if line.startswith("::")]
     warned = {line.split("title=Failure Lab%3A ", 1)[1].split(" ", 1)[0] for line in commands}
-    # missing, unreadable files, suspect (fay's edited bundle, eve's forged history), and the two who
-    # handed in the same run; a learner who is only graded gets no annotation
+    # missing, unreadable files, suspect (fay edited her bundle), and those who
+    # handed in the same run (eve planted text in a copy of ada's); a learner only graded gets none
     book = gradebook(out)
     assert warned == {n for n, e in book.items() if e["status"] != "graded" or e["flags"] or e["duplicates"]}
     assert warned == {"carol", "dave", "fay", "ada", "eve"}

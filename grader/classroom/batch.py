@@ -125,7 +125,7 @@ class ClassRow:
     cells: dict[str, regrade.Cell]
     #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
     problems: list[str]
-    #: Run ids this learner shares with other learners.
+    #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
     duplicates: list[str] = field(default_factory=list)
 
 
@@ -154,6 +154,8 @@ class BatchResult:
     learners: list[ClassRow] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
     experiments: list[tuple[str, str]] = field(default_factory=list)
+    #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
+    optional: list[str] = field(default_factory=list)
     #: The rubric's ``id`` and ``version``.
     rubric: dict[str, str] = field(default_factory=dict)
 
@@ -226,6 +228,12 @@ class _Collector:
             self.on_result(result)
 
 
+def _shared_run(dup: dict) -> str:
+    """``run ID also under ada, bob`` (and how many more) for one duplicated run."""
+    more = dup["others"] - len(dup["also_under"])
+    return f"run {dup['run_id']} also under {', '.join(dup['also_under'])}" + (f" and {more} more" if more > 0 else "")
+
+
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
             not_on_roster: list[str], ignored: list[str], retried: int = 0) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
@@ -253,7 +261,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             attention.append(Attention(row.learner, row.status, why))
         cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
-                                 list(row.problems), [d["run_id"] for d in row.duplicates]))
+                                 list(row.problems), [_shared_run(d) for d in row.duplicates]))
         if previous is not None:
             seen.add(row.learner)
             changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
@@ -266,6 +274,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
         learners=learners, experiments=[(e.id, e.title) for e in book.rubric.experiments],
+        optional=[e.id for e in book.rubric.experiments if not e.required],
         rubric={"id": book.rubric.id, "version": book.rubric.version},
     )
 

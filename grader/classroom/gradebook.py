@@ -97,6 +97,26 @@ def _loads(text: str | None) -> Any:
     return orjson.loads(text) if orjson is not None else json.loads(text)
 
 
+def read_learners(path: Path) -> Iterator[dict[str, Any]]:
+    """Each learner entry of a ``gradebook.json`` in order, one at a time.
+
+    :meth:`Gradebook.finish` writes the head on the first line and each
+    learner on a line of its own (JSON text never holds a raw newline), so
+    reading line by line holds one learner's report at a time, not the
+    class. A file in any other layout (edited by hand) is read whole.
+    """
+    with Path(path).open(encoding="utf-8") as handle:
+        head = handle.readline()
+        if not head.rstrip("\n").endswith('"learners": ['):
+            handle.seek(0)
+            yield from json.load(handle)["learners"]
+            return
+        for line in handle:
+            line = line.rstrip("\n").rstrip(",")
+            if line and line != "]}":
+                yield _loads(line)
+
+
 def atomic_write(path: Path, data: str | bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)

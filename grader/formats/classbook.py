@@ -5,13 +5,12 @@ class table (markdown, html, junit, github) comes from the compact
 :class:`~grader.classroom.batch.ClassRow` each learner has in it. The
 formats that hand a platform one document per learner (gradescope,
 classroom) need each learner's whole report, which a batch never keeps in
-memory: :func:`learner_reports` reads them back from the ``gradebook.json``
-the batch has just written, never from the histories.
+memory: :func:`learner_reports` reads them back, one learner at a time, from
+the ``gradebook.json`` the batch has just written, never from the histories.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
@@ -58,7 +57,7 @@ def why(row: "ClassRow") -> str:
     if row.problems:
         return row.problems[0]
     if row.duplicates:
-        return f"run {row.duplicates[0]} was also handed in by another learner"
+        return row.duplicates[0]
     return ""
 
 
@@ -75,17 +74,16 @@ class LearnerReport:
 
 def learner_reports(result: "BatchResult") -> Iterator[LearnerReport]:
     """Each learner of the gradebook the batch wrote, in its order, with the report rebuilt as a model."""
+    from grader.classroom.gradebook import read_learners
     from grader.errors import BadInputError
     from grader.report import report_from_dict
 
     path = result.out_dir / "gradebook.json"
     try:
-        with path.open(encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError) as err:
+        for entry in read_learners(path):
+            report = entry.get("report")
+            yield LearnerReport(entry["learner"], entry["status"], list(entry.get("flags") or []),
+                                list(entry.get("problems") or []),
+                                report_from_dict(report) if report is not None else None)
+    except (OSError, ValueError, KeyError) as err:
         raise BadInputError(f"cannot read back {path} to render the class: {err}") from None
-    for entry in document["learners"]:
-        report = entry.get("report")
-        yield LearnerReport(entry["learner"], entry["status"], list(entry.get("flags") or []),
-                            list(entry.get("problems") or []),
-                            report_from_dict(report) if report is not None else None)

@@ -25,7 +25,7 @@ listed with zero points, so the tests never add up past ``score``.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Iterator
 
 from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
 from grader.formats.safe import markdown as md
@@ -113,8 +113,8 @@ def render(report: Report) -> str:
     return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def class_document(result) -> dict[str, Any]:
-    """The class for Gradescope: learner -> the ``results.json`` document their report gets.
+def class_documents(result) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The class for Gradescope: each learner, in gradebook order, with the ``results.json`` their report gets.
 
     Gradescope grades one submission at a time, so there is no class
     document of its own; this maps each learner to exactly what
@@ -127,7 +127,6 @@ def class_document(result) -> dict[str, Any]:
     """
     from grader.formats.classbook import learner_reports
 
-    documents: dict[str, Any] = {}
     for entry in learner_reports(result):
         extra = {"status": entry.status, "flags": entry.flags,
                  "problems": [visible_controls(p) for p in entry.problems]}
@@ -141,10 +140,15 @@ def class_document(result) -> dict[str, Any]:
                    "output": f"**Failure Lab: {entry.status}**, nothing was graded.{said}{reasons}",
                    "output_format": "md", "tests": []}
         doc["extra_data"] = extra
-        documents[visible_controls(entry.learner)] = doc
-    return documents
+        yield visible_controls(entry.learner), doc
 
 
 def render_gradebook(result) -> str:
-    """``grader batch --format gradescope``: one JSON object, learner -> results.json document."""
-    return json.dumps(class_document(result), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    """``grader batch --format gradescope``: one JSON object, learner -> results.json document.
+
+    Written one learner at a time (each as a one-key object with its braces
+    cut off), so only the text, not every learner's document, is held at once.
+    """
+    members = [json.dumps({learner: doc}, indent=2, ensure_ascii=False, allow_nan=False)[2:-2]
+               for learner, doc in class_documents(result)]
+    return "{\n" + ",\n".join(members) + "\n}\n" if members else "{}\n"

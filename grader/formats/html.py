@@ -603,7 +603,9 @@ def render_gradebook(result) -> str:
              '<meta name="viewport" content="width=device-width, initial-scale=1">'
              f"<title>{_esc(title)}</title><style>{_CSS}{_CLASS_CSS}</style></head><body>"
              f"<header><h1>{_esc(title)}</h1><p class=\"meta\">{_esc(headline(result))}</p></header><main>"]
-    head = "".join(f'<th scope="col">{_esc(t)}</th>' for _, t in result.experiments)
+    head = "".join(f'<th scope="col">{_esc(t)}'
+                   + (' <span class="note">(optional)</span>' if i in result.optional else "") + "</th>"
+                   for i, t in result.experiments)
     rows = []
     for row in result.learners:
         cells = []

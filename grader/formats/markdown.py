@@ -110,7 +110,7 @@ def render_gradebook(result, *, level: int = 1) -> str:
     lines = [f"{head} Failure Lab class gradebook", "",
              md(headline(result)) + (f" Rubric {markdown_code(result.rubric['id'])} "
                                      f"{md(result.rubric['version'])}." if result.rubric else ""), ""]
-    titles = [md(title) for _, title in result.experiments]
+    titles = [md(title) + (" (optional)" if exp_id in result.optional else "") for exp_id, title in result.experiments]
     lines.append("| learner | status | flags | score | " + " | ".join(titles) + " |")
     lines.append("|---|---|---|---:|" + "---|" * len(titles))
     for row in result.learners:
