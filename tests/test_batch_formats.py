@@ -275,6 +275,22 @@ def test_github_annotations_and_the_step_summary(submissions: Path, tmp_path: Pa
     assert _table_rows(written)[0][:4] == ["learner", "status", "flags", "score"]
 
 
+def test_github_class_run_as_a_workflow_step_would(submissions: Path, tmp_path: Path):
+    """The real entry point in a child process, with the variables Actions sets, as a CI step runs it."""
+    import os
+    import subprocess
+    import sys
+
+    summary = tmp_path / "summary.md"
+    env = {**os.environ, "GITHUB_ACTIONS": "true", "GITHUB_STEP_SUMMARY": str(summary)}
+    done = subprocess.run([sys.executable, "-m", "grader", "batch", "--submissions", str(submissions),
+                           "--out", str(tmp_path / "out"), "-q", "--no-replay", "--format", "github"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("::warning title=Failure Lab%3A ada (shared run)::run ")
+    assert "| `carol` | ➖ missing |  | -/30 |" in summary.read_text()
+
+
 def test_github_marks_a_not_gradable_learner_as_an_error(submissions: Path, tmp_path: Path):
     from grader.formats.github import render_gradebook
 
@@ -351,3 +367,26 @@ def test_hostile_text_stays_inert_in_every_class_format(submissions: Path, tmp_p
         text = batch(submissions, tmp_path / name, name).stdout
         assert "\x1b" not in text and "\r" not in text, name
         assert EVIL_WORKFLOW_ID not in text, name
+
+
+def test_a_class_where_nobody_handed_anything_in_still_gets_whole_documents(tmp_path: Path):
+    """A roster whose learners all sent nothing: every machine format is still a whole document."""
+    (tmp_path / "download" / "ada").mkdir(parents=True)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("learner,email\nada,ada@example.org\nbob,bob@example.org\n")
+    out = tmp_path / "out"
+    junit = tmp_path / "class.xml"
+    batch(tmp_path / "download", out, "junit", "--roster", str(roster), "--output", str(junit))
+    xmlschema.XMLSchema(str(DATA / "junit-4.xsd")).validate(str(junit))
+    suites = list(JUnitXml.fromfile(str(junit)))
+    assert [s.name for s in suites] == ["ada", "bob"]
+    assert all({type(r) for r in case.result} == {Skipped} for s in suites for case in s)
+    documents = json.loads(batch(tmp_path / "download", out, "gradescope", "--roster", str(roster)).stdout)
+    schema = json.loads((DATA / "gradescope-results.schema.json").read_text())
+    for doc in documents.values():
+        jsonschema.validate(doc, schema)
+    assert [d["extra_data"]["status"] for d in documents.values()] == ["missing", "missing"]
+    lines = batch(tmp_path / "download", out, "classroom", "--roster", str(roster)).stdout.splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["ada", "bob"]
+    github = batch(tmp_path / "download", out, "github", "--roster", str(roster)).stdout
+    assert github.count("::warning ") == 2

@@ -21,6 +21,7 @@ from grader.classroom.batch import (
     STATUSES,
     UNREADABLE_FILES,
     BatchResult,
+    ClassRow,
     LearnerResult,
     batch_files,
     batch_live,
@@ -28,5 +29,5 @@ from grader.classroom.batch import (
 
 __all__ = [
     "GRADED", "MISSING", "NOT_GRADABLE", "UNREADABLE_FILES", "STATUSES",
-    "BatchResult", "LearnerResult", "batch_files", "batch_live",
+    "BatchResult", "ClassRow", "LearnerResult", "batch_files", "batch_live",
 ]
