@@ -149,6 +149,8 @@ def render_gradebook(result) -> str:
     Written one learner at a time (each as a one-key object with its braces
     cut off), so only the text, not every learner's document, is held at once.
     """
-    members = [json.dumps({learner: doc}, indent=2, ensure_ascii=False, allow_nan=False)[2:-2]
+    # ASCII escapes keep the text one byte a character: one emoji in a class of thousands would
+    # otherwise make Python hold the whole output at four bytes a character.
+    members = [json.dumps({learner: doc}, indent=2, ensure_ascii=True, allow_nan=False)[2:-2]
                for learner, doc in class_documents(result)]
     return "{\n" + ",\n".join(members) + "\n}\n" if members else "{}\n"
