@@ -245,14 +245,21 @@ class _Builder:
     def silences(self, attempts: list[Attempt]) -> list[Silence]:
         out = []
         previous: tuple[int, datetime] | None = None
+        # The network-partition check's own reading of each silence (grader.evidence), so the
+        # picture never shades as an outage what the verdict explains otherwise, nor the reverse.
+        judged = {(j.before_event_id, j.after_event_id): j for j in self.run.silences_over(SILENCE_SECONDS)}
         # Event-id order, as in the history: an ActivityTaskStarted is stamped with
         # its start but written at its end, so times may step back (as in ``grader timeline``).
         for event_id, when in self.times.items():
             if previous and (when - previous[1]).total_seconds() >= SILENCE_SECONDS:
-                reason = self.silence_reason(event_id)
                 start, end = self.offset(previous[1]), self.offset(when)
+                verdict = judged.get((previous[0], event_id))
+                fits_outage = verdict.counts if verdict is not None else False
+                reason = "server unreachable?" if fits_outage else self.silence_reason(event_id)
+                if reason == "server unreachable?" and not fits_outage:
+                    reason = "unexplained"  # nothing named it, but the check does not call it an outage
                 out.append(Silence(start, end, previous[0], event_id, reason,
-                                   outage=reason == "server unreachable?" or self.frozen(start, end)))
+                                   outage=fits_outage or self.frozen(start, end)))
             previous = (event_id, when)
         return out
 
