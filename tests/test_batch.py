@@ -473,6 +473,16 @@ async def test_a_server_gone_for_good_leaves_learners_not_gradable(solution_dir,
     assert result.exit_code == 1
     feedback = (tmp_path / "out" / "feedback" / "g5.md").read_text()
     assert "a problem on our side" in feedback and "the server did not return it" in feedback
+    # The class formats say so too: an <error> per experiment in JUnit, an ::error annotation on GitHub.
+    from junitparser import Error, JUnitXml
+
+    from grader.formats import github, junit
+
+    (tmp_path / "class.xml").write_text(junit.render_gradebook(result))
+    suites = {s.name: s for s in JUnitXml.fromfile(str(tmp_path / "class.xml"))}
+    assert all({type(r) for r in case.result} == {Error} for case in suites["g5"])
+    errors = [line for line in github.render_gradebook(result).splitlines() if line.startswith("::error ")]
+    assert [line.split("%3A ")[1].split(" ")[0] for line in errors] == [f"g{i}" for i in range(3, 8)]
 
 
 def test_progress_bar_redraws_one_line_on_a_terminal():
