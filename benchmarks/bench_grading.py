@@ -14,7 +14,7 @@ to a temporary folder and read into memory; then, in the same run,
         ``build_evidence`` -> integrity rules (``grader.integrity.assess``)
         -> ``grade`` with the default rubric, and
     (e) the replay of each history through the reference workflow
-        (``grader.replay``), which ``grader check`` adds unless ``--no-replay``.
+        (``grader.replay``), which ``grader check --replay`` and ``grader batch`` add.
 
 Target: (b) costs at most 3x (a).
 
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line("    of which build_evidence", off["stage_evidence"], n))
         print(line("    of which grade (default rubric)", off["stage_grade"], n))
         print(line("    of which integrity rules", off["stage_integrity"], n))
-        print(line("(e) replay through the reference workflow (grader check's default; --no-replay skips)",
+        print(line("(e) replay through the reference workflow (grader check --replay, batch's default)",
                    off["stage_replay"], n))
         print(f"  offline grading / json.loads: {verdict(off['grade'] / off['parse'], OFFLINE_TARGET, False)}")
     if not args.skip_live:

@@ -97,6 +97,8 @@ class AppSettings:
         """
         target = self.target or as_target(self.address, self.namespace)
         env = isolated_environment(os.environ if base is None else base, target)
+        # Workers never name workflows; a LEARNER_ID the app would refuse must not stop them.
+        env.pop("LEARNER_ID", None)
         env.update(
             TRANSFER_TASK_QUEUE=self.task_queue,
             BANK_FAULT="",  # a fault set in the caller's shell must not leak into a clean worker

@@ -9,6 +9,7 @@ a workflow would make its replay depend on the machine it runs on).
 import getpass
 import hashlib
 import os
+import re
 from pathlib import Path
 from dataclasses import dataclass
 
@@ -71,13 +72,23 @@ TEMPORAL_UI_URL = (os.environ.get("TEMPORAL_UI_URL") or "").rstrip("/") or None
 
 def _default_learner_id() -> str:
     try:
-        return getpass.getuser() or "learner"
+        name = getpass.getuser() or "learner"
     except Exception:  # no user name available (some containers)
-        return "learner"
+        name = "learner"
+    # A "-" would blur where the id ends (see below), so user names like
+    # "ada-lovelace" become "ada_lovelace".
+    return re.sub(r"[^\w.@+]", "_", name)[:64]
 
 
-# Workflow ids start with this, so the grader can find *your* transfers.
+# Workflow ids start with this, so the grader can find *your* transfers: the id
+# owns every workflow id "<id>-...". That is why the id itself cannot hold a
+# "-": "ada-x-transfer-..." would then belong to both "ada" and "ada-x".
 LEARNER_ID = os.environ.get("LEARNER_ID") or _default_learner_id()
+if not re.fullmatch(r"\w[\w.@+]{0,63}", LEARNER_ID):
+    raise ValueError(
+        f"LEARNER_ID={LEARNER_ID!r} cannot start your workflow ids: use up to 64 letters,"
+        " digits, _ . @ or +, with no '-' (for example ada or ada_lovelace)"
+    )
 
 # Every bank call sleeps this long, which gives you time to kill the worker
 # while an activity is in the middle of running. Keep it below 5 s: that is
