@@ -90,13 +90,21 @@ class _Renderer:
     def lines(self) -> list[str]:
         out = [self.header()]
         previous_time: datetime | None = None
+        previous_id = 0
+        # The network-partition check's reading of each long silence, so that this
+        # text never calls "server unreachable?" what the verdict explains otherwise.
+        judged = {(j.before_event_id, j.after_event_id): j for j in self.run.silences_over(SILENCE_SECONDS)}
         for event in self.history.events:
             when = parse_time(event.time)
             if when and previous_time and (when - previous_time).total_seconds() >= SILENCE_SECONDS:
                 seconds = (when - previous_time).total_seconds()
-                out.append(self.marker(f"... {seconds:.1f} s of silence ({self.silence_reason(event)})"))
+                reason = self.silence_reason(event)
+                verdict = judged.get((previous_id, event.id))
+                if reason == "server unreachable?" and verdict is not None and not verdict.counts:
+                    reason = f"not an outage: {verdict.explained_by}"
+                out.append(self.marker(f"... {seconds:.1f} s of silence ({reason})"))
             if when:
-                previous_time = when
+                previous_time, previous_id = when, event.id
             handover = self.handovers.get(event.id)
             if handover is not None:
                 out.append(self.marker(_handover_text(handover)))

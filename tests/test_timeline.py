@@ -253,7 +253,7 @@ def test_cancel_terminate_and_open_run() -> None:
     lines = render_timeline(history).splitlines()
     assert lines[0] == "Workflow wf-test  run run-1  TERMINATED  source crafted-terminated.json"
     assert lines[-3:] == [
-        "              ... 40.0 s of silence (server unreachable?)",
+        "              ... 40.0 s of silence (not an outage: no worker worked after it)",
         " +40.0s   #6  cancel requested by temporal-cli:alice@host",
         " +41.0s   #7  workflow TERMINATED by temporal-cli:alice@host: stuck",
     ]
