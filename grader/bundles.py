@@ -42,6 +42,7 @@ from grader import __version__, defaults
 from grader.errors import BadInputError, HistoryError
 from grader.history import load_json_text
 from grader.integrity import Finding
+from grader.learner import validate_learner_id
 from grader.sources import Loaded
 
 # hashlib and zipfile are imported where a bundle is really written or read: every
@@ -91,11 +92,6 @@ class Manifest:
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of ``manifest.json``."""
     return json.loads((Path(__file__).parent / "schemas" / "bundle-manifest.schema.json").read_text())
-
-
-def belongs_to(workflow_id: str, learner: str) -> bool:
-    """True when ``workflow_id`` is one of ``learner``'s: ``<learner>-...``, exactly (``ada`` is not ``adam``)."""
-    return workflow_id.startswith(f"{learner}-")
 
 
 def history_file_name(workflow_id: str, run_id: str) -> str:
@@ -349,21 +345,15 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     server answers, and :class:`BadInputError` when the learner has no runs.
     """
     from grader.connect import answered, as_target, connect, rpc_deadline
+    from grader.sources import newest_runs, visibility_query
 
-    if not learner or "'" in learner:
-        raise BadInputError(f"{learner!r}: a learner id is the start of their workflow ids, without quotes")
+    query = visibility_query(validate_learner_id(learner, what="--learner"))
     destination = Path(destination)
     if destination.exists() or destination.is_symlink():  # say so before reading anything
         raise BadInputError(f"{destination} already exists: name a new folder or zip file for the bundle")
     target = as_target(connection)
     client = client or await connect(target)
-    query = f"WorkflowType = '{defaults.WORKFLOW_TYPE}' AND WorkflowId STARTS_WITH '{learner}-'"
-
-    async def listing() -> list:
-        return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))]
-
-    found = sorted((e for e in await answered(listing(), target) if belongs_to(e.id, learner)),
-                   key=lambda e: e.start_time, reverse=True)[:limit]
+    found = await newest_runs(client, query, limit, target, learner=learner)
     if not found:
         raise BadInputError(f"no {defaults.WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
                             f"'{learner}-...') in namespace {target.namespace!r} at {target.address}: "

@@ -132,10 +132,10 @@ async def read_live(
     for wid in workflow_ids:
         # The official tutorial app reuses one workflow id for every transfer:
         # grade every run of it (newest first), not just the latest.
-        runs = await _newest(client, f"WorkflowId = {_quote(wid)}", limit, target)
+        runs = await newest_runs(client, f"WorkflowId = {_quote(wid)}", limit, target)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        found = await _newest(client, visibility_query(learner), limit, target, learner=learner)
+        found = await newest_runs(client, visibility_query(learner), limit, target, learner=learner)
         targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
@@ -157,7 +157,8 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-async def _newest(client: Client, query: str, limit: int, target: Target, *, learner: str | None = None) -> list:
+async def newest_runs(client: Client, query: str, limit: int, target: Target, *,
+                      learner: str | None = None) -> list:
     """Up to ``limit`` executions matching ``query``, newest first (the dev server rejects ORDER BY).
 
     With ``learner``, only ids that learner owns are kept, whatever the

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from grader import api
 from grader.app import start_worker, wait_for_poller
-from grader.bundles import MANIFEST, belongs_to, manifest_schema, read_bundle, write_bundle
+from grader.bundles import MANIFEST, manifest_schema, read_bundle, write_bundle
+from grader.learner import owns
 from grader.cli import cli
 from grader.report import report_schema
 from test_integrity import FORGE
@@ -158,9 +159,9 @@ def test_export_refuses_to_write_over_anything(tmp_path: Path):
 
 
 def test_learner_matching_is_exact():
-    assert belongs_to("ada-transfer-1", "ada")
-    assert not belongs_to("adam-transfer-1", "ada")
-    assert not belongs_to("ada", "ada")
+    assert owns("ada", "ada-transfer-1")
+    assert not owns("ada", "adam-transfer-1")
+    assert not owns("ada", "ada")
 
 
 # --- live: a real server, a real worker, the installed command ---------------------
