@@ -715,6 +715,46 @@ def retry_time_bound(activity: ActivityEvidence) -> timedelta | None:
 _NO_BOUND = timedelta(days=1)
 
 
+def silence_cause(run: RunEvidence, after: int) -> str:
+    """A short guess at why nothing happened before event ``after``, from what ended the silence.
+
+    ``grader timeline`` and the HTML picture both print it; whether the silence
+    counts as an outage is the network-partition check's call (see
+    :func:`silence_label`).
+    """
+    if any(s.event_id == after for s in run.lost_worker_signs):
+        return "waiting for a timeout"
+    for a in run.activities:
+        if a.closed_event_id == after and a.outcome == "timed_out":
+            return "waiting for a timeout"
+        if a.started_event_id == after and a.attempt > 1:
+            lf = a.last_failure
+            return "waiting for a timeout" if lf and lf.kind == "timeout" else "retrying"
+    if any(h.event_id == after for h in run.handovers):
+        return "waiting for another worker"
+    if not any(w.first_event_id < after for w in run.workers):
+        return "no worker running?"
+    return "server unreachable?"
+
+
+def silence_label(run: RunEvidence, before: int, after: int, *, minimum: float) -> tuple[str, bool]:
+    """What to call the silence between events ``before`` and ``after``, and whether it fits an outage.
+
+    Only a silence the network-partition check would count is called "server
+    unreachable?"; one the guess cannot name but the check explains says what
+    explains it. ``minimum`` is the shortest silence the caller shows (the
+    verdicts of those are worked out once per run and kept).
+    """
+    verdict = next((j for j in run.silences_over(minimum) if (j.before_event_id, j.after_event_id) == (before, after)),
+                   None)
+    if verdict is not None and verdict.counts:
+        return "server unreachable?", True
+    cause = silence_cause(run, after)
+    if cause == "server unreachable?" and verdict is not None:
+        return f"not an outage: {verdict.explained_by}", False
+    return cause, False
+
+
 def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
     """The gaps of at least ``minimum`` seconds between consecutive events of ``run``, longest
     first, each with what explains it (use :meth:`RunEvidence.silences_over`, which keeps them).

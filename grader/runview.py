@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, payment_field
+from grader.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
 
 #: A silence between two consecutive events at least this long is drawn (as
 #: in ``grader timeline``, which prints a line for the same silences).
@@ -245,55 +245,17 @@ class _Builder:
     def silences(self, attempts: list[Attempt]) -> list[Silence]:
         out = []
         previous: tuple[int, datetime] | None = None
-        # The network-partition check's own reading of each silence (grader.evidence), so the
-        # picture never shades as an outage what the verdict explains otherwise, nor the reverse.
-        judged = {(j.before_event_id, j.after_event_id): j for j in self.run.silences_over(SILENCE_SECONDS)}
         # Event-id order, as in the history: an ActivityTaskStarted is stamped with
         # its start but written at its end, so times may step back (as in ``grader timeline``).
         for event_id, when in self.times.items():
             if previous and (when - previous[1]).total_seconds() >= SILENCE_SECONDS:
                 start, end = self.offset(previous[1]), self.offset(when)
-                verdict = judged.get((previous[0], event_id))
-                fits_outage = verdict.counts if verdict is not None else False
-                reason = "server unreachable?" if fits_outage else self.silence_reason(event_id)
-                if reason == "server unreachable?" and not fits_outage:
-                    reason = "unexplained"  # nothing named it, but the check does not call it an outage
-                out.append(Silence(start, end, previous[0], event_id, reason,
-                                   outage=fits_outage or self.frozen(start, end)))
+                # Named as grader timeline names it, shaded as an outage only where the
+                # network-partition check counts it, so picture and verdict never disagree.
+                reason, outage = silence_label(self.run, previous[0], event_id, minimum=SILENCE_SECONDS)
+                out.append(Silence(start, end, previous[0], event_id, reason, outage=outage))
             previous = (event_id, when)
         return out
-
-    def frozen(self, start: float, end: float) -> bool:
-        """True when an attempt spanning the silence outlived its start-to-close timeout on the same worker.
-
-        A running server would have timed it out: only a server that was away
-        (paused, cut off) lets that happen (HISTORY-FACTS, "Silences are not outages").
-        """
-        for a in self.run.activities:
-            took = a.final_attempt_duration()
-            if (a.outcome == "completed" and took and a.start_to_close_timeout and took > a.start_to_close_timeout
-                    and a.started_by == a.finished_by):
-                a_start, a_end = self.offset(a.started_at), self.offset(a.closed_at)
-                if a_start is not None and a_end is not None and a_start <= start and end <= a_end:
-                    return True
-        return False
-
-    def silence_reason(self, after: int) -> str:
-        """Why nothing happened before event ``after``, from what ended the silence (as grader timeline says)."""
-        run = self.run
-        if any(s.event_id == after for s in run.lost_worker_signs):
-            return "waiting for a timeout"
-        for a in run.activities:
-            if a.closed_event_id == after and a.outcome == "timed_out":
-                return "waiting for a timeout"
-            if a.started_event_id == after and a.attempt > 1:
-                lf = a.last_failure
-                return "waiting for a timeout" if lf and lf.kind == "timeout" else "retrying"
-        if any(h.event_id == after for h in run.handovers):
-            return "waiting for another worker"
-        if not any(w.first_event_id < after for w in run.workers):
-            return "no worker running?"
-        return "server unreachable?"
 
     def run_marks(self, silences: list[Silence]) -> list[Mark]:
         run = self.run

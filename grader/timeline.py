@@ -36,6 +36,7 @@ from grader.evidence import (
     first_value,
     is_worker_identity,
     payment_field,
+    silence_label,
     sticky_queue_owner,
     strip_prefix,
 )
@@ -82,7 +83,6 @@ class _Renderer:
         #: WorkflowTaskScheduled event id -> the sticky queue's owner, when sticky.
         self.sticky_owner: dict[int, str] = {}
         #: Worker identities seen on any task event so far.
-        self.seen_workers: set[str] = set()
         #: Worker identities that already ran a workflow task.
         self.seen_task_workers: set[str] = set()
         self.handovers: dict[int, Handover] = {h.event_id: h for h in run.handovers}
@@ -91,17 +91,11 @@ class _Renderer:
         out = [self.header()]
         previous_time: datetime | None = None
         previous_id = 0
-        # The network-partition check's reading of each long silence, so that this
-        # text never calls "server unreachable?" what the verdict explains otherwise.
-        judged = {(j.before_event_id, j.after_event_id): j for j in self.run.silences_over(SILENCE_SECONDS)}
         for event in self.history.events:
             when = parse_time(event.time)
             if when and previous_time and (when - previous_time).total_seconds() >= SILENCE_SECONDS:
                 seconds = (when - previous_time).total_seconds()
-                reason = self.silence_reason(event)
-                verdict = judged.get((previous_id, event.id))
-                if reason == "server unreachable?" and verdict is not None and not verdict.counts:
-                    reason = f"not an outage: {verdict.explained_by}"
+                reason, _ = silence_label(self.run, previous_id, event.id, minimum=SILENCE_SECONDS)
                 out.append(self.marker(f"... {seconds:.1f} s of silence ({reason})"))
             if when:
                 previous_time, previous_id = when, event.id
@@ -111,7 +105,6 @@ class _Renderer:
             text = self.describe(event)
             if text is not None:
                 out.append(self.event_line(event, when, text))
-            self.note_worker(event)
         out.extend(self.pending_lines())
         return out
 
@@ -241,26 +234,6 @@ class _Renderer:
         return self.activity_names.get(as_int(attrs.get("scheduledEventId")), "activity")
 
     # --- context --------------------------------------------------------------
-
-    def note_worker(self, event: Event) -> None:
-        identity = event.attrs.get("identity")
-        if event.type != "WorkflowExecutionStarted" and is_worker_identity(identity):
-            self.seen_workers.add(identity)
-
-    def silence_reason(self, after: Event) -> str:
-        """A guess at why nothing happened before ``after``, from what ended the silence."""
-        etype, attrs = after.type, after.attrs
-        if etype in ("WorkflowTaskTimedOut", "ActivityTaskTimedOut"):
-            return "waiting for a timeout"
-        if etype == "ActivityTaskStarted" and as_int(attrs.get("attempt"), 1) > 1:
-            last = classify_failure(attrs.get("lastFailure"))
-            # A killed worker's attempt is only noticed when its timeout runs out.
-            return "waiting for a timeout" if last and last.kind == "timeout" else "retrying"
-        if after.id in self.handovers:
-            return "waiting for another worker"
-        if etype in ("WorkflowTaskStarted", "ActivityTaskStarted") and not self.seen_workers:
-            return "no worker running?"
-        return "server unreachable?"
 
     def pending_lines(self) -> list[str]:
         """For a run read live while open: what describe() says is still pending."""
