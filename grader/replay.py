@@ -22,7 +22,6 @@ pause replays with it.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -149,28 +148,17 @@ REPLAY_SECONDS_PER_HISTORY = 0.1
 def _run(coro: Any, *, timeout: float | None = None) -> Any:
     """Run ``coro`` to its end on a daemon thread of its own, or raise TimeoutError after ``timeout``.
 
-    A thread of its own works whether or not the caller is inside an event
-    loop (a test, simulate); a daemon thread can be abandoned when the replayer
-    hangs, without keeping the process alive.
+    A daemon thread works whether or not the caller is inside an event loop (a
+    test, simulate), and can be abandoned when the replayer hangs without
+    keeping the process alive.
     """
-    import threading
+    from grader.background import run_sync
 
-    outcome: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            outcome["value"] = asyncio.run(coro)
-        except BaseException as err:  # noqa: BLE001 - handed to the caller below
-            outcome["error"] = err
-
-    thread = threading.Thread(target=run, name="grader-replay", daemon=True)
-    thread.start()
-    thread.join(REPLAY_TIMEOUT_SECONDS if timeout is None else timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"no answer within {REPLAY_TIMEOUT_SECONDS if timeout is None else timeout:.0f} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
+    limit = REPLAY_TIMEOUT_SECONDS if timeout is None else timeout
+    try:
+        return run_sync(coro, limit)
+    except TimeoutError:
+        raise TimeoutError(f"no answer within {limit:.0f} s") from None
 
 
 async def _replay(workflow_class: type, histories: list[History]) -> list[tuple[Finding | None, str | None]]:

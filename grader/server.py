@@ -8,7 +8,6 @@ ever downloaded.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import importlib.metadata
 import json
@@ -18,17 +17,14 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Coroutine, TypeVar
 
 from grader import defaults
+from grader.background import run_sync
 from grader.errors import EnvironmentProblem, PortInUseError, ServerUnavailableError
 from grader.processes import spawn, stop_process, tail
-
-T = TypeVar("T")
 
 
 def temporal_binary() -> Path:
@@ -80,26 +76,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-    """Run a coroutine to the end from sync code, even inside a running event loop.
-
-    It runs in a daemon thread: Ctrl+C reaches the calling thread at once and
-    the process exits, instead of waiting for an RPC that ignores cancellation
-    (a server that accepts the connection and never answers held the exit for
-    30 s while a pool thread was joined).
-    """
-    outcome: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-    def work() -> None:
-        try:
-            outcome.set_result(asyncio.run(coro))
-        except BaseException as err:  # handed to the caller's thread, which raises it
-            outcome.set_exception(err)
-
-    threading.Thread(target=work, name="grader-run-sync", daemon=True).start()
-    return outcome.result(timeout)
 
 
 async def check_health(address: str, namespace: str = defaults.DEFAULT_NAMESPACE) -> None:

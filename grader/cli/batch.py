@@ -81,7 +81,10 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress)
-        result = _run_stoppable(batch)
+        from grader.background import run_sync
+
+        # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
+        result = run_sync(batch, cleanup_grace=30)
     text = render_summary(result)
     if output_file is None:
         click.echo(text, nl=False)
@@ -91,34 +94,3 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
         write_atomically(output_file, text)
     after_summary(result, output_format)
     sys.exit(result.exit_code)
-
-
-def _run_stoppable(coro):
-    """Run ``coro`` on a loop in a thread of its own (as ``run_sync`` does), and let Ctrl+C stop it.
-
-    The thread keeps the SDK's clean-up off the main thread's shutdown (a
-    failed connect run under ``asyncio.run`` on the main thread crashed the
-    interpreter at exit). Ctrl+C cancels the batch's tasks, waits until they
-    have removed their spool, and goes on as KeyboardInterrupt (exit 130).
-    """
-    import asyncio  # here, not at the top: `grader --help` and offline commands stay free of asyncio
-    import concurrent.futures
-
-    running: dict = {}
-
-    async def main():
-        running["loop"], running["task"] = asyncio.get_running_loop(), asyncio.current_task()
-        return await coro
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        future = pool.submit(asyncio.run, main())
-        try:
-            return future.result()
-        except KeyboardInterrupt:
-            if running:
-                running["loop"].call_soon_threadsafe(running["task"].cancel)
-            try:
-                future.result(timeout=30)
-            except BaseException:  # the cancellation itself, or a clean-up that failed: Ctrl+C wins
-                pass
-            raise

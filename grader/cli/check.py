@@ -94,7 +94,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                  replay=replay, max_history_bytes=max_history_bytes)
     else:
-        from grader.server import run_sync  # asyncio and the rest only on the live path
+        from grader.background import run_sync  # asyncio and the rest only on the live path
 
         target = connection.resolve()
         report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
@@ -159,7 +159,7 @@ def _watch(histories, workflow_ids, learner, limit, interval, connection, experi
         # The usual case: this thread has no loop, so Ctrl+C cancels the watch at once.
         asyncio.run(loop)
     else:  # called from async code (a test, a notebook): run it on a thread of its own
-        from grader.server import run_sync
+        from grader.background import run_sync
 
         run_sync(loop)
     sys.exit(0)

@@ -33,7 +33,7 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, connect
     (a file changed after the export is then reported as suspect).
     """
     from grader.bundles import export_learner
-    from grader.server import run_sync
+    from grader.background import run_sync
 
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")
     target = connection.resolve()

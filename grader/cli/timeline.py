@@ -35,7 +35,7 @@ def command(workflow_id: str | None, history_file: Path | None, max_history_byte
     if history_file is not None:
         history = load_history_file(history_file, max_bytes=max_history_bytes)
     else:
-        from grader.server import run_sync  # asyncio and the rest only on the live path
+        from grader.background import run_sync  # asyncio and the rest only on the live path
 
         history = run_sync(_fetch_for_timeline(connection, workflow_id))
     click.echo(render_timeline(history, build_evidence(history)), nl=False)
