@@ -43,31 +43,35 @@ def _failure_text(err: BaseException) -> str:
     return " <- ".join(parts)
 
 
-async def _report_silences(client: Client, every: float = 2.0) -> None:
+def _say_back(silence: dict) -> None:
+    """Once the server answers again, say so (once) to whoever was told it went quiet."""
+    since = silence.pop("since", None)
+    if since is not None:
+        print(
+            f"Temporal answers again after {time.monotonic() - since:.0f} s"
+            " of silence; still waiting for the result...",
+            flush=True,
+        )
+
+
+async def _report_silences(client: Client, silence: dict, every: float = 2.0) -> None:
     """Say so when the server stops answering, and again when it is back.
 
     Waiting for a result is one long request that a frozen server simply
     leaves unanswered, so on its own this script would notice nothing until
     the server woke up. A cheap question every few seconds, each with a short
     deadline, tells a paused server (or a cut network) apart from a transfer
-    that is merely slow.
+    that is merely slow. ``silence["since"]`` holds when the silence began.
     """
-    silent_since = None
     while True:
         try:
             await client.workflow_service.get_system_info(
                 GetSystemInfoRequest(), timeout=timedelta(seconds=every)
             )
-            if silent_since is not None:
-                print(
-                    f"Temporal answers again after {time.monotonic() - silent_since:.0f} s"
-                    " of silence; still waiting for the result...",
-                    flush=True,
-                )
-                silent_since = None
+            _say_back(silence)
         except RPCError:
-            if silent_since is None:
-                silent_since = time.monotonic()
+            if "since" not in silence:
+                silence["since"] = time.monotonic()
                 print(
                     f"Temporal at {client.service_client.config.target_host} is not"
                     " answering (server paused or network cut?). The transfer is safe"
@@ -119,13 +123,17 @@ async def main() -> int:
         print(f"Web UI: {ui_url}/namespaces/{client.namespace}/workflows/{workflow_id}")
     print("Waiting for the result (a worker must be running: python run_worker.py)...", flush=True)
 
-    watchdog = asyncio.create_task(_report_silences(client))
+    silence: dict = {}
+    watchdog = asyncio.create_task(_report_silences(client, silence))
     try:
         while True:
             try:
                 result = await handle.result()
                 break
             except WorkflowFailureError as err:
+                # The answer itself shows the server is back: say so before the answer
+                # (the watchdog's next question might come too late).
+                _say_back(silence)
                 print(f"Transfer failed: {_failure_text(err.cause)}")
                 return 1
             except RPCError:
@@ -135,6 +143,7 @@ async def main() -> int:
                 await asyncio.sleep(1)
     finally:
         watchdog.cancel()
+    _say_back(silence)
     print(f"Result: {result}")
     return 0
 
