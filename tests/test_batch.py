@@ -354,7 +354,7 @@ def test_a_damaged_zip_is_named_and_the_class_goes_on(submissions: Path, tmp_pat
 @pytest.mark.parametrize("roster_text, says", [
     ("name,email\nAda,a@x\n", "has no 'learner' column"),
     ("learner,status\nada,x\n", "roster column 'status' is empty or a gradebook column"),
-    ("learner\nada\nada\n", "line 3: learner 'ada' is already on the roster"),
+    ("learner,name\nada,Ada\nada,Bob\n", "lines 2 and 3: learner 'ada' appears on both with different cells"),
     ("learner\n\n", "lists no learners"),
     ("learner,name\nada,Ada,extra\n", "more cells than the header"),
 ])
