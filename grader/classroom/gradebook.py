@@ -19,7 +19,6 @@ a second batch on the same DIR stops at once instead of mixing two classes.
 
 from __future__ import annotations
 
-import csv
 import errno
 import fcntl
 import hashlib
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from grader import __version__
+from grader.classroom import spreadsheet
 from grader.errors import BadInputError, EnvironmentProblem, GraderError
 from grader.rubric import Rubric
 
@@ -350,9 +350,10 @@ class Gradebook:
         feedback_dir = self._tmp / "feedback"
         feedback_dir.mkdir()
         header = csv_columns(self.rubric, self.roster_columns)
-        with (self._tmp / "gradebook.csv").open("w", newline="", encoding="utf-8") as csv_file, \
+        with (self._tmp / "gradebook.csv").open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
                 (self._tmp / "gradebook.json").open("w", encoding="utf-8") as json_file:
-            writer = csv.writer(csv_file)
+            # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
+            writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)
             head = {"schema_version": SCHEMA_VERSION, "grader_version": __version__,
                     "rubric": {"id": self.rubric.id, "version": self.rubric.version},
