@@ -92,21 +92,24 @@ _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 @contextmanager
-def _disk(out_dir: Path):
-    """Turn "the disk is full" (as the OS or SQLite says it) into one clear line and exit code."""
+def disk_errors(path: Path, option: str = "--out"):
+    """Turn "the disk is full" (as the OS or SQLite says it) into one clear line and exit code 4.
+
+    A file-size limit (EFBIG, ``ulimit -f``) and a quota count as full too:
+    the person can only make room or write elsewhere.
+    """
     try:
         yield
     except OSError as err:
         if err.errno in _FULL:
-            raise OutputSpaceError(f"--out {out_dir}: {err.strerror or err} while writing the gradebook: free "
-                                   "some space or choose another --out (the previous gradebook there is "
-                                   "untouched)") from None
+            raise OutputSpaceError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
+                                   f"choose another {option} (nothing there was replaced)") from None
         raise
     except sqlite3.Error as err:
         text = str(err).lower()
         if "full" in text or "disk i/o" in text or "too big" in text:
-            raise OutputSpaceError(f"--out {out_dir}: no room to write the gradebook ({err}): free some space "
-                                   "or choose another --out (the previous gradebook there is untouched)") from None
+            raise OutputSpaceError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
+                                   f"or choose another {option} (nothing there was replaced)") from None
         raise
 
 
@@ -238,7 +241,7 @@ class Gradebook:
             self._tmp.mkdir()
             self.db = sqlite3.connect(self._tmp / "spool.sqlite")
             # The spool is scratch: nothing in it must survive a crash, so skip the journal.
-            with _disk(out_dir):
+            with disk_errors(out_dir):
                 self.db.executescript("""
                     PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
                     CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
@@ -281,7 +284,7 @@ class Gradebook:
 
     def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
         """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
-        with _disk(self.out_dir):
+        with disk_errors(self.out_dir):
             self._add(row, runs)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
@@ -336,7 +339,7 @@ class Gradebook:
         every learner (with its duplicates filled in) as it is written, for
         the regrade diff and the summary, without a second pass.
         """
-        with _disk(self.out_dir):
+        with disk_errors(self.out_dir):
             self._write_staged(on_row)
             self._keep_foreign_feedback()
             (self._tmp / _COMMIT).touch()
