@@ -152,6 +152,8 @@ class BatchResult:
     max_score: float = 0.0
     #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
     learners: list[ClassRow] = field(default_factory=list)
+    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
+    warnings: list[str] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
     experiments: list[tuple[str, str]] = field(default_factory=list)
     #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
@@ -235,7 +237,8 @@ def _shared_run(dup: dict) -> str:
 
 
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
-            not_on_roster: list[str], ignored: list[str], retried: int = 0) -> BatchResult:
+            not_on_roster: list[str], ignored: list[str], retried: int = 0,
+            warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
     changes: list[regrade.Change] | None = [] if previous is not None else None
@@ -273,17 +276,21 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
-        learners=learners, experiments=[(e.id, e.title) for e in book.rubric.experiments],
+        learners=learners, warnings=list(warnings or []),
+        experiments=[(e.id, e.title) for e in book.rubric.experiments],
         optional=[e.id for e in book.rubric.experiments if not e.required],
         rubric={"id": book.rubric.id, "version": book.rubric.version},
     )
 
 
 def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous_path: Path | None,
-                 validate: Callable[[str, str], str]) -> tuple[Rubric, Roster | None, dict | None]:
+                 validate: Callable[[str, str], str], *,
+                 id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
-    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric))
+    if id_column is not None and roster_path is None:
+        raise BadInputError("--id-column names a column of the roster: pass --roster too")
+    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric), id_column=id_column)
               if roster_path is not None else None)
     previous = regrade.load_previous(previous_path) if previous_path is not None else None
     return rubric, roster, previous
@@ -303,10 +310,11 @@ async def batch_live(
     concurrency: int = DEFAULT_CONCURRENCY,
     limit: int = DEFAULT_LIMIT,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
-    replay: bool = False,
+    replay: bool = True,
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    id_column: str | None = None,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -321,7 +329,7 @@ async def batch_live(
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
     rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what))
+        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -352,7 +360,7 @@ async def batch_live(
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried)
+                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
@@ -424,10 +432,11 @@ def batch_files(
     roster: Path | None = None,
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-    replay: bool = False,
+    replay: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    id_column: str | None = None,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -446,7 +455,7 @@ def batch_files(
                                 "use the folder or zip names of the download")
         return value
 
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
     found, ignored = find_submissions(submissions)
     if class_roster is not None:
         matched = match_submissions(list(class_roster.learners), found)
@@ -471,7 +480,8 @@ def batch_files(
                 collect(grade_submission(name, submission, rubric, roster=cells, position=position,
                                          replay=replay))
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
+        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored,
+                       warnings=class_roster.warnings if class_roster else [])
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:

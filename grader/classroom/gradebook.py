@@ -11,7 +11,6 @@ the complete new one, never half of one.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from grader import __version__
+from grader.classroom import spreadsheet
 from grader.errors import BadInputError
 from grader.rubric import Rubric
 
@@ -265,9 +265,10 @@ class Gradebook:
         header = csv_columns(self.rubric, self.roster_columns)
         csv_tmp = self._tmp / "gradebook.csv"
         json_tmp = self._tmp / "gradebook.json"
-        with csv_tmp.open("w", newline="", encoding="utf-8") as csv_file, \
+        with csv_tmp.open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
                 json_tmp.open("w", encoding="utf-8") as json_file:
-            writer = csv.writer(csv_file)
+            # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
+            writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)
             head = {"schema_version": SCHEMA_VERSION, "grader_version": __version__,
                     "rubric": {"id": self.rubric.id, "version": self.rubric.version},

@@ -33,6 +33,7 @@ def summary_dict(result: BatchResult) -> dict[str, Any]:
         "attention": [{"learner": a.learner, "status": a.status, "why": a.why} for a in result.attention],
         "not_on_roster": result.not_on_roster,
         "ignored": result.ignored,
+        "warnings": result.warnings,
         "regrade": None if result.changes is None else [c.to_dict() for c in result.changes],
         "files": [str(p) for p in result.written] + [str(result.out_dir / "feedback")],
         "elapsed_seconds": round(result.elapsed, 3),

@@ -9,6 +9,7 @@ import click
 
 from grader.cli.options import (
     connection_options,
+    documents_on_error,
     emit_report,
     grading_options,
     max_history_bytes_option,
@@ -79,7 +80,6 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     """
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
-    from grader.formats import MACHINE_FORMATS
 
     if histories and (workflow_ids or learner or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
@@ -94,28 +94,30 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
                output_format, open_page, max_history_bytes)
         return
-    if histories:
-        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                 replay=replay, max_history_bytes=max_history_bytes)
-    else:
-        from grader.background import run_sync  # asyncio and the rest only on the live path
+    # A server that does not answer still gives a document format its document (CI never goes silent).
+    with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        if histories:
+            report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                     replay=replay, max_history_bytes=max_history_bytes)
+        else:
+            from grader.background import run_sync  # asyncio and the rest only on the live path
 
-        target = connection.resolve()
-        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                         rubric=rubric, experiments=experiments or None,
-                                         replay=replay))
-    if report.graded_nothing and output_format not in MACHINE_FORMATS:
-        # No table of zeros: say in one line per input what went wrong. A program
-        # asking for JSON (or any format a program reads) still gets the document
-        # (errors listed in it), never an empty stdout.
-        from grader.formats.safe import terminal
+            target = connection.resolve()
+            report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                             rubric=rubric, experiments=experiments or None,
+                                             replay=replay))
+        if report.graded_nothing and output_format == "table":
+            # No table of zeros: say in one line per input what went wrong. Every other
+            # format (a program, a CI page or a feedback file reads it) still gets its
+            # document, errors listed in it, never an empty output.
+            from grader.formats.safe import terminal
 
-        for error in report.errors:
-            click.echo(f"grader: error: {terminal(error)}", err=True)
-        if report.errors:
-            raise SystemExit(EXIT_BAD_INPUT)
-        if not histories:
-            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+            for error in report.errors:
+                click.echo(f"grader: error: {terminal(error)}", err=True)
+            if report.errors:
+                raise SystemExit(EXIT_BAD_INPUT)
+            if not histories:
+                raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     if whose:  # said once something was graded: the nothing-found line above names the learner itself
         click.echo(f"grader: {whose}", err=True)
     if open_page:
