@@ -113,6 +113,31 @@ def disk_errors(path: Path, option: str = "--out"):
         raise
 
 
+def feedback_names(learners: list[str]) -> dict[str, str]:
+    """learner -> the file name of their feedback, unique even on a case-insensitive file system.
+
+    macOS and Windows would write ``bob.md`` and ``BOB.md`` to one file, so
+    learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
+    each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
+    never another learner's plain name, since a learner id holds no ``-``.
+    Everyone else gets :func:`feedback_file_name`: ``<id>.md``, or a safe
+    name for an id that cannot be a file name as it is.
+    """
+    from grader.learner import learner_key
+
+    folded: dict[str, int] = {}
+    for name in learners:
+        folded[learner_key(name)] = folded.get(learner_key(name), 0) + 1
+    names = {}
+    for name in learners:
+        plain = feedback_file_name(name)
+        if folded[learner_key(name)] > 1 and plain == f"{name}.md":
+            names[name] = f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.md"
+        else:
+            names[name] = plain
+    return names
+
+
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
     """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
@@ -350,6 +375,7 @@ class Gradebook:
         from grader.classroom.feedback import render_feedback
 
         dupes = self.duplicates()
+        self._file_names = feedback_names([r[0] for r in self.db.execute("SELECT learner FROM learners")])
         feedback_dir = self._tmp / "feedback"
         feedback_dir.mkdir()
         header = csv_columns(self.rubric, self.roster_columns)
@@ -370,7 +396,7 @@ class Gradebook:
                 json_file.write(("\n" if first else ",\n") + self._json_entry(row))
                 first = False
                 # "x": a new file in the private staging folder; two learners never share a name.
-                with open(feedback_dir / feedback_file_name(row.learner), "x", encoding="utf-8") as out:
+                with open(feedback_dir / self._file_names[row.learner], "x", encoding="utf-8") as out:
                     out.write(render_feedback(row, self.rubric))
                 if on_row is not None:
                     on_row(row)
@@ -414,7 +440,7 @@ class Gradebook:
     def _json_entry(self, row: Spooled) -> str:
         entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "flags": row.flags,
                  "score": row.score, "max_score": row.max_score, "problems": row.problems,
-                 "duplicates": row.duplicates, "feedback": f"feedback/{feedback_file_name(row.learner)}"}
+                 "duplicates": row.duplicates, "feedback": f"feedback/{self._file_names[row.learner]}"}
         text = _dumps(entry)
         # The report is spliced in as the JSON text it was spooled as, not parsed again.
         return text[:-1] + ',"report":' + (row.report_json or "null") + "}"
