@@ -58,8 +58,8 @@ _STAGING = ".staging-"
 _LEFTOVER = re.compile(r"^\.(?:staging-|batch-).+|^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 _COMMIT = "commit"
 #: Characters a feedback file name may keep from a learner id as it is.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.@+-]+")
-_NOT_PLAIN = re.compile(r"[^A-Za-z0-9_.@+-]+")
+_PLAIN_NAME = re.compile(r"[\w.@+-]+")
+_NOT_PLAIN = re.compile(r"[^\w.@+-]+")
 
 
 class OutputBusyError(GraderError):
@@ -81,10 +81,11 @@ def feedback_file_name(learner: str) -> str:
     never share a file and no id can name a path or exceed a file-name limit.
     gradebook.json gives each learner's file name (``feedback``).
     """
-    if _PLAIN_NAME.fullmatch(learner) and len(learner) <= 100 and not learner.startswith("."):
+    if (_PLAIN_NAME.fullmatch(learner) and len(learner.encode("utf-8", "surrogatepass")) <= 100
+            and not learner.startswith(".")):
         return f"{learner}.md"
     digest = hashlib.sha256(learner.encode("utf-8", "surrogatepass")).hexdigest()[:12]
-    plain = _NOT_PLAIN.sub("_", learner).strip("._")[:60] or "learner"
+    plain = _NOT_PLAIN.sub("_", learner).strip("._")[:40] or "learner"
     return f"{plain}-{digest}.md"
 
 
