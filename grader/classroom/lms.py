@@ -37,6 +37,7 @@ from typing import Any, Iterator
 from grader.classroom.roster import CANVAS, MOODLE, Roster, learner_id_from_cell
 from grader.classroom.submissions import Submission, find_submissions, is_submission_name
 from grader.errors import BadInputError
+from grader.learner import learner_key
 
 FOLDERS, GRADESCOPE = "folders", "gradescope"
 GRADESCOPE_METADATA = "submission_metadata.yml"
@@ -180,7 +181,9 @@ def _give(download: Download, learner: str, name: str) -> None:
 def _match(download: Download, roster: Roster | None, entry: str, candidates: list[str], why: str) -> str | None:
     """The learner an entry belongs to: the first candidate on the roster (or, without one, the first valid name)."""
     if roster is not None:
-        learner = next((c for c in candidates if c in roster.learners), None)
+        # Ids match in any case (grader.learner.learner_key); the roster's spelling is kept.
+        keys = {learner_key(name): name for name in roster.learners}
+        learner = next((keys[learner_key(c)] for c in candidates if learner_key(c) in keys), None)
         if learner is None:
             download.unmatched.append(f"{entry}: {why}")
         return learner
@@ -201,9 +204,6 @@ def _folders(download: Download, roster: Roster | None) -> None:
             continue
         merged = download.submissions.setdefault(owner, Submission(owner, download.folder))
         merged.names += submission.names
-    if roster is not None:
-        download.not_on_roster = sorted(set(download.submissions) - set(roster.learners))
-
 
 def _by_lms_id(roster: Roster | None, kind: str) -> dict[str, str]:
     if roster is None or roster.kind != kind:
