@@ -209,6 +209,11 @@ def read_upload(path: str | os.PathLike[str], label: str, *, budget: Budget | No
         return
     if stat.S_ISDIR(info.st_mode):
         yield from _folder(path, label, budget, depth=0)
+    elif stat.S_ISREG(info.st_mode) and _is_history_name(path):
+        # One history handed in as a file of its own (Canvas hands in every file flat).
+        yield from _file(path, label, budget)
+    elif stat.S_ISREG(info.st_mode) and not _is_zip_name(path):
+        pass  # another file handed in flat (notes.txt): left alone, as inside a folder
     elif stat.S_ISREG(info.st_mode):
         stream, _, why = _open_regular(path, label, budget)
         if stream is None:
@@ -291,27 +296,32 @@ def _folder(root: str, label: str, budget: Budget, *, depth: int) -> Iterator[Me
             with stream:
                 yield from _zip(stream, name, budget, depth=depth + 1)
             continue
-        if not budget.take_history():
-            continue
-        stream, size, why = _open_regular(full, name, budget)
-        if stream is None:
-            yield Member(name, error=why)
-            continue
-        with stream:
-            why = budget.room_for(size, name)
-            if why:
-                if not budget.exhausted:
-                    yield Member(name, error=why)
-                continue
-            try:
-                data = stream.read(size + 1)
-            except OSError as err:
-                yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
-                continue
-        if len(data) > size:  # it grew while being read: not the file that was measured
-            yield Member(name, error=f"{name}: changed while it was read: hand it in again")
-            continue
-        yield Member(name, data)
+        yield from _file(full, name, budget)
+
+
+def _file(path: str, name: str, budget: Budget) -> Iterator[Member]:
+    """One history file on disk, if it is a regular file and fits the budget."""
+    if not budget.take_history():
+        return
+    stream, size, why = _open_regular(path, name, budget)
+    if stream is None:
+        yield Member(name, error=why)
+        return
+    with stream:
+        why = budget.room_for(size, name)
+        if why:
+            if not budget.exhausted:
+                yield Member(name, error=why)
+            return
+        try:
+            data = stream.read(size + 1)
+        except OSError as err:
+            yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
+            return
+    if len(data) > size:  # it grew while being read: not the file that was measured
+        yield Member(name, error=f"{name}: changed while it was read: hand it in again")
+        return
+    yield Member(name, data)
 
 
 def _declared_entries(stream: IO[bytes]) -> int | None:
