@@ -32,7 +32,7 @@ from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
 from grader.history import History, load_json_text
-from grader.learner import validate_learner_id
+from grader.learner import learner_key, validate_learner_id
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
@@ -310,7 +310,7 @@ async def batch_live(
     concurrency: int = DEFAULT_CONCURRENCY,
     limit: int = DEFAULT_LIMIT,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
-    replay: bool = False,
+    replay: bool = True,
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
@@ -432,7 +432,7 @@ def batch_files(
     roster: Path | None = None,
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-    replay: bool = False,
+    replay: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
@@ -458,8 +458,10 @@ def batch_files(
     rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
     found, ignored = find_submissions(submissions)
     if class_roster is not None:
-        plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
-        not_on_roster = sorted(set(found) - set(class_roster.learners))
+        matched = match_submissions(list(class_roster.learners), found)
+        plan = [(i, name, cells, matched.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+        taken = {learner_key(name) for name in class_roster.learners}
+        not_on_roster = sorted(name for name in found if learner_key(name) not in taken)
     else:
         plan = [(0, name, None, found[name]) for name in sorted(found)]
         not_on_roster = []
@@ -480,6 +482,27 @@ def batch_files(
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored,
                        warnings=class_roster.warnings if class_roster else [])
+
+
+def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
+    """Each roster name's submission, matched case-insensitively (roster ``Olga``, folder ``olga``).
+
+    A name matching several entries (``olga/`` and ``OLGA.zip``) gets all of
+    them, as a learner with a folder and a zip does; the roster's spelling is kept.
+    """
+    by_key: dict[str, list[Submission]] = {}
+    for entry_name in sorted(found):
+        by_key.setdefault(learner_key(entry_name), []).append(found[entry_name])
+    matched = {}
+    for name in names:
+        entries = by_key.get(learner_key(name))
+        if not entries:
+            continue
+        if len(entries) == 1 and entries[0].learner == name:
+            matched[name] = entries[0]
+            continue
+        matched[name] = Submission(name, entries[0].folder, [n for e in entries for n in e.names])
+    return matched
 
 
 #: Learners a grading process takes at a time.
