@@ -17,6 +17,7 @@ import secrets
 import shutil
 import sqlite3
 import tempfile
+import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -38,6 +39,8 @@ LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score")
 #: How every feedback file starts (how a stale one is recognised as ours).
 FEEDBACK_TITLE = "# Failure Lab feedback: "
+#: Seconds between two commits of the spool: at most this much grading is redone after a kill.
+COMMIT_SECONDS = 0.25
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
 
@@ -182,7 +185,8 @@ class Spooled:
 class Gradebook:
     """Collects graded learners into a spool, then writes the gradebook files in one final pass."""
 
-    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str) -> None:
+    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str,
+                 resume_key: str | None = None, resume: bool = False, retry_statuses: tuple[str, ...] = ()) -> None:
         out_dir = Path(out_dir)
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -193,17 +197,41 @@ class Gradebook:
         self.rubric = rubric
         self.roster_columns = list(roster_columns)
         self.source = source
-        self.db = sqlite3.connect(self._tmp / "spool.sqlite")
-        # The spool is scratch: nothing in it must survive a crash, so skip the journal.
-        self.db.executescript("""
-            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-            CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
-                                   max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                   feedback TEXT, flags TEXT);
-            CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-        """)
-        self._pending = 0
-        self.count = 0
+        #: Learners already in the spool when it was opened (an interrupted batch's, with ``resume``).
+        self.resumed = 0
+        #: A line for stderr about an interrupted batch found in DIR (see grader.classroom.resume), or "".
+        self.note = ""
+        self._durable = resume_key is not None
+        if self._durable:
+            # The spool lives in DIR/.grader-resume and outlives a killed batch (grader.classroom.resume).
+            from grader.classroom import resume as resuming
+
+            try:
+                opened = resuming.open_spool(out_dir, resume_key, resume=resume, retry_statuses=retry_statuses)
+            except sqlite3.Error as err:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                raise BadInputError(f"--out {out_dir}: cannot keep the batch's progress there ({err})") from None
+            except BaseException:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                raise
+            self.db, self.resumed, self.note = opened.db, opened.resumed, opened.note
+        else:
+            self.db = sqlite3.connect(self._tmp / "spool.sqlite")
+            # A scratch spool: nothing in it must survive a crash, so skip the journal.
+            self.db.executescript("""
+                PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
+                CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
+                                       max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
+                                       feedback TEXT, flags TEXT);
+                CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+            """)
+        self._finished = False
+        self._last_commit = time.monotonic()
+        self.count = self.resumed
+
+    def finished_learners(self) -> set[str]:
+        """Learners already in the spool: a resumed batch does not grade them again."""
+        return {name for (name,) in self.db.execute("SELECT learner FROM learners")}
 
     def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
         """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
@@ -214,10 +242,12 @@ class Gradebook:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
         self.count += 1
-        self._pending += 1
-        if self._pending >= 500:
+        # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
+        # (a commit costs tens of microseconds; one per learner would be most of a small learner's cost).
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
-            self._pending = 0
+            self._last_commit = now
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
@@ -289,6 +319,7 @@ class Gradebook:
         for tmp, final in zip((json_tmp, csv_tmp), written):
             os.replace(tmp, final)
         self._remove_stale_feedback(feedback_dir, set(file_names.values()))
+        self._finished = True
         return written
 
     def _remove_stale_feedback(self, feedback_dir: Path, current: set[str]) -> None:
@@ -325,9 +356,18 @@ class Gradebook:
         return text[:-1] + ',"report":' + (row.report_json or "null") + "}"
 
     def close(self) -> None:
-        """Remove the spool (after finish(), or when the batch is interrupted)."""
+        """Remove the spool after finish(); an interrupted batch's durable spool is kept for ``--resume``."""
+        if self._durable and not self._finished:
+            try:
+                self.db.commit()
+            except sqlite3.Error:
+                pass
         self.db.close()
         shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._durable and self._finished:
+            from grader.classroom.resume import discard
+
+            discard(self.out_dir)
 
     def __enter__(self) -> "Gradebook":
         return self
