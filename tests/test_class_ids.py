@@ -99,7 +99,7 @@ def test_roster_olga_owns_the_olga_folder_and_keeps_her_spelling(tmp_path: Path)
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--roster", str(roster),
                                       "--out", str(out), "-q", "--no-replay"])
     assert result.exit_code == 0, result.output
-    with (out / "gradebook.csv").open(newline="") as f:
+    with (out / "gradebook.csv").open(newline="", encoding="utf-8-sig") as f:
         [row] = list(csv.DictReader(f))
     assert (row["learner"], row["status"], row["name"]) == ("Olga", "graded", "Olga O.")
     assert row["crash-recovery"] == "pass"

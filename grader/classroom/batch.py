@@ -26,8 +26,8 @@ from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
-from grader.classroom.submissions import (Submission, bundle_paths, find_submissions, is_submission_name,
-                                          read_members)
+from grader.classroom.lms import FOLDERS, opened_download, read_download
+from grader.classroom.submissions import Submission, bundle_paths, is_submission_name, read_members
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
@@ -152,6 +152,8 @@ class BatchResult:
     max_score: float = 0.0
     #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
     learners: list[ClassRow] = field(default_factory=list)
+    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
+    unmatched: list[str] = field(default_factory=list)
     #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
     warnings: list[str] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
@@ -483,35 +485,41 @@ def batch_files(
         return value
 
     rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
-    found, ignored = find_submissions(submissions)
-    if class_roster is not None:
-        matched = match_submissions(list(class_roster.learners), found)
-        plan = [(i, name, cells, matched.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
-        taken = {learner_key(name) for name in class_roster.learners}
-        not_on_roster = sorted(name for name in found if learner_key(name) not in taken)
-    else:
-        plan = [(0, name, None, found[name]) for name in sorted(found)]
-        not_on_roster = []
-        if not plan:
-            raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
-                                "folder that holds one subfolder or .zip per learner")
-    columns = class_roster.columns if class_roster else []
-    jobs = jobs or os.cpu_count() or 1
-    key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
-                      id_column=id_column)
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}",
-                   resume_key=key, resume=resume) as book:
-        plan = _left_to_grade(plan, book, progress)
-        if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+    with opened_download(submissions) as folder:
+        download = read_download(folder, class_roster)
+        found = download.submissions
+        if class_roster is not None:
+            if download.layout == FOLDERS:
+                found = match_submissions(list(class_roster.learners), found)
+                taken = {learner_key(name) for name in class_roster.learners}
+                download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
+            plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            collect = _Collector(book, rubric, progress, on_result)
-            for position, name, cells, submission in plan:
-                collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                         replay=replay))
-        progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored,
-                       warnings=class_roster.warnings if class_roster else [])
+            plan = [(0, name, None, found[name]) for name in sorted(found)]
+            if not plan:
+                raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
+                                    "folder that holds one subfolder or .zip per learner, or an LMS's download")
+        columns = class_roster.columns if class_roster else []
+        jobs = jobs or os.cpu_count() or 1
+        source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
+                                                              if download.layout != FOLDERS else "")
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column)
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            plan = _left_to_grade(plan, book, progress)
+            if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
+                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+            else:
+                collect = _Collector(book, rubric, progress, on_result)
+                for position, name, cells, submission in plan:
+                    collect(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                             replay=replay))
+            progress.close()
+            result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
+                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
+            result.unmatched = download.unmatched
+            return result
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import BadInputError
+from grader.learner import learner_key
 
 #: The plain roster's column holding learner ids (matched ignoring case).
 LEARNER_COLUMN = "learner"
@@ -222,14 +223,15 @@ def read_roster(path: Path, *, validate: Callable[[str, str], str], reserved: se
             continue
         learner = validate(learner_id_from_cell(raw_id) if _norm(header[id_index]) != LEARNER_COLUMN
                            else raw_id.strip(), f"the learner id on {where}")
-        if learner in first_seen:
-            earlier, earlier_cells = first_seen[learner]
+        key = learner_key(learner)  # ids match in any case: Ada and ada are one learner
+        if key in first_seen:
+            earlier, earlier_cells = first_seen[key]
             if earlier_cells == cells:
                 roster.warnings.append(f"{where} repeats line {earlier} exactly (learner {learner!r}): merged")
                 continue
             raise BadInputError(f"{path} lines {earlier} and {line}: learner {learner!r} appears on both "
                                 "with different cells: keep one")
-        first_seen[learner] = (line, cells)
+        first_seen[key] = (line, cells)
         roster.learners[learner] = {header[i].strip(): cells[i] for i in carried}
         if export is not None:
             export.row_of[learner] = len(export.rows) - 1

@@ -85,17 +85,17 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
-    whose = ""
-    if not histories and not workflow_ids:
-        learner, whose = _learner_to_grade(learner, all_learners)
-        if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
-            learner, whose = _only_learner(connection)
-    if watch:
-        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
-               output_format, open_page, max_history_bytes)
-        return
     # A server that does not answer still gives a document format its document (CI never goes silent).
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        whose = ""
+        if not histories and not workflow_ids:
+            learner, whose = _learner_to_grade(learner, all_learners)
+            if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
+                learner, whose = _only_learner(connection)
+        if watch:
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+                   output_format, open_page, max_history_bytes)
+            return
         if histories:
             report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                      replay=replay, max_history_bytes=max_history_bytes)
@@ -150,7 +150,7 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
 _LEARNERS_SHOWN = 20
 
 
-def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str]:
+def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | None]:
     """With no learner named: the one learner whose runs the server holds, or exit 2 listing several.
 
     On a shared server, grading everyone's runs as if they were yours would
@@ -159,7 +159,7 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str]:
     """
     from grader.background import run_sync
     from grader.connect import connect
-    from grader.errors import BadInputError
+    from grader.errors import BadInputError, ServerUnavailableError
     from grader.formats.safe import terminal
     from grader.sources import learners_at
 
@@ -168,7 +168,12 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str]:
     async def ask() -> dict[str, int]:
         return await learners_at(await connect(target), target)
 
-    found = run_sync(ask())
+    try:
+        found = run_sync(ask())
+    except ServerUnavailableError:
+        # Say it where every other failed read is said: grading below reports it (and a
+        # document format still gets its document, so CI never goes silent).
+        return None, None
     where = f"{target.address} (namespace {target.namespace})"
     if not found:
         return None, f"graded every MoneyTransfer workflow at {where}"
