@@ -26,8 +26,10 @@ from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
+from grader.classroom.uploads import display_name
 from grader.classroom.lms import FOLDERS, opened_download, read_download
-from grader.classroom.submissions import Submission, bundle_paths, is_submission_name, read_members
+from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
+                                          validate_submission_id)
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
@@ -319,6 +321,22 @@ def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
 # --- live ------------------------------------------------------------------
 
 
+def validate_live_id(value: str, what: str) -> str:
+    """A roster's learner id for a live batch: the rule every id meets, then the learner-id rule.
+
+    The first half is :func:`grader.classroom.submissions.name_problem`, the
+    same check a roster of files gets, so a path, a NUL or an over-long id
+    is refused with the same words whichever way the class is graded.
+    """
+    problem = name_problem(value)
+    if problem:
+        from grader.classroom.uploads import display_name
+
+        raise BadInputError(f"{what} {display_name(value)!r} {problem}: give the id that starts the "
+                            "learner's workflow ids")
+    return validate_learner_id(value, what=what)
+
+
 async def batch_live(
     out_dir: Path,
     connection: ConnectionSettings | Target | str | None = None,
@@ -352,8 +370,7 @@ async def batch_live(
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
-    rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -478,13 +495,8 @@ def batch_files(
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
 
-    def valid(value: str, what: str) -> str:
-        if not is_submission_name(value):
-            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
-                                "use the folder or zip names of the download")
-        return value
-
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_submission_id,
+                                                id_column=id_column)
     with opened_download(submissions) as folder:
         download = read_download(folder, class_roster)
         found = download.submissions
@@ -558,7 +570,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
             running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
@@ -566,6 +578,33 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
         _spool(wait(running).done, book, progress)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a grading process: end as soon as the batch that started it ends, however it ends.
+
+    A batch killed with SIGKILL cannot stop its pool, and orphaned workers
+    would grade on for minutes holding the caller's stdout and stderr (a CI
+    step then never ends). Linux delivers SIGKILL to the worker when its
+    parent dies (PR_SET_PDEATHSIG); the check after it covers a parent that
+    died before the call. Elsewhere the workers end when their task pipe
+    closes, as before.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+    # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
+    # the batch itself cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
@@ -591,13 +630,46 @@ def _process_rubric(path: str) -> Rubric:
     return load_rubric(path)
 
 
+#: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
+#: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
+MAX_PROBLEMS = 50
+
+
+def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
+    """``lines`` with at most ``most`` kept and a last line counting the others."""
+    if len(lines) <= most:
+        return lines
+    return lines[:most] + [f"... and {len(lines) - most} more problems like these (the first {most} are listed)"]
+
+
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    Whatever the upload holds, the answer is this learner's row: a failure
+    of ours on their files makes them ``unreadable-files`` with the reason,
+    never stops the class.
     """
+    try:
+        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay)
+    except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
+        from grader.errors import write_crash_report
+
+        try:
+            where = f"; details in {write_crash_report(err)}"
+        except OSError:
+            where = ""
+        what = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        result = LearnerResult(learner, UNREADABLE_FILES, roster=roster or {}, position=position)
+        result.problems.append(f"the grader could not read these files ({what}): a fault of the grader, "
+                               f"please report it{where}")
+        return result
+
+
+def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                      roster: dict[str, str] | None, position: int, replay: bool) -> LearnerResult:
     from grader.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -606,7 +678,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         return result
     histories: list[History] = []
     sources: list[str] = []
-    errors: list[str] = []
+    errors: list[str] = list(submission.problems)
     findings: dict = {}
     for path in bundle_paths(submission):
         loaded = read_bundle(path)
@@ -623,13 +695,16 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
+        member.data = None  # parsed: the bytes can go
+    errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
-        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
+        result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
-    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay)
+    result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
+                               findings=findings, replay=replay)
     note_integrity(result)
+    result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result

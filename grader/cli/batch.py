@@ -74,7 +74,8 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
     not the exit code); 1 some learners are not-gradable; 2 bad input
-    (roster, folder, options); 3 no server.
+    (roster, folder, options); 3 no server; 4 the disk of --out is
+    full; 5 another batch is writing into --out.
     """
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
@@ -82,6 +83,7 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
 
     render_summary = summary_renderer(output_format)
     progress = Progress(quiet=quiet)
+    _stop_cleanly_on_sigterm()
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
@@ -100,8 +102,25 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     if output_file is None:
         click.echo(text, nl=False)
     else:
+        from grader.classroom.gradebook import disk_errors
         from grader.formats import write_atomically
 
-        write_atomically(output_file, text)
+        with disk_errors(output_file, "--output"):
+            write_atomically(output_file, text)
     after_summary(result, output_format)
     sys.exit(result.exit_code)
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) ends the batch the way Ctrl+C does: staging removed, exit 130.
+
+    Without it the process would vanish mid-write and leave its staging
+    folder for the next batch to clear; its grading processes die with it
+    either way (see grader.classroom.batch.die_with_parent).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
