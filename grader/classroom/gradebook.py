@@ -405,8 +405,10 @@ class Gradebook:
             self._write_staged(on_row)
             self._keep_foreign_feedback()
             (self._tmp / _COMMIT).touch()
-        commit(self._tmp, self.out_dir)
+        # From the commit mark on the new gradebook is decided (recover() completes it if this process
+        # dies): the --resume spool has served its purpose.
         self._finished = True
+        commit(self._tmp, self.out_dir)
         return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
 
     def _write_staged(self, on_row) -> None:
