@@ -48,11 +48,18 @@ except ImportError:  # the standard library writes the same JSON, slower
 SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
-STATUS_COLUMNS = ("status", "score", "max_score")
+STATUS_COLUMNS = ("status", "score", "max_score", "late")
 #: How every feedback file starts (how a stale one is recognised as ours).
 FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
+#: The spool's tables (the scratch spool's and the --resume spool's alike).
+SPOOL_TABLES = """
+    CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
+                                         max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
+                                         feedback TEXT, flags TEXT, late INTEGER);
+    CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+"""
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
 #: Names in DIR that a batch owns while it runs (the staging folder) and that an older version left
@@ -250,6 +257,8 @@ class Spooled:
     feedback_body: str
     #: Marks beside the status, e.g. ``suspect``.
     flags: list[str] = field(default_factory=list)
+    #: True when the work came in late, False when not, None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -286,10 +295,14 @@ class Gradebook:
                 from grader.classroom.resume import open_spool
 
                 with disk_errors(out_dir):
-                    opened = open_spool(out_dir, resume_key, resume=resume, retry_statuses=retry_statuses)
+                    opened = open_spool(out_dir, resume_key, SPOOL_TABLES, resume=resume,
+                                        retry_statuses=retry_statuses)
                 self.db, self.resumed, self.note = opened.db, opened.resumed, opened.note
             else:
-                self._scratch_spool()
+                self.db = sqlite3.connect(self._tmp / "spool.sqlite")
+                # A scratch spool: nothing in it must survive a crash, so skip the journal.
+                with disk_errors(out_dir):
+                    self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + SPOOL_TABLES)
         except sqlite3.Error as err:
             self.close()
             raise BadInputError(f"--out {out_dir}: cannot keep the batch's spool there ({err})") from None
@@ -307,18 +320,6 @@ class Gradebook:
         self.source = source
         self._last_commit = time.monotonic()
         self.count = self.resumed
-
-    def _scratch_spool(self) -> None:
-        """A spool in the staging folder that nothing needs after a crash (no journal)."""
-        self.db = sqlite3.connect(self._tmp / "spool.sqlite")
-        with disk_errors(self.out_dir):
-            self.db.executescript("""
-                PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-                CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
-                                       max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                       feedback TEXT, flags TEXT);
-                CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-            """)
 
     def finished_learners(self) -> set[str]:
         """Learners already in the spool: a resumed batch does not grade them again."""
@@ -348,9 +349,10 @@ class Gradebook:
             self._add(row, runs)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
             row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
@@ -391,7 +393,8 @@ class Gradebook:
         for r in self.db.execute("SELECT * FROM learners ORDER BY position, learner"):
             yield Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                           roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                          report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]))
+                          report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                          late=None if r[11] is None else bool(r[11]))
 
     def finish(self, on_row=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
@@ -471,7 +474,8 @@ class Gradebook:
 
     def _csv_row(self, row: Spooled) -> list[Any]:
         cells: list[Any] = [row.learner, *(row.roster.get(c, "") for c in self.roster_columns),
-                            row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}"]
+                            row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}",
+                            "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [status, "" if points is None else f"{points:g}"]
@@ -479,6 +483,7 @@ class Gradebook:
 
     def _json_entry(self, row: Spooled) -> str:
         entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "flags": row.flags,
+                 "late": row.late,
                  "score": row.score, "max_score": row.max_score, "problems": row.problems,
                  "duplicates": row.duplicates, "feedback": f"feedback/{self._file_names[row.learner]}"}
         text = _dumps(entry)

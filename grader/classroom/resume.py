@@ -34,16 +34,6 @@ SPOOL_NAME = "spool.sqlite"
 #: Bumped when the spool's tables change: an older spool is not resumed.
 SPOOL_VERSION = 1
 
-_TABLES = """
-    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-    CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
-                                         max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                         feedback TEXT, flags TEXT);
-    CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-    CREATE INDEX IF NOT EXISTS runs_by_learner ON runs (learner);
-"""
-
-
 def fingerprint(**parts: Any) -> str:
     """A short digest of the arguments that decide every learner's row (files are given by their bytes)."""
     canonical = {}
@@ -69,8 +59,12 @@ class OpenedSpool:
     note: str
 
 
-def open_spool(out_dir: Path, key: str, *, resume: bool, retry_statuses: tuple[str, ...] = ()) -> OpenedSpool:
+def open_spool(out_dir: Path, key: str, tables: str, *, resume: bool,
+               retry_statuses: tuple[str, ...] = ()) -> OpenedSpool:
     """The spool of ``out_dir``: the interrupted batch's when ``resume`` and its fingerprint is ``key``.
+
+    ``tables`` is the spool's SQL (the gradebook's); a spool made with other
+    tables (an older grader) counts as made with other arguments.
 
     Without ``resume`` an interrupted batch's spool is discarded (and the
     note says so). With ``resume`` and no spool the batch starts from the
@@ -79,6 +73,7 @@ def open_spool(out_dir: Path, key: str, *, resume: bool, retry_statuses: tuple[s
     resumed spool, so they are tried again. Raises :class:`BadInputError`
     when the spool was made with other arguments.
     """
+    key = f"{key}:{hashlib.sha256(tables.encode()).hexdigest()[:8]}"
     folder = Path(out_dir) / RESUME_DIR
     path = folder / SPOOL_NAME
     note = ""
@@ -100,7 +95,9 @@ def open_spool(out_dir: Path, key: str, *, resume: bool, retry_statuses: tuple[s
     db = sqlite3.connect(path, isolation_level="DEFERRED")
     # WAL: a committed learner survives the process being killed at any instant (the OS keeps the
     # file's pages); synchronous=OFF skips the fsyncs only a power cut would need.
-    db.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;" + _TABLES)
+    db.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = OFF;"
+                     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);" + tables
+                     + "CREATE INDEX IF NOT EXISTS runs_by_learner ON runs (learner);")
     db.execute("INSERT OR REPLACE INTO meta VALUES ('key', ?)", (key,))
     db.execute("INSERT OR REPLACE INTO meta VALUES ('version', ?)", (str(SPOOL_VERSION),))
     if retry_statuses:
