@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -25,9 +26,11 @@ from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
-from grader.classroom.roster import Roster, read_roster
+from grader.classroom.roster import MOODLE, Roster, read_roster
+from grader.classroom.late import LateHint, is_late
 from grader.classroom.uploads import display_name
-from grader.classroom.lms import FOLDERS, opened_download, read_download
+from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
+from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
 from grader.connect import ConnectionSettings, Target, as_target, connect
@@ -65,6 +68,8 @@ class LearnerResult:
     position: int = 0
     #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
     flags: list[str] = field(default_factory=list)
+    #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
@@ -207,7 +212,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
-        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
     )
@@ -300,6 +305,24 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
     return rubric, roster, previous
 
 
+def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **options) -> str:
+    """The fingerprint of what decides every learner's row, for ``--resume`` to match (see grader.classroom.resume)."""
+    from grader.classroom.resume import fingerprint
+
+    return fingerprint(mode=mode, source=source, roster=Path(roster) if roster is not None else None,
+                       rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
+
+
+def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
+    """``plan`` without the learners the spool already holds; starts the progress count with them."""
+    if book.note:
+        progress.say(book.note)
+    done = book.finished_learners() if book.resumed else set()
+    left = [item for item in plan if item[1] not in done]
+    progress.start(len(plan), resumed=len(plan) - len(left))
+    return left
+
+
 # --- live ------------------------------------------------------------------
 
 
@@ -335,6 +358,9 @@ async def batch_live(
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -343,12 +369,16 @@ async def batch_live(
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
     rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -373,17 +403,25 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        progress.start(len(plan))
+    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+                      lms_column=lms_column, due=due)
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
+                   retry_statuses=(NOT_GRADABLE,)) as book:
+        plan = _left_to_grade(plan, book, progress)
+        marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
+                          due=due, marked=marked)
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        _write_import(result, class_roster, target_column, rubric)
+        return result
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
-                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      due: datetime | None = None, marked: dict[str, bool] | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
     from grader.sources import fetch_run
 
@@ -428,6 +466,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay)
             note_integrity(result)
+            hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
+            result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
 
     async def worker() -> None:
@@ -456,6 +496,9 @@ def batch_files(
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -463,6 +506,8 @@ def batch_files(
     class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
@@ -470,6 +515,7 @@ def batch_files(
 
     rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_submission_id,
                                                 id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     with opened_download(submissions) as folder:
         download = read_download(folder, class_roster)
         found = download.submissions
@@ -478,9 +524,10 @@ def batch_files(
                 found = match_submissions(list(class_roster.learners), found)
                 taken = {learner_key(name) for name in class_roster.learners}
                 download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
-            plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+            plan = [(i, name, cells, found.get(name), _hint(download, name))
+                    for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            plan = [(0, name, None, found[name]) for name in sorted(found)]
+            plan = [(0, name, None, found[name], _hint(download, name)) for name in sorted(found)]
             if not plan:
                 raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                     "folder that holds one subfolder or .zip per learner, or an LMS's download")
@@ -488,20 +535,43 @@ def batch_files(
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
-        with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-            progress.start(len(plan))
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column, lms_column=lms_column, due=due)
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            plan = _left_to_grade(plan, book, progress)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
+                                          due=due)
             else:
                 collect = _Collector(book, rubric, progress, on_result)
-                for position, name, cells, submission in plan:
+                for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                             replay=replay))
+                                             replay=replay, due=due, late_hint=hint))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
             result.unmatched = download.unmatched
+            _write_import(result, class_roster, target_column, rubric)
             return result
+
+
+def _hint(download: Download, learner: str) -> LateHint | None:
+    """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
+    marked, when = download.late.get(learner), download.submitted_at.get(learner)
+    return LateHint(marked, when) if marked is not None or when is not None else None
+
+
+def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
+    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
+    if target is None or roster is None:
+        return
+    scores = ((row.learner, row.status, row.score) for row in result.learners)
+    path, warnings = write_import(roster, target, scores, result.out_dir,
+                                  max_score=result.max_score or _rubric_max(rubric))
+    if path is not None:
+        result.written.append(path)
+    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
@@ -530,7 +600,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress) -> None:
+                              progress: Progress, due: datetime | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -543,7 +613,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -585,12 +655,13 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None) -> list[tuple[Spooled, list]]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
-    for position, name, cells, submission in chunk:
-        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
+    for position, name, cells, submission, hint in chunk:
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
+                                  due=due, late_hint=hint)
         rows.append((_to_row(result, rubric), result.runs))
     return rows
 
@@ -613,8 +684,12 @@ def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
 
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     due: datetime | None = None, late_hint: LateHint | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
+
+    ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
+    (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
@@ -623,7 +698,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     never stops the class.
     """
     try:
-        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay)
+        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
+                                 due=due, late_hint=late_hint)
     except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
         from grader.errors import write_crash_report
 
@@ -639,7 +715,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
 
 
 def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                      roster: dict[str, str] | None, position: int, replay: bool) -> LearnerResult:
+                      roster: dict[str, str] | None, position: int, replay: bool,
+                      due: datetime | None = None, late_hint: LateHint | None = None) -> LearnerResult:
     from grader.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -676,5 +753,6 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
                                findings=findings, replay=replay)
     note_integrity(result)
+    result.late = is_late(result.report, histories, due=due, hint=late_hint)
     result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result
