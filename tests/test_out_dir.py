@@ -81,6 +81,7 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_old_gradebook_stays(tmp_path
     out = tmp_path / "out"
     batch_files(subs, out, jobs=1)
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert not (out / ".grader-resume").exists()
     for i in range(3, 40):
         shutil.copytree(subs / "l0000", subs / f"l{i:04d}")
     # A process over its file-size limit gets EFBIG on the write that crosses it, as on a full disk.
@@ -91,8 +92,10 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_old_gradebook_stays(tmp_path
     assert done.returncode == 4, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"grader: error: --out {out}: ")
     assert done.stderr.endswith("free some space or choose another --out (nothing there was replaced)\n")
-    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # The learners graded before the disk filled stay in the --resume spool, for a resume once there is room.
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".grader-resume" not in p.parts} \
+        == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".grader-resume"]
 
 
 def test_killed_between_the_commit_mark_and_the_renames_the_next_batch_finishes_them(tmp_path: Path, monkeypatch):
@@ -175,7 +178,8 @@ def test_grading_processes_die_with_a_killed_batch(tmp_path: Path, sig: int):
     if sig == signal.SIGTERM:
         assert process.returncode == 130
         assert process.stderr.read().strip().splitlines()[-1] == "grader: interrupted"
-        assert [p.name for p in out.iterdir()] == []  # its staging folder removed on the way out
+        # Its staging folder removed on the way out; what it had graded stays for `--resume`.
+        assert [p.name for p in out.iterdir()] == [".grader-resume"]
     else:
         assert process.returncode == -signal.SIGKILL
         assert [p.name for p in out.iterdir() if p.name.startswith(".staging-")]  # nobody left to clean
@@ -185,3 +189,26 @@ def test_grading_processes_die_with_a_killed_batch(tmp_path: Path, sig: int):
         assert CliRunner().invoke(cli, ["batch", "-q", "--no-replay", "--submissions", str(subs),
                                         "--out", str(out)]).exit_code == 0
         _agrees(out)  # the next batch cleared what the killed one left
+
+
+@pytest.mark.slow
+def test_the_sdk_never_writes_to_stdout_when_the_server_goes_away(tmp_path: Path):
+    """A client the grader made, its server killed under it: the SDK's retry warnings go to stderr."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import asyncio\n"
+        "from grader.connect import connect\n"
+        "from grader.server import free_port, start_dev_server\n"
+        "async def main():\n"
+        "    with start_dev_server(port=free_port(), ephemeral=True, headless=True) as server:\n"
+        "        client = await connect(server.address)\n"
+        "    for _ in range(2):  # the server is gone: the SDK retries, and says so\n"
+        "        try:\n"
+        "            await asyncio.wait_for(client.count_workflows(), 3)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "grader: sdk: WARNING" in done.stderr and "retried" in done.stderr
