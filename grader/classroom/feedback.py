@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from grader.rubric import Rubric
+from grader.engine.rubric import Rubric
+
+#: The first line of every feedback file, before the learner id; the gradebook tells its own files by it.
+FEEDBACK_TITLE = "# Failure Lab feedback: "
 
 #: What each status means, said to the learner.
 _SAID = {
@@ -22,8 +25,6 @@ def render_feedback(row, rubric: Rubric) -> str:
 
     ``row`` is a :class:`grader.classroom.gradebook.Spooled` learner.
     """
-    from grader.classroom.gradebook import FEEDBACK_TITLE
-
     lines = [f"{FEEDBACK_TITLE}{row.learner}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
     flags = "".join(f", flagged **{flag}**" for flag in row.flags)

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from grader import __version__
+from grader.classroom.feedback import FEEDBACK_TITLE
+from grader.engine.classreport import _loads
 from grader.errors import BadInputError
-from grader.rubric import Rubric
+from grader.engine.rubric import Rubric
 
 try:
     import orjson
@@ -37,7 +39,6 @@ SCHEMA_VERSION = 1
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score")
 #: How every feedback file starts (how a stale one is recognised as ours).
-FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
 
@@ -56,7 +57,9 @@ def reserved_columns(rubric: Rubric) -> set[str]:
 @lru_cache(maxsize=1)
 def gradebook_schema() -> dict[str, Any]:
     """The JSON Schema of ``gradebook.json`` (it refers to the report schema for each learner's report)."""
-    return json.loads((Path(__file__).parent.parent / "schemas" / "gradebook.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("gradebook").read_text())
 
 
 def gradebook_validator() -> Any:
@@ -64,7 +67,7 @@ def gradebook_validator() -> Any:
     import jsonschema
     from referencing import Registry, Resource
 
-    from grader.report import report_schema
+    from grader.engine.report import report_schema
 
     report = report_schema()
     registry = Registry().with_resource(report["$id"], Resource.from_contents(report))
@@ -89,32 +92,6 @@ def report_json(report: Any) -> str:
     head = {"schema_version": report.schema_version}
     head.update((name, getattr(report, name)) for name in report.__dataclass_fields__ if name != "schema_version")
     return orjson.dumps(head).decode()
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    return orjson.loads(text) if orjson is not None else json.loads(text)
-
-
-def read_learners(path: Path) -> Iterator[dict[str, Any]]:
-    """Each learner entry of a ``gradebook.json`` in order, one at a time.
-
-    :meth:`Gradebook.finish` writes the head on the first line and each
-    learner on a line of its own (JSON text never holds a raw newline), so
-    reading line by line holds one learner's report at a time, not the
-    class. A file in any other layout (edited by hand) is read whole.
-    """
-    with Path(path).open(encoding="utf-8") as handle:
-        head = handle.readline()
-        if not head.rstrip("\n").endswith('"learners": ['):
-            handle.seek(0)
-            yield from json.load(handle)["learners"]
-            return
-        for line in handle:
-            line = line.rstrip("\n").rstrip(",")
-            if line and line != "]}":
-                yield _loads(line)
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:

@@ -94,7 +94,7 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
 def bundle_paths(submission: Submission) -> list[Path]:
     """The learner's entries that are bundles from `grader export` (a manifest.json inside).
 
-    They are read by :func:`grader.bundles.read_bundle`, which checks their
+    They are read by :func:`grader.sources.bundles.read_bundle`, which checks their
     hashes; a zip from an LMS without a manifest is read as plain files.
     """
     found = []

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 from tabulate import tabulate
 
-from grader.classroom.batch import STATUSES, BatchResult
+from grader.engine.classreport import STATUSES, BatchResult
 from grader.errors import BadInputError
 
 #: Longest finding shown in a diff line.

@@ -15,8 +15,8 @@ from grader.cli.options import (
     output_options,
 )
 
-if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("check")
@@ -104,7 +104,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         # No table of zeros: say in one line per input what went wrong. A program
         # asking for JSON (or any format a program reads) still gets the document
         # (errors listed in it), never an empty stdout.
-        from grader.formats.safe import terminal
+        from grader.escape import terminal
 
         for error in report.errors:
             click.echo(f"grader: error: {terminal(error)}", err=True)
@@ -123,7 +123,7 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
     """--learner, else LEARNER_ID, else everyone (validated), and the sentence that says which."""
     import os
 
-    from grader.learner import validate_learner_id
+    from grader.engine.learner import validate_learner_id
 
     if all_learners:
         return None, "graded every learner's workflows (--all-learners)"

@@ -28,9 +28,9 @@ import json
 from typing import Any, Iterator
 
 from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
-from grader.formats.safe import markdown as md
-from grader.formats.safe import visible_controls
-from grader.report import Report
+from grader.escape import markdown as md
+from grader.escape import visible_controls
+from grader.engine.report import Report
 
 def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
     """The ``results.json`` document before encoding.

@@ -9,7 +9,7 @@ it cannot fail anything. Points live in each suite's ``<properties>``
 common JUnit schema allows properties on suites only.
 
 The document is built with ElementTree, which escapes ``<``, ``&`` and
-quotes; :func:`grader.formats.safe.xml_text` first makes visible the control
+quotes; :func:`grader.escape.xml_text` first makes visible the control
 characters XML cannot hold, so whatever a history says, the XML stays valid.
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from grader.formats.common import check_title, counted, explains, pending_message, points, shows_hint
-from grader.formats.safe import xml_text
-from grader.report import ExperimentReport, Report
+from grader.escape import xml_text
+from grader.engine.report import ExperimentReport, Report
 
 
 def _num(value: float) -> str:

@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from grader import defaults
-from grader.history import History
-from grader.integrity import Finding, inspect_history
+from grader.engine.history import History
+from grader.engine.integrity import Finding, inspect_history
 
 _ACTIVITIES = {defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND}
 #: Modules of the reference app the workflow imports by these plain names.
