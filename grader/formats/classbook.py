@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 from grader.formats.common import STATUS_WORD
 
 if TYPE_CHECKING:
-    from grader.engine.classreport import BatchResult, ClassRow
-    from grader.engine.classreport import Cell
+    from grader.engine.classreport import BatchResult, Cell, ClassRow
     from grader.engine.report import Report
 
 #: The learner statuses that mean nothing could be graded for them.
@@ -75,8 +74,8 @@ class LearnerReport:
 def learner_reports(result: "BatchResult") -> Iterator[LearnerReport]:
     """Each learner of the gradebook the batch wrote, in its order, with the report rebuilt as a model."""
     from grader.engine.classreport import read_learners
-    from grader.errors import BadInputError
     from grader.engine.report import report_from_dict
+    from grader.errors import BadInputError
 
     path = result.out_dir / "gradebook.json"
     try:
