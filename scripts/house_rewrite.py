@@ -105,8 +105,25 @@ def _rewrite_dotted(m: re.Match) -> str:
     return ONE_TO_ONE[mod] + attr
 
 
+_FROM_PACKAGE = re.compile(r"^(?P<indent>[ \t]*)from grader import (?P<names>[\w ,]+?)(?P<rest>[ \t]*(?:#[^\n]*)?)$", re.M)
+
+
+def _rewrite_from_package(m: re.Match) -> str:
+    """``from grader import replay`` -> ``from grader.lab import replay`` (names that stayed stay)."""
+    groups: dict[str, list[str]] = {}
+    for item in (i.strip() for i in m["names"].split(",") if i.strip()):
+        new = ONE_TO_ONE.get("grader." + item.split(" as ")[0].strip())
+        groups.setdefault(new.rpartition(".")[0] if new else "grader", []).append(
+            item if not new or new.rpartition(".")[2] == item.split(" as ")[0].strip()
+            else f"{new.rpartition('.')[2]} as {item.split(' as ')[-1].strip()}")
+    if list(groups) == ["grader"]:
+        return m.group(0)
+    return "\n".join(f"{m['indent']}from {pkg} import {', '.join(names)}" for pkg, names in sorted(groups.items())) + m["rest"]
+
+
 def rewrite(text: str) -> str:
     """``text`` with every old module path, import and file path replaced by its new one."""
+    text = _FROM_PACKAGE.sub(_rewrite_from_package, text)
     text = _FROM.sub(_rewrite_from, text)
     # Lines already rewritten by _FROM name new modules, which _DOTTED leaves alone (they are not old names).
     text = _DOTTED.sub(_rewrite_dotted, text)

@@ -118,6 +118,10 @@ class BatchResult:
     max_score: float = 0.0
     #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
     learners: list[ClassRow] = field(default_factory=list)
+    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
+    unmatched: list[str] = field(default_factory=list)
+    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
+    warnings: list[str] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
     experiments: list[tuple[str, str]] = field(default_factory=list)
     #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
