@@ -35,7 +35,7 @@ PAYLOADS = [
     f"{OUTSIDE}/bare www.example.invalid",
     "[click](javascript:window.pwned='link')",
     "<iframe src=\"javascript:parent.pwned='frame'\"></iframe>",
-    "\x1b]8;;http://evil.invalid\x07here\x1b]8;;\x07 \x1b[2J\r @everyone",
+    "\x1b]8;;http://evil.invalid/\x07here\x1b]8;;\x07 \x1b[2J\r @everyone",
 ]
 HOSTILE = " ".join(PAYLOADS)
 
