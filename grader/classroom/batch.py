@@ -218,6 +218,24 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
     return rubric, roster, previous
 
 
+def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **options) -> str:
+    """The fingerprint of what decides every learner's row, for ``--resume`` to match (see grader.classroom.resume)."""
+    from grader.classroom.resume import fingerprint
+
+    return fingerprint(mode=mode, source=source, roster=Path(roster) if roster is not None else None,
+                       rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
+
+
+def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
+    """``plan`` without the learners the spool already holds; starts the progress count with them."""
+    if book.note:
+        progress.say(book.note)
+    done = book.finished_learners() if book.resumed else set()
+    left = [item for item in plan if item[1] not in done]
+    progress.start(len(plan), resumed=len(plan) - len(left))
+    return left
+
+
 # --- live ------------------------------------------------------------------
 
 
@@ -255,6 +273,7 @@ async def batch_live(
     id_column: str | None = None,
     lms_column: str | None = None,
     due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -263,6 +282,9 @@ async def batch_live(
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
@@ -294,8 +316,11 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        progress.start(len(plan))
+    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+                      lms_column=lms_column, due=due)
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
+                   retry_statuses=(NOT_GRADABLE,)) as book:
+        plan = _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
@@ -386,6 +411,7 @@ def batch_files(
     id_column: str | None = None,
     lms_column: str | None = None,
     due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -393,6 +419,8 @@ def batch_files(
     class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
@@ -420,8 +448,11 @@ def batch_files(
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
-        with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-            progress.start(len(plan))
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column, lms_column=lms_column, due=due)
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            plan = _left_to_grade(plan, book, progress)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
                                           due=due)

@@ -47,12 +47,15 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
               help="Also replay every history through the reference workflow, as `grader check --replay` "
                    "does: grading for the record checks all it can (milliseconds a history; the other "
                    "integrity rules always apply).")
+@click.option("--resume", is_flag=True,
+              help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
+                   "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @connection_options
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, quiet: bool,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, resume: bool, quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -94,11 +97,11 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             lms_column=lms_column, due=due_at)
+                             lms_column=lms_column, due=due_at, resume=resume)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column, lms_column=lms_column, due=due_at)
+                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
