@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import AppSettings, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.classroom import batch_live
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
 
 GOLDENS = Path(__file__).parent / "goldens"
 OUTAGE = 12.0
@@ -572,9 +572,9 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):
     """A learner's folder or zip from `grader export` is read as a bundle: a changed file is suspect."""
-    from grader.bundles import write_bundle
+    from grader.sources.bundles import write_bundle
 
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     golden = GOLDENS / "retries-exhausted-refund.json"
     doc, history = json.loads(golden.read_text()), load_history_file(golden)

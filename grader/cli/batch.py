@@ -11,8 +11,8 @@ import click
 from grader.cli.options import connection_options, output_options, rubric_option
 from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
 
-if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("batch")
