@@ -24,8 +24,8 @@ from temporalio.client import WorkflowHistory
 
 import events as ev
 from grader import cli
-from grader.server import DevServer
-from grader.simulate import EXPERIMENTS, ExperimentRun, SimulationOptions, run_experiments
+from grader.lab.server import DevServer
+from grader.lab.simulate import EXPERIMENTS, ExperimentRun, SimulationOptions, run_experiments
 
 # Every test here starts real worker processes: `pytest -m "not slow"` leaves them out.
 pytestmark = pytest.mark.slow

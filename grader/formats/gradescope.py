@@ -33,9 +33,9 @@ import math
 from typing import Any, Iterator
 
 from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
-from grader.formats.safe import markdown as md
-from grader.formats.safe import visible_controls
-from grader.report import Report
+from grader.escape import markdown as md
+from grader.escape import visible_controls
+from grader.engine.report import Report
 
 def whole_seconds(seconds: float) -> int:
     """``execution_time`` as the spec has it, whole seconds: rounded up, so a run that took any time shows 1 or more."""

@@ -11,7 +11,7 @@ the check's title alone (:func:`stable_name`), never its points or its
 outcome, so a dashboard keeps one history per check however its score moves.
 
 The document is built with ElementTree, which escapes ``<``, ``&`` and
-quotes; :func:`grader.formats.safe.xml_text` first makes visible the control
+quotes; :func:`grader.escape.xml_text` first makes visible the control
 characters XML cannot hold, so whatever a history says, the XML stays valid.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from grader.formats.common import counted, explains, pending_message, shows_hint
-from grader.formats.safe import xml_text
-from grader.report import CheckReport, ExperimentReport, Report
+from grader.escape import xml_text
+from grader.engine.report import CheckReport, ExperimentReport, Report
 
 
 def _num(value: float) -> str:
