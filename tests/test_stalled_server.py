@@ -25,8 +25,8 @@ import pytest
 
 from grader.classroom import batch_live
 from grader.classroom.progress import Progress
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
 
 STALL = 15.0
 LEARNERS = 10
