@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -32,6 +32,7 @@ from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
 from grader.history import History, load_json_text
+from grader.integrity import Finding, timing_fingerprint
 from grader.learner import validate_learner_id
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
@@ -61,22 +62,58 @@ class LearnerResult:
     roster: dict[str, str] = field(default_factory=dict)
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
-    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`).
     flags: list[str] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
+    timings: list[tuple[str, str]] = field(default_factory=list)
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
 SUSPECT = "suspect"
+#: The flag of a learner with a run whose timings match another learner's run (credited to neither).
+COPIED_RUN = "copied-run"
+#: The flag of a learner graded on a run ``grader simulate`` made (credited unless --no-credit-simulate).
+SIMULATE = "simulate"
+#: The flag of a learner with a run started from a client none of their other runs came from (live only).
+UNFAMILIAR_CLIENT = "unfamiliar-client"
+#: Every flag (public interface: gradebook.json's ``flags``).
+FLAGS = (SUSPECT, COPIED_RUN, SIMULATE, UNFAMILIAR_CLIENT)
+
+
+def _flag(result: LearnerResult, flag: str) -> None:
+    if flag not in result.flags:
+        result.flags.append(flag)
 
 
 def note_integrity(result: LearnerResult) -> None:
-    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    """Flag a learner whose report holds a suspect history, with one problem line per such history.
+
+    A history whose only finding is ``copied-run`` flags the learner
+    ``copied-run``, not ``suspect``: the history itself may be honest.
+    """
     for entry in result.report.integrity if result.report is not None else ():
         if entry.suspect:
-            codes = ", ".join(sorted({f.code for f in entry.findings}))
-            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
-            if SUSPECT not in result.flags:
-                result.flags.append(SUSPECT)
+            codes = sorted({f.code for f in entry.findings})
+            if codes == [COPIED_RUN]:
+                result.problems.append(f"{entry.source}: copied run: {entry.findings[0].message}")
+                _flag(result, COPIED_RUN)
+                continue
+            result.problems.append(f"{entry.source}: suspect history ({', '.join(codes)}): "
+                                   f"{entry.findings[0].message}")
+            _flag(result, SUSPECT)
+            if COPIED_RUN in codes:
+                _flag(result, COPIED_RUN)
+
+
+def note_provenance(result: LearnerResult) -> None:
+    """Flag a learner graded on a run ``grader simulate`` made, naming the experiments concerned."""
+    made = [e.id for e in result.report.experiments if e.workflow is not None
+            and e.workflow.provenance == "simulate"] if result.report is not None else []
+    if made:
+        result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
+                               f"{', '.join(made)}")
+        _flag(result, SIMULATE)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -171,21 +208,42 @@ class BatchResult:
 
 
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
-               findings: dict | None = None, replay: bool = False) -> Report:
+               findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
+               copied: Mapping[str, list[str]] | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
     ``replay`` also replays each history through the reference workflow, as
     ``grader check --replay`` does (it costs milliseconds a history, which a
     class of thousands feels). ``findings`` are a bundle's hash findings.
+    ``copied`` maps the timing fingerprint of a run other learners also
+    handed in to those learners: such a run gets a ``copied-run`` finding,
+    so it is credited to no one. Without ``credit_simulate`` a run made by
+    ``grader simulate`` earns nothing.
     """
     from grader.api import check_integrity
     from grader.sources import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
-    integrity = check_integrity(loaded, replay=replay)
+    more = _copied_findings(histories, copied) if copied else None
+    integrity = check_integrity(loaded, replay=replay, more_findings=more)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity)
+                 integrity=integrity, credit_simulate=credit_simulate)
+
+
+def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
+    found: list[list[Finding]] = []
+    for history in histories:
+        others = copied.get(timing_fingerprint(history) or "")
+        found.append([Finding(COPIED_RUN, f"run {history.run_id} ({history.workflow_id}) has, to the nanosecond, "
+                              f"the event timings of a run handed in by {', '.join(others)}: one run cannot be "
+                              "two learners' work, so neither is credited", [1])] if others else [])
+    return found
+
+
+def run_timings(histories: list[History]) -> list[tuple[str, str]]:
+    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.integrity)."""
+    return [(fp, h.workflow_id) for h in histories if (fp := timing_fingerprint(h))]
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -204,6 +262,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
+        timings=result.timings,
     )
 
 
@@ -256,7 +315,8 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
                                                  f"{', '.join(dup['also_under'][:3])}")
         if row.flags and not row.duplicates:
-            why = next((p for p in row.problems if "suspect history" in p), why)
+            why = next((p for p in row.problems if "suspect history" in p or ": copied run: " in p
+                        or "grader simulate" in p or "unfamiliar client" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
         cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
@@ -307,6 +367,7 @@ async def batch_live(
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -349,15 +410,29 @@ async def batch_live(
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
         progress.start(len(plan))
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
+                          credit_simulate=credit_simulate)
+        copies = book.copied_runs()
+        if copies:
+            # Copies are known only once the whole class is read: grade those learners again, the
+            # copied runs now credited to no one.
+            await _grade_live([item for item in plan if item[1] in copies], client=client, target=target,
+                              rubric=rubric, concurrency=concurrency, retrier=retrier,
+                              emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
+                              credit_simulate=credit_simulate, copied=copies)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                        retried=retrier.retried)
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
-                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
-    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
+                      ) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
+    """
     from grader.sources import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
@@ -398,9 +473,12 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
+            result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors, replay=replay)
+                                       errors=errors, replay=replay, credit_simulate=credit_simulate,
+                                       copied=(copied or {}).get(name))
             note_integrity(result)
+            note_provenance(result)
         return result
 
     async def worker() -> None:
@@ -428,6 +506,7 @@ def batch_files(
     jobs: int | None = None,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -462,12 +541,21 @@ def batch_files(
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
         progress.start(len(plan))
         if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
+                                      credit_simulate=credit_simulate)
         else:
             collect = _Collector(book, rubric, progress, on_result)
             for position, name, cells, submission in plan:
                 collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                         replay=replay))
+                                         replay=replay, credit_simulate=credit_simulate))
+        copies = book.copied_runs()
+        # Copies are known only once the whole class is read: grade those learners again, the
+        # copied runs now credited to no one.
+        for position, name, cells, submission in plan:
+            if name in copies:
+                book.replace(_to_row(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                                      replay=replay, credit_simulate=credit_simulate,
+                                                      copied=copies[name]), rubric))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
 
@@ -477,7 +565,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress) -> None:
+                              progress: Progress, credit_simulate: bool = True) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -490,7 +578,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, credit_simulate))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -505,12 +593,14 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool,
+                 credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission in chunk:
-        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
+                                  credit_simulate=credit_simulate)
         rows.append((_to_row(result, rubric), result.runs))
     return rows
 
@@ -521,11 +611,13 @@ def _process_rubric(path: str) -> Rubric:
 
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
     """
     from grader.bundles import read_bundle
 
@@ -553,12 +645,14 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         except HistoryError as err:
             errors.append(str(err))
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.timings = run_timings(histories)
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
         result.problems.append(f"no .json history files in {', '.join(submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay)
+                               replay=replay, credit_simulate=credit_simulate, copied=copied)
     note_integrity(result)
+    note_provenance(result)
     return result

@@ -152,6 +152,8 @@ class Spooled:
     flags: list[str] = field(default_factory=list)
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.integrity.timing_fingerprint).
+    timings: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Gradebook:
@@ -176,6 +178,7 @@ class Gradebook:
                                    max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                    feedback TEXT, flags TEXT);
             CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+            CREATE TABLE timings (fingerprint TEXT, learner TEXT, workflow_id TEXT);
         """)
         self._pending = 0
         self.count = 0
@@ -188,11 +191,45 @@ class Gradebook:
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
+        if row.timings:
+            self.db.executemany("INSERT INTO timings VALUES (?,?,?)",
+                                [(fp, row.learner, wid) for fp, wid in row.timings])
         self.count += 1
         self._pending += 1
         if self._pending >= 500:
             self.db.commit()
             self._pending = 0
+
+    def replace(self, row: Spooled) -> None:
+        """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
+
+    def copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
+
+        One GROUP BY over the spooled fingerprints: linear in the runs, no run is compared with another.
+        Runs shared under one run id count too (the same run handed in twice is a copy as well).
+        """
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT fingerprint, learner FROM timings WHERE fingerprint IN (
+                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT learner) > 1)
+            ORDER BY fingerprint, learner""")
+        holders: dict[str, list[str]] = {}
+        for fingerprint, learner in shared:
+            names = holders.setdefault(fingerprint, [])
+            if not names or names[-1] != learner:  # sorted: a learner's runs of one fingerprint are adjacent
+                names.append(learner)
+        found: dict[str, dict[str, list[str]]] = {}
+        for fingerprint, names in holders.items():
+            head = names[:MAX_NAMED + 1]  # a learner's others are named from these: linear in a big group
+            for learner in names:
+                others = [n for n in head if n != learner][:MAX_NAMED]
+                more = len(names) - 1 - len(others)
+                found.setdefault(learner, {})[fingerprint] = others + ([f"{more} more"] if more > 0 else [])
+        return found
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
