@@ -45,13 +45,16 @@ def check_integrity(loaded: Loaded, *, replay: bool = True,
     """
     if not (replay and loaded.histories):
         return assess(loaded.histories, extra=loaded.findings, more_findings=more_findings)
+    from grader.integrity import inspect_history
     from grader.replay import replay_histories
 
-    outcome = replay_histories(loaded.histories)
+    inspected = [inspect_history(h) for h in loaded.histories]
+    outcome = replay_histories(loaded.histories, inspected=inspected)
     found = outcome.findings
     if more_findings is not None:
         found = [list(a) + list(b) for a, b in zip(found, more_findings)]
-    return assess(loaded.histories, extra=loaded.findings, more_findings=found, notes=outcome.notes)
+    return assess(loaded.histories, extra=loaded.findings, more_findings=found, notes=outcome.notes,
+                  inspected=inspected)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:
