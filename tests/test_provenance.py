@@ -172,3 +172,23 @@ def test_copies_found_when_graded_in_processes_too(tmp_path: Path):
     assert "bob" in flagged and "mallory" in flagged and len(flagged) == 2 + 65
     assert result.counts["graded"] == 67
 
+
+
+def test_copied_runs_by_holder_and_linear_naming(tmp_path: Path):
+    """A group submission (one holder) is no copy; a big group names a few and counts the rest."""
+    from grader.classroom.gradebook import MAX_NAMED, Gradebook, Spooled
+    from grader.rubric import load_rubric
+
+    def row(learner: str, fingerprint: str, holder: str = "") -> Spooled:
+        return Spooled(0, learner, "graded", 0.0, 30.0, {}, [], {}, None, "", timings=[(fingerprint, "w")],
+                       holder=holder)
+
+    with Gradebook(tmp_path / "out", load_rubric(), roster_columns=[], source="test") as book:
+        book.add(row("bob", "g", holder="group-1"), [])
+        book.add(row("zoe", "g", holder="group-1"), [])
+        for i in range(40):
+            book.add(row(f"c{i:02d}", "x"), [])
+        copies = book.copied_runs()
+    assert "bob" not in copies and "zoe" not in copies
+    assert copies["c00"]["x"] == [f"c{i:02d}" for i in range(1, MAX_NAMED + 1)] + [f"{39 - MAX_NAMED} more"]
+    assert copies["c39"]["x"][-1] == f"{39 - MAX_NAMED} more"

@@ -67,6 +67,8 @@ class LearnerResult:
     flags: list[str] = field(default_factory=list)
     #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
     timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
+    holder: str = ""
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
@@ -266,7 +268,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
-        timings=result.timings,
+        timings=result.timings, holder=result.holder,
     )
 
 
@@ -687,6 +689,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             errors.append(str(err))
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
+    # A group submission reaches each of its learners as the same entries: one holder, no copy.
+    result.holder = "\0".join([str(submission.folder), *sorted(submission.names)])
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:

@@ -179,6 +179,9 @@ class Spooled:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.integrity.timing_fingerprint).
     timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What the learner handed in, when several learners share it (a group submission): runs under
+    #: one holder are not copies of each other. Empty means the learner alone.
+    holder: str = ""
 
 
 class Gradebook:
@@ -203,7 +206,7 @@ class Gradebook:
                                    max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                    feedback TEXT, flags TEXT);
             CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-            CREATE TABLE timings (fingerprint TEXT, learner TEXT, workflow_id TEXT);
+            CREATE TABLE timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
         """)
         self._pending = 0
         self.count = 0
@@ -217,8 +220,8 @@ class Gradebook:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
         if row.timings:
-            self.db.executemany("INSERT INTO timings VALUES (?,?,?)",
-                                [(fp, row.learner, wid) for fp, wid in row.timings])
+            self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
+                                [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
         self.count += 1
         self._pending += 1
         if self._pending >= 500:
@@ -235,24 +238,32 @@ class Gradebook:
         """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
 
         One GROUP BY over the spooled fingerprints: linear in the runs, no run is compared with another.
-        Runs shared under one run id count too (the same run handed in twice is a copy as well).
+        Runs shared under one run id count too (the same run handed in twice is a copy as well);
+        learners of one group submission (one holder) are not copies of each other.
         """
         self.db.commit()
         shared = self.db.execute("""
-            SELECT fingerprint, learner FROM timings WHERE fingerprint IN (
-                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT learner) > 1)
-            ORDER BY fingerprint, learner""")
-        holders: dict[str, list[str]] = {}
-        for fingerprint, learner in shared:
-            names = holders.setdefault(fingerprint, [])
-            if not names or names[-1] != learner:  # sorted: a learner's runs of one fingerprint are adjacent
-                names.append(learner)
+            SELECT DISTINCT fingerprint, holder, learner FROM timings WHERE fingerprint IN (
+                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT holder) > 1)
+            ORDER BY fingerprint, holder, learner""")
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for fingerprint, holder, learner in shared:
+            groups.setdefault(fingerprint, []).append((holder, learner))
         found: dict[str, dict[str, list[str]]] = {}
-        for fingerprint, names in holders.items():
-            head = names[:MAX_NAMED + 1]  # a learner's others are named from these: linear in a big group
-            for learner in names:
-                others = [n for n in head if n != learner][:MAX_NAMED]
-                more = len(names) - 1 - len(others)
+        for fingerprint, members in groups.items():
+            per_holder: dict[str, int] = {}
+            for holder, _ in members:
+                per_holder[holder] = per_holder.get(holder, 0) + 1
+            # A learner's others are named from the first few of each holder: linear in a big group.
+            head: list[tuple[str, str]] = []
+            shown_of: dict[str, int] = {}
+            for holder, learner in members:
+                if shown_of.get(holder, 0) <= MAX_NAMED and len(head) < 2 * (MAX_NAMED + 1):
+                    head.append((holder, learner))
+                    shown_of[holder] = shown_of.get(holder, 0) + 1
+            for holder, learner in members:
+                others = [n for h, n in head if h != holder][:MAX_NAMED]
+                more = len(members) - per_holder[holder] - len(others)
                 found.setdefault(learner, {})[fingerprint] = others + ([f"{more} more"] if more > 0 else [])
         return found
 
