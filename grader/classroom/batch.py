@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
 from typing import Callable, Iterable, Mapping
@@ -25,9 +26,13 @@ from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
-from grader.classroom.roster import Roster, read_roster
-from grader.classroom.lms import FOLDERS, opened_download, read_download
-from grader.classroom.submissions import Submission, bundle_paths, is_submission_name, read_members
+from grader.classroom.roster import MOODLE, Roster, read_roster
+from grader.classroom.late import LateHint, is_late
+from grader.classroom.uploads import display_name
+from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
+from grader.classroom.lms_grades import ImportTarget, import_target, write_import
+from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
+                                          validate_submission_id)
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
@@ -69,6 +74,8 @@ class LearnerResult:
     timings: list[tuple[str, str]] = field(default_factory=list)
     #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
     holder: str = ""
+    #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
@@ -265,7 +272,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
-        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
         timings=result.timings, holder=result.holder,
@@ -363,6 +370,22 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
 # --- live ------------------------------------------------------------------
 
 
+def validate_live_id(value: str, what: str) -> str:
+    """A roster's learner id for a live batch: the rule every id meets, then the learner-id rule.
+
+    The first half is :func:`grader.classroom.submissions.name_problem`, the
+    same check a roster of files gets, so a path, a NUL or an over-long id
+    is refused with the same words whichever way the class is graded.
+    """
+    problem = name_problem(value)
+    if problem:
+        from grader.classroom.uploads import display_name
+
+        raise BadInputError(f"{what} {display_name(value)!r} {problem}: give the id that starts the "
+                            "learner's workflow ids")
+    return validate_learner_id(value, what=what)
+
+
 async def batch_live(
     out_dir: Path,
     connection: ConnectionSettings | Target | str | None = None,
@@ -379,6 +402,8 @@ async def batch_live(
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
     credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
@@ -393,8 +418,8 @@ async def batch_live(
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
-    rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -421,9 +446,10 @@ async def batch_live(
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
         progress.start(len(plan))
+        marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          credit_simulate=credit_simulate)
+                          due=due, marked=marked, credit_simulate=credit_simulate)
         copies = book.copied_runs()
         if copies:
             # Copies are known only once the whole class is read: grade those learners again, the
@@ -431,14 +457,17 @@ async def batch_live(
             await _grade_live([item for item in plan if item[1] in copies], client=client, target=target,
                               rubric=rubric, concurrency=concurrency, retrier=retrier,
                               emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
-                              credit_simulate=credit_simulate, copied=copies)
+                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        _write_import(result, class_roster, target_column, rubric)
+        return result
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      due: datetime | None = None, marked: dict[str, bool] | None = None,
                       credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
                       ) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
@@ -491,6 +520,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        copied=(copied or {}).get(name))
             note_integrity(result)
             note_provenance(result)
+            hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
+            result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
 
     async def worker() -> None:
@@ -519,6 +550,8 @@ def batch_files(
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
     credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
@@ -532,13 +565,9 @@ def batch_files(
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
 
-    def valid(value: str, what: str) -> str:
-        if not is_submission_name(value):
-            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
-                                "use the folder or zip names of the download")
-        return value
-
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_submission_id,
+                                                id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     with opened_download(submissions) as folder:
         download = read_download(folder, class_roster)
         found = download.submissions
@@ -547,9 +576,10 @@ def batch_files(
                 found = match_submissions(list(class_roster.learners), found)
                 taken = {learner_key(name) for name in class_roster.learners}
                 download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
-            plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+            plan = [(i, name, cells, found.get(name), _hint(download, name))
+                    for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            plan = [(0, name, None, found[name]) for name in sorted(found)]
+            plan = [(0, name, None, found[name], _hint(download, name)) for name in sorted(found)]
             if not plan:
                 raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                     "folder that holds one subfolder or .zip per learner, or an LMS's download")
@@ -561,25 +591,45 @@ def batch_files(
             progress.start(len(plan))
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          credit_simulate=credit_simulate)
+                                          due=due, credit_simulate=credit_simulate)
             else:
                 collect = _Collector(book, rubric, progress, on_result)
-                for position, name, cells, submission in plan:
+                for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                             replay=replay, credit_simulate=credit_simulate))
+                                             replay=replay, due=due, late_hint=hint,
+                                             credit_simulate=credit_simulate))
             copies = book.copied_runs()
             # Copies are known only once the whole class is read: grade those learners again, the
             # copied runs now credited to no one.
-            for position, name, cells, submission in plan:
+            for position, name, cells, submission, hint in plan:
                 if name in copies:
                     book.replace(_to_row(grade_submission(
-                        name, submission, rubric, roster=cells, position=position, replay=replay,
-                        credit_simulate=credit_simulate, copied=copies[name]), rubric))
+                        name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies[name]), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
             result.unmatched = download.unmatched
+            _write_import(result, class_roster, target_column, rubric)
             return result
+
+
+def _hint(download: Download, learner: str) -> LateHint | None:
+    """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
+    marked, when = download.late.get(learner), download.submitted_at.get(learner)
+    return LateHint(marked, when) if marked is not None or when is not None else None
+
+
+def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
+    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
+    if target is None or roster is None:
+        return
+    scores = ((row.learner, row.status, row.score) for row in result.learners)
+    path, warnings = write_import(roster, target, scores, result.out_dir,
+                                  max_score=result.max_score or _rubric_max(rubric))
+    if path is not None:
+        result.written.append(path)
+    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
@@ -608,7 +658,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, credit_simulate: bool = True) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -618,14 +668,41 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, credit_simulate))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
         _spool(wait(running).done, book, progress)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a grading process: end as soon as the batch that started it ends, however it ends.
+
+    A batch killed with SIGKILL cannot stop its pool, and orphaned workers
+    would grade on for minutes holding the caller's stdout and stderr (a CI
+    step then never ends). Linux delivers SIGKILL to the worker when its
+    parent dies (PR_SET_PDEATHSIG); the check after it covers a parent that
+    died before the call. Elsewhere the workers end when their task pipe
+    closes, as before.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+    # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
+    # the batch itself cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
@@ -636,14 +713,14 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool,
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
                  credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
-    for position, name, cells, submission in chunk:
+    for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  credit_simulate=credit_simulate)
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate)
         rows.append((_to_row(result, rubric), result.runs))
     return rows
 
@@ -653,15 +730,55 @@ def _process_rubric(path: str) -> Rubric:
     return load_rubric(path)
 
 
+#: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
+#: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
+MAX_PROBLEMS = 50
+
+
+def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
+    """``lines`` with at most ``most`` kept and a last line counting the others."""
+    if len(lines) <= most:
+        return lines
+    return lines[:most] + [f"... and {len(lines) - most} more problems like these (the first {most} are listed)"]
+
+
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     due: datetime | None = None, late_hint: LateHint | None = None,
                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
+
+    ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
+    (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
     ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
+    Whatever the upload holds, the answer is this learner's row: a failure
+    of ours on their files makes them ``unreadable-files`` with the reason,
+    never stops the class.
     """
+    try:
+        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied)
+    except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
+        from grader.errors import write_crash_report
+
+        try:
+            where = f"; details in {write_crash_report(err)}"
+        except OSError:
+            where = ""
+        what = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        result = LearnerResult(learner, UNREADABLE_FILES, roster=roster or {}, position=position)
+        result.problems.append(f"the grader could not read these files ({what}): a fault of the grader, "
+                               f"please report it{where}")
+        return result
+
+
+def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                      roster: dict[str, str] | None, position: int, replay: bool,
+                      due: datetime | None = None, late_hint: LateHint | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
     from grader.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -670,7 +787,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         return result
     histories: list[History] = []
     sources: list[str] = []
-    errors: list[str] = []
+    errors: list[str] = list(submission.problems)
     findings: dict = {}
     for path in bundle_paths(submission):
         loaded = read_bundle(path)
@@ -687,6 +804,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
+        member.data = None  # parsed: the bytes can go
+    errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.
@@ -694,10 +813,12 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
-        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
+        result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
-    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay, credit_simulate=credit_simulate, copied=copied)
+    result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied)
     note_integrity(result)
     note_provenance(result)
+    result.late = is_late(result.report, histories, due=due, hint=late_hint)
+    result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result

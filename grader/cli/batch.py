@@ -23,11 +23,18 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @click.option("--id-column", metavar="NAME",
               help="The roster column holding each learner's LEARNER_ID (an email address there means its "
                    "local part)  [default: learner; Canvas: SIS Login ID; Moodle: Email address]")
+@click.option("--lms-column", metavar="NAME",
+              help="With a Canvas gradebook export as --roster: the assignment column canvas-import.csv fills "
+                   "with each score (its title, id or whole header)  [default: the export's only assignment]")
+@click.option("--due", metavar="DATETIME",
+              help="The due date and time (ISO 8601, e.g. 2026-12-04T23:59, local time unless it has an "
+                   "offset): a learner is late when a run that earned points closed after it.")
 @click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
               help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
                    "id) holding exported histories.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go.")
+              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go (and "
+                                  "canvas-import.csv or moodle-import.csv with an LMS export as --roster).")
 @click.option("--previous", type=click.Path(dir_okay=False, path_type=Path), metavar="GRADEBOOK_JSON",
               help="An earlier gradebook.json: print what changed since (the regrade diff).")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
@@ -47,7 +54,7 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @connection_options
 @rubric_option
 @output_options
-def command(roster: Path | None, id_column: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
+def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
             concurrency: int, limit: int, jobs: int | None, replay: bool, credit_simulate: bool, quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
@@ -77,22 +84,27 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
     not the exit code); 1 some learners are not-gradable; 2 bad input
-    (roster, folder, options); 3 no server.
+    (roster, folder, options); 3 no server; 4 the disk of --out is
+    full; 5 another batch is writing into --out.
     """
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
     from grader.classroom.summary import after_summary, summary_renderer
 
+    from grader.classroom.late import parse_due
+
     render_summary = summary_renderer(output_format)
+    due_at = parse_due(due) if due is not None else None
     progress = Progress(quiet=quiet)
+    _stop_cleanly_on_sigterm()
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             credit_simulate=credit_simulate)
+                             lms_column=lms_column, due=due_at, credit_simulate=credit_simulate)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column, credit_simulate=credit_simulate)
+                           id_column=id_column, lms_column=lms_column, due=due_at, credit_simulate=credit_simulate)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
@@ -103,8 +115,25 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     if output_file is None:
         click.echo(text, nl=False)
     else:
+        from grader.classroom.gradebook import disk_errors
         from grader.formats import write_atomically
 
-        write_atomically(output_file, text)
+        with disk_errors(output_file, "--output"):
+            write_atomically(output_file, text)
     after_summary(result, output_format)
     sys.exit(result.exit_code)
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) ends the batch the way Ctrl+C does: staging removed, exit 130.
+
+    Without it the process would vanish mid-write and leave its staging
+    folder for the next batch to clear; its grading processes die with it
+    either way (see grader.classroom.batch.die_with_parent).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)

@@ -85,17 +85,17 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
-    whose = ""
-    if not histories and not workflow_ids:
-        learner, whose = _learner_to_grade(learner, all_learners)
-        if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
-            learner, whose = _only_learner(connection)
-    if watch:
-        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
-               output_format, open_page, max_history_bytes)
-        return
     # A server that does not answer still gives a document format its document (CI never goes silent).
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        whose = ""
+        if not histories and not workflow_ids:
+            learner, whose = _learner_to_grade(learner, all_learners)
+            if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
+                learner, whose = _only_learner(connection)
+        if watch:
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+                   output_format, open_page, max_history_bytes)
+            return
         if histories:
             report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                      replay=replay, max_history_bytes=max_history_bytes)
