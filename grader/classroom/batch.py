@@ -10,6 +10,7 @@ learners who need a look, and the regrade diff.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -809,7 +810,9 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.
-    result.holder = "\0".join([str(submission.folder), *sorted(submission.names)])
+    # Hashed: entry names may be any bytes an unzip made (not UTF-8), which the spool cannot store.
+    result.holder = hashlib.sha256(os.fsencode("\0".join([str(submission.folder), *sorted(submission.names)]))
+                                   ).hexdigest()
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:

@@ -322,10 +322,7 @@ class Gradebook:
             self._add(row, runs)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late)))
+        self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
@@ -338,11 +335,16 @@ class Gradebook:
             self.db.commit()
             self._pending = 0
 
+    def _store(self, row: Spooled) -> None:
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
+
     def replace(self, row: Spooled) -> None:
         """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
+        with disk_errors(self.out_dir):
+            self._store(row)
 
     def copied_runs(self) -> dict[str, dict[str, list[str]]]:
         """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
@@ -351,6 +353,10 @@ class Gradebook:
         Runs shared under one run id count too (the same run handed in twice is a copy as well);
         learners of one group submission (one holder) are not copies of each other.
         """
+        with disk_errors(self.out_dir):
+            return self._copied_runs()
+
+    def _copied_runs(self) -> dict[str, dict[str, list[str]]]:
         self.db.commit()
         shared = self.db.execute("""
             SELECT DISTINCT fingerprint, holder, learner FROM timings WHERE fingerprint IN (
