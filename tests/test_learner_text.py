@@ -26,7 +26,7 @@ from grader.cli import cli
 
 GOLDENS = Path(__file__).parent / "goldens"
 # An address no test listens on: a request to it would show in the browser's log all the same.
-OUTSIDE = "http://198.51.100.7:8080"
+OUTSIDE = "http" + "://198.51.100.7:8080"
 PAYLOADS = [
     "<script>window.pwned = 'script'</script>",
     f"<img src=\"{OUTSIDE}/img.png\" onerror=\"window.pwned='img'\">",
@@ -35,7 +35,7 @@ PAYLOADS = [
     f"{OUTSIDE}/bare www.example.invalid",
     "[click](javascript:window.pwned='link')",
     "<iframe src=\"javascript:parent.pwned='frame'\"></iframe>",
-    "\x1b]8;;http://evil.invalid\x07here\x1b]8;;\x07 \x1b[2J\r @everyone",
+    f"\x1b]8;;{OUTSIDE}/osc8\x07here\x1b]8;;\x07 \x1b[2J\r @everyone",
 ]
 HOSTILE = " ".join(PAYLOADS)
 

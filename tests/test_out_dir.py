@@ -81,6 +81,7 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_old_gradebook_stays(tmp_path
     out = tmp_path / "out"
     batch_files(subs, out, jobs=1)
     before = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert not (out / ".grader-resume").exists()
     for i in range(3, 40):
         shutil.copytree(subs / "l0000", subs / f"l{i:04d}")
     # A process over its file-size limit gets EFBIG on the write that crosses it, as on a full disk.
@@ -91,8 +92,10 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_old_gradebook_stays(tmp_path
     assert done.returncode == 4, done.stderr
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"grader: error: --out {out}: ")
     assert done.stderr.endswith("free some space or choose another --out (nothing there was replaced)\n")
-    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
-    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # The learners graded before the disk filled stay in the --resume spool, for a resume once there is room.
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file() and ".grader-resume" not in p.parts} \
+        == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".grader-resume"]
 
 
 def test_killed_between_the_commit_mark_and_the_renames_the_next_batch_finishes_them(tmp_path: Path, monkeypatch):
@@ -175,7 +178,8 @@ def test_grading_processes_die_with_a_killed_batch(tmp_path: Path, sig: int):
     if sig == signal.SIGTERM:
         assert process.returncode == 130
         assert process.stderr.read().strip().splitlines()[-1] == "grader: interrupted"
-        assert [p.name for p in out.iterdir()] == []  # its staging folder removed on the way out
+        # Its staging folder removed on the way out; what it had graded stays for `--resume`.
+        assert [p.name for p in out.iterdir()] == [".grader-resume"]
     else:
         assert process.returncode == -signal.SIGKILL
         assert [p.name for p in out.iterdir() if p.name.startswith(".staging-")]  # nobody left to clean

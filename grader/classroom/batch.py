@@ -368,6 +368,24 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
     return rubric, roster, previous
 
 
+def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **options) -> str:
+    """The fingerprint of what decides every learner's row, for ``--resume`` to match (see grader.classroom.resume)."""
+    from grader.classroom.resume import fingerprint
+
+    return fingerprint(mode=mode, source=source, roster=Path(roster) if roster is not None else None,
+                       rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
+
+
+def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
+    """``plan`` without the learners the spool already holds; starts the progress count with them."""
+    if book.note:
+        progress.say(book.note)
+    done = book.finished_learners() if book.resumed else set()
+    left = [item for item in plan if item[1] not in done]
+    progress.start(len(plan), resumed=len(plan) - len(left))
+    return left
+
+
 # --- live ------------------------------------------------------------------
 
 
@@ -405,6 +423,7 @@ async def batch_live(
     id_column: str | None = None,
     lms_column: str | None = None,
     due: datetime | None = None,
+    resume: bool = False,
     credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
@@ -414,6 +433,9 @@ async def batch_live(
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
@@ -445,8 +467,11 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        progress.start(len(plan))
+    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
+                   retry_statuses=(NOT_GRADABLE,)) as book:
+        everyone, plan = plan, _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
@@ -455,7 +480,8 @@ async def batch_live(
         if copies:
             # Copies are known only once the whole class is read: grade those learners again, the
             # copied runs now credited to no one.
-            await _grade_live([item for item in plan if item[1] in copies], client=client, target=target,
+            # A learner a resumed batch graded before counts too: the whole class is looked at.
+            await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
                               rubric=rubric, concurrency=concurrency, retrier=retrier,
                               emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
                               due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
@@ -553,6 +579,7 @@ def batch_files(
     id_column: str | None = None,
     lms_column: str | None = None,
     due: datetime | None = None,
+    resume: bool = False,
     credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
@@ -561,6 +588,8 @@ def batch_files(
     class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
@@ -588,8 +617,11 @@ def batch_files(
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
-        with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-            progress.start(len(plan))
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            everyone, plan = plan, _left_to_grade(plan, book, progress)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
                                           due=due, credit_simulate=credit_simulate)
@@ -601,8 +633,8 @@ def batch_files(
                                              credit_simulate=credit_simulate))
             copies = book.copied_runs()
             # Copies are known only once the whole class is read: grade those learners again, the
-            # copied runs now credited to no one.
-            for position, name, cells, submission, hint in plan:
+            # copied runs now credited to no one (a learner a resumed batch graded before counts too).
+            for position, name, cells, submission, hint in everyone:
                 if name in copies:
                     book.replace(_to_row(grade_submission(
                         name, submission, rubric, roster=cells, position=position, replay=replay, due=due,

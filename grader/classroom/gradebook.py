@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -50,6 +51,16 @@ LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
 #: How every feedback file starts (how a stale one is recognised as ours).
 FEEDBACK_TITLE = "# Failure Lab feedback: "
+#: Seconds between two commits of the spool: at most this much grading is redone after a kill.
+COMMIT_SECONDS = 0.25
+#: The spool's tables (the scratch spool's and the --resume spool's alike).
+SPOOL_TABLES = """
+    CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
+                                         max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
+                                         feedback TEXT, flags TEXT, late INTEGER);
+    CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+    CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
+"""
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
 #: Names in DIR that a batch owns while it runs (the staging folder) and that an older version left
@@ -261,28 +272,46 @@ class Spooled:
 class Gradebook:
     """Collects graded learners into a spool, then writes the gradebook files in one final pass."""
 
-    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str) -> None:
+    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str,
+                 resume_key: str | None = None, resume: bool = False, retry_statuses: tuple[str, ...] = ()) -> None:
+        """Lock ``out_dir`` and open the spool.
+
+        With ``resume_key`` (a fingerprint of the batch's arguments) the spool
+        is durable, in ``DIR/.grader-resume``, and outlives a killed batch;
+        ``resume`` then continues an interrupted batch's spool instead of
+        starting a new one (see :mod:`grader.classroom.resume`).
+        """
         out_dir = Path(out_dir)
         self.out_dir = out_dir
         self._lock_fd: int | None = None
         self._tmp: Path | None = None
+        #: Learners already in the spool when it was opened (an interrupted batch's, with ``resume``).
+        self.resumed = 0
+        #: A line for stderr about an interrupted batch found in DIR, or "".
+        self.note = ""
+        self._durable = resume_key is not None
+        self._finished = False
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self._lock()
             recover(out_dir)
             self._tmp = out_dir / f"{_STAGING}{os.getpid()}-{secrets.token_hex(4)}"
             self._tmp.mkdir()
-            self.db = sqlite3.connect(self._tmp / "spool.sqlite")
-            # The spool is scratch: nothing in it must survive a crash, so skip the journal.
-            with disk_errors(out_dir):
-                self.db.executescript("""
-                    PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-                    CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
-                                           max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                           feedback TEXT, flags TEXT, late INTEGER);
-                    CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-                    CREATE TABLE timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
-                """)
+            if self._durable:
+                from grader.classroom.resume import open_spool
+
+                with disk_errors(out_dir):
+                    opened = open_spool(out_dir, resume_key, SPOOL_TABLES, resume=resume,
+                                        retry_statuses=retry_statuses)
+                self.db, self.resumed, self.note = opened.db, opened.resumed, opened.note
+            else:
+                self.db = sqlite3.connect(self._tmp / "spool.sqlite")
+                # A scratch spool: nothing in it must survive a crash, so skip the journal.
+                with disk_errors(out_dir):
+                    self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + SPOOL_TABLES)
+        except sqlite3.Error as err:
+            self.close()
+            raise BadInputError(f"--out {out_dir}: cannot keep the batch's spool there ({err})") from None
         except OSError as err:
             self.close()
             if err.errno in _FULL:
@@ -295,8 +324,12 @@ class Gradebook:
         self.rubric = rubric
         self.roster_columns = list(roster_columns)
         self.source = source
-        self._pending = 0
-        self.count = 0
+        self._last_commit = time.monotonic()
+        self.count = self.resumed
+
+    def finished_learners(self) -> set[str]:
+        """Learners already in the spool: a resumed batch does not grade them again."""
+        return {name for (name,) in self.db.execute("SELECT learner FROM learners")}
 
     def _lock(self) -> None:
         """Hold DIR's lock for the life of this gradebook, or raise :class:`OutputBusyError` at once.
@@ -330,10 +363,12 @@ class Gradebook:
             self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
                                 [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
         self.count += 1
-        self._pending += 1
-        if self._pending >= 500:
+        # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
+        # (a commit per learner would cost more than a small learner's grading).
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
-            self._pending = 0
+            self._last_commit = now
 
     def _store(self, row: Spooled) -> None:
         self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
@@ -427,6 +462,9 @@ class Gradebook:
             self._write_staged(on_row)
             self._keep_foreign_feedback()
             (self._tmp / _COMMIT).touch()
+        # From the commit mark on the new gradebook is decided (recover() completes it if this process
+        # dies): the --resume spool has served its purpose.
+        self._finished = True
         commit(self._tmp, self.out_dir)
         return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
 
@@ -510,7 +548,16 @@ class Gradebook:
         """Remove the staging folder and let DIR go (after finish(), or when the batch is interrupted)."""
         db = getattr(self, "db", None)
         if db is not None:
+            if self._durable and not self._finished:
+                try:
+                    db.commit()  # the learners graded so far, for --resume
+                except sqlite3.Error:
+                    pass
             db.close()
+        if self._durable and self._finished:
+            from grader.classroom.resume import discard
+
+            discard(self.out_dir)  # the gradebook is in place: nothing left to resume
         if self._tmp is not None and (self._tmp / _COMMIT).exists():
             # Interrupted between the commit mark and the last rename: finish now, or leave the
             # staging folder for the next batch on DIR to finish (recover()).

@@ -50,12 +50,16 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
               help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
                    "their learners are flagged `simulate`.")
+@click.option("--resume", is_flag=True,
+              help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
+                   "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @connection_options
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, credit_simulate: bool, quiet: bool,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, credit_simulate: bool, resume: bool,
+            quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -100,11 +104,12 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             lms_column=lms_column, due=due_at, credit_simulate=credit_simulate)
+                             lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column, lms_column=lms_column, due=due_at, credit_simulate=credit_simulate)
+                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
+                           credit_simulate=credit_simulate)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
