@@ -38,10 +38,10 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from grader import defaults
-from grader.app import bundled_app
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
-from grader.simulate import (AMOUNT, Lab, SimulationOptions, Trial, compensation, crash_recovery, live_fix,
+from grader.lab.app import bundled_app
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
+from grader.lab.simulate import (AMOUNT, Lab, SimulationOptions, Trial, compensation, crash_recovery, live_fix,
                              network_partition)
 
 REPO = Path(__file__).resolve().parent.parent

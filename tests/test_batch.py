@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import AppSettings, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.classroom import batch_live
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
 
 GOLDENS = Path(__file__).parent / "goldens"
 OUTAGE = 12.0
@@ -161,6 +161,32 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
     assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(f"{n}.md" for n in rows)
     assert "This is not a failed attempt" in (out / "feedback" / f"{names['zoe']}.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no spool or temporary file left
+
+
+@pytest.mark.slow
+async def test_live_class_from_a_canvas_export_writes_the_canvas_import(klass, tmp_path: Path):
+    """A Canvas gradebook export as the live roster: SIS Login IDs are the learner ids, scores go back."""
+    names = klass["names"]
+    export = tmp_path / "export.csv"
+    order = ["ada", "carol", "zoe"]
+    export.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Failure Lab (77)\n"
+                      "    Points Possible,,,,,30.00\n" + "".join(
+                          f'"{k.title()}, Example",{100 + i},S{i},{names[k]}@uni.example,A,\n'
+                          for i, k in enumerate(order)), encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", "--address", klass["address"], "--roster", str(export),
+                                      "--out", str(out), "--due", "2000-01-01T00:00Z", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert list(rows) == [names[k] for k in order]
+    assert rows[names["carol"]]["late"] == "yes"  # its runs closed long after a due date in 2000
+    assert rows[names["zoe"]]["status"] == "missing" and rows[names["zoe"]]["late"] == ""
+    with (out / "canvas-import.csv").open(newline="", encoding="utf-8") as f:
+        filled = {row["SIS Login ID"]: row["Failure Lab (77)"] for row in csv.DictReader(f)
+                  if row["Student"] != "    Points Possible"}
+    assert filled == {f"{names['ada']}@uni.example": rows[names["ada"]]["score"],
+                      f"{names['carol']}@uni.example": rows[names["carol"]]["score"],
+                      f"{names['zoe']}@uni.example": ""}
 
 
 @pytest.mark.slow
@@ -562,9 +588,9 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):
     """A learner's folder or zip from `grader export` is read as a bundle: a changed file is suspect."""
-    from grader.bundles import write_bundle
+    from grader.sources.bundles import write_bundle
 
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     golden = GOLDENS / "retries-exhausted-refund.json"
     history = load_history_file(golden)

@@ -29,10 +29,10 @@ from markdown_it import MarkdownIt
 
 from crafted import EVIL_WORKFLOW_ID, write_crafted_history
 from grader.classroom import batch_files
-from grader.classroom.batch import NOT_GRADABLE, ClassRow
+from grader.engine.classreport import NOT_GRADABLE, ClassRow
 from grader.cli import cli
 from grader.formats import FORMATS
-from grader.report import report_from_dict
+from grader.engine.report import report_from_dict
 
 GOLDENS = Path(__file__).parent / "goldens"
 DATA = Path(__file__).parent / "data"
@@ -42,8 +42,8 @@ EXPERIMENTS = ["crash-recovery", "live-fix", "compensation", "network-partition"
 @pytest.fixture
 def submissions(tmp_path: Path) -> Path:
     """An LMS download with one learner of every kind the class formats must show."""
-    from grader.bundles import write_bundle
-    from grader.history import load_history_file
+    from grader.sources.bundles import write_bundle
+    from grader.engine.history import load_history_file
 
     root = tmp_path / "download"
     (root / "ada").mkdir(parents=True)

@@ -34,8 +34,8 @@ from crafted import EVIL_RESULT, EVIL_WORKFLOW_ID, write_crafted_history
 from grader import api
 from grader.cli import cli
 from grader.formats import FORMATS, render
-from grader.report import assemble
-from grader.rubric import load_rubric
+from grader.engine.report import assemble
+from grader.engine.rubric import load_rubric
 
 ROOT = Path(__file__).parent.parent
 GOLDENS = ROOT / "tests" / "goldens"

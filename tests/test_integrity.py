@@ -22,12 +22,12 @@ from click.testing import CliRunner
 
 from grader.api import check_files, grade_histories
 from grader.cli import cli
-from grader.evidence import build_evidence
+from grader.engine.evidence import build_evidence
 from grader.formats import render
-from grader.history import History, load_history_file, load_json_text
-from grader.integrity import CONSISTENT, SUSPECT, assess, inspect_history
-from grader.report import INTEGRITY_CHECK, grade, report_schema
-from grader.rubric import load_rubric
+from grader.engine.history import History, load_history_file, load_json_text
+from grader.engine.integrity import CONSISTENT, SUSPECT, assess, inspect_history
+from grader.engine.report import INTEGRITY_CHECK, grade, report_schema
+from grader.engine.rubric import load_rubric
 from test_foreign_histories import camel_keys, map_payloads
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -119,7 +119,7 @@ REWRITES["plain-metadata"] = _plain_metadata
 def test_foreign_spellings_of_every_golden_are_consistent(style: str):
     """Rules, agreement and replay together: no false alarm on any golden in any spelling."""
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     histories = [load_json_text(json.dumps(REWRITES[style](name)), source=f"{name}.json") for name in GOLDEN_NAMES]
     entries = check_integrity(Loaded(histories=histories))
@@ -354,7 +354,7 @@ def test_consistent_histories_add_no_lines_to_the_table():
 
 def test_every_golden_replays_through_the_reference_or_says_why_not():
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     histories = [load_history_file(GOLDENS / f"{name}.json") for name in GOLDEN_NAMES]
     entries = check_integrity(Loaded(histories=histories))
@@ -374,7 +374,7 @@ def test_every_golden_replays_through_the_reference_or_says_why_not():
 ])
 def test_other_apps_are_not_replayed_and_that_is_no_finding(style: str, note: str):
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     history = load_json_text(json.dumps(REWRITES[style]("live-fix")), source="x.json")
     (entry,) = check_integrity(Loaded(histories=[history]))
@@ -385,7 +385,7 @@ def test_other_apps_are_not_replayed_and_that_is_no_finding(style: str, note: st
 def test_replay_catches_a_refund_after_a_successful_deposit():
     """A compensation forged *inside* the run (no event after the close) breaks no structural rule
     about closes; the reference code, which refunds only after a failed deposit, does not replay it."""
-    from grader.replay import replay_histories
+    from grader.lab.replay import replay_histories
 
     d = doc("no-failure")
     events = d["events"]
@@ -466,14 +466,14 @@ def test_integrity_never_crashes_on_mutated_histories():
         read += 1
         histories.append(history)
         inspect_history(history)
-    assert read > 500  # the reader refuses ill-typed fields itself (grader.history.FIELD_RULES)
+    assert read > 500  # the reader refuses ill-typed fields itself (grader.engine.history.FIELD_RULES)
     entries = assess(histories)  # every mutant next to the others: many share a run id
     assert len(entries) == len(histories)
     assert sum(e.status == SUSPECT for e in entries) > read // 2
 
 
 def test_replay_never_crashes_on_mutated_histories():
-    from grader.replay import replay_histories
+    from grader.lab.replay import replay_histories
 
     histories = []
     for index, d in enumerate(_mutants(seed=11, count=60)):
@@ -489,7 +489,7 @@ def test_replay_never_crashes_on_mutated_histories():
 def test_histories_sharing_one_source_keep_their_own_verdicts():
     """Everything read live from one server has one source: verdicts go by position, not by source."""
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     forged = FORGE.fake_compensation()["fake-compensation.json"]
     histories = [load_json_text(json.dumps(d), source="server localhost:7233/default")

@@ -20,9 +20,9 @@ from grader.api import check_files
 from grader.classroom import batch_files
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.history import load_history_file, load_json_text
-from grader.integrity import CONSISTENT, assess, timing_fingerprint
-from grader.report import report_schema
+from grader.engine.history import load_history_file, load_json_text
+from grader.engine.integrity import CONSISTENT, assess, timing_fingerprint
+from grader.engine.report import report_schema
 from test_integrity import FORGE
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -51,7 +51,7 @@ def _experiment(entry: dict, experiment: str) -> dict:
 
 
 def test_a_file_is_file_and_a_bundle_is_bundle_in_the_json_report(tmp_path: Path):
-    from grader.bundles import write_bundle
+    from grader.sources.bundles import write_bundle
 
     golden = GOLDENS / "sigkill-during-deposit.json"
     history = load_history_file(golden)

@@ -34,21 +34,17 @@ from grader.classroom.lms import FOLDERS, Download, opened_download, read_downlo
 from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
-from grader.connect import ConnectionSettings, Target, as_target, connect
-from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
-from grader.evidence import build_evidence
-from grader.history import History, load_json_text
-from grader.integrity import Finding, timing_fingerprint
-from grader.learner import learner_key, validate_learner_id
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
+                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
+from grader.errors import BadInputError, HistoryError, ServerUnavailableError
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_json_text
+from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-#: Statuses of a learner (public interface: the gradebook's ``status`` column).
-GRADED = "graded"              # graded: each experiment's status and points, and the total
-MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
-NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
-UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
-STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
@@ -77,18 +73,6 @@ class LearnerResult:
     holder: str = ""
     #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
     late: bool | None = None
-
-
-#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
-SUSPECT = "suspect"
-#: The flag of a learner with a run whose timings match another learner's run (credited to neither).
-COPIED_RUN = "copied-run"
-#: The flag of a learner graded on a run ``grader simulate`` made (credited unless --no-credit-simulate).
-SIMULATE = "simulate"
-#: The flag of a learner with a run started from a client none of their other runs came from (live only).
-UNFAMILIAR_CLIENT = "unfamiliar-client"
-#: Every flag (public interface: gradebook.json's ``flags``).
-FLAGS = (SUSPECT, COPIED_RUN, SIMULATE, UNFAMILIAR_CLIENT)
 
 
 def _flag(result: LearnerResult, flag: str) -> None:
@@ -142,85 +126,6 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     return GRADED
 
 
-@dataclass
-class Attention:
-    """A learner the instructor should look at, and why."""
-
-    learner: str
-    status: str
-    why: str
-
-
-@dataclass
-class ClassRow:
-    """One learner as the class formats show them: no report, only what a gradebook row holds.
-
-    Kept for every learner of a batch (a few hundred bytes each, like the
-    regrade diff's memory of an earlier gradebook), so ``--format markdown``,
-    ``html``, ``junit`` and ``github`` can draw the class without reading back
-    the files the batch wrote.
-    """
-
-    learner: str
-    status: str
-    #: Marks beside the status, e.g. ``suspect``.
-    flags: list[str]
-    #: None when nothing was graded.
-    score: float | None
-    max_score: float
-    #: experiment id -> its status, points and the finding behind a non-pass (the rubric's order).
-    cells: dict[str, regrade.Cell]
-    #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
-    problems: list[str]
-    #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
-    duplicates: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
-
-    out_dir: Path
-    source: str
-    counts: dict[str, int]
-    attention: list[Attention]
-    #: The regrade diff, or None without ``previous``.
-    changes: list[regrade.Change] | None
-    written: list[Path]
-    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
-    not_on_roster: list[str]
-    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
-    ignored: list[str]
-    elapsed: float
-    #: Reads that needed at least one retry.
-    retried: int = 0
-    #: Mean score of graded learners, and the rubric's maximum.
-    mean_score: float | None = None
-    max_score: float = 0.0
-    #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
-    learners: list[ClassRow] = field(default_factory=list)
-    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
-    unmatched: list[str] = field(default_factory=list)
-    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
-    warnings: list[str] = field(default_factory=list)
-    #: ``(id, title)`` of each experiment of the rubric, in its order.
-    experiments: list[tuple[str, str]] = field(default_factory=list)
-    #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
-    optional: list[str] = field(default_factory=list)
-    #: The rubric's ``id`` and ``version``.
-    rubric: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Learners in the gradebook."""
-        return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
-        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
-
-
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
                findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
                copied: Mapping[str, list[str]] | None = None) -> Report:
@@ -236,7 +141,7 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
     ``grader simulate`` earns nothing.
     """
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
     more = _copied_findings(histories, copied) if copied else None
@@ -256,7 +161,7 @@ def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) 
 
 
 def run_timings(histories: list[History]) -> list[tuple[str, str]]:
-    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.integrity)."""
+    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.engine.integrity)."""
     return [(fp, h.workflow_id) for h in histories if (fp := timing_fingerprint(h))]
 
 
@@ -312,7 +217,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
-    changes: list[regrade.Change] | None = [] if previous is not None else None
+    changes: list[Change] | None = [] if previous is not None else None
     seen: set[str] = set()
     total_score, scored, max_score = 0.0, 0, 0.0
     learners: list[ClassRow] = []
@@ -334,7 +239,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
                         or "grader simulate" in p or "unfamiliar client" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
-        cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+        cells = {k: Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
                                  list(row.problems), [_shared_run(d) for d in row.duplicates]))
         if previous is not None:
@@ -428,7 +333,7 @@ async def batch_live(
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
-    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
@@ -501,7 +406,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     """
-    from grader.sources import fetch_run
+    from grader.sources.live import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
     queue: asyncio.Queue = asyncio.Queue()
@@ -785,7 +690,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
-    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
     ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
     Whatever the upload holds, the answer is this learner's row: a failure
     of ours on their files makes them ``unreadable-files`` with the reason,
@@ -812,7 +717,7 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
                       roster: dict[str, str] | None, position: int, replay: bool,
                       due: datetime | None = None, late_hint: LateHint | None = None,
                       credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
-    from grader.bundles import read_bundle
+    from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
     if submission is None:

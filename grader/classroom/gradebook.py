@@ -37,8 +37,10 @@ from typing import Any, Iterator
 
 from grader import __version__
 from grader.classroom import spreadsheet
+from grader.classroom.feedback import FEEDBACK_TITLE
+from grader.engine.classreport import _loads
 from grader.errors import BadInputError, EnvironmentProblem, GraderError
-from grader.rubric import Rubric
+from grader.engine.rubric import Rubric
 
 try:
     import orjson
@@ -49,8 +51,6 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
-#: How every feedback file starts (how a stale one is recognised as ours).
-FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
 #: The spool's tables (the scratch spool's and the --resume spool's alike).
@@ -129,13 +129,13 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
     """learner -> the file name of their feedback, unique even on a case-insensitive file system.
 
     macOS and Windows would write ``bob.md`` and ``BOB.md`` to one file, so
-    learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
+    learners whose ids fold to the same name (:func:`grader.engine.learner.learner_key`)
     each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
     never another learner's plain name, since a learner id holds no ``-``.
     Everyone else gets :func:`feedback_file_name`: ``<id>.md``, or a safe
     name for an id that cannot be a file name as it is.
     """
-    from grader.learner import learner_key
+    from grader.engine.learner import learner_key
 
     folded: dict[str, int] = {}
     for name in learners:
@@ -164,7 +164,9 @@ def reserved_columns(rubric: Rubric) -> set[str]:
 @lru_cache(maxsize=1)
 def gradebook_schema() -> dict[str, Any]:
     """The JSON Schema of ``gradebook.json`` (it refers to the report schema for each learner's report)."""
-    return json.loads((Path(__file__).parent.parent / "schemas" / "gradebook.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("gradebook").read_text())
 
 
 def gradebook_validator() -> Any:
@@ -172,7 +174,7 @@ def gradebook_validator() -> Any:
     import jsonschema
     from referencing import Registry, Resource
 
-    from grader.report import report_schema
+    from grader.engine.report import report_schema
 
     report = report_schema()
     registry = Registry().with_resource(report["$id"], Resource.from_contents(report))
@@ -197,32 +199,6 @@ def report_json(report: Any) -> str:
     head = {"schema_version": report.schema_version}
     head.update((name, getattr(report, name)) for name in report.__dataclass_fields__ if name != "schema_version")
     return orjson.dumps(head).decode()
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    return orjson.loads(text) if orjson is not None else json.loads(text)
-
-
-def read_learners(path: Path) -> Iterator[dict[str, Any]]:
-    """Each learner entry of a ``gradebook.json`` in order, one at a time.
-
-    :meth:`Gradebook.finish` writes the head on the first line and each
-    learner on a line of its own (JSON text never holds a raw newline), so
-    reading line by line holds one learner's report at a time, not the
-    class. A file in any other layout (edited by hand) is read whole.
-    """
-    with Path(path).open(encoding="utf-8") as handle:
-        head = handle.readline()
-        if not head.rstrip("\n").endswith('"learners": ['):
-            handle.seek(0)
-            yield from json.load(handle)["learners"]
-            return
-        for line in handle:
-            line = line.rstrip("\n").rstrip(",")
-            if line and line != "]}":
-                yield _loads(line)
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -262,7 +238,7 @@ class Spooled:
     late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
-    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.integrity.timing_fingerprint).
+    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.engine.integrity.timing_fingerprint).
     timings: list[tuple[str, str]] = field(default_factory=list)
     #: What the learner handed in, when several learners share it (a group submission): runs under
     #: one holder are not copies of each other. Empty means the learner alone.

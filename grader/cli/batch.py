@@ -11,8 +11,8 @@ import click
 from grader.cli.options import connection_options, output_options, rubric_option
 from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
 
-if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("batch")
@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="The due date and time (ISO 8601, e.g. 2026-12-04T23:59, local time unless it has an "
                    "offset): a learner is late when a run that earned points closed after it.")
 @click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
-              help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
-                   "id) holding exported histories.")
+              help="Grade files instead of a server: an LMS download (Canvas, Moodle or Gradescope, as a folder "
+                   "or its .zip), or one subfolder or .zip per learner (named by learner id) holding exported "
+                   "histories.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go (and "
                                   "canvas-import.csv or moodle-import.csv with an LMS export as --roster).")

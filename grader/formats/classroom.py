@@ -21,8 +21,8 @@ import json
 from typing import Any
 
 from grader.formats.common import check_title, counted, pending_message, shows_hint
-from grader.formats.safe import visible_controls
-from grader.report import Report
+from grader.escape import visible_controls
+from grader.engine.report import Report
 
 _STATUS = {"pass": "pass", "fail": "fail", "pending": "fail", "error": "error"}
 

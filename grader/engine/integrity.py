@@ -3,12 +3,12 @@
 A grade is only as good as the history under it, and a history is a JSON file
 a learner can edit. This module looks for what an edit leaves behind and
 turns it into findings; a history with any finding is *suspect*, and an
-experiment never passes on a suspect history (see :mod:`grader.report`).
+experiment never passes on a suspect history (see :mod:`grader.engine.report`).
 
 Pure: histories in, findings out. No I/O, no server, no SDK. Reading a
 bundle's manifest (hash mismatches) and replaying a history through the
-reference workflow happen elsewhere (:mod:`grader.bundles`,
-:mod:`grader.replay`) and arrive here as findings and notes.
+reference workflow happen elsewhere (:mod:`grader.sources.bundles`,
+:mod:`grader.lab.replay`) and arrive here as findings and notes.
 
 Every rule was measured on real histories before it was written: the
 goldens in ``tests/goldens`` (21 runs of this project's app: crashes by
@@ -71,7 +71,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
 
-from grader.history import Event, History, decode_payloads
+from grader.engine.history import Event, History, decode_payloads
 
 CONSISTENT, SUSPECT = "consistent", "suspect"
 

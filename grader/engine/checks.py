@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from grader import defaults
-from grader.evidence import DEADLINE_SLACK, ActivityEvidence, RunEvidence, payment_field
+from grader.engine.evidence import DEADLINE_SLACK, ActivityEvidence, RunEvidence, payment_field
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
 
@@ -653,7 +653,7 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """A silence of at least ``min_outage_seconds`` that only an outage explains.
 
     It counts only with the same worker on both sides and nothing else to
-    account for it (see :func:`grader.evidence.find_silences`): crashes,
+    account for it (see :func:`grader.engine.evidence.find_silences`): crashes,
     restarts, a run nobody had picked up, retries of a slow attempt, timers
     and runs with no activities all leave silences too. The evidence is
     *proven* when an activity attempt ran through the silence and completed

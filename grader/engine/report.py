@@ -15,14 +15,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
-from grader.evidence import RunEvidence
-from grader.history import parse_time
-from grader.integrity import IntegrityEntry
-from grader.rubric import Rubric, RubricExperiment
+from grader.engine.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
+from grader.engine.evidence import RunEvidence
+from grader.engine.history import parse_time
+from grader.engine.integrity import IntegrityEntry
+from grader.engine.rubric import Rubric, RubricExperiment
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
-    from grader.runview import RunTimeline
+    from grader.engine.runview import RunTimeline
 
 SCHEMA_VERSION = 1
 
@@ -95,7 +95,7 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
-    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    #: One verdict per history read: consistent, or suspect with findings (see grader.engine.integrity).
     integrity: list[IntegrityEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
@@ -109,13 +109,13 @@ class Report:
 
     @property
     def timelines(self) -> list[RunTimeline]:
-        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+        """A picture model of each graded run (grader.engine.runview), in the order experiments first use them.
 
         Built on first use: grading many histories in bulk never pays for pictures it does not draw.
         """
         built = self.__dict__.get("_timelines")
         if built is None:
-            from grader.runview import build_timeline
+            from grader.engine.runview import build_timeline
 
             runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
             built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
@@ -139,7 +139,7 @@ def report_from_dict(data: dict[str, Any]) -> Report:
     ``gradebook.json`` without grading again; timelines are not rebuilt
     (they need the run), so a format that draws runs cannot use it.
     """
-    from grader.integrity import Finding
+    from grader.engine.integrity import Finding
 
     def known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
         names = cls.__dataclass_fields__

@@ -39,15 +39,15 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
-from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
-from grader.connect import ConnectionSettings, Target, as_target, connect
+from grader.lab.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
-from grader.evidence import classify_failure
-from grader.learner import workflow_prefix
-from grader.processes import tail
-from grader.server import DevServer, free_port, start_dev_server
+from grader.engine.evidence import classify_failure
+from grader.engine.learner import workflow_prefix
+from grader.lab.processes import tail
+from grader.lab.server import DevServer, free_port, start_dev_server
 # The knobs live in a module free of temporalio, so `grader --help` can show them without loading this one.
-from grader.simulate_options import KILL_POINTS, SIGNALS, SimulationOptions  # noqa: F401
+from grader.lab.simulate_options import KILL_POINTS, SIGNALS, SimulationOptions  # noqa: F401
 
 #: The experiments, in the order they run.
 EXPERIMENTS = tuple(defaults.EXPERIMENTS)

@@ -2,7 +2,7 @@
 
 The HTML report draws each graded run as a timeline, but a renderer never
 reads a history: everything the picture needs is put into the report here,
-from the run's :class:`grader.evidence.RunEvidence`, while grading. The same
+from the run's :class:`grader.engine.evidence.RunEvidence`, while grading. The same
 model goes into ``--format json`` (``timelines``), so any other program can
 draw it too.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
+from grader.engine.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
 
 #: A silence between two consecutive events at least this long is drawn (as
 #: in ``grader timeline``, which prints a line for the same silences).
