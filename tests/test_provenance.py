@@ -177,7 +177,7 @@ def test_copies_found_when_graded_in_processes_too(tmp_path: Path):
 def test_copied_runs_by_holder_and_linear_naming(tmp_path: Path):
     """A group submission (one holder) is no copy; a big group names a few and counts the rest."""
     from grader.classroom.gradebook import MAX_NAMED, Gradebook, Spooled
-    from grader.rubric import load_rubric
+    from grader.engine.rubric import load_rubric
 
     def row(learner: str, fingerprint: str, holder: str = "") -> Spooled:
         return Spooled(0, learner, "graded", 0.0, 30.0, {}, [], {}, None, "", timings=[(fingerprint, "w")],
