@@ -338,11 +338,17 @@ def test_submissions_folder_statuses_and_duplicates(submissions: Path, tmp_path:
     rows = _rows(out)
     assert {k: v["status"] for k, v in rows.items()} == {
         "ada": "graded", "bob": "graded", "carol": "missing", "dave": "unreadable-files"}
-    assert rows["ada"]["score"] == "30" and rows["bob"]["compensation"] == "pass"
+    # The live-fix run both ada and dave handed in is a copy: credited to neither, flagged for both.
+    assert rows["ada"]["score"] == "20" and rows["bob"]["compensation"] == "pass"
+    assert rows["ada"]["live-fix"] == rows["dave"]["live-fix"] == "fail"
     assert rows["carol"]["score"] == ""
-    assert rows["dave"]["live-fix"] == "pass"  # the readable file is still graded
     document = _gradebook(out)
     by_name = {e["learner"]: e for e in document["learners"]}
+    assert by_name["ada"]["flags"] == by_name["dave"]["flags"] == ["copied-run"]
+    dave_fix = next(e for e in by_name["dave"]["report"]["experiments"] if e["id"] == "live-fix")
+    assert dave_fix["workflow"]["source"] == "dave/exports/fix.json"  # the readable file is still graded
+    assert dave_fix["workflow"]["provenance"] == "file"
+    assert any("copied run" in p and "ada" in p for p in by_name["dave"]["problems"])
     assert by_name["dave"]["problems"][0].startswith("dave/exports/crash.json: ")
     assert by_name["bob"]["report"]["sources"] == ["bob.zip:histories/crash.json", "bob.zip:histories/refund.json"]
     ada_dupes, dave_dupes = by_name["ada"]["duplicates"], by_name["dave"]["duplicates"]
@@ -418,11 +424,21 @@ def test_bad_folder_and_options_are_exit_2(submissions: Path, tmp_path: Path, ma
     assert not (tmp_path / "out" / "gradebook.csv").exists()  # refused before any work
 
 
+def retimed(name: str, nanoseconds: int) -> dict:
+    """A golden whose last event is ``nanoseconds`` later: another run's timings, as another learner's
+    own run of the same scenario would have (a plain copy is ``copied-run``, credited to no one)."""
+    doc = json.loads((GOLDENS / f"{name}.json").read_text())
+    last = doc["events"][-1]
+    head, fraction = last["eventTime"].rstrip("Z").split(".")
+    last["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
+    return doc
+
+
 def test_regrade_from_files_names_the_finding(submissions: Path, tmp_path: Path):
     before = tmp_path / "before"
     assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(before), "-q"]
                               ).exit_code == 0
-    shutil.copy(GOLDENS / "retries-exhausted-refund.json", submissions / "carol" / "refund.json")
+    (submissions / "carol" / "refund.json").write_text(json.dumps(retimed("retries-exhausted-refund", 7)))
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(tmp_path / "after"),
                                       "--previous", str(before / "gradebook.json"), "--format", "json", "-q"])
     changes = [c for c in json.loads(result.stdout)["regrade"] if c["learner"] == "carol"]
@@ -577,9 +593,10 @@ def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: 
     from grader.engine.history import load_history_file
 
     golden = GOLDENS / "retries-exhausted-refund.json"
-    doc, history = json.loads(golden.read_text()), load_history_file(golden)
+    history = load_history_file(golden)
     workflow_id, run_id = history.workflow_id, history.run_id
-    for learner, as_zip in (("fay", False), ("gus", True)):
+    for learner, as_zip, nanoseconds in (("fay", False, 3), ("gus", True, 5)):
+        doc = retimed("retries-exhausted-refund", nanoseconds)  # not a copy of ada's run
         write_bundle([(workflow_id, run_id, doc)], submissions / (learner + (".zip" if as_zip else "")),
                      server_address="localhost:7233", namespace="default", learner=learner, as_zip=as_zip)
     # fay touches her history after the export: its bytes no longer hash to the manifest's sha256.

@@ -56,6 +56,19 @@ async def test_every_experiment_reaches_its_end(runs: dict[str, ExperimentRun]) 
         WorkflowHistory.from_json(r.workflow_id, r.history)
 
 
+async def test_simulate_marks_what_it_makes_in_the_file_and_on_the_server(
+        runs: dict[str, ExperimentRun], dev_server: DevServer) -> None:
+    """The mark is in every saved history and in what the server returns: provenance ``simulate``."""
+    from grader.api import check_live, grade_histories
+    from grader.engine.history import history_from_document
+
+    saved = [history_from_document(r.history, source=f"{r.experiment}.json") for r in runs.values()]
+    assert {h.source_kind for h in saved} == {"simulate"}
+    assert {e.workflow.provenance for e in grade_histories(saved, replay=False).experiments} == {"simulate"}
+    live = await check_live(dev_server.address, workflow_ids=[runs["crash-recovery"].workflow_id], replay=False)
+    assert {e.workflow.provenance for e in live.experiments} == {"simulate"}
+
+
 async def test_crash_recovery_history_shows_the_kill(runs: dict[str, ExperimentRun]) -> None:
     h = runs["crash-recovery"].history
     withdraw, deposit = ev.last(h, "withdraw"), ev.last(h, "deposit")

@@ -32,6 +32,20 @@ SCHEMA_VERSION = 1
 CheckReport = CheckResult
 
 
+#: Each provenance (see grader.history.PROVENANCES) in words, for the renderers.
+PROVENANCE_SAID = {
+    "server": "read live from the server",
+    "file": "handed in as a file",
+    "bundle": "handed in as an export bundle",
+    "simulate": "made by grader simulate",
+}
+
+
+def provenance_said(provenance: str) -> str:
+    """Where a run's evidence came from, in words (``evidence read live from the server``)."""
+    return "evidence " + PROVENANCE_SAID.get(provenance, provenance)
+
+
 @dataclass(slots=True)
 class WorkflowRef:
     """Which run an experiment was graded on."""
@@ -42,6 +56,9 @@ class WorkflowRef:
     source: str
     #: Web UI link for runs read from a server, else None.
     ui_link: str | None = None
+    #: Where the evidence came from: ``server`` (read live by the grader), ``file`` or ``bundle``
+    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.history.PROVENANCES.
+    provenance: str = "file"
 
 
 @dataclass(slots=True)
@@ -181,7 +198,8 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
 def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     ref = run.memo.get("workflow-ref")  # one per run, shared by its experiments
     if ref is None:
-        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link)
+        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link,
+                                                     run.source_kind)
     return ref
 
 
@@ -201,13 +219,36 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     codes = sorted({f.code for f in entry.findings})
     for chk in report.checks:
         chk.score = 0.0
+    # A copy of a classmate's run may be an untouched history: say so, not "edited".
+    copied = codes == ["copied-run"]
     report.checks.append(CheckResult(
         INTEGRITY_CHECK, FAIL,
         f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
-        hint="grade a history exported straight from the server (`grader export`), unedited",
+        hint="hand in a run of your own" if copied else
+        "grade a history exported straight from the server (`grader export`), unedited",
         evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
                   for f in entry.findings for eid in (f.event_ids[:1] or [None])],
         title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
+#: The check line an experiment graded on a run ``grader simulate`` made gets under ``--no-credit-simulate``.
+SIMULATE_CHECK = "provenance.not-simulated"
+
+
+def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> ExperimentReport:
+    """Credit nothing for a run ``grader simulate`` made (``--no-credit-simulate``), and say why."""
+    if run.source_kind != "simulate":
+        return report
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        SIMULATE_CHECK, FAIL, "this run was made by `grader simulate` (its mark is on the start event), which "
+        "this grading does not credit; points withheld",
+        hint="do the experiment yourself with your own worker and hand in that run",
+        title="The run is the learner's own, not grader simulate's", required=True))
     report.score = 0.0
     report.status = FAIL
     return report
@@ -242,6 +283,7 @@ def grade(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
+    credit_simulate: bool = True,
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
@@ -250,6 +292,8 @@ def grade(
     those are graded, and all of them count for the overall status, optional
     or not. ``integrity`` holds one entry per run (same order): a run whose
     history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
+    Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
+    (:func:`withhold_simulated`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
@@ -259,8 +303,10 @@ def grade(
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
-                                     for run in runs])
+        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in runs]
+        if not credit_simulate:
+            graded = [(run, withhold_simulated(report, run)) for run, report in graded]
+        best_run, best = select_run(graded)
         reports.append(best)
         graded_runs.append(best_run)
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,

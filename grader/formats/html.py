@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from html import escape
 
-from grader.engine.report import ExperimentReport, Report
+from grader.engine.report import ExperimentReport, Report, provenance_said
 from grader.engine.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
 
 _STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
@@ -136,7 +136,7 @@ def _experiment(exp: ExperimentReport, index: int, timelines: dict, drawn: dict)
         where = f'workflow <code>{escape(ref.workflow_id)}</code> run <code>{escape(ref.run_id or "?")}</code>'
         if exp.candidates > 1:
             where += f" (the best of {exp.candidates} runs)"
-        out.append(f'<p class="meta">{where}</p>')
+        out.append(f'<p class="meta">{where}, {escape(provenance_said(ref.provenance))}</p>')
         link = ref.ui_link or ""
         if link.startswith(("http://", "https://")):
             out.append(f'<p class="meta"><a href="{escape(link)}">Open this run in the Temporal Web UI</a></p>')

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from grader.formats.common import STATUS_WORD, check_title, evidence_strength, explains, points, shows_hint
 from grader.escape import markdown as md
 from grader.escape import markdown_code, visible_controls
-from grader.engine.report import ExperimentReport, Report
+from grader.engine.report import ExperimentReport, Report, provenance_said
 
 _ICON = {"pass": "✅", "fail": "❌", "pending": "⏳", "error": "⚠️"}
 
@@ -32,7 +32,7 @@ def _run_line(exp: ExperimentReport) -> str:
         run += f" · [open in the Web UI](<{target}>)"
     else:
         run += f" · from {markdown_code(ref.source)}"
-    return run
+    return run + f" · {provenance_said(ref.provenance)}"
 
 
 def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
