@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
+from grader.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN, CheckResult,
+                           experiment_shown, run_check)
 from grader.evidence import RunEvidence
 from grader.history import parse_time
 from grader.integrity import IntegrityEntry
@@ -106,8 +107,11 @@ class Report:
 
     @property
     def graded_nothing(self) -> bool:
-        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
-        return all(e.workflow is None for e in self.experiments)
+        """True when no run was read to grade (nothing found, or every input was bad).
+
+        Runs that show no experiment were still graded: their experiments are ``not-attempted``.
+        """
+        return all(e.workflow is None and e.status != NOT_ATTEMPTED for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -214,11 +218,12 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
 
 
 def combine_statuses(statuses: Iterable[str]) -> str:
-    """The worst of several statuses: error, then fail, then pending, else pass."""
+    """The worst of several statuses: error, then fail (a counted experiment not attempted is
+    failed for the whole grade), then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
-    if FAIL in statuses:
+    if FAIL in statuses or NOT_ATTEMPTED in statuses:
         return FAIL
     if PENDING in statuses:
         return PENDING
@@ -234,6 +239,30 @@ def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
+def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
+    """An experiment that none of the runs shows: ``not-attempted``, 0 points, ``note`` says how to do it.
+
+    Every check is listed (so formats that show one line per check still do),
+    each ``not-attempted`` with the same message.
+    """
+    message = f"not attempted: {note}"
+    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
+                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+              for rc in spec.checks]
+    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+#: What each experiment's defining events are, for the note of an experiment no run shows.
+_DEFINED_BY = {
+    "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
+    "live-fix": "no run's deposit failed with the app's own error and was retried",
+    "crash-recovery": "no run lost a worker process while it was open with another process taking over",
+    "network-partition": "no run has a silence with the same worker on both sides (a paused server) "
+                         "or an attempt that outlived its deadline",
+}
+
+
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -245,24 +274,41 @@ def grade(
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the most convincing run (see
-    :func:`select_run`), and its report says why. With ``experiments`` only
-    those are graded, and all of them count for the overall status, optional
-    or not. ``integrity`` holds one entry per run (same order): a run whose
-    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
+    One run, one experiment: each run counts only for the experiment its
+    defining events show (:func:`grader.checks.experiment_shown`), and each
+    experiment is graded on the most convincing of the runs that show it (see
+    :func:`select_run`), its report saying why. An experiment no run shows is
+    ``not-attempted`` and scores 0; a run that shows none (a plain transfer)
+    earns nothing. With ``experiments`` only those are graded, and all of
+    them count for the overall status, optional or not. ``integrity`` holds
+    one entry per run (same order): a run whose history is suspect cannot
+    pass (:func:`gate`), so an honest run wins over it.
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
+    partition = rubric.experiment("network-partition")
+    minimum = float((partition.params if partition else DEFAULT_PARAMS)["min_outage_seconds"])
+    shown = {id(run): experiment_shown(run, min_outage_seconds=minimum) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
+        if not candidates:
+            note = f"{_DEFINED_BY.get(spec.id, 'no run shows it')}"
+            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
+            if still_open:
+                note += f"; workflow {still_open[0].workflow_id} is still running and shows no experiment yet"
+            reports.append(not_attempted_experiment(spec, note))
+            continue
         best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
-                                     for run in runs])
+                                     for run in candidates])
         reports.append(best)
         graded_runs.append(best_run)
+    if not graded_runs and runs:
+        graded_runs.append(runs[0])  # nothing counted: the newest run is still drawn for the learner
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
                     runs=graded_runs, integrity=integrity)
 

@@ -155,7 +155,7 @@ class _Builder:
 
     def build(self) -> RunTimeline:
         run = self.run
-        lost = {h.from_identity for h in run.handovers if h.final}
+        lost = {h.from_identity for h in run.handovers if h.final} | {c.identity for c in run.process_changes}
         lanes = [Lane(WORKFLOW_LANE, "workflow", 0.0 if self.origin else None, self.at_event(
             run.closed_event.event_id if run.closed_event else None))]
         for w in run.workers:
@@ -273,6 +273,12 @@ class _Builder:
             else:
                 marks.append(Mark("handover", h.to_identity, at, h.event_id,
                                   f"work moved from {h.from_identity} to {h.to_identity} (both alive)"))
+        for c in run.process_changes:
+            # One lane (one identity), two processes: the loss and the takeover on that lane.
+            marks.append(Mark("lost", c.identity, self.at_event(c.last_old_event_id), c.last_old_event_id,
+                              f"worker {c.identity}'s process lost: {c.how} (event {c.event_ids[-2] if len(c.event_ids) > 2 else c.last_old_event_id})"))
+            marks.append(Mark("takeover", c.identity, self.at_event(c.event_id), c.event_id,
+                              f"a new process with the same identity {c.identity} took over: {c.describe()}"))
         for s in silences:
             if s.outage:
                 marks.append(Mark("outage", WORKFLOW_LANE, s.start, s.after_event_id,

@@ -156,7 +156,7 @@ def _scenarios() -> list[Scenario]:
         Scenario("two-workers", "two workers poll; no crash, so one identity runs the transfer", (),
                  lambda t: _plain(t, workers=2)),
         Scenario("live-fix", "the deposit fails with the bug 3 times, a fixed worker completes it",
-                 ("crash-recovery", "live-fix"), lambda t: live_fix(t, failed_attempts=3)),
+                 ("live-fix",), lambda t: live_fix(t, failed_attempts=3)),
         Scenario("retries-exhausted-refund",
                  "TRANSFER_MAX_ATTEMPTS=2: the deposit gives up, the refund runs, the workflow fails",
                  ("compensation",), lambda t: compensation(t, max_attempts=2)),

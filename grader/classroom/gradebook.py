@@ -42,6 +42,22 @@ FEEDBACK_TITLE = "# Failure Lab feedback: "
 MAX_NAMED = 10
 
 
+#: The values of gradebook.csv's ``<experiment>`` columns, exactly.
+EXPERIMENT_STATES = ("pass", "fail", "pending", "not-attempted")
+
+
+def experiment_cell(status: str) -> str:
+    """An experiment's value in gradebook.csv: one of :data:`EXPERIMENT_STATES`.
+
+    A check that could not run (``error``) withholds the points, so it is a
+    ``fail`` there; a learner with no graded runs (missing, nothing
+    readable) attempted nothing the grader saw.
+    """
+    if status == "error":
+        return "fail"
+    return status if status in EXPERIMENT_STATES else "not-attempted"
+
+
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
     """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
@@ -287,7 +303,7 @@ class Gradebook:
                             row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}"]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
-            cells += [status, "" if points is None else f"{points:g}"]
+            cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
         return cells
 
     def _json_entry(self, row: Spooled) -> str:
