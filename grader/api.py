@@ -39,10 +39,13 @@ def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEnt
     """
     if not (replay and loaded.histories):
         return assess(loaded.histories, extra=loaded.findings)
+    from grader.integrity import inspect_history
     from grader.replay import replay_histories
 
-    outcome = replay_histories(loaded.histories)
-    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes)
+    inspected = [inspect_history(h) for h in loaded.histories]
+    outcome = replay_histories(loaded.histories, inspected=inspected)
+    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes,
+                  inspected=inspected)
 
 
 def grade_histories(histories: Sequence[History], **options) -> Report:

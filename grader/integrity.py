@@ -177,7 +177,8 @@ def entry_for(history: History, findings: Sequence[Finding], notes: Sequence[str
 
 def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding]] | None = None,
            more_findings: Sequence[Sequence[Finding]] | None = None,
-           notes: Sequence[Sequence[str]] | None = None) -> list[IntegrityEntry]:
+           notes: Sequence[Sequence[str]] | None = None,
+           inspected: Sequence[list[Finding]] | None = None) -> list[IntegrityEntry]:
     """One entry per history, in order: its own rules, then agreement with the others read.
 
     ``extra`` adds findings made while reading, keyed by history source (a
@@ -185,12 +186,15 @@ def assess(histories: Sequence[History], *, extra: Mapping[str, Sequence[Finding
     ``more_findings`` and ``notes`` are per history, in the order of
     ``histories`` (a replay's nondeterminism error; "not replayed: another
     SDK's app"): by position, since histories read live share one source.
+    ``inspected`` is :func:`inspect_history` of each history when the caller
+    already has it (replay needs it first), so it is not worked out twice.
     """
     extra = extra or {}
     entries = []
     across = compare_runs(histories)
     for index, history in enumerate(histories):
-        found = inspect_history(history) + across.get(index, []) + list(extra.get(history.source, ()))
+        own = inspected[index] if inspected is not None else inspect_history(history)
+        found = own + across.get(index, []) + list(extra.get(history.source, ()))
         if more_findings is not None:
             found += list(more_findings[index])
         entries.append(entry_for(history, found, notes[index] if notes is not None else ()))

@@ -23,6 +23,7 @@ pause replays with it.
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import json
 import re
@@ -59,8 +60,11 @@ class ReplayOutcome:
 _MALFORMED = frozenset({"event-ids", "bad-reference", "twice", "mismatched-pair", "second-start"})
 
 
-def not_replayable(history: History) -> str | None:
-    """Why ``history`` is not of the reference app's shape (a note for the report), or None when it is."""
+def not_replayable(history: History, inspected: Sequence[Finding] | None = None) -> str | None:
+    """Why ``history`` is not of the reference app's shape (a note for the report), or None when it is.
+
+    ``inspected`` is :func:`inspect_history` of it, when the caller has it already.
+    """
     if history.workflow_type != defaults.WORKFLOW_TYPE:
         return (f"not replayed: workflow type {history.workflow_type!r} is another app's "
                 f"(replay applies to this project's Python {defaults.WORKFLOW_TYPE})")
@@ -71,7 +75,8 @@ def not_replayable(history: History) -> str | None:
     # saying). _run's timeout is the backstop for what these rules miss.
     if any(event.id != number for number, event in enumerate(history.events, 1)):
         return "not replayed: its event ids are not 1..N in order, which the SDK's replayer requires"
-    broken = sorted({f.code for f in inspect_history(history)} & _MALFORMED)
+    own = inspected if inspected is not None else inspect_history(history)
+    broken = sorted({f.code for f in own} & _MALFORMED)
     if broken:
         return f"not replayed: its event sequence is malformed ({', '.join(broken)}), which the SDK's replayer cannot take"
     names = [_name(e.attrs.get("activityType")) for e in history.events if e.type == "ActivityTaskScheduled"]
@@ -87,16 +92,36 @@ def _name(value: Any) -> Any:
     return value.get("name") if isinstance(value, dict) else None
 
 
-def replay_histories(histories: Sequence[History], *, app_dir: Path | None = None) -> ReplayOutcome:
-    """Replay every history of the reference app's shape; the others get a note saying why not."""
+#: What a clean replay notes on a history.
+DETERMINISTIC = "replayed through the reference MoneyTransfer: deterministic"
+
+
+def replay_histories(histories: Sequence[History], *, app_dir: Path | None = None,
+                     remember: bool = True, inspected: Sequence[list[Finding]] | None = None) -> ReplayOutcome:
+    """Replay every history of the reference app's shape; the others get a note saying why not.
+
+    With ``remember`` (the default), a history whose :func:`replay_key`
+    equals that of a history this process already replayed cleanly gets the
+    same verdict without a replay: in a class, thousands of honest runs share
+    a handful of shapes, and the replay of a shape is what costs milliseconds.
+    Only clean verdicts are remembered, so a history that is not replayed
+    clean is always replayed for itself. ``inspected`` is
+    :func:`~grader.integrity.inspect_history` of each history, when the caller has it.
+    """
     outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
     groups: dict[float, list[int]] = {}
+    keys: dict[int, Any] = {}
     for index, history in enumerate(histories):
-        why_not = not_replayable(history)
+        why_not = not_replayable(history, inspected[index] if inspected is not None else None)
         if why_not:
             outcome.notes[index].append(why_not)
-        else:
-            groups.setdefault(_pause_of(history), []).append(index)
+            continue
+        if remember:
+            key = keys[index] = replay_key(history)
+            if key in _clean_shapes:
+                outcome.notes[index].append(DETERMINISTIC)
+                continue
+        groups.setdefault(_pause_of(history), []).append(index)
     if not groups:
         return outcome
     app_dir = app_dir or defaults.repo_root() / "solution"
@@ -121,7 +146,136 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
                     outcome.findings[index].append(finding)
                 if note is not None:
                     outcome.notes[index].append(note)
+                if note == DETERMINISTIC and index in keys:
+                    _remember(keys[index])
     return outcome
+
+
+# --- remembering clean shapes ----------------------------------------------------
+
+#: Shapes (see replay_key) this process replayed cleanly, oldest first.
+_clean_shapes: dict[Any, None] = {}
+#: How many shapes are remembered; a class has a handful, a fuzzer many.
+MAX_REMEMBERED = 4096
+
+
+def _remember(key: Any) -> None:
+    _clean_shapes[key] = None
+    if len(_clean_shapes) > MAX_REMEMBERED:
+        del _clean_shapes[next(iter(_clean_shapes))]
+
+
+def forget_replays() -> None:
+    """Forget every remembered clean shape (for measurements and tests)."""
+    _clean_shapes.clear()
+
+
+def replay_key(history: History) -> Any:
+    """The shape of a history as far as a replay through the reference workflow can tell.
+
+    Two histories with one shape replay alike: the same event types in the
+    same order, the same references between events, activity types and ids,
+    timers (the pause setting is the timer's duration), SDK flags, failure
+    kinds, and payloads of the same JSON structure (keys and value types).
+    What differs between honest runs of one scenario (times, worker
+    identities, task queues, attempt numbers, amounts, messages) is left
+    out: neither the reference code's commands nor the replayer's comparison
+    depend on it (a payload's values reach only the result text).
+    """
+    shorthand = any(note.startswith("payloads in shorthand") for note in history.notes)
+    shape: list[Any] = [shorthand]
+    for event in history.events:
+        a = event.attrs
+        refs = _atoms(a.get("scheduledEventId"), a.get("startedEventId"), a.get("workflowTaskCompletedEventId"),
+                      a.get("initiatedEventId"))
+        kind = event.type
+        if kind == "ActivityTaskScheduled":
+            detail: Any = (*_atoms(a.get("activityId"), _name(a.get("activityType"))),
+                           _payloads_shape(a.get("input")))
+        elif kind in ("TimerStarted", "TimerFired", "TimerCanceled"):
+            detail = _atoms(a.get("timerId"), a.get("startToFireTimeout"))
+        elif kind == "WorkflowTaskCompleted":
+            meta = a.get("sdkMetadata")
+            detail = repr(meta) if meta else None
+        elif kind in ("ActivityTaskCompleted", "WorkflowExecutionCompleted"):
+            detail = _payloads_shape(a.get("result"))
+        elif kind == "WorkflowExecutionStarted":
+            detail = (*_atoms(_name(a.get("workflowType"))), _payloads_shape(a.get("input")))
+        elif kind in ("ActivityTaskFailed", "WorkflowExecutionFailed", "WorkflowTaskFailed"):
+            detail = (*_atoms(a.get("retryState"), a.get("cause")), _failure_shape(a.get("failure")))
+        elif kind == "ActivityTaskTimedOut":
+            detail = (*_atoms(a.get("retryState")), _failure_shape(a.get("failure")))
+        else:
+            detail = None
+        shape.append((kind, refs, detail))
+    return tuple(shape)
+
+
+def _atoms(*values: Any) -> tuple:
+    """The values as they are when plain, else their text (a fuzzed history puts a list where an id goes)."""
+    return tuple(v if v is None or isinstance(v, (str, int, float)) else repr(v) for v in values)
+
+
+def _failure_shape(failure: Any) -> Any:
+    """The kind of a failure (its info fields, type, non-retryable) and its causes', without the text."""
+    if not isinstance(failure, dict):
+        return repr(failure)
+    info = tuple(sorted(k for k in failure if k.endswith("Info")))
+    app = failure.get("applicationFailureInfo")
+    app_kind = _atoms(app.get("type"), app.get("nonRetryable")) if isinstance(app, dict) else repr(app)
+    return (info, app_kind, repr(failure.get("cause")) if "cause" in failure else None)
+
+
+def _payloads_shape(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("payloads"), list):
+        return tuple(_payload_shape(p) if isinstance(p, dict) else repr(p) for p in value["payloads"])
+    if value is None:
+        return None
+    try:
+        return ("plain", _value_shape(value))
+    except ValueError:
+        return repr(value)
+
+
+def _payload_shape(payload: dict) -> Any:
+    """A payload's encoding and, for JSON, the structure of its value; other encodings whole."""
+    metadata = payload.get("metadata")
+    encoding = metadata.get("encoding") if isinstance(metadata, dict) else None
+    if encoding != _JSON_PLAIN or len(metadata) != 1:
+        return repr(payload)
+    data = payload.get("data", "")
+    if not isinstance(data, str):
+        return repr(payload)
+    shape = _json_shapes.get(data)
+    if shape is None:
+        try:
+            shape = ("json", _value_shape(_parse_json(binascii.a2b_base64(data, strict_mode=True))))
+        except (ValueError, TypeError):
+            return repr(payload)
+        if len(_json_shapes) < 10_000:  # the same texts recur (an input copied into each activity)
+            _json_shapes[data] = shape
+    return shape
+
+
+_json_shapes: dict[str, Any] = {}
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        import orjson
+    except ImportError:
+        return json.loads(raw)
+    return orjson.loads(raw)
+
+
+def _value_shape(value: Any, depth: int = 0) -> Any:
+    if depth > 16:  # not a PaymentDetails: such a payload is its own shape (the caller keeps it whole)
+        raise ValueError("nested too deep for a shape")
+    if isinstance(value, dict):
+        return tuple((k, _value_shape(v, depth + 1)) for k, v in sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(_value_shape(v, depth + 1) for v in value)
+    return type(value).__name__
 
 
 def _pause_of(history: History) -> float:
@@ -198,7 +352,7 @@ async def _replay(workflow_class: type, histories: list[History]) -> list[tuple[
                 position += 1
                 failure = result.replay_failure
                 if failure is None:
-                    results[index] = (None, "replayed through the reference MoneyTransfer: deterministic")
+                    results[index] = (None, DETERMINISTIC)
                 elif isinstance(failure, NondeterminismError) or "Nondeterminism" in str(failure):
                     results[index] = (Finding(
                         "replay-nondeterminism", "replayed through the reference MoneyTransfer, the history "

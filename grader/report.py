@@ -417,3 +417,30 @@ def assemble(
     # timelines are drawn from these runs only when someone asks (see Report.timelines).
     report.graded_runs = list(runs)
     return report
+
+
+def error_report(error: str, rubric: Rubric | None = None, *, experiments: Sequence[str] | None = None) -> Report:
+    """The report of a grading that broke before anything could be graded, with ``error`` as its message.
+
+    CI must never go silent: when the app does not start, no history could be
+    read or no server answered, every document format still gets a whole
+    document. Each experiment of ``rubric`` (those in ``experiments`` when
+    given) is listed ungraded, score 0, every check failed with the error as
+    its finding, the experiment's status ``error``; the report's
+    status is ``error`` and ``errors`` holds the one line. With no rubric (the
+    rubric itself was the problem) the report lists no experiment at all.
+    """
+    reports = []
+    for spec in (rubric.experiments if rubric is not None else ()):
+        if experiments and spec.id not in experiments:
+            continue
+        exp = ungraded_experiment(spec, f"not graded: {error}")
+        for chk in exp.checks:
+            chk.message = f"not graded: {error}"
+        exp.status = ERROR
+        reports.append(exp)
+    rubric_ref = ({"id": rubric.id, "version": rubric.version} if rubric is not None
+                  else {"id": "unknown", "version": ""})
+    counted = [r for r in reports if r.required or experiments] or reports
+    return Report(grader_version=__version__, rubric=rubric_ref, status=ERROR, score=0.0,
+                  max_score=sum(r.max_score for r in counted), experiments=reports, errors=[error])

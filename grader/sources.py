@@ -24,7 +24,7 @@ from grader.history import (
     load_history_file,
 )
 from grader.integrity import Finding
-from grader.learner import owns, validate_learner_id, workflow_prefix
+from grader.learner import owns, prefix_spellings, validate_learner_id
 
 if TYPE_CHECKING:
     # Only the live path needs the SDK, protobuf, asyncio and grader.connect; they are
@@ -93,10 +93,17 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
 
 
 def visibility_query(learner: str | None) -> str:
-    """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``)."""
+    """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``).
+
+    The server compares case-sensitively, so the usual spellings of the id
+    are asked for (:func:`grader.learner.prefix_spellings`); callers keep
+    only what :func:`grader.learner.owns` accepts.
+    """
     query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)}"
     if learner:
-        query += f" AND WorkflowId STARTS_WITH {_quote(workflow_prefix(validate_learner_id(learner)))}"
+        spellings = prefix_spellings(validate_learner_id(learner))
+        either = " OR ".join(f"WorkflowId STARTS_WITH {_quote(p)}" for p in spellings)
+        query += f" AND ({either})" if len(spellings) > 1 else f" AND {either}"
     return query
 
 
@@ -173,6 +180,35 @@ async def newest_runs(client: Client, query: str, limit: int, target: Target, *,
     found = await answered(listing(), target)
     found.sort(key=lambda e: e.start_time, reverse=True)
     return found[:limit]
+
+
+#: How many of a server's newest MoneyTransfer runs :func:`learners_at` looks at.
+LEARNER_SCAN = 1000
+
+
+async def learners_at(client: Client, target: Target, *, scan: int = LEARNER_SCAN) -> dict[str, int]:
+    """Learner id -> how many runs they have among the server's newest ``scan`` MoneyTransfer runs.
+
+    What ``grader check`` asks before grading when no learner was named: one
+    learner's runs are theirs to grade, several learners' are not. Ids match
+    case-insensitively; each learner is shown in the spelling most of their
+    runs use. Runs whose id names no learner are left out.
+    """
+    from collections import Counter
+
+    from grader.connect import answered, rpc_deadline
+    from grader.learner import learner_key, learner_of
+
+    async def listing() -> list[str]:
+        return [e.id async for e in client.list_workflows(visibility_query(None), limit=scan,
+                                                          rpc_timeout=rpc_deadline(target))]
+
+    spellings: dict[str, Counter] = {}
+    for workflow_id in await answered(listing(), target):
+        owner = learner_of(workflow_id)
+        if owner is not None:
+            spellings.setdefault(learner_key(owner), Counter())[owner] += 1
+    return {min(c, key=lambda s: (-c[s], s)): sum(c.values()) for c in spellings.values()}
 
 
 async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, target: Target | None = None,

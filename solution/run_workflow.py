@@ -114,6 +114,8 @@ async def main() -> int:
         f" to {details.target_account}"
     )
     print(f"Workflow id: {workflow_id}")
+    # Your own queue (shared.py says why): only your worker picks this transfer up.
+    print(f"Task queue: {MONEY_TRANSFER_TASK_QUEUE_NAME}")
     # Only a UI address someone told us (or the local dev server's) makes a link that works.
     ui_url = TEMPORAL_UI_URL
     local = client.service_client.config.target_host == DEFAULT_TEMPORAL_ADDRESS

@@ -10,16 +10,9 @@ import getpass
 import hashlib
 import os
 import re
+import sys
 from pathlib import Path
 from dataclasses import dataclass
-
-# The worker polls this queue and the starter puts work on it. Both sides
-# import the same constant so a typo cannot leave tasks on a queue nobody reads.
-DEFAULT_TASK_QUEUE_NAME = "TRANSFER_MONEY_TASK_QUEUE"
-# TRANSFER_TASK_QUEUE lets automated tests use a private queue.
-MONEY_TRANSFER_TASK_QUEUE_NAME = (
-    os.environ.get("TRANSFER_TASK_QUEUE") or DEFAULT_TASK_QUEUE_NAME
-)
 
 # Where the Temporal service is and how to talk to it, read the way every
 # Temporal tool reads it (the `temporal` CLI, the SDKs, the grader): the
@@ -70,6 +63,15 @@ async def connect_to_temporal():
 TEMPORAL_UI_URL = (os.environ.get("TEMPORAL_UI_URL") or "").rstrip("/") or None
 
 
+def settings_error(message: str) -> None:
+    """Stop the program with one line saying what to fix (exit code 2, no traceback).
+
+    A wrong setting is not a bug in your code, so it should not look like one.
+    """
+    print(message, file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
 def _default_learner_id() -> str:
     try:
         name = getpass.getuser() or "learner"
@@ -80,15 +82,54 @@ def _default_learner_id() -> str:
     return re.sub(r"[^\w.@+]", "_", name)[:64]
 
 
+# The learner-id rule. The grader has the same rule (grader/learner.py), and
+# a test checks that the two agree; the app cannot import the grader, since
+# it is your code and runs without it.
+LEARNER_ID_PATTERN = r"\w[\w.@+]{0,63}"
+
+
+def learner_id_problem(value: str) -> "str | None":
+    """Why ``value`` cannot be a learner id, or None when it can."""
+    if not value:
+        return "is empty"
+    if "-" in value:
+        return (
+            "contains '-', which separates your id from the rest of a workflow id"
+            f" ({value}-transfer-... would also belong to learner {value.split('-')[0]!r})"
+        )
+    if not re.fullmatch(LEARNER_ID_PATTERN, value):
+        return "is not a learner id"
+    return None
+
+
 # Workflow ids start with this, so the grader can find *your* transfers: the id
-# owns every workflow id "<id>-...". That is why the id itself cannot hold a
-# "-": "ada-x-transfer-..." would then belong to both "ada" and "ada-x".
+# owns every workflow id "<id>-..." (in any mix of upper and lower case). That
+# is why the id itself cannot hold a "-": "ada-x-transfer-..." would then
+# belong to both "ada" and "ada-x".
 LEARNER_ID = os.environ.get("LEARNER_ID") or _default_learner_id()
-if not re.fullmatch(r"\w[\w.@+]{0,63}", LEARNER_ID):
-    raise ValueError(
-        f"LEARNER_ID={LEARNER_ID!r} cannot start your workflow ids: use up to 64 letters,"
-        " digits, _ . @ or +, with no '-' (for example ada or ada_lovelace)"
+_problem = learner_id_problem(LEARNER_ID)
+if _problem:
+    settings_error(
+        f"LEARNER_ID={LEARNER_ID!r} {_problem}: use up to 64 letters, digits,"
+        " _ . @ or +, with no '-' (for example ada or ada_lovelace)"
     )
+
+# The worker polls this queue and the starter puts work on it. Both sides
+# import the same constant so a typo cannot leave tasks on a queue nobody reads.
+#
+# Why the queue carries your learner id: on a server the whole class shares,
+# every worker polling one queue name takes tasks from that queue, whoever
+# started them. Your worker would then run a classmate's transfers, and theirs
+# yours: kill your worker and a classmate's finishes your transfer (the grader
+# sees another learner's worker in your history and gives no credit for it).
+# One queue per learner keeps each worker on its own learner's work. The
+# tutorial's name stays in front, so the Web UI still shows where it came from.
+DEFAULT_TASK_QUEUE_NAME = "TRANSFER_MONEY_TASK_QUEUE"
+LEARNER_TASK_QUEUE_NAME = f"{DEFAULT_TASK_QUEUE_NAME}-{LEARNER_ID.lower()}"
+# TRANSFER_TASK_QUEUE overrides it (automated tests use a private queue each).
+MONEY_TRANSFER_TASK_QUEUE_NAME = (
+    os.environ.get("TRANSFER_TASK_QUEUE") or LEARNER_TASK_QUEUE_NAME
+)
 
 # Every bank call sleeps this long, which gives you time to kill the worker
 # while an activity is in the middle of running. Keep it below 5 s: that is
@@ -107,8 +148,9 @@ BANK_LATENCY_SECONDS = float(os.environ.get("BANK_LATENCY_SECONDS") or 3)
 BANK_FAULT = (os.environ.get("BANK_FAULT") or "").strip().lower()
 BANK_FAULTS = ("", "failing-deposit", "closed-account", "slow-first-deposit")
 if BANK_FAULT not in BANK_FAULTS:
-    raise ValueError(
+    settings_error(
         f"BANK_FAULT={BANK_FAULT!r} is not one of: {', '.join(BANK_FAULTS[1:])}"
+        " (or leave it unset)"
     )
 
 # Seconds the workflow waits (a durable timer) between withdraw and deposit;

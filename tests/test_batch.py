@@ -36,7 +36,7 @@ DETAILS = {"source_account": "85-150", "target_account": "43-812", "amount": 1}
 
 
 def _rows(out: Path) -> dict[str, dict[str, str]]:
-    with (out / "gradebook.csv").open(newline="") as f:
+    with (out / "gradebook.csv").open(newline="", encoding="utf-8-sig") as f:
         return {row["learner"]: row for row in csv.DictReader(f)}
 
 
@@ -336,7 +336,9 @@ def test_gradebook_header_and_feedback_exact(submissions: Path, tmp_path: Path, 
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--roster", str(roster),
                                       "--out", str(out), "-q"])
     assert result.exit_code == 0, result.output
-    expected_output("batch-gradebook-csv", (out / "gradebook.csv").read_text())
+    # A byte-order mark first: Excel on Windows then reads the file as UTF-8.
+    assert (out / "gradebook.csv").read_bytes().startswith(b"\xef\xbb\xbflearner,")
+    expected_output("batch-gradebook-csv", (out / "gradebook.csv").read_text(encoding="utf-8-sig"))
     expected_output("batch-feedback-dave", (out / "feedback" / "dave.md").read_text())
     assert "Not on the roster, not graded: bob, carol" in result.stdout
 
@@ -354,7 +356,7 @@ def test_a_damaged_zip_is_named_and_the_class_goes_on(submissions: Path, tmp_pat
 @pytest.mark.parametrize("roster_text, says", [
     ("name,email\nAda,a@x\n", "has no 'learner' column"),
     ("learner,status\nada,x\n", "roster column 'status' is empty or a gradebook column"),
-    ("learner\nada\nada\n", "line 3: learner 'ada' is already on the roster"),
+    ("learner,name\nada,Ada\nada,Bob\n", "lines 2 and 3: learner 'ada' appears on both with different cells"),
     ("learner\n\n", "lists no learners"),
     ("learner,name\nada,Ada,extra\n", "more cells than the header"),
 ])

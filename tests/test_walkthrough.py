@@ -35,8 +35,9 @@ README = (bundled_app("exercise") / "README.md").read_text()
 QUOTES: dict[str, str] = {
     "kill -STOP <pid>, wake it with kill -CONT <pid>":
         r"freeze it with kill -STOP (\d+), wake it with kill -CONT \1",
-    "Worker started (pid N) on task queue TRANSFER_MONEY_TASK_QUEUE with code failure-lab-…":
-        r"Worker started \(pid \d+\) on task queue TRANSFER_MONEY_TASK_QUEUE with code failure-lab-[0-9a-f]{12}",
+    "Worker started (pid N) on task queue TRANSFER_MONEY_TASK_QUEUE-ada with code failure-lab-…":
+        r"Worker started \(pid \d+\) on task queue TRANSFER_MONEY_TASK_QUEUE-walk[0-9a-f]{6} with code "
+        r"failure-lab-[0-9a-f]{12}",
     "Result: Transfer complete (transaction IDs: W..., D...)":
         r"Result: Transfer complete \(transaction IDs: W\w+, D\w+\)",
     "Depositing $250 into account 43-812.": r"Depositing \$250 into account 43-812\.",
@@ -124,7 +125,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory):
 
 def _worker(lab: dict, **hooks: str) -> Terminal:
     worker = Terminal([sys.executable, "-u", "run_worker.py"], cwd=lab["app"], env={**lab["env"], **hooks})
-    worker.wait_for("Worker started (pid N) on task queue TRANSFER_MONEY_TASK_QUEUE with code failure-lab-…")
+    worker.wait_for("Worker started (pid N) on task queue TRANSFER_MONEY_TASK_QUEUE-ada with code failure-lab-…")
     return worker
 
 

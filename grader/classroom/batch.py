@@ -26,13 +26,13 @@ from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
 from grader.classroom.roster import Roster, read_roster
-from grader.classroom.submissions import (Submission, bundle_paths, find_submissions, is_submission_name,
-                                          read_members)
+from grader.classroom.lms import FOLDERS, opened_download, read_download
+from grader.classroom.submissions import Submission, bundle_paths, is_submission_name, read_members
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
 from grader.history import History, load_json_text
-from grader.learner import validate_learner_id
+from grader.learner import learner_key, validate_learner_id
 from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
@@ -152,6 +152,10 @@ class BatchResult:
     max_score: float = 0.0
     #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
     learners: list[ClassRow] = field(default_factory=list)
+    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
+    unmatched: list[str] = field(default_factory=list)
+    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
+    warnings: list[str] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
     experiments: list[tuple[str, str]] = field(default_factory=list)
     #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
@@ -235,7 +239,8 @@ def _shared_run(dup: dict) -> str:
 
 
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
-            not_on_roster: list[str], ignored: list[str], retried: int = 0) -> BatchResult:
+            not_on_roster: list[str], ignored: list[str], retried: int = 0,
+            warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
     changes: list[regrade.Change] | None = [] if previous is not None else None
@@ -273,17 +278,21 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
-        learners=learners, experiments=[(e.id, e.title) for e in book.rubric.experiments],
+        learners=learners, warnings=list(warnings or []),
+        experiments=[(e.id, e.title) for e in book.rubric.experiments],
         optional=[e.id for e in book.rubric.experiments if not e.required],
         rubric={"id": book.rubric.id, "version": book.rubric.version},
     )
 
 
 def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous_path: Path | None,
-                 validate: Callable[[str, str], str]) -> tuple[Rubric, Roster | None, dict | None]:
+                 validate: Callable[[str, str], str], *,
+                 id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
-    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric))
+    if id_column is not None and roster_path is None:
+        raise BadInputError("--id-column names a column of the roster: pass --roster too")
+    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric), id_column=id_column)
               if roster_path is not None else None)
     previous = regrade.load_previous(previous_path) if previous_path is not None else None
     return rubric, roster, previous
@@ -303,10 +312,11 @@ async def batch_live(
     concurrency: int = DEFAULT_CONCURRENCY,
     limit: int = DEFAULT_LIMIT,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
-    replay: bool = False,
+    replay: bool = True,
     progress: Progress | None = None,
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    id_column: str | None = None,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -321,7 +331,7 @@ async def batch_live(
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
     rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what))
+        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -352,7 +362,7 @@ async def batch_live(
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried)
+                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
@@ -424,10 +434,11 @@ def batch_files(
     roster: Path | None = None,
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-    replay: bool = False,
+    replay: bool = True,
     jobs: int | None = None,
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
+    id_column: str | None = None,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -446,30 +457,60 @@ def batch_files(
                                 "use the folder or zip names of the download")
         return value
 
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid)
-    found, ignored = find_submissions(submissions)
-    if class_roster is not None:
-        plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
-        not_on_roster = sorted(set(found) - set(class_roster.learners))
-    else:
-        plan = [(0, name, None, found[name]) for name in sorted(found)]
-        not_on_roster = []
-        if not plan:
-            raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
-                                "folder that holds one subfolder or .zip per learner")
-    columns = class_roster.columns if class_roster else []
-    jobs = jobs or os.cpu_count() or 1
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
-        progress.start(len(plan))
-        if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
+    with opened_download(submissions) as folder:
+        download = read_download(folder, class_roster)
+        found = download.submissions
+        if class_roster is not None:
+            if download.layout == FOLDERS:
+                found = match_submissions(list(class_roster.learners), found)
+                taken = {learner_key(name) for name in class_roster.learners}
+                download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
+            plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            collect = _Collector(book, rubric, progress, on_result)
-            for position, name, cells, submission in plan:
-                collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                         replay=replay))
-        progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored)
+            plan = [(0, name, None, found[name]) for name in sorted(found)]
+            if not plan:
+                raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
+                                    "folder that holds one subfolder or .zip per learner, or an LMS's download")
+        columns = class_roster.columns if class_roster else []
+        jobs = jobs or os.cpu_count() or 1
+        source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
+                                                              if download.layout != FOLDERS else "")
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
+            progress.start(len(plan))
+            if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
+                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+            else:
+                collect = _Collector(book, rubric, progress, on_result)
+                for position, name, cells, submission in plan:
+                    collect(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                             replay=replay))
+            progress.close()
+            result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
+                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
+            result.unmatched = download.unmatched
+            return result
+
+
+def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
+    """Each roster name's submission, matched case-insensitively (roster ``Olga``, folder ``olga``).
+
+    A name matching several entries (``olga/`` and ``OLGA.zip``) gets all of
+    them, as a learner with a folder and a zip does; the roster's spelling is kept.
+    """
+    by_key: dict[str, list[Submission]] = {}
+    for entry_name in sorted(found):
+        by_key.setdefault(learner_key(entry_name), []).append(found[entry_name])
+    matched = {}
+    for name in names:
+        entries = by_key.get(learner_key(name))
+        if not entries:
+            continue
+        if len(entries) == 1 and entries[0].learner == name:
+            matched[name] = entries[0]
+            continue
+        matched[name] = Submission(name, entries[0].folder, [n for e in entries for n in e.names])
+    return matched
 
 
 #: Learners a grading process takes at a time.

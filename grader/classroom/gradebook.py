@@ -11,7 +11,6 @@ the complete new one, never half of one.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from grader import __version__
+from grader.classroom import spreadsheet
 from grader.errors import BadInputError
 from grader.rubric import Rubric
 
@@ -56,6 +56,31 @@ def experiment_cell(status: str) -> str:
     if status == "error":
         return "fail"
     return status if status in EXPERIMENT_STATES else "not-attempted"
+
+
+def feedback_names(learners: list[str]) -> dict[str, str]:
+    """learner -> the file name of their feedback, unique even on a case-insensitive file system.
+
+    macOS and Windows would write ``bob.md`` and ``BOB.md`` to one file, so
+    learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
+    each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
+    never another learner's plain name, since a learner id holds no ``-``.
+    Everyone else gets ``<id>.md``.
+    """
+    import hashlib
+
+    from grader.learner import learner_key
+
+    folded: dict[str, int] = {}
+    for name in learners:
+        folded[learner_key(name)] = folded.get(learner_key(name), 0) + 1
+    names = {}
+    for name in learners:
+        if folded[learner_key(name)] > 1:
+            names[name] = f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.md"
+        else:
+            names[name] = f"{name}.md"
+    return names
 
 
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
@@ -250,14 +275,16 @@ class Gradebook:
         from grader.classroom.feedback import render_feedback
 
         dupes = self.duplicates()
+        file_names = feedback_names([r[0] for r in self.db.execute("SELECT learner FROM learners")])
         feedback_dir = self.out_dir / "feedback"
         feedback_dir.mkdir(exist_ok=True)
         header = csv_columns(self.rubric, self.roster_columns)
         csv_tmp = self._tmp / "gradebook.csv"
         json_tmp = self._tmp / "gradebook.json"
-        with csv_tmp.open("w", newline="", encoding="utf-8") as csv_file, \
+        with csv_tmp.open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
                 json_tmp.open("w", encoding="utf-8") as json_file:
-            writer = csv.writer(csv_file)
+            # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
+            writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)
             head = {"schema_version": SCHEMA_VERSION, "grader_version": __version__,
                     "rubric": {"id": self.rubric.id, "version": self.rubric.version},
@@ -270,17 +297,17 @@ class Gradebook:
                 writer.writerow(self._csv_row(row))
                 json_file.write(("\n" if first else ",\n") + self._json_entry(row))
                 first = False
-                atomic_write(feedback_dir / f"{row.learner}.md", render_feedback(row, self.rubric))
+                atomic_write(feedback_dir / file_names[row.learner], render_feedback(row, self.rubric))
                 if on_row is not None:
                     on_row(row)
             json_file.write("\n]}\n")
         written = [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
         for tmp, final in zip((json_tmp, csv_tmp), written):
             os.replace(tmp, final)
-        self._remove_stale_feedback(feedback_dir)
+        self._remove_stale_feedback(feedback_dir, set(file_names.values()))
         return written
 
-    def _remove_stale_feedback(self, feedback_dir: Path) -> None:
+    def _remove_stale_feedback(self, feedback_dir: Path, current: set[str]) -> None:
         """Remove feedback an earlier batch wrote into DIR for a learner this gradebook no longer has.
 
         Only files this module wrote (they start with its title) are removed, so a
@@ -290,8 +317,7 @@ class Gradebook:
             for entry in entries:
                 if not entry.name.endswith(".md") or not entry.is_file():
                     continue
-                learner = entry.name[: -len(".md")]
-                if self.db.execute("SELECT 1 FROM learners WHERE learner = ?", (learner,)).fetchone():
+                if entry.name in current:
                     continue
                 with open(entry.path, "rb") as f:
                     ours = f.read(len(FEEDBACK_TITLE)) == FEEDBACK_TITLE.encode()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio.client import Client
@@ -22,7 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from grader.connect import ServerTimeoutError, Target, rpc_deadline
 from grader.errors import ServerUnavailableError
-from grader.learner import learner_of
+from grader.learner import learner_key, learner_of
 from grader.sources import visibility_query
 
 T = TypeVar("T")
@@ -114,22 +114,37 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
     """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
 
     Only workflow ids that start with a valid learner id and ``-`` count;
-    with ``learners``, only those learners' runs are kept.
+    with ``learners``, only those learners' runs are kept. Ids match
+    case-insensitively (:func:`grader.learner.learner_key`): a learner given
+    in ``learners`` is returned under that spelling, others under the
+    spelling most of their workflow ids use.
     """
+    wanted: dict[str, list[str]] | None = None
+    if learners is not None:
+        wanted = {}
+        for name in sorted(learners):  # a roster naming bob and BOB gives both the same runs
+            wanted.setdefault(learner_key(name), []).append(name)
+
     async def listing() -> dict[str, list]:
         found: dict[str, list] = defaultdict(list)
         # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
         async for execution in client.list_workflows(visibility_query(None), page_size=1000,
                                                      rpc_timeout=rpc_deadline(target)):
             owner = learner_of(execution.id)
-            if owner is None or (learners is not None and owner not in learners):
+            if owner is None or (wanted is not None and learner_key(owner) not in wanted):
                 continue
-            found[owner].append((execution.start_time, execution.id, execution.run_id))
+            found[learner_key(owner)].append((execution.start_time, execution.id, execution.run_id, owner))
         return found
 
     found = await retrier.call(listing)
     runs: dict[str, list[tuple[str, str]]] = {}
-    for owner, items in found.items():
+    for key, items in found.items():
         items.sort(key=lambda item: item[0], reverse=True)
-        runs[owner] = [(wid, rid) for _, wid, rid in items[:limit]]
+        if wanted is not None:
+            names = wanted[key]
+        else:  # the spelling most runs use; ties go to the first in sorted order
+            spellings = Counter(item[3] for item in items)
+            names = [min(spellings, key=lambda s: (-spellings[s], s))]
+        for name in names:
+            runs[name] = [(wid, rid) for _, wid, rid, _ in items[:limit]]
     return runs

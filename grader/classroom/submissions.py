@@ -8,6 +8,7 @@ both a folder and a zip gets the histories of both.
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -124,10 +125,32 @@ def read_members(submission: Submission, *, skip_bundles: bool = False) -> Itera
         # Plain strings, not pathlib: pathlib interns every name it parses, which made the memory
         # of a 10,000-learner batch grow with the class.
         path = os.path.join(submission.folder, name)
+        if _is_history_file(path, name):
+            yield _file_member(path, name)
+            continue
+        if _is_other_file(path, name):
+            continue  # Canvas hands in every file flat: a learner's notes.txt is left alone, as in a folder
         if os.path.isdir(path):
             yield from _folder_members(path, name)
         else:
             yield from _zip_members(path, name)
+
+
+def _is_history_file(path: str, name: str) -> bool:
+    """True for an entry that is itself a history file: Canvas hands in each file flat, not in a folder."""
+    return name.lower().endswith(".json") and os.path.isfile(path) and not os.path.islink(path)
+
+
+def _is_other_file(path: str, name: str) -> bool:
+    return not name.lower().endswith(".zip") and os.path.isfile(path) and not os.path.islink(path)
+
+
+def _file_member(path: str, name: str) -> Member:
+    try:
+        with open(path, "rb") as f:
+            return Member(name, f.read())
+    except OSError as err:
+        return Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
 
 
 def _visible(parts: Iterable[str]) -> bool:
@@ -140,13 +163,17 @@ def _folder_members(folder: str, label: str) -> Iterator[Member]:
         dirs[:] = [d for d in dirs if _visible((d,))]
         relative_top = os.path.relpath(top, folder)
         for file in files:
-            if not file.lower().endswith(".json") or not _visible((file,)):
+            if not file.lower().endswith((".json", ".zip")) or not _visible((file,)):
                 continue
             relative = file if relative_top == "." else f"{relative_top}/{file}".replace(os.sep, "/")
             if relative not in NOT_HISTORIES:
                 found.append(relative)
     for relative in sorted(found):
         name = f"{label}/{relative}"
+        if relative.lower().endswith(".zip"):
+            # A learner who zipped their histories and uploaded the zip into an LMS folder.
+            yield from _zip_members(os.path.join(folder, relative), name, depth=1)
+            continue
         try:
             with open(os.path.join(folder, relative), "rb") as f:
                 yield Member(name, f.read())
@@ -154,7 +181,13 @@ def _folder_members(folder: str, label: str) -> Iterator[Member]:
             yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
 
 
-def _zip_members(path: str, label: str) -> Iterator[Member]:
+#: How deep zips inside zips are read (a download zip holding a learner's zip holding a zip is 2).
+MAX_ZIP_DEPTH = 2
+#: Largest zip inside a zip that is unpacked into memory to be read.
+MAX_NESTED_ZIP_BYTES = 64 * 1024 * 1024
+
+
+def _zip_members(path: str | io.BytesIO, label: str, depth: int = 0) -> Iterator[Member]:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
@@ -163,12 +196,33 @@ def _zip_members(path: str, label: str) -> Iterator[Member]:
     with archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             inner = PurePosixPath(info.filename)
-            if (info.is_dir() or inner.suffix.lower() != ".json" or not _visible(inner.parts)
+            if (info.is_dir() or inner.suffix.lower() not in (".json", ".zip") or not _visible(inner.parts)
                     or info.filename in NOT_HISTORIES):
                 continue
             name = f"{label}:{info.filename}"
+            if inner.suffix.lower() == ".zip":
+                yield from _nested_zip(archive, info, name, depth)
+                continue
             try:
                 yield Member(name, archive.read(info))
             except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as err:
                 # A damaged entry or an encrypted one: name it, read the others.
                 yield Member(name, error=f"{name}: cannot extract it ({err})")
+
+
+def _nested_zip(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, depth: int) -> Iterator[Member]:
+    """The histories of a zip inside a zip, named ``outer.zip:inner.zip:file.json``, within the depth and size limits."""
+    if depth + 1 > MAX_ZIP_DEPTH:
+        yield Member(name, error=f"{name}: a zip inside a zip nested more than {MAX_ZIP_DEPTH} deep was not "
+                                 "read: hand in the histories themselves")
+        return
+    if info.file_size > MAX_NESTED_ZIP_BYTES:
+        yield Member(name, error=f"{name}: a zip of {info.file_size} bytes inside a zip was not read: hand in "
+                                 "the histories themselves")
+        return
+    try:
+        data = archive.read(info)
+    except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as err:
+        yield Member(name, error=f"{name}: cannot extract it ({err})")
+        return
+    yield from _zip_members(io.BytesIO(data), name, depth + 1)

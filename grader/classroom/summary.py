@@ -33,6 +33,8 @@ def summary_dict(result: BatchResult) -> dict[str, Any]:
         "attention": [{"learner": a.learner, "status": a.status, "why": a.why} for a in result.attention],
         "not_on_roster": result.not_on_roster,
         "ignored": result.ignored,
+        "unmatched": result.unmatched,
+        "warnings": result.warnings,
         "regrade": None if result.changes is None else [c.to_dict() for c in result.changes],
         "files": [str(p) for p in result.written] + [str(result.out_dir / "feedback")],
         "elapsed_seconds": round(result.elapsed, 3),
@@ -67,6 +69,11 @@ def render_table(result: BatchResult) -> str:
     if result.ignored:
         lines += ["", "Ignored (not a folder or .zip, or not a name a learner can have): "
                   + ", ".join(result.ignored[:20])]
+    if result.unmatched:
+        lines += ["", f"Not matched to a learner ({len(result.unmatched)}):"]
+        lines += [f"  {_short(line, 160)}" for line in result.unmatched[:50]]
+        if len(result.unmatched) > 50:
+            lines.append(f"  and {len(result.unmatched) - 50} more (all in --format json)")
     if result.changes is not None:
         lines += ["", f"Regrade: {len({c.learner for c in result.changes})} learners changed"]
         if result.changes:

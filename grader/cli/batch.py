@@ -17,8 +17,12 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 
 @click.command("batch")
 @click.option("--roster", type=click.Path(dir_okay=False, path_type=Path), metavar="CSV",
-              help="The class: a CSV with a `learner` column; its other columns are copied into the "
-                   "gradebook  [default: every learner id found]")
+              help="The class: a CSV with a `learner` column (its other columns are copied into the "
+                   "gradebook), a Canvas gradebook export or a Moodle grading worksheet, as downloaded; "
+                   "`,` `;` or tab  [default: every learner id found]")
+@click.option("--id-column", metavar="NAME",
+              help="The roster column holding each learner's LEARNER_ID (an email address there means its "
+                   "local part)  [default: learner; Canvas: SIS Login ID; Moodle: Email address]")
 @click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
               help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
                    "id) holding exported histories.")
@@ -40,7 +44,7 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @connection_options
 @rubric_option
 @output_options
-def command(roster: Path | None, submissions: Path | None, out_dir: Path, previous: Path | None,
+def command(roster: Path | None, id_column: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
             concurrency: int, limit: int, jobs: int | None, replay: bool, quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
@@ -77,14 +81,17 @@ def command(roster: Path | None, submissions: Path | None, out_dir: Path, previo
     progress = Progress(quiet=quiet)
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
-                             replay=replay, jobs=jobs, progress=progress)
+                             replay=replay, jobs=jobs, progress=progress, id_column=id_column)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
-                           concurrency=concurrency, limit=limit, replay=replay, progress=progress)
+                           concurrency=concurrency, limit=limit, replay=replay, progress=progress,
+                           id_column=id_column)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
         result = run_sync(batch, cleanup_grace=30)
+    for warning in result.warnings:
+        click.echo(f"grader: warning: {warning}", err=True)
     text = render_summary(result)
     if output_file is None:
         click.echo(text, nl=False)

@@ -9,6 +9,7 @@ import click
 
 from grader.cli.options import (
     connection_options,
+    documents_on_error,
     emit_report,
     grading_options,
     max_history_bytes_option,
@@ -60,9 +61,11 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
       temporal workflow show -w ID --output json > FILE
     or the Web UI's Download button, or `grader export`.
 
-    Live reads grade one learner's workflows (ids `ada-...` for learner ada):
-    --learner's, else LEARNER_ID's; --all-learners grades everyone's. A
-    stderr line says which.
+    Live reads grade one learner's workflows (ids `ada-...` for learner ada,
+    any case): --learner's, else LEARNER_ID's; --all-learners grades
+    everyone's. With neither, a server holding one learner's workflows grades
+    those, and one holding several learners' lists them and exits 2. A stderr
+    line says whose were graded.
 
     \b
     --format html gives one self-contained page with a picture of each run;
@@ -77,7 +80,6 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     """
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
-    from grader.formats import MACHINE_FORMATS
 
     if histories and (workflow_ids or learner or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
@@ -86,32 +88,36 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     whose = ""
     if not histories and not workflow_ids:
         learner, whose = _learner_to_grade(learner, all_learners)
+        if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
+            learner, whose = _only_learner(connection)
     if watch:
         _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
                output_format, open_page, max_history_bytes)
         return
-    if histories:
-        report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                 replay=replay, max_history_bytes=max_history_bytes)
-    else:
-        from grader.background import run_sync  # asyncio and the rest only on the live path
+    # A server that does not answer still gives a document format its document (CI never goes silent).
+    with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        if histories:
+            report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
+                                     replay=replay, max_history_bytes=max_history_bytes)
+        else:
+            from grader.background import run_sync  # asyncio and the rest only on the live path
 
-        target = connection.resolve()
-        report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                         rubric=rubric, experiments=experiments or None,
-                                         replay=replay))
-    if report.graded_nothing and output_format not in MACHINE_FORMATS:
-        # No table of zeros: say in one line per input what went wrong. A program
-        # asking for JSON (or any format a program reads) still gets the document
-        # (errors listed in it), never an empty stdout.
-        from grader.formats.safe import terminal
+            target = connection.resolve()
+            report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
+                                             rubric=rubric, experiments=experiments or None,
+                                             replay=replay))
+        if report.graded_nothing and output_format == "table":
+            # No table of zeros: say in one line per input what went wrong. Every other
+            # format (a program, a CI page or a feedback file reads it) still gets its
+            # document, errors listed in it, never an empty output.
+            from grader.formats.safe import terminal
 
-        for error in report.errors:
-            click.echo(f"grader: error: {terminal(error)}", err=True)
-        if report.errors:
-            raise SystemExit(EXIT_BAD_INPUT)
-        if not histories:
-            raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
+            for error in report.errors:
+                click.echo(f"grader: error: {terminal(error)}", err=True)
+            if report.errors:
+                raise SystemExit(EXIT_BAD_INPUT)
+            if not histories:
+                raise NothingToGradeError(api.nothing_found_message(target.address, target.namespace, learner))
     if whose:  # said once something was graded: the nothing-found line above names the learner itself
         click.echo(f"grader: {whose}", err=True)
     if open_page:
@@ -119,8 +125,11 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     emit_report(report, output_format, output_file)
 
 
-def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | None, str]:
-    """--learner, else LEARNER_ID, else everyone (validated), and the sentence that says which."""
+def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | None, str | None]:
+    """--learner, else LEARNER_ID (validated), else everyone with --all-learners, and the sentence that says which.
+
+    ``(None, None)`` when nothing names a learner: :func:`_only_learner` then asks the server.
+    """
     import os
 
     from grader.learner import validate_learner_id
@@ -132,9 +141,54 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
         return learner, f"graded learner {learner} (workflows {learner}-...)"
     from_env = os.environ.get("LEARNER_ID")
     if from_env is None:
-        return None, "graded every learner's workflows: set LEARNER_ID or pass --learner to grade only yours"
+        return None, None
     learner = validate_learner_id(from_env, what="LEARNER_ID")
     return learner, f"graded learner {learner} from LEARNER_ID (workflows {learner}-...)"
+
+
+#: How many learners the "whose grade?" line names before "and N more".
+_LEARNERS_SHOWN = 20
+
+
+def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | None]:
+    """With no learner named: the one learner whose runs the server holds, or exit 2 listing several.
+
+    On a shared server, grading everyone's runs as if they were yours would
+    show a classmate's PASS as your grade, so several learners' runs end in a
+    question (exit 2) instead of a table.
+    """
+    from grader.background import run_sync
+    from grader.connect import connect
+    from grader.errors import BadInputError, ServerUnavailableError
+    from grader.formats.safe import terminal
+    from grader.sources import learners_at
+
+    target = connection.resolve()
+
+    async def ask() -> dict[str, int]:
+        return await learners_at(await connect(target), target)
+
+    try:
+        found = run_sync(ask())
+    except ServerUnavailableError:
+        # Say it where every other failed read is said: grading below reports it (and a
+        # document format still gets its document, so CI never goes silent).
+        return None, None
+    where = f"{target.address} (namespace {target.namespace})"
+    if not found:
+        return None, f"graded every MoneyTransfer workflow at {where}"
+    if len(found) == 1:
+        (only,) = found
+        return only, (f"graded learner {terminal(only)}, the only learner with MoneyTransfer workflows at {where}; "
+                      "set LEARNER_ID or pass --learner to be sure")
+    names = sorted(found, key=lambda name: (-found[name], name))
+    listed = [f"{terminal(n)} ({found[n]} run{'s' if found[n] != 1 else ''})" for n in names[:_LEARNERS_SHOWN]]
+    if len(names) > len(listed):
+        listed.append(f"and {len(names) - len(listed)} more")
+    click.echo(f"grader: {len(names)} learners have MoneyTransfer workflows at {where}: {', '.join(listed)}",
+               err=True)
+    raise BadInputError("whose grade? pass --learner ID (or set LEARNER_ID) to grade one learner's workflows, "
+                        "or --all-learners for everyone's")
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,

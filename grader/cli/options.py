@@ -84,8 +84,9 @@ def output_options(func: Any) -> Any:
                         default=next(iter(FORMATS)), show_default=True,
                         help="table for people; json for programs (stdout then holds only the JSON); "
                              "markdown for PR comments and feedback; html (one self-contained page); gradescope (results.json); junit "
-                             "(GitLab, Jenkins); github (annotations and job summary); classroom "
-                             "(the result=... line for GitHub Classroom's reporter).")(func)
+                             "(GitLab, Jenkins); github (annotations and job summary); classroom50 "
+                             "(Classroom 50's result.json); classroom (legacy: the result=... line for "
+                             "GitHub Classroom's reporter).")(func)
 
 
 def rubric_option(func: Any) -> Any:
@@ -111,6 +112,59 @@ def max_history_bytes_option(func: Any) -> Any:
     return click.option("--max-history-bytes", type=click.IntRange(1), default=DEFAULT_MAX_HISTORY_BYTES,
                         show_default=True, metavar="BYTES",
                         help="Refuse history files larger than this, unread.")(func)
+
+
+def documents_on_error(output_format: str, output_file: Path | None, *, rubric: Any = None,
+                       experiments: tuple[str, ...] = ()) -> Any:
+    """A context in which an error before grading still gives the asked-for format its document.
+
+    CI must never go silent: when the app does not start, no server answers or
+    an input is refused, every format but the table (whose reader is a person,
+    told in one line) still writes its document, as ``--output`` or stdout
+    would get it: score 0, each experiment ungraded, the error as the finding
+    (:func:`grader.report.error_report`). The error's line still goes to
+    stderr and the exit code stays the error's own (2, 3 or 4; never 0).
+    ``rubric`` (a name, a path or a loaded rubric) lists the experiments; when
+    it cannot be loaded, the document lists none.
+    """
+    import contextlib
+
+    @contextlib.contextmanager
+    def guard() -> Any:
+        from grader.errors import GraderError, NothingToGradeError
+
+        try:
+            yield
+        except GraderError as err:
+            if output_format == "table" or isinstance(err, NothingToGradeError):
+                raise
+            _emit_error_document(err, output_format, output_file, rubric=rubric, experiments=experiments)
+
+    return guard()
+
+
+def _emit_error_document(err: Any, output_format: str, output_file: Path | None, *, rubric: Any,
+                         experiments: tuple[str, ...]) -> None:
+    from grader.errors import GraderError
+    from grader.formats import after_render, render, write_atomically
+    from grader.report import error_report
+    from grader.rubric import Rubric, load_rubric
+
+    loaded = rubric if isinstance(rubric, Rubric) or rubric is None else None
+    if loaded is None:
+        try:
+            loaded = load_rubric(rubric)
+        except GraderError:
+            loaded = None
+    report = error_report(str(err), loaded, experiments=experiments or None)
+    click.echo(f"grader: {err.label}{err}", err=True)
+    text = render(report, output_format)
+    if output_file is None:
+        click.echo(text, nl=False)
+    else:
+        write_atomically(output_file, text)
+    after_render(report, output_format)
+    sys.exit(err.exit_code)
 
 
 def emit_report(report: Any, output_format: str, output_file: Path | None = None, *,

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from grader.cli.options import EXPERIMENT_IDS, connection_options, emit_report, output_options, rubric_option
+from grader.cli.options import (
+    EXPERIMENT_IDS,
+    connection_options,
+    documents_on_error,
+    emit_report,
+    output_options,
+    rubric_option,
+)
 
 if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
     from grader.connect import ConnectionSettings
@@ -89,51 +96,54 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     from grader.simulate_options import SimulationOptions
     from grader.simulate import save_histories as write_histories
 
-    app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
-    chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
-    if save_histories is not None:
-        check_histories_dir(save_histories)  # and so does a folder we could not write to
-    options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
-                                max_attempts=max_attempts, outage=outage, latency=latency,
-                                wait_limit=wait_limit, task_queue=task_queue, learner=learner)
-    # Only an explicit --address or --profile means "use my server": a TEMPORAL_ADDRESS or
-    # TEMPORAL_PROFILE left in the shell must not send experiments (or their workers) elsewhere.
-    external = connection.resolve() if connection.address is not None or connection.profile else None
-    began = time.monotonic()
+    # Whatever breaks before the grade (no app, a worker that does not start, no server) still
+    # gives every document format its document, score 0 and the error inside (CI never goes silent).
+    with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
+        chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
+        if save_histories is not None:
+            check_histories_dir(save_histories)  # and so does a folder we could not write to
+        options = SimulationOptions(signal=kill_signal, kill_during=kill_during, failed_attempts=failed_attempts,
+                                    max_attempts=max_attempts, outage=outage, latency=latency,
+                                    wait_limit=wait_limit, task_queue=task_queue, learner=learner)
+        # Only an explicit --address or --profile means "use my server": a TEMPORAL_ADDRESS or
+        # TEMPORAL_PROFILE left in the shell must not send experiments (or their workers) elsewhere.
+        external = connection.resolve() if connection.address is not None or connection.profile else None
+        began = time.monotonic()
 
-    def progress(message: str) -> None:
-        click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+        def progress(message: str) -> None:
+            click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
 
-    import signal
+        import signal
 
-    async def run() -> Any:
-        # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.
-        task = asyncio.current_task()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-        return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=external,
-                                     options=options, progress=progress)
+        async def run() -> Any:
+            # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.
+            task = asyncio.current_task()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+            return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=external,
+                                         options=options, progress=progress)
 
-    try:
-        runs = asyncio.run(run())
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt from None
-    for path in write_histories(runs, save_histories) if save_histories else []:
-        progress(f"history saved to {path}")
-    reached = {True: "yes", False: "NO", None: "skipped"}
-    # Any format but the table owns stdout, so the summary goes to stderr then; with --output the
-    # report goes to a file and stdout is free for the summary again.
-    summary_to_stderr = output_format != "table" and output_file is None
-    click.echo(tabulate(
-        [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
-          r.workflow_id or "-", r.run_id or "-") for r in runs],
-        headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
-    ), err=summary_to_stderr)
-    for r in runs:
-        click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
-    progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
-    graded = [r for r in runs if r.ok is not None]
-    report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
-    if not summary_to_stderr:
-        click.echo()
-    emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))
+        try:
+            runs = asyncio.run(run())
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        for path in write_histories(runs, save_histories) if save_histories else []:
+            progress(f"history saved to {path}")
+        reached = {True: "yes", False: "NO", None: "skipped"}
+        # Any format but the table owns stdout, so the summary goes to stderr then; with --output the
+        # report goes to a file and stdout is free for the summary again.
+        summary_to_stderr = output_format != "table" and output_file is None
+        click.echo(tabulate(
+            [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
+              r.workflow_id or "-", r.run_id or "-") for r in runs],
+            headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
+        ), err=summary_to_stderr)
+        for r in runs:
+            click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
+        progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
+        graded = [r for r in runs if r.ok is not None]
+        report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
+        if not summary_to_stderr:
+            click.echo()
+        emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))

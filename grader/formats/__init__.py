@@ -26,12 +26,13 @@ FORMATS: dict[str, str] = {
     "junit": "grader.formats.junit",
     "github": "grader.formats.github",
     "classroom": "grader.formats.classroom",
+    "classroom50": "grader.formats.classroom50",
 }
 
 
 #: The formats a program reads (an LMS, a CI step): they always get a whole document, even when
 #: nothing could be graded, with the reasons inside it, never an empty output.
-MACHINE_FORMATS = frozenset({"json", "gradescope", "junit", "github", "classroom"})
+MACHINE_FORMATS = frozenset({"json", "gradescope", "junit", "github", "classroom", "classroom50"})
 
 
 def renderer(name: str) -> Callable[["Report"], str]:

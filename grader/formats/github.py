@@ -40,6 +40,8 @@ def annotations(report: Report) -> list[str]:
     counted_ids = {e.id for e in counted(report)}
     lines = []
     for exp in report.experiments:
+        if exp.workflow is None and report.errors:
+            continue  # graded nothing because of an input error: its own ::error below says why, once
         is_counted = exp.id in counted_ids
         for chk in exp.checks:
             title = f"{exp.title}: {chk.title}"
