@@ -354,6 +354,9 @@ class ProcessChange:
 
     - ``new sticky queue``: the identity's workflow tasks moved to a second
       sticky queue name, which only a second process has;
+    - ``worker shut down``: an activity attempt failed with the SDK's
+      worker-shutdown failure and was retried under the same identity: the
+      process that ran it stopped, so another one ran the retry;
     - ``sticky queue unanswered``: a workflow task waited on the process's
       sticky queue until the server timed it out (SCHEDULE_TO_START, on time,
       so the server was running), the work went on from the normal queue
@@ -368,7 +371,7 @@ class ProcessChange:
     event_id: int
     #: The lost process's sticky queue.
     old_queue: str
-    #: "new sticky queue" or "sticky queue unanswered".
+    #: "new sticky queue", "sticky queue unanswered" or "worker shut down".
     how: str
     #: The events it rests on, in order.
     event_ids: tuple[int, ...]
@@ -380,6 +383,10 @@ class ProcessChange:
 
     def describe(self) -> str:
         """One sentence a learner can check against the Web UI's events."""
+        if self.how == "worker shut down":
+            return (f"worker identity {self.identity} is shared by two processes: the attempt before event "
+                    f"{self.event_id} was lost because its worker shut down, and the retry ran in another "
+                    "process with the same identity")
         if self.how == "sticky queue unanswered":
             return (f"worker identity {self.identity} is shared by two processes: the workflow task on its "
                     f"sticky queue {self.old_queue} went unanswered for {self.waited_seconds or 0:.1f} s "
@@ -483,7 +490,26 @@ class RunEvidence:
 
         Built on first use from the events; identity changes are :attr:`handovers`.
         """
-        return find_process_changes(self.raw_events, after=self.resets[-1].event_id if self.resets else 0)
+        after = self.resets[-1].event_id if self.resets else 0
+        changes = find_process_changes(self.raw_events, after=after)
+        for a in self.activities:
+            lf = a.last_failure
+            # The SDK reports an attempt lost to its worker shutting down: that process stopped,
+            # so the retry, under the same identity, ran in another one.
+            if (lf is not None and lf.kind == "worker_shutdown" and a.attempt > 1 and a.started_event_id
+                    and a.started_event_id > after and a.started_by and a.started_by == a.scheduled_by
+                    and not any(c.identity == a.started_by and c.event_id <= a.started_event_id for c in changes)):
+                changes.append(ProcessChange(a.started_by, a.started_event_id, "", "worker shut down",
+                                             (a.scheduled_event_id, a.started_event_id), a.scheduled_event_id))
+        changes.sort(key=lambda c: c.event_id)
+        # One restart seen twice (the shutdown, then the new process's own sticky queue) is one change.
+        kept: list[ProcessChange] = []
+        for c in changes:
+            previous = next((k for k in reversed(kept) if k.identity == c.identity), None)
+            if c.how == "new sticky queue" and previous is not None and previous.how == "worker shut down":
+                continue
+            kept.append(c)
+        return kept
 
     @property
     def process_lost(self) -> bool:
@@ -933,7 +959,7 @@ def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
             if not why and attempt is not None:
                 why = _slow_attempt_explains(attempt)
                 kind = "slow-attempt" if why else ""
-        proof = _outage_proof(run, events, position, event, attempt) if not why else ""
+        proof = _outage_proof(run, events, position, event, attempt, retried.get(after_id)) if not why else ""
         silences.append(Silence(gap.total_seconds(), before_id, after_id, before, after, why, attempt,
                                 kind, proof))
     silences.sort(key=lambda s: -s.seconds)
@@ -1027,7 +1053,7 @@ LATE_TIMER_SLACK = timedelta(seconds=2)
 
 
 def _outage_proof(run: RunEvidence, events: list[Any], position: dict[int, int], event: Any,
-                  attempt: ActivityEvidence | None) -> str:
+                  attempt: ActivityEvidence | None, retry: ActivityEvidence | None = None) -> str:
     """Proof, from the events around an unexplained silence, that the server was unreachable; "" if none.
 
     A running server times out an attempt at its start-to-close deadline and
@@ -1039,6 +1065,8 @@ def _outage_proof(run: RunEvidence, events: list[Any], position: dict[int, int],
         return late_attempt_text(attempt)
     if event.when is None:
         return ""
+    if retry is not None:
+        return _late_timeout_text(retry)
     due: datetime | None = None
     what = ""
     if event.type == "TimerFired":
@@ -1065,6 +1093,32 @@ def _outage_proof(run: RunEvidence, events: list[Any], position: dict[int, int],
         return ""
     return (f"{what} was recorded at event {event.id}, {(event.when - due).total_seconds():.1f} s after it was "
             "due: a running server keeps its timers, so the server was unreachable")
+
+
+def _late_timeout_text(a: ActivityEvidence) -> str:
+    """Proof from a retried attempt whose earlier attempts timed out: "" when there is none.
+
+    Called for a silence ending at ``a``'s retried attempt with the same worker
+    process on both sides, which was polling all along. A running server times
+    each attempt out at its start-to-close deadline and hands the retry to
+    that worker's waiting poll at once, so the retried attempt starts within
+    :func:`retry_time_bound` of the scheduling. Starting well after that bound
+    means the server recorded the timeout long after it was due.
+    """
+    lf = a.last_failure
+    if lf is None or lf.kind != "timeout" or lf.timeout_type not in ("START_TO_CLOSE", "HEARTBEAT"):
+        return ""
+    bound = retry_time_bound(a)
+    scheduled = parse_time(a.scheduled_time)
+    if bound is None or scheduled is None or a.started_at is None:
+        return ""
+    late = a.started_at - scheduled - bound
+    if late <= LATE_TIMER_SLACK:
+        return ""
+    return (f"{a.activity_type} attempt {a.attempt} started {(a.started_at - scheduled).total_seconds():.1f} s after "
+            f"it was scheduled, {late.total_seconds():.1f} s later than {a.attempt - 1} attempt(s) timing out at "
+            f"their deadline and the backoff allow, with the same worker polling: the server recorded the "
+            "timeout long after it was due, so the server was unreachable")
 
 
 #: The longest a workflow task may wait on a sticky queue before a *running* server times it

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
 from grader.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN, CheckResult,
-                           experiment_shown, run_check)
+                           experiment_shown, pending_result, run_check)
 from grader.evidence import RunEvidence
 from grader.history import parse_time
 from grader.integrity import IntegrityEntry
@@ -109,9 +109,10 @@ class Report:
     def graded_nothing(self) -> bool:
         """True when no run was read to grade (nothing found, or every input was bad).
 
-        Runs that show no experiment were still graded: their experiments are ``not-attempted``.
+        Runs that show no experiment were still graded: their experiments are ``not-attempted``
+        (or ``pending`` while such a run is open).
         """
-        return all(e.workflow is None and e.status != NOT_ATTEMPTED for e in self.experiments)
+        return all(e.workflow is None and e.status in (FAIL, ERROR) for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -253,6 +254,23 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
+def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
+    """An experiment no closed run shows while ``run`` is still open and shows none yet: ``pending``.
+
+    The open run may still turn into it (a worker killed a moment ago shows
+    no takeover yet), so each check waits for the run to close.
+    """
+    note = f"workflow {run.workflow_id} is still running and shows no experiment's events yet"
+    checks = []
+    for rc in spec.checks:
+        result = pending_result(rc.id, run, "it shows no experiment's events yet")
+        result.title, result.max_score, result.required = rc.check.title, rc.points, rc.required
+        result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        checks.append(result)
+    return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
 #: What each experiment's defining events are, for the note of an experiment no run shows.
 _DEFINED_BY = {
     "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
@@ -297,11 +315,11 @@ def grade(
             continue
         candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
         if not candidates:
-            note = f"{_DEFINED_BY.get(spec.id, 'no run shows it')}"
             still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
-            if still_open:
-                note += f"; workflow {still_open[0].workflow_id} is still running and shows no experiment yet"
-            reports.append(not_attempted_experiment(spec, note))
+            if still_open:  # it may yet become this experiment: wait for it, as its checks would
+                reports.append(awaited_experiment(spec, still_open[0]))
+            else:
+                reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
             continue
         best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
                                      for run in candidates])

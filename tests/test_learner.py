@@ -88,7 +88,7 @@ async def test_check_uses_learner_id_and_says_so(dev_server, prefix_pair):
     runner = CliRunner()
     base = ["check", "--address", dev_server.address, "--format", "json"]
     from_env = runner.invoke(cli, base, env={"LEARNER_ID": adam})
-    assert from_env.exit_code == 1  # a running workflow that shows no experiment yet: nothing passed
+    assert from_env.exit_code == 1  # a running workflow is pending
     assert f"graded learner {adam} from LEARNER_ID" in from_env.stderr
     assert _graded_ids(from_env.stdout) == {handles[adam].id}
 

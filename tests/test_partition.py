@@ -148,8 +148,8 @@ def test_the_dead_workers_sticky_queue_explains_the_wait_after_a_kill():
 def test_a_still_running_workflow_is_pending():
     experiment, checks = partition("running")
     assert experiment.status == "pending"
-    # It shows no experiment's events yet, so as a whole grade nothing counts it.
-    assert counted_partition("running").status == "not-attempted"
+    # It shows no experiment's events yet: as a whole grade it may still become any of them.
+    assert counted_partition("running").status == "pending"
 
 
 def test_the_short_pause_counts_for_the_partition_and_fails_it():

@@ -124,7 +124,7 @@ async def test_check_connects_through_tls(client, tls_proxy, mtls_proxy, pki, tm
     workflow_id = await _open_transfer(client)
     args, env = connection(way, proxy.address, pki, mutual=mutual, folder=tmp_path)
     result = CliRunner().invoke(cli, ["check", "--workflow-id", workflow_id, "--format", "json", *args], env=env)
-    assert result.exit_code == 1, result.output  # read and graded: the open transfer shows no experiment yet
+    assert result.exit_code == 1, result.output  # read and graded: the transfer is pending
     report = json.loads(result.stdout)
     assert report["sources"] == [f"server {proxy.address}/default"]
     assert {e["workflow_id"] for e in report["integrity"]} == {workflow_id}
@@ -154,7 +154,7 @@ async def test_check_as_a_real_process_through_mutual_tls(client, mtls_proxy, pk
     proc = subprocess.run(GRADER + ["check", "--workflow-id", workflow_id], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1, proc.stderr
-    assert workflow_id in proc.stdout and "still running" in proc.stdout.lower()
+    assert workflow_id in proc.stdout and "pending" in proc.stdout.lower()
 
 
 # --- failures say what happened -------------------------------------------------------------

@@ -166,7 +166,7 @@ async def test_terminal_block_is_redrawn_in_place_only_on_change(tmp_path: Path)
     text = out.getvalue()
     first_block, _, second_block = text.partition("\x1b[")
     assert text.count("\x1b[J") == 1, "three identical reads draw once; the change draws once more"
-    assert "NOT ATTEMPTED" in first_block and "Ctrl+C to stop" in first_block  # open, no crash in it yet
+    assert "PENDING" in first_block and "Ctrl+C to stop" in first_block
     # Back to the first line of the previous block, clear to the end, draw the new one.
     assert second_block.startswith(f"{first_block.count(chr(10))}F\x1b[J")
     assert "PASS" in second_block and "Every experiment asked for passes." in second_block
