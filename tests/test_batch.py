@@ -146,16 +146,16 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
     assert (ada["status"], ada["compensation"], ada["crash-recovery"]) == ("graded", "not-attempted", "not-attempted")
     assert (adam["compensation"], adam["compensation_points"]) == ("pass", "10")
     assert pat["status"] == "graded" and pat["crash-recovery"] == "pending"
-    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "")
+    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "not-attempted")
     assert carol["compensation"] == "pass"
 
     document = _gradebook(out)
     by_name = {entry["learner"]: entry for entry in document["learners"]}
-    ada_workflows = {e["workflow"]["workflow_id"] for e in by_name[names["ada"]]["report"]["experiments"]}
+    ada_workflows = {e["workflow_id"] for e in by_name[names["ada"]]["report"]["integrity"]}
     assert ada_workflows == {runs["ada"][0].id}
     carol_compensation = next(e for e in by_name[names["carol"]]["report"]["experiments"]
                               if e["id"] == "compensation")
-    assert carol_compensation["candidates"] == 2
+    assert carol_compensation["candidates"] == 1  # her clean run shows no experiment: no candidate
     assert carol_compensation["workflow"]["workflow_id"] == runs["carol"][1].id  # the second run passed
     assert by_name[names["zoe"]]["report"] is None and by_name[names["zoe"]]["score"] is None
     assert "no MoneyTransfer workflow" in by_name[names["zoe"]]["problems"][0]
