@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import AppSettings, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.classroom import batch_live
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
 
 GOLDENS = Path(__file__).parent / "goldens"
 OUTAGE = 12.0
@@ -162,6 +162,32 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
     assert sorted(p.name for p in (out / "feedback").iterdir()) == sorted(f"{n}.md" for n in rows)
     assert "This is not a failed attempt" in (out / "feedback" / f"{names['zoe']}.md").read_text()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no spool or temporary file left
+
+
+@pytest.mark.slow
+async def test_live_class_from_a_canvas_export_writes_the_canvas_import(klass, tmp_path: Path):
+    """A Canvas gradebook export as the live roster: SIS Login IDs are the learner ids, scores go back."""
+    names = klass["names"]
+    export = tmp_path / "export.csv"
+    order = ["ada", "carol", "zoe"]
+    export.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Failure Lab (77)\n"
+                      "    Points Possible,,,,,30.00\n" + "".join(
+                          f'"{k.title()}, Example",{100 + i},S{i},{names[k]}@uni.example,A,\n'
+                          for i, k in enumerate(order)), encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", "--address", klass["address"], "--roster", str(export),
+                                      "--out", str(out), "--due", "2000-01-01T00:00Z", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert list(rows) == [names[k] for k in order]
+    assert rows[names["carol"]]["late"] == "yes"  # its runs closed long after a due date in 2000
+    assert rows[names["zoe"]]["status"] == "missing" and rows[names["zoe"]]["late"] == ""
+    with (out / "canvas-import.csv").open(newline="", encoding="utf-8") as f:
+        filled = {row["SIS Login ID"]: row["Failure Lab (77)"] for row in csv.DictReader(f)
+                  if row["Student"] != "    Points Possible"}
+    assert filled == {f"{names['ada']}@uni.example": rows[names["ada"]]["score"],
+                      f"{names['carol']}@uni.example": rows[names["carol"]]["score"],
+                      f"{names['zoe']}@uni.example": ""}
 
 
 @pytest.mark.slow
@@ -314,11 +340,17 @@ def test_submissions_folder_statuses_and_duplicates(submissions: Path, tmp_path:
     rows = _rows(out)
     assert {k: v["status"] for k, v in rows.items()} == {
         "ada": "graded", "bob": "graded", "carol": "missing", "dave": "unreadable-files"}
-    assert rows["ada"]["score"] == "30" and rows["bob"]["compensation"] == "pass"
+    # The live-fix run both ada and dave handed in is a copy: credited to neither, flagged for both.
+    assert rows["ada"]["score"] == "20" and rows["bob"]["compensation"] == "pass"
+    assert rows["ada"]["live-fix"] == rows["dave"]["live-fix"] == "fail"
     assert rows["carol"]["score"] == ""
-    assert rows["dave"]["live-fix"] == "pass"  # the readable file is still graded
     document = _gradebook(out)
     by_name = {e["learner"]: e for e in document["learners"]}
+    assert by_name["ada"]["flags"] == by_name["dave"]["flags"] == ["copied-run"]
+    dave_fix = next(e for e in by_name["dave"]["report"]["experiments"] if e["id"] == "live-fix")
+    assert dave_fix["workflow"]["source"] == "dave/exports/fix.json"  # the readable file is still graded
+    assert dave_fix["workflow"]["provenance"] == "file"
+    assert any("copied run" in p and "ada" in p for p in by_name["dave"]["problems"])
     assert by_name["dave"]["problems"][0].startswith("dave/exports/crash.json: ")
     assert by_name["bob"]["report"]["sources"] == ["bob.zip:histories/crash.json", "bob.zip:histories/refund.json"]
     ada_dupes, dave_dupes = by_name["ada"]["duplicates"], by_name["dave"]["duplicates"]
@@ -394,11 +426,21 @@ def test_bad_folder_and_options_are_exit_2(submissions: Path, tmp_path: Path, ma
     assert not (tmp_path / "out" / "gradebook.csv").exists()  # refused before any work
 
 
+def retimed(name: str, nanoseconds: int) -> dict:
+    """A golden whose last event is ``nanoseconds`` later: another run's timings, as another learner's
+    own run of the same scenario would have (a plain copy is ``copied-run``, credited to no one)."""
+    doc = json.loads((GOLDENS / f"{name}.json").read_text())
+    last = doc["events"][-1]
+    head, fraction = last["eventTime"].rstrip("Z").split(".")
+    last["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
+    return doc
+
+
 def test_regrade_from_files_names_the_finding(submissions: Path, tmp_path: Path):
     before = tmp_path / "before"
     assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(before), "-q"]
                               ).exit_code == 0
-    shutil.copy(GOLDENS / "retries-exhausted-refund.json", submissions / "carol" / "refund.json")
+    (submissions / "carol" / "refund.json").write_text(json.dumps(retimed("retries-exhausted-refund", 7)))
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(tmp_path / "after"),
                                       "--previous", str(before / "gradebook.json"), "--format", "json", "-q"])
     changes = [c for c in json.loads(result.stdout)["regrade"] if c["learner"] == "carol"]
@@ -437,7 +479,8 @@ def test_an_interrupted_batch_leaves_the_old_gradebook(submissions: Path, tmp_pa
         gradebook_dir_batch(submissions, out)
     assert (out / "gradebook.csv").read_text() == old_csv
     assert (out / "gradebook.json").read_text() == old_json
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # spool and temporary files gone
+    # Temporary files gone; only the spool --resume continues from stays (see tests/test_resume.py).
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and ".grader-resume" not in p.parts]
     assert gradebook.SCHEMA_VERSION == 1
 
 
@@ -547,14 +590,15 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):
     """A learner's folder or zip from `grader export` is read as a bundle: a changed file is suspect."""
-    from grader.bundles import write_bundle
+    from grader.sources.bundles import write_bundle
 
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     golden = GOLDENS / "retries-exhausted-refund.json"
-    doc, history = json.loads(golden.read_text()), load_history_file(golden)
+    history = load_history_file(golden)
     workflow_id, run_id = history.workflow_id, history.run_id
-    for learner, as_zip in (("fay", False), ("gus", True)):
+    for learner, as_zip, nanoseconds in (("fay", False, 3), ("gus", True, 5)):
+        doc = retimed("retries-exhausted-refund", nanoseconds)  # not a copy of ada's run
         write_bundle([(workflow_id, run_id, doc)], submissions / (learner + (".zip" if as_zip else "")),
                      server_address="localhost:7233", namespace="default", learner=learner, as_zip=as_zip)
     # fay touches her history after the export: its bytes no longer hash to the manifest's sha256.

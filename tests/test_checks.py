@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_histories
-from grader.checks import experiment_shown, run_check
-from grader.evidence import build_evidence
-from grader.history import History, load_history_file, load_json_text
-from grader.report import grade
-from grader.rubric import load_rubric
+from grader.engine.checks import experiment_shown, run_check
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_history_file, load_json_text
+from grader.engine.report import grade
+from grader.engine.rubric import load_rubric
 
 GOLDENS = Path(__file__).parent / "goldens"
 MANIFEST = json.loads((GOLDENS.parent / "golden_manifest.json").read_text())["files"]

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import bundled_app
+from grader.lab.app import bundled_app
 from grader.classroom.gradebook import feedback_names
 from grader.cli import cli
-from grader.learner import is_learner_id, learner_key, owns, prefix_spellings
-from grader.sources import visibility_query
+from grader.engine.learner import is_learner_id, learner_key, owns, prefix_spellings
+from grader.sources.live import visibility_query
 
 GOLDENS = Path(__file__).parent / "goldens"
 

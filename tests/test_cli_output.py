@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import cli
-from grader.report import report_schema
+from grader.engine.report import report_schema
 
 GOLDENS = Path("tests") / "goldens"
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_histories
-from grader.history import load_json_text
+from grader.engine.history import load_json_text
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).parent / "goldens"

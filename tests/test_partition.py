@@ -17,12 +17,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from grader.checks import PROVEN, run_check
+from grader.engine.checks import PROVEN, run_check
 from grader.cli import cli
-from grader.evidence import build_evidence
-from grader.history import load_history_file
-from grader.report import grade, grade_experiment, report_schema
-from grader.rubric import load_rubric
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file
+from grader.engine.report import grade, grade_experiment, report_schema
+from grader.engine.rubric import load_rubric
 
 GOLDENS = Path(__file__).parent / "goldens"
 RUBRIC = load_rubric()
@@ -182,7 +182,7 @@ def test_a_second_sticky_queue_under_one_fixed_identity_is_a_new_process():
     # A worker with a fixed identity keeps it across restarts; only its sticky
     # queue's suffix changes (HISTORY-FACTS). A silence before a new suffix
     # shows up is a restart, not an outage.
-    from grader.evidence import _new_process_after
+    from grader.engine.evidence import _new_process_after
 
     first, second = "lab-worker-" + "a" * 32, "lab-worker-" + "b" * 32
     queues = {first: 8, second: 20}
@@ -201,7 +201,7 @@ def test_the_retry_bound_is_quick_and_safe_for_any_policy(policy: dict, attempt:
     # Grading must neither hang nor crash on an absurd attempt count or policy.
     from dataclasses import replace as dc_replace
 
-    from grader.evidence import retry_time_bound
+    from grader.engine.evidence import retry_time_bound
 
     deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
     odd = dc_replace(deposit, scheduled_attrs={**deposit.scheduled_attrs, "retryPolicy": policy},
@@ -211,7 +211,7 @@ def test_the_retry_bound_is_quick_and_safe_for_any_policy(policy: dict, attempt:
 
 
 def test_the_retry_bound_of_the_slow_first_attempt():
-    from grader.evidence import retry_time_bound
+    from grader.engine.evidence import retry_time_bound
 
     deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
     # One failed attempt: its 5 s start-to-close, a 1 s backoff, and 1 s of slack.

@@ -18,9 +18,9 @@ from click.testing import CliRunner
 
 from grader.api import check_files
 from grader.cli import cli
-from grader.evidence import build_evidence
-from grader.history import load_history_file, parse_time
-from grader.report import report_schema
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file, parse_time
+from grader.engine.report import report_schema
 
 GOLDENS = Path(__file__).parent / "goldens"
 

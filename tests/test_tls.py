@@ -23,7 +23,7 @@ import pytest
 import trustme
 from click.testing import CliRunner
 
-from grader.app import task_queue_pollers
+from grader.lab.app import task_queue_pollers
 from grader.cli import cli
 from grader.errors import EXIT_NO_SERVER
 from tlsproxy import TlsProxy, server_context

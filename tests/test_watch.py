@@ -18,7 +18,7 @@ import pytest
 
 from temporalio.client import WorkflowFailureError
 
-from grader.app import start_worker, wait_for_poller
+from grader.lab.app import start_worker, wait_for_poller
 from grader.watch import Screen, watch
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -120,7 +120,7 @@ def test_no_server_at_the_start_is_exit_3():
     from click.testing import CliRunner
 
     from grader.cli import cli
-    from grader.server import free_port
+    from grader.lab.server import free_port
 
     result = CliRunner().invoke(cli, ["check", "--watch", "--address", f"localhost:{free_port()}"])
     assert result.exit_code == 3 and "no Temporal server" in result.stderr
@@ -136,7 +136,7 @@ def test_watch_rejects_other_formats():
 async def test_terminal_block_is_redrawn_in_place_only_on_change(tmp_path: Path):
     """On a terminal the previous block is cleared (cursor up, clear to end) before the new one."""
     from grader.api import grade_loaded
-    from grader.sources import read_files
+    from grader.sources.files import read_files
 
     history = tmp_path / "run.json"
     history.write_bytes((GOLDENS / "running.json").read_bytes())

@@ -10,12 +10,14 @@ learners who need a look, and the regrade diff.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -25,23 +27,24 @@ from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
-from grader.classroom.roster import Roster, read_roster
-from grader.classroom.lms import FOLDERS, opened_download, read_download
-from grader.classroom.submissions import Submission, bundle_paths, is_submission_name, read_members
-from grader.connect import ConnectionSettings, Target, as_target, connect
-from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
-from grader.evidence import build_evidence
-from grader.history import History, load_json_text
-from grader.learner import learner_key, validate_learner_id
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.classroom.roster import MOODLE, Roster, read_roster
+from grader.classroom.late import LateHint, is_late
+from grader.classroom.uploads import display_name
+from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
+from grader.classroom.lms_grades import ImportTarget, import_target, write_import
+from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
+                                          validate_submission_id)
+from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
+                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
+from grader.errors import BadInputError, HistoryError, ServerUnavailableError
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_json_text
+from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-#: Statuses of a learner (public interface: the gradebook's ``status`` column).
-GRADED = "graded"              # graded: each experiment's status and points, and the total
-MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
-NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
-UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
-STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
@@ -61,22 +64,50 @@ class LearnerResult:
     roster: dict[str, str] = field(default_factory=dict)
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
-    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`).
     flags: list[str] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
+    holder: str = ""
+    #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
 
 
-#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
-SUSPECT = "suspect"
+def _flag(result: LearnerResult, flag: str) -> None:
+    if flag not in result.flags:
+        result.flags.append(flag)
 
 
 def note_integrity(result: LearnerResult) -> None:
-    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    """Flag a learner whose report holds a suspect history, with one problem line per such history.
+
+    A history whose only finding is ``copied-run`` flags the learner
+    ``copied-run``, not ``suspect``: the history itself may be honest.
+    """
     for entry in result.report.integrity if result.report is not None else ():
         if entry.suspect:
-            codes = ", ".join(sorted({f.code for f in entry.findings}))
-            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
-            if SUSPECT not in result.flags:
-                result.flags.append(SUSPECT)
+            codes = sorted({f.code for f in entry.findings})
+            if codes == [COPIED_RUN]:
+                result.problems.append(f"{entry.source}: copied run: {entry.findings[0].message}")
+                _flag(result, COPIED_RUN)
+                continue
+            result.problems.append(f"{entry.source}: suspect history ({', '.join(codes)}): "
+                                   f"{entry.findings[0].message}")
+            _flag(result, SUSPECT)
+            if COPIED_RUN in codes:
+                _flag(result, COPIED_RUN)
+
+
+def note_provenance(result: LearnerResult) -> None:
+    """Flag a learner graded on a run ``grader simulate`` made, naming the experiments concerned."""
+    made = [e.id for e in result.report.experiments if e.workflow is not None
+            and e.workflow.provenance == "simulate"] if result.report is not None else []
+    if made:
+        result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
+                               f"{', '.join(made)}")
+        _flag(result, SIMULATE)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -95,101 +126,43 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     return GRADED
 
 
-@dataclass
-class Attention:
-    """A learner the instructor should look at, and why."""
-
-    learner: str
-    status: str
-    why: str
-
-
-@dataclass
-class ClassRow:
-    """One learner as the class formats show them: no report, only what a gradebook row holds.
-
-    Kept for every learner of a batch (a few hundred bytes each, like the
-    regrade diff's memory of an earlier gradebook), so ``--format markdown``,
-    ``html``, ``junit`` and ``github`` can draw the class without reading back
-    the files the batch wrote.
-    """
-
-    learner: str
-    status: str
-    #: Marks beside the status, e.g. ``suspect``.
-    flags: list[str]
-    #: None when nothing was graded.
-    score: float | None
-    max_score: float
-    #: experiment id -> its status, points and the finding behind a non-pass (the rubric's order).
-    cells: dict[str, regrade.Cell]
-    #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
-    problems: list[str]
-    #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
-    duplicates: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
-
-    out_dir: Path
-    source: str
-    counts: dict[str, int]
-    attention: list[Attention]
-    #: The regrade diff, or None without ``previous``.
-    changes: list[regrade.Change] | None
-    written: list[Path]
-    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
-    not_on_roster: list[str]
-    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
-    ignored: list[str]
-    elapsed: float
-    #: Reads that needed at least one retry.
-    retried: int = 0
-    #: Mean score of graded learners, and the rubric's maximum.
-    mean_score: float | None = None
-    max_score: float = 0.0
-    #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
-    learners: list[ClassRow] = field(default_factory=list)
-    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
-    unmatched: list[str] = field(default_factory=list)
-    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
-    warnings: list[str] = field(default_factory=list)
-    #: ``(id, title)`` of each experiment of the rubric, in its order.
-    experiments: list[tuple[str, str]] = field(default_factory=list)
-    #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
-    optional: list[str] = field(default_factory=list)
-    #: The rubric's ``id`` and ``version``.
-    rubric: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Learners in the gradebook."""
-        return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
-        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
-
-
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
-               findings: dict | None = None, replay: bool = False) -> Report:
+               findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
+               copied: Mapping[str, list[str]] | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
     ``replay`` also replays each history through the reference workflow, as
     ``grader check --replay`` does (it costs milliseconds a history, which a
     class of thousands feels). ``findings`` are a bundle's hash findings.
+    ``copied`` maps the timing fingerprint of a run other learners also
+    handed in to those learners: such a run gets a ``copied-run`` finding,
+    so it is credited to no one. Without ``credit_simulate`` a run made by
+    ``grader simulate`` earns nothing.
     """
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
-    integrity = check_integrity(loaded, replay=replay)
+    more = _copied_findings(histories, copied) if copied else None
+    integrity = check_integrity(loaded, replay=replay, more_findings=more)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity)
+                 integrity=integrity, credit_simulate=credit_simulate)
+
+
+def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
+    found: list[list[Finding]] = []
+    for history in histories:
+        others = copied.get(timing_fingerprint(history) or "")
+        found.append([Finding(COPIED_RUN, f"run {history.run_id} ({history.workflow_id}) has, to the nanosecond, "
+                              f"the event timings of a run handed in by {', '.join(others)}: one run cannot be "
+                              "two learners' work, so neither is credited", [1])] if others else [])
+    return found
+
+
+def run_timings(histories: list[History]) -> list[tuple[str, str]]:
+    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.engine.integrity)."""
+    return [(fp, h.workflow_id) for h in histories if (fp := timing_fingerprint(h))]
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -205,9 +178,10 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
-        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
+        timings=result.timings, holder=result.holder,
     )
 
 
@@ -243,7 +217,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
-    changes: list[regrade.Change] | None = [] if previous is not None else None
+    changes: list[Change] | None = [] if previous is not None else None
     seen: set[str] = set()
     total_score, scored, max_score = 0.0, 0, 0.0
     learners: list[ClassRow] = []
@@ -261,10 +235,11 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
                                                  f"{', '.join(dup['also_under'][:3])}")
         if row.flags and not row.duplicates:
-            why = next((p for p in row.problems if "suspect history" in p), why)
+            why = next((p for p in row.problems if "suspect history" in p or ": copied run: " in p
+                        or "grader simulate" in p or "unfamiliar client" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
-        cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+        cells = {k: Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
                                  list(row.problems), [_shared_run(d) for d in row.duplicates]))
         if previous is not None:
@@ -298,7 +273,41 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
     return rubric, roster, previous
 
 
+def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **options) -> str:
+    """The fingerprint of what decides every learner's row, for ``--resume`` to match (see grader.classroom.resume)."""
+    from grader.classroom.resume import fingerprint
+
+    return fingerprint(mode=mode, source=source, roster=Path(roster) if roster is not None else None,
+                       rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
+
+
+def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
+    """``plan`` without the learners the spool already holds; starts the progress count with them."""
+    if book.note:
+        progress.say(book.note)
+    done = book.finished_learners() if book.resumed else set()
+    left = [item for item in plan if item[1] not in done]
+    progress.start(len(plan), resumed=len(plan) - len(left))
+    return left
+
+
 # --- live ------------------------------------------------------------------
+
+
+def validate_live_id(value: str, what: str) -> str:
+    """A roster's learner id for a live batch: the rule every id meets, then the learner-id rule.
+
+    The first half is :func:`grader.classroom.submissions.name_problem`, the
+    same check a roster of files gets, so a path, a NUL or an over-long id
+    is refused with the same words whichever way the class is graded.
+    """
+    problem = name_problem(value)
+    if problem:
+        from grader.classroom.uploads import display_name
+
+        raise BadInputError(f"{what} {display_name(value)!r} {problem}: give the id that starts the "
+                            "learner's workflow ids")
+    return validate_learner_id(value, what=what)
 
 
 async def batch_live(
@@ -317,21 +326,28 @@ async def batch_live(
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
-    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
-    rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -356,19 +372,41 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        progress.start(len(plan))
+    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
+                   retry_statuses=(NOT_GRADABLE,)) as book:
+        everyone, plan = plan, _left_to_grade(plan, book, progress)
+        marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
+                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
+                          due=due, marked=marked, credit_simulate=credit_simulate)
+        copies = book.copied_runs()
+        if copies:
+            # Copies are known only once the whole class is read: grade those learners again, the
+            # copied runs now credited to no one.
+            # A learner a resumed batch graded before counts too: the whole class is looked at.
+            await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
+                              rubric=rubric, concurrency=concurrency, retrier=retrier,
+                              emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
+                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        _write_import(result, class_roster, target_column, rubric)
+        return result
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
-                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
-    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
-    from grader.sources import fetch_run
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      due: datetime | None = None, marked: dict[str, bool] | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
+                      ) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
+    """
+    from grader.sources.live import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
     queue: asyncio.Queue = asyncio.Queue()
@@ -408,9 +446,14 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
+            result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors, replay=replay)
+                                       errors=errors, replay=replay, credit_simulate=credit_simulate,
+                                       copied=(copied or {}).get(name))
             note_integrity(result)
+            note_provenance(result)
+            hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
+            result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
 
     async def worker() -> None:
@@ -439,6 +482,10 @@ def batch_files(
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -446,18 +493,16 @@ def batch_files(
     class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
 
-    def valid(value: str, what: str) -> str:
-        if not is_submission_name(value):
-            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
-                                "use the folder or zip names of the download")
-        return value
-
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_submission_id,
+                                                id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     with opened_download(submissions) as folder:
         download = read_download(folder, class_roster)
         found = download.submissions
@@ -466,9 +511,10 @@ def batch_files(
                 found = match_submissions(list(class_roster.learners), found)
                 taken = {learner_key(name) for name in class_roster.learners}
                 download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
-            plan = [(i, name, cells, found.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
+            plan = [(i, name, cells, found.get(name), _hint(download, name))
+                    for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            plan = [(0, name, None, found[name]) for name in sorted(found)]
+            plan = [(0, name, None, found[name], _hint(download, name)) for name in sorted(found)]
             if not plan:
                 raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                     "folder that holds one subfolder or .zip per learner, or an LMS's download")
@@ -476,20 +522,52 @@ def batch_files(
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
-        with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-            progress.start(len(plan))
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            everyone, plan = plan, _left_to_grade(plan, book, progress)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
+                                          due=due, credit_simulate=credit_simulate)
             else:
                 collect = _Collector(book, rubric, progress, on_result)
-                for position, name, cells, submission in plan:
+                for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                             replay=replay))
+                                             replay=replay, due=due, late_hint=hint,
+                                             credit_simulate=credit_simulate))
+            copies = book.copied_runs()
+            # Copies are known only once the whole class is read: grade those learners again, the
+            # copied runs now credited to no one (a learner a resumed batch graded before counts too).
+            for position, name, cells, submission, hint in everyone:
+                if name in copies:
+                    book.replace(_to_row(grade_submission(
+                        name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies[name]), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
             result.unmatched = download.unmatched
+            _write_import(result, class_roster, target_column, rubric)
             return result
+
+
+def _hint(download: Download, learner: str) -> LateHint | None:
+    """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
+    marked, when = download.late.get(learner), download.submitted_at.get(learner)
+    return LateHint(marked, when) if marked is not None or when is not None else None
+
+
+def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
+    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
+    if target is None or roster is None:
+        return
+    scores = ((row.learner, row.status, row.score) for row in result.learners)
+    path, warnings = write_import(roster, target, scores, result.out_dir,
+                                  max_score=result.max_score or _rubric_max(rubric))
+    if path is not None:
+        result.written.append(path)
+    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
@@ -518,7 +596,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -528,14 +606,41 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
         _spool(wait(running).done, book, progress)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a grading process: end as soon as the batch that started it ends, however it ends.
+
+    A batch killed with SIGKILL cannot stop its pool, and orphaned workers
+    would grade on for minutes holding the caller's stdout and stderr (a CI
+    step then never ends). Linux delivers SIGKILL to the worker when its
+    parent dies (PR_SET_PDEATHSIG); the check after it covers a parent that
+    died before the call. Elsewhere the workers end when their task pipe
+    closes, as before.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+    # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
+    # the batch itself cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
@@ -546,12 +651,14 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
+                 credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
-    for position, name, cells, submission in chunk:
-        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
+    for position, name, cells, submission, hint in chunk:
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate)
         rows.append((_to_row(result, rubric), result.runs))
     return rows
 
@@ -561,14 +668,56 @@ def _process_rubric(path: str) -> Rubric:
     return load_rubric(path)
 
 
+#: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
+#: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
+MAX_PROBLEMS = 50
+
+
+def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
+    """``lines`` with at most ``most`` kept and a last line counting the others."""
+    if len(lines) <= most:
+        return lines
+    return lines[:most] + [f"... and {len(lines) - most} more problems like these (the first {most} are listed)"]
+
+
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     due: datetime | None = None, late_hint: LateHint | None = None,
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
+    ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
+    (:func:`grader.classroom.late.is_late`).
+
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
-    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
+    ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
+    Whatever the upload holds, the answer is this learner's row: a failure
+    of ours on their files makes them ``unreadable-files`` with the reason,
+    never stops the class.
     """
-    from grader.bundles import read_bundle
+    try:
+        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied)
+    except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
+        from grader.errors import write_crash_report
+
+        try:
+            where = f"; details in {write_crash_report(err)}"
+        except OSError:
+            where = ""
+        what = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        result = LearnerResult(learner, UNREADABLE_FILES, roster=roster or {}, position=position)
+        result.problems.append(f"the grader could not read these files ({what}): a fault of the grader, "
+                               f"please report it{where}")
+        return result
+
+
+def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                      roster: dict[str, str] | None, position: int, replay: bool,
+                      due: datetime | None = None, late_hint: LateHint | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+    from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
     if submission is None:
@@ -576,7 +725,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         return result
     histories: list[History] = []
     sources: list[str] = []
-    errors: list[str] = []
+    errors: list[str] = list(submission.problems)
     findings: dict = {}
     for path in bundle_paths(submission):
         loaded = read_bundle(path)
@@ -593,13 +742,23 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
+        member.data = None  # parsed: the bytes can go
+    errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.timings = run_timings(histories)
+    # A group submission reaches each of its learners as the same entries: one holder, no copy.
+    # Hashed: entry names may be any bytes an unzip made (not UTF-8), which the spool cannot store.
+    result.holder = hashlib.sha256(os.fsencode("\0".join([str(submission.folder), *sorted(submission.names)]))
+                                   ).hexdigest()
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
-        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
+        result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
-    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay)
+    result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied)
     note_integrity(result)
+    note_provenance(result)
+    result.late = is_late(result.report, histories, due=due, hint=late_hint)
+    result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result

@@ -1,7 +1,7 @@
 """A class's histories read live: one listing, then each learner's runs, retried through faults.
 
 The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
-the learner id that owns each workflow id (:func:`grader.learner.learner_of`),
+the learner id that owns each workflow id (:func:`grader.engine.learner.learner_of`),
 instead of one listing per learner. Reads that fail for a passing reason
 (the server restarting, overloaded, a dropped connection) are retried with a
 bounded, doubling backoff; the budget is shared, so once the server has been
@@ -20,10 +20,10 @@ from typing import Awaitable, Callable, TypeVar
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from grader.connect import ServerTimeoutError, Target, rpc_deadline
+from grader.sources.connect import ServerTimeoutError, Target, rpc_deadline
 from grader.errors import ServerUnavailableError
-from grader.learner import learner_key, learner_of
-from grader.sources import visibility_query
+from grader.engine.learner import learner_key, learner_of
+from grader.sources.live import visibility_query
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ DEFAULT_RETRY_SECONDS = 30.0
 def is_transient(err: BaseException) -> bool:
     """True for a failure that may pass: the server restarting, overloaded, slow, or a dropped connection.
 
-    :func:`grader.connect.answered` turns a gone or silent server into
+    :func:`grader.sources.connect.answered` turns a gone or silent server into
     :class:`ServerUnavailableError`; its cause says which. Refused
     credentials and unknown workflows are not transient.
     """
@@ -115,7 +115,7 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
 
     Only workflow ids that start with a valid learner id and ``-`` count;
     with ``learners``, only those learners' runs are kept. Ids match
-    case-insensitively (:func:`grader.learner.learner_key`): a learner given
+    case-insensitively (:func:`grader.engine.learner.learner_key`): a learner given
     in ``learners`` is returned under that spelling, others under the
     spelling most of their workflow ids use.
     """

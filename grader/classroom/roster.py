@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import BadInputError
-from grader.learner import learner_key
+from grader.engine.learner import learner_key
 
 #: The plain roster's column holding learner ids (matched ignoring case).
 LEARNER_COLUMN = "learner"
@@ -62,6 +62,8 @@ class LmsExport:
     delimiter: str
     #: Whether the file began with a UTF-8 byte-order mark.
     bom: bool
+    #: The file's line ending (``\r\n`` or ``\n``), kept for the import file.
+    line_ending: str = "\r\n"
     #: learner id -> index in :attr:`rows` of that learner's row.
     row_of: dict[str, int] = field(default_factory=dict)
 
@@ -198,7 +200,8 @@ def read_roster(path: Path, *, validate: Callable[[str, str], str], reserved: se
         twice = next(c for c in columns if lowered.count(c.casefold()) > 1)
         raise BadInputError(f"{path}: roster column {twice!r} appears twice: rename one")
     roster = Roster(columns=columns, kind=kind)
-    export = LmsExport(kind, header, [], delimiter, bom) if kind != PLAIN else None
+    line_ending = "\r\n" if "\r\n" in text[:65536] else "\n"
+    export = LmsExport(kind, header, [], delimiter, bom, line_ending) if kind != PLAIN else None
     roster.export = export
     key_index = _find(header, LMS_KEY_COLUMN[kind]) if kind != PLAIN else None
     status_index = _find(header, "Status") if kind == MOODLE else None

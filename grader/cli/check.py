@@ -16,8 +16,8 @@ from grader.cli.options import (
     output_options,
 )
 
-if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("check")
@@ -85,17 +85,17 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
-    whose = ""
-    if not histories and not workflow_ids:
-        learner, whose = _learner_to_grade(learner, all_learners)
-        if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
-            learner, whose = _only_learner(connection)
-    if watch:
-        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
-               output_format, open_page, max_history_bytes)
-        return
     # A server that does not answer still gives a document format its document (CI never goes silent).
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        whose = ""
+        if not histories and not workflow_ids:
+            learner, whose = _learner_to_grade(learner, all_learners)
+            if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
+                learner, whose = _only_learner(connection)
+        if watch:
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+                   output_format, open_page, max_history_bytes)
+            return
         if histories:
             report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                      replay=replay, max_history_bytes=max_history_bytes)
@@ -110,7 +110,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             # No table of zeros: say in one line per input what went wrong. Every other
             # format (a program, a CI page or a feedback file reads it) still gets its
             # document, errors listed in it, never an empty output.
-            from grader.formats.safe import terminal
+            from grader.escape import terminal
 
             for error in report.errors:
                 click.echo(f"grader: error: {terminal(error)}", err=True)
@@ -132,7 +132,7 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
     """
     import os
 
-    from grader.learner import validate_learner_id
+    from grader.engine.learner import validate_learner_id
 
     if all_learners:
         return None, "graded every learner's workflows (--all-learners)"
@@ -158,10 +158,10 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | Non
     question (exit 2) instead of a table.
     """
     from grader.background import run_sync
-    from grader.connect import connect
+    from grader.sources.connect import connect
     from grader.errors import BadInputError, ServerUnavailableError
-    from grader.formats.safe import terminal
-    from grader.sources import learners_at
+    from grader.escape import terminal
+    from grader.sources.live import learners_at
 
     target = connection.resolve()
 

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from grader.formats.common import check_title, counted, pending_message, shows_hint
-from grader.formats.safe import visible_controls
-from grader.report import Report
+from grader.escape import visible_controls
+from grader.engine.report import Report
 
 #: The schema a result declares (its ``schema`` field).
 SCHEMA = "classroom50/result/v1"

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from grader.checks import CheckResult
-    from grader.report import ExperimentReport, Report
+    from grader.engine.checks import CheckResult
+    from grader.engine.report import ExperimentReport, Report
 
 #: What each status is called in prose.
 STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR",

@@ -26,8 +26,8 @@ from typing import Mapping
 
 from grader.formats import markdown
 from grader.formats.common import STATUS_WORD, counted, pending_message, points, shows_hint
-from grader.formats.safe import workflow_command_data, workflow_command_property
-from grader.report import Report
+from grader.escape import workflow_command_data, workflow_command_property
+from grader.engine.report import Report
 
 
 def command(kind: str, title: str, message: str) -> str:

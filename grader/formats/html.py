@@ -4,7 +4,7 @@ The page needs nothing from elsewhere: CSS and SVG are inline, there is no
 script at all, so it opens offline, from a file, or inside an LMS that strips
 scripts. Tooltips are SVG ``<title>`` elements.
 
-Each run is drawn from the report's :class:`grader.runview.RunTimeline`
+Each run is drawn from the report's :class:`grader.engine.runview.RunTimeline`
 (this module never reads a history): a lane per worker process, a bar per
 activity attempt, the server's silences shaded, and marks for what the
 experiments are about (a lost worker and the takeover, the fix, the refund,
@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from html import escape
 
-from grader.report import ExperimentReport, Report
-from grader.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
+from grader.engine.report import ExperimentReport, Report, provenance_said
+from grader.engine.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
 
 _STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR",
                 "not-attempted": "NOT ATTEMPTED"}
@@ -145,7 +145,7 @@ def _experiment(exp: ExperimentReport, index: int, timelines: dict, drawn: dict)
         where = f'workflow <code>{escape(ref.workflow_id)}</code> run <code>{escape(ref.run_id or "?")}</code>'
         if exp.candidates > 1:
             where += f" (the best of {exp.candidates} runs)"
-        out.append(f'<p class="meta">{where}</p>')
+        out.append(f'<p class="meta">{where}, {escape(provenance_said(ref.provenance))}</p>')
         link = ref.ui_link or ""
         if link.startswith(("http://", "https://")):
             out.append(f'<p class="meta"><a href="{escape(link)}">Open this run in the Temporal Web UI</a></p>')
@@ -594,7 +594,7 @@ _LEARNER_BADGE = {"graded": "pass", "missing": "bonus", "not-gradable": "error",
 
 def _esc(text: object) -> str:
     """Text from a history or roster for the page: control characters shown, markup escaped."""
-    from grader.formats.safe import visible_controls
+    from grader.escape import visible_controls
 
     return escape(visible_controls(text))
 

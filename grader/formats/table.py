@@ -1,6 +1,6 @@
 """The default human report: per experiment, one row per check, with what to do under failures.
 
-Everything that came from a history goes through :func:`grader.formats.safe.terminal`,
+Everything that came from a history goes through :func:`grader.escape.terminal`,
 so a crafted failure message cannot move the cursor or rewrite a FAIL line.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from grader.formats.common import NOT_ATTEMPTED
 from grader.formats.common import STATUS_WORD as _MARK
 from grader.formats.common import points as _points
-from grader.formats.safe import terminal
-from grader.report import Report
+from grader.escape import terminal
+from grader.engine.report import Report, provenance_said
 
 
 def _columns(rows: list[list[str]]) -> list[str]:
@@ -62,7 +62,7 @@ def render(report: Report) -> str:
             where = f"  workflow {terminal(exp.workflow.workflow_id)} run {terminal(exp.workflow.run_id or '?')}"
             if exp.candidates > 1:
                 where += f" (best of {exp.candidates})"
-            lines.append(where)
+            lines.append(f"{where}, {provenance_said(exp.workflow.provenance)}")
             lines.append(f"  {terminal(exp.workflow.ui_link or exp.workflow.source)}")
             if exp.selection:
                 lines.append(f"  {terminal(exp.selection)}")

@@ -2,7 +2,7 @@
 
 The HTML report draws each graded run as a timeline, but a renderer never
 reads a history: everything the picture needs is put into the report here,
-from the run's :class:`grader.evidence.RunEvidence`, while grading. The same
+from the run's :class:`grader.engine.evidence.RunEvidence`, while grading. The same
 model goes into ``--format json`` (``timelines``), so any other program can
 draw it too.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
+from grader.engine.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
 
 #: A silence between two consecutive events at least this long is drawn (as
 #: in ``grader timeline``, which prints a line for the same silences).
@@ -221,16 +221,23 @@ class _Builder:
                               f"refund{what} ({a.outcome}): the failed deposit compensated"))
 
     def is_fix(self, a: ActivityEvidence) -> bool:
-        """A live fix: the deposit failed with the bug, then completed on a worker that was not the scheduler.
+        """A live fix: the deposit failed with the bug, then completed in a worker process that was not
+        the scheduler's (another identity, other code, or a process change under a shared identity).
 
         When both workers stamped a code fingerprint (build id) and it did not
-        change, the restart brought no new code: that is not drawn as a fix.
+        change, the restart brought no new code: that is not drawn as a fix
+        (the live-fix check fails it too).
         """
         lf = a.last_failure
-        same_code = bool(a.scheduled_build_id) and a.scheduled_build_id == a.started_build_id
-        return (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
-                and lf is not None and lf.kind == "application" and bool(a.finished_by)
-                and bool(a.scheduled_by) and a.finished_by != a.scheduled_by and not same_code)
+        if not (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
+                and lf is not None and lf.kind == "application" and a.finished_by and a.scheduled_by):
+            return False
+        if a.scheduled_build_id and a.scheduled_build_id == a.started_build_id:
+            return False
+        new_code = bool(a.scheduled_build_id and a.started_build_id)  # differ, by the line above
+        restarted = any(c.event_id > a.scheduled_event_id or c.last_old_event_id >= a.scheduled_event_id
+                        for c in self.run.process_changes)
+        return a.finished_by != a.scheduled_by or new_code or restarted
 
     def is_refund(self, a: ActivityEvidence) -> bool:
         """A refund scheduled after a deposit that failed: compensation."""

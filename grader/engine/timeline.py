@@ -26,7 +26,7 @@ import textwrap
 from datetime import datetime
 from typing import Any
 
-from grader.evidence import (
+from grader.engine.evidence import (
     CLOSE_STATUS,
     FailureInfo,
     Handover,
@@ -40,7 +40,7 @@ from grader.evidence import (
     sticky_queue_owner,
     strip_prefix,
 )
-from grader.history import Event, History, as_int, decode_payloads, parse_time
+from grader.engine.history import Event, History, as_int, decode_payloads, parse_time
 
 #: A silence between two consecutive events at least this long gets its own line.
 SILENCE_SECONDS = 5.0
@@ -66,7 +66,7 @@ def render_timeline(history: History, run: RunEvidence | None = None) -> str:
     run = run if run is not None else build_evidence(history)
     renderer = _Renderer(history, run)
     # Ids and failure messages are the history's text: show control characters, never obey them.
-    from grader.formats.safe import visible_controls
+    from grader.escape import visible_controls
 
     return "\n".join(visible_controls(line, keep_newlines=True) for line in renderer.lines()) + "\n"
 

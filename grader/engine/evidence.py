@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from grader.history import History, as_int, decode_payloads, parse_duration, parse_time
+from grader.engine.history import History, as_int, decode_payloads, parse_duration, parse_time
 
 #: Identities that are not worker processes.
 NON_WORKER_PREFIXES = ("temporal-cli:", "history-service", "tctl@")
@@ -461,7 +461,7 @@ class RunEvidence:
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: Event id -> its time, for events whose time is readable: what a picture
-    #: of the run needs to place handovers, silences and marks (grader.runview).
+    #: of the run needs to place handovers, silences and marks (grader.engine.runview).
     event_times: dict[int, datetime] = field(default_factory=dict, repr=False, compare=False)
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.

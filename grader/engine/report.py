@@ -15,15 +15,15 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN, CheckResult,
-                           experiment_shown, pending_result, run_check)
-from grader.evidence import RunEvidence
-from grader.history import parse_time
-from grader.integrity import IntegrityEntry
-from grader.rubric import Rubric, RubricExperiment
+from grader.engine.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+                                  CheckResult, experiment_shown, pending_result, run_check)
+from grader.engine.evidence import RunEvidence
+from grader.engine.history import parse_time
+from grader.engine.integrity import IntegrityEntry
+from grader.engine.rubric import Rubric, RubricExperiment
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
-    from grader.runview import RunTimeline
+    from grader.engine.runview import RunTimeline
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +31,20 @@ SCHEMA_VERSION = 1
 #: A graded check as the report holds it: the check's result with its title,
 #: points and required flag filled in (one object, no copy per check).
 CheckReport = CheckResult
+
+
+#: Each provenance (see grader.engine.history.PROVENANCES) in words, for the renderers.
+PROVENANCE_SAID = {
+    "server": "read live from the server",
+    "file": "handed in as a file",
+    "bundle": "handed in as an export bundle",
+    "simulate": "made by grader simulate",
+}
+
+
+def provenance_said(provenance: str) -> str:
+    """Where a run's evidence came from, in words (``evidence read live from the server``)."""
+    return "evidence " + PROVENANCE_SAID.get(provenance, provenance)
 
 
 @dataclass(slots=True)
@@ -43,6 +57,9 @@ class WorkflowRef:
     source: str
     #: Web UI link for runs read from a server, else None.
     ui_link: str | None = None
+    #: Where the evidence came from: ``server`` (read live by the grader), ``file`` or ``bundle``
+    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.engine.history.PROVENANCES.
+    provenance: str = "file"
 
 
 @dataclass(slots=True)
@@ -79,7 +96,7 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
-    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    #: One verdict per history read: consistent, or suspect with findings (see grader.engine.integrity).
     integrity: list[IntegrityEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
@@ -93,13 +110,13 @@ class Report:
 
     @property
     def timelines(self) -> list[RunTimeline]:
-        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+        """A picture model of each graded run (grader.engine.runview), in the order experiments first use them.
 
         Built on first use: grading many histories in bulk never pays for pictures it does not draw.
         """
         built = self.__dict__.get("_timelines")
         if built is None:
-            from grader.runview import build_timeline
+            from grader.engine.runview import build_timeline
 
             runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
             built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
@@ -127,7 +144,7 @@ def report_from_dict(data: dict[str, Any]) -> Report:
     ``gradebook.json`` without grading again; timelines are not rebuilt
     (they need the run), so a format that draws runs cannot use it.
     """
-    from grader.integrity import Finding
+    from grader.engine.integrity import Finding
 
     def known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
         names = cls.__dataclass_fields__
@@ -186,7 +203,8 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
 def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     ref = run.memo.get("workflow-ref")  # one per run, shared by its experiments
     if ref is None:
-        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link)
+        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link,
+                                                     run.source_kind)
     return ref
 
 
@@ -206,13 +224,36 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     codes = sorted({f.code for f in entry.findings})
     for chk in report.checks:
         chk.score = 0.0
+    # A copy of a classmate's run may be an untouched history: say so, not "edited".
+    copied = codes == ["copied-run"]
     report.checks.append(CheckResult(
         INTEGRITY_CHECK, FAIL,
         f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
-        hint="grade a history exported straight from the server (`grader export`), unedited",
+        hint="hand in a run of your own" if copied else
+        "grade a history exported straight from the server (`grader export`), unedited",
         evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
                   for f in entry.findings for eid in (f.event_ids[:1] or [None])],
         title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
+#: The check line an experiment graded on a run ``grader simulate`` made gets under ``--no-credit-simulate``.
+SIMULATE_CHECK = "provenance.not-simulated"
+
+
+def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> ExperimentReport:
+    """Credit nothing for a run ``grader simulate`` made (``--no-credit-simulate``), and say why."""
+    if run.source_kind != "simulate":
+        return report
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        SIMULATE_CHECK, FAIL, "this run was made by `grader simulate` (its mark is on the start event), which "
+        "this grading does not credit; points withheld",
+        hint="do the experiment yourself with your own worker and hand in that run",
+        title="The run is the learner's own, not grader simulate's", required=True))
     report.score = 0.0
     report.status = FAIL
     return report
@@ -289,11 +330,12 @@ def grade(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
+    credit_simulate: bool = True,
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
     One run, one experiment: each run counts only for the experiment its
-    defining events show (:func:`grader.checks.experiment_shown`), and each
+    defining events show (:func:`grader.engine.checks.experiment_shown`), and each
     experiment is graded on the most convincing of the runs that show it (see
     :func:`select_run`), its report saying why. An experiment no run shows is
     ``not-attempted`` and scores 0; a run that shows none (a plain transfer)
@@ -301,6 +343,8 @@ def grade(
     them count for the overall status, optional or not. ``integrity`` holds
     one entry per run (same order): a run whose history is suspect cannot
     pass (:func:`gate`), so an honest run wins over it.
+    Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
+    (:func:`withhold_simulated`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
@@ -321,8 +365,10 @@ def grade(
             else:
                 reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
             continue
-        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
-                                     for run in candidates])
+        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in candidates]
+        if not credit_simulate:
+            graded = [(run, withhold_simulated(report, run)) for run, report in graded]
+        best_run, best = select_run(graded)
         reports.append(best)
         graded_runs.append(best_run)
     if not graded_runs and runs:

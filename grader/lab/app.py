@@ -25,9 +25,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from grader import defaults
-from grader.connect import Target, as_target, isolated_environment
+from grader.sources.connect import Target, as_target, isolated_environment
 from grader.errors import AppError
-from grader.processes import spawn, stop_process, tail
+from grader.lab.processes import spawn, stop_process, tail
 
 #: Files every transfer app folder has.
 APP_FILES = ("run_worker.py", "workflows.py", "activities.py")

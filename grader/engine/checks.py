@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, late_attempt_text, outlived_deadline, payment_field
+from grader.engine.evidence import ActivityEvidence, RunEvidence, late_attempt_text, outlived_deadline, payment_field
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
 #: An experiment (and each of its checks) that no run shows: it scores 0 and, optional, is never a failure.
@@ -676,13 +676,13 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """A silence of at least ``min_outage_seconds`` that only an outage explains, with proof of it.
 
     A silence counts only with the same worker process on both sides and
-    nothing else to account for it (see :func:`grader.evidence.find_silences`):
+    nothing else to account for it (see :func:`grader.engine.evidence.find_silences`):
     crashes, restarts, a run nobody had picked up, retries, timers, slow calls
     and runs with no activities all leave silences too. A long gap alone is no
     proof: the check passes only when the history shows the server was
     unreachable, an attempt that completed past its start-to-close deadline
     on the same worker, or a timer or timeout the server recorded well after
-    it was due (:attr:`grader.evidence.Silence.proof`).
+    it was due (:attr:`grader.engine.evidence.Silence.proof`).
     """
     cid = "network-partition.outage-gap"
     minimum = float(params["min_outage_seconds"])
@@ -781,7 +781,7 @@ def experiment_shown(run: RunEvidence, *, min_outage_seconds: float = DEFAULT_PA
        not the SDK's worker-shutdown failure) and was retried;
     3. crash-recovery: a worker process was lost while the run was open and
        another process took over (a new identity, or a shared identity whose
-       sticky queue shows the new process: :class:`grader.evidence.ProcessChange`);
+       sticky queue shows the new process: :class:`grader.engine.evidence.ProcessChange`);
     4. network-partition: a silence of at least ``min_outage_seconds`` with
        the same worker process on both sides, or an attempt that outlived its
        deadline on one worker.
