@@ -22,9 +22,9 @@ run, each in the ``temporal workflow show --output json`` form, and a
 What a manifest proves, and what it does not: the hashes show a file was not
 changed *after* the export, and the workflow and run ids must agree with the
 history's own. A learner can still edit a file and recompute its hash, since
-nothing here is secret; that is what the rules of :mod:`grader.integrity`
+nothing here is secret; that is what the rules of :mod:`grader.engine.integrity`
 are for. :func:`read_bundle` turns a bundle into the same
-:class:`grader.sources.Loaded` every other source gives, with a hash
+:class:`grader.sources.loaded.Loaded` every other source gives, with a hash
 mismatch as an integrity finding on that history.
 """
 
@@ -40,10 +40,10 @@ from typing import Any, Sequence
 
 from grader import __version__, defaults
 from grader.errors import BadInputError, HistoryError
-from grader.history import load_json_text
-from grader.integrity import Finding
-from grader.learner import validate_learner_id
-from grader.sources import Loaded
+from grader.engine.history import load_json_text
+from grader.engine.integrity import Finding
+from grader.engine.learner import validate_learner_id
+from grader.sources.loaded import Loaded
 
 # hashlib and zipfile are imported where a bundle is really written or read: every
 # `grader check --history` imports this module to recognise bundles, and those two
@@ -96,7 +96,9 @@ class Manifest:
 @lru_cache(maxsize=1)
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of ``manifest.json``."""
-    return json.loads((Path(__file__).parent / "schemas" / "bundle-manifest.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("bundle-manifest").read_text())
 
 
 def history_file_name(workflow_id: str, run_id: str) -> str:
@@ -221,7 +223,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         try:
-            history = load_json_text(data, source=source, workflow_id=None)
+            history = load_json_text(data, source=source, workflow_id=None, source_kind="bundle")
         except HistoryError as err:
             loaded.errors.append(str(err))
             continue
@@ -241,7 +243,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
     for name in members.unlisted_histories(listed)[:MAX_LISTED]:
         source = members.source(name)
         try:
-            history = load_json_text(members.read(name), source=source)
+            history = load_json_text(members.read(name), source=source, source_kind="bundle")
         except (BadInputError, HistoryError) as err:
             loaded.errors.append(str(err))
             continue
@@ -380,12 +382,12 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
     ``connection`` is where (settings, a target or a plain address; see
-    :func:`grader.connect.as_target`). Every call is bounded by the target's
+    :func:`grader.sources.connect.as_target`). Every call is bounded by the target's
     RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
     server answers, and :class:`BadInputError` when the learner has no runs.
     """
-    from grader.connect import answered, as_target, connect, rpc_deadline
-    from grader.sources import newest_runs, visibility_query
+    from grader.sources.connect import answered, as_target, connect, rpc_deadline
+    from grader.sources.live import newest_runs, visibility_query
 
     query = visibility_query(validate_learner_id(learner, what="--learner"))
     destination = Path(destination)
