@@ -92,7 +92,7 @@ def shared(tmp: Path, n: int) -> None:
 
 
 def manifest(tmp: Path, n: int) -> None:
-    from grader.bundles import sha256_hex
+    from grader.sources.bundles import sha256_hex
 
     bundle = tmp / "ada-bundle"
     bundle.mkdir()

@@ -12,11 +12,11 @@ import json
 import zipfile
 from pathlib import Path
 
-from grader.bundles import read_bundle, sha256_hex
+from grader.sources.bundles import read_bundle, sha256_hex
 from grader.classroom import batch_files
-from grader.evidence import MAX_MESSAGE
-from grader.history import load_json_text
-from grader.integrity import PAIRWISE_VERSIONS, compare_runs
+from grader.engine.evidence import MAX_MESSAGE
+from grader.engine.history import load_json_text
+from grader.engine.integrity import PAIRWISE_VERSIONS, compare_runs
 
 GOLDENS = Path(__file__).parent / "goldens"
 RUN = (GOLDENS / "no-failure.json").read_bytes()

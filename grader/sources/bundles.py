@@ -347,7 +347,7 @@ class _Members:
             raise BadInputError(f"{target}: a symbolic link, not followed: export the bundle again")
         if not target.is_file():
             raise BadInputError(f"{self.path}: the manifest lists {name} but the folder lacks it")
-        from grader.history import read_history_bytes
+        from grader.engine.history import read_history_bytes
 
         try:
             # Regular files only, opened without blocking: a FIFO named like a history cannot hang the read.
