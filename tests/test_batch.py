@@ -142,19 +142,20 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
     ada, adam, pat, carol, zoe = (rows[names[k]] for k in ("ada", "adam", "pat", "carol", "zoe"))
     assert ada["name"] == "Ada Example" and ada["email"] == "ada@example.org"
     # The prefix pair: ada's one clean run is not adam's compensated one, and the other way round.
-    assert (ada["status"], ada["compensation"], ada["crash-recovery"]) == ("graded", "fail", "fail")
+    # A plain transfer shows no experiment: nothing attempted, nothing failed.
+    assert (ada["status"], ada["compensation"], ada["crash-recovery"]) == ("graded", "not-attempted", "not-attempted")
     assert (adam["compensation"], adam["compensation_points"]) == ("pass", "10")
     assert pat["status"] == "graded" and pat["crash-recovery"] == "pending"
-    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "")
+    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "not-attempted")
     assert carol["compensation"] == "pass"
 
     document = _gradebook(out)
     by_name = {entry["learner"]: entry for entry in document["learners"]}
-    ada_workflows = {e["workflow"]["workflow_id"] for e in by_name[names["ada"]]["report"]["experiments"]}
+    ada_workflows = {e["workflow_id"] for e in by_name[names["ada"]]["report"]["integrity"]}
     assert ada_workflows == {runs["ada"][0].id}
     carol_compensation = next(e for e in by_name[names["carol"]]["report"]["experiments"]
                               if e["id"] == "compensation")
-    assert carol_compensation["candidates"] == 2
+    assert carol_compensation["candidates"] == 1  # her clean run shows no experiment: no candidate
     assert carol_compensation["workflow"]["workflow_id"] == runs["carol"][1].id  # the second run passed
     assert by_name[names["zoe"]]["report"] is None and by_name[names["zoe"]]["score"] is None
     assert "no MoneyTransfer workflow" in by_name[names["zoe"]]["problems"][0]
@@ -216,14 +217,15 @@ async def test_regrade_diff_after_a_learner_fixes_a_run(klass, tmp_path: Path):
     assert result.stderr == ""  # --quiet
     assert "Regrade: 1 learners changed" in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith(names["dave"]))
-    assert line.split()[:5] == [names["dave"], "compensation", "fail", "0", "->"]
-    assert "pass 10" in line and "the deposit succeeded" in line  # the finding that was fixed
+    assert line.split()[:5] == [names["dave"], "compensation", "not-attempted", "0", "->"]
+    assert "pass 10" in line and "no run's deposit failed for good" in line  # what was missing before
     summary = json.loads(CliRunner().invoke(cli, [
         "batch", "--address", klass["address"], "--roster", str(roster), "--out", str(tmp_path / "third"),
         "--previous", str(tmp_path / "first" / "gradebook.json"), "--format", "json", "-q"]).stdout)
     change = next(c for c in summary["regrade"] if c["learner"] == names["dave"])
-    assert change == {"learner": names["dave"], "experiment": "compensation", "old": "fail 0",
-                      "new": "pass 10", "finding": "the deposit succeeded"}
+    assert change["learner"] == names["dave"] and change["experiment"] == "compensation"
+    assert (change["old"], change["new"]) == ("not-attempted 0", "pass 10")
+    assert "no run's deposit failed for good" in change["finding"]
 
 
 @pytest.mark.slow

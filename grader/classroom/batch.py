@@ -384,8 +384,10 @@ async def batch_live(
     since_at = parse_since(since) if isinstance(since, str) else since
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
-    client = client or await connect(target)
-    retrier = Retrier(retry_seconds)
+    # One retrier for every call, the first connection included: a server that stalls (paused,
+    # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    retrier = Retrier(retry_seconds, notify=progress.say)
+    client = client or await retrier.call(lambda: connect(target))
     wanted = set(class_roster.learners) if class_roster else None
     try:
         runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at)

@@ -125,6 +125,22 @@ def disk_errors(path: Path, option: str = "--out"):
         raise
 
 
+#: The values of gradebook.csv's ``<experiment>`` columns, exactly.
+EXPERIMENT_STATES = ("pass", "fail", "pending", "not-attempted")
+
+
+def experiment_cell(status: str) -> str:
+    """An experiment's value in gradebook.csv: one of :data:`EXPERIMENT_STATES`.
+
+    A check that could not run (``error``) withholds the points, so it is a
+    ``fail`` there; a learner with no graded runs (missing, nothing
+    readable) attempted nothing the grader saw.
+    """
+    if status == "error":
+        return "fail"
+    return status if status in EXPERIMENT_STATES else "not-attempted"
+
+
 def feedback_names(learners: list[str]) -> dict[str, str]:
     """learner -> the file name of their feedback, unique even on a case-insensitive file system.
 
@@ -508,7 +524,7 @@ class Gradebook:
                             "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
-            cells += [status, "" if points is None else f"{points:g}"]
+            cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
         return cells
 
     def _json_entry(self, row: Spooled) -> str:

@@ -88,8 +88,9 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     Progress goes to stderr (--quiet for none); stdout gets a short summary
     and, with --previous, the regrade diff. The other --format choices give
     the class table (markdown, html, junit, github) or one document per
-    learner (gradescope: a JSON object by learner; classroom: a
-    "<learner> result=..." line each).
+    learner (gradescope and classroom50: a JSON object by learner;
+    classroom, legacy: a "<learner> result=..." line each). A live batch
+    waits up to 30 s for a server that stops answering, and says so.
 
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,

@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.engine.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
+from grader.engine.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+                                  CheckResult, experiment_shown, pending_result, run_check)
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
@@ -32,7 +33,7 @@ SCHEMA_VERSION = 1
 CheckReport = CheckResult
 
 
-#: Each provenance (see grader.history.PROVENANCES) in words, for the renderers.
+#: Each provenance (see grader.engine.history.PROVENANCES) in words, for the renderers.
 PROVENANCE_SAID = {
     "server": "read live from the server",
     "file": "handed in as a file",
@@ -57,7 +58,7 @@ class WorkflowRef:
     #: Web UI link for runs read from a server, else None.
     ui_link: str | None = None
     #: Where the evidence came from: ``server`` (read live by the grader), ``file`` or ``bundle``
-    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.history.PROVENANCES.
+    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.engine.history.PROVENANCES.
     provenance: str = "file"
 
 
@@ -123,8 +124,12 @@ class Report:
 
     @property
     def graded_nothing(self) -> bool:
-        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
-        return all(e.workflow is None for e in self.experiments)
+        """True when no run was read to grade (nothing found, or every input was bad).
+
+        Runs that show no experiment were still graded: their experiments are ``not-attempted``
+        (or ``pending`` while such a run is open).
+        """
+        return all(e.workflow is None and e.status in (FAIL, ERROR) for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -255,11 +260,12 @@ def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> Experiment
 
 
 def combine_statuses(statuses: Iterable[str]) -> str:
-    """The worst of several statuses: error, then fail, then pending, else pass."""
+    """The worst of several statuses: error, then fail (a counted experiment not attempted is
+    failed for the whole grade), then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
-    if FAIL in statuses:
+    if FAIL in statuses or NOT_ATTEMPTED in statuses:
         return FAIL
     if PENDING in statuses:
         return PENDING
@@ -275,6 +281,47 @@ def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
+def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
+    """An experiment that none of the runs shows: ``not-attempted``, 0 points, ``note`` says how to do it.
+
+    Every check is listed (so formats that show one line per check still do),
+    each ``not-attempted`` with the same message.
+    """
+    message = f"not attempted: {note}"
+    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
+                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+              for rc in spec.checks]
+    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
+    """An experiment no closed run shows while ``run`` is still open and shows none yet: ``pending``.
+
+    The open run may still turn into it (a worker killed a moment ago shows
+    no takeover yet), so each check waits for the run to close.
+    """
+    note = f"workflow {run.workflow_id} is still running and shows no experiment's events yet"
+    checks = []
+    for rc in spec.checks:
+        result = pending_result(rc.id, run, "it shows no experiment's events yet")
+        result.title, result.max_score, result.required = rc.check.title, rc.points, rc.required
+        result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        checks.append(result)
+    return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+#: What each experiment's defining events are, for the note of an experiment no run shows.
+_DEFINED_BY = {
+    "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
+    "live-fix": "no run's deposit failed with the app's own error and was retried",
+    "crash-recovery": "no run lost a worker process while it was open with another process taking over",
+    "network-partition": "no run has a silence with the same worker on both sides (a paused server) "
+                         "or an attempt that outlived its deadline",
+}
+
+
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -287,28 +334,45 @@ def grade(
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the most convincing run (see
-    :func:`select_run`), and its report says why. With ``experiments`` only
-    those are graded, and all of them count for the overall status, optional
-    or not. ``integrity`` holds one entry per run (same order): a run whose
-    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
+    One run, one experiment: each run counts only for the experiment its
+    defining events show (:func:`grader.engine.checks.experiment_shown`), and each
+    experiment is graded on the most convincing of the runs that show it (see
+    :func:`select_run`), its report saying why. An experiment no run shows is
+    ``not-attempted`` and scores 0; a run that shows none (a plain transfer)
+    earns nothing. With ``experiments`` only those are graded, and all of
+    them count for the overall status, optional or not. ``integrity`` holds
+    one entry per run (same order): a run whose history is suspect cannot
+    pass (:func:`gate`), so an honest run wins over it.
     Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
     (:func:`withhold_simulated`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
+    partition = rubric.experiment("network-partition")
+    minimum = float((partition.params if partition else DEFAULT_PARAMS)["min_outage_seconds"])
+    shown = {id(run): experiment_shown(run, min_outage_seconds=minimum) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in runs]
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
+        if not candidates:
+            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
+            if still_open:  # it may yet become this experiment: wait for it, as its checks would
+                reports.append(awaited_experiment(spec, still_open[0]))
+            else:
+                reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
+            continue
+        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in candidates]
         if not credit_simulate:
             graded = [(run, withhold_simulated(report, run)) for run, report in graded]
         best_run, best = select_run(graded)
         reports.append(best)
         graded_runs.append(best_run)
+    if not graded_runs and runs:
+        graded_runs.append(runs[0])  # nothing counted: the newest run is still drawn for the learner
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
                     runs=graded_runs, integrity=integrity)
 

@@ -6,6 +6,7 @@ so a crafted failure message cannot move the cursor or rewrite a FAIL line.
 
 from __future__ import annotations
 
+from grader.formats.common import NOT_ATTEMPTED
 from grader.formats.common import STATUS_WORD as _MARK
 from grader.formats.common import points as _points
 from grader.escape import terminal
@@ -67,6 +68,9 @@ def render(report: Report) -> str:
                 lines.append(f"  {terminal(exp.selection)}")
         elif exp.note:
             lines.append(f"  {terminal(exp.note)}")
+        if exp.status == NOT_ATTEMPTED:  # one line says it; a row per check would repeat it
+            blocks.append("\n".join(lines))
+            continue
         rows, notes = [], []
         said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:
