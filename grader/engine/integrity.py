@@ -915,3 +915,23 @@ def timing_fingerprint(history: History) -> str | None:
     if not precise or len(steps) - 1 < MIN_DISTINCT_STEPS:
         return None
     return digest.hexdigest()
+
+
+# --- who started a run ---------------------------------------------------------
+
+_PID_AT = re.compile(r"^\d+@(.+)$")
+
+
+def starter_client(history: History) -> str:
+    """The client that started the run, from WorkflowExecutionStarted's ``identity``; "" when unrecorded.
+
+    An SDK client's identity is ``<pid>@<host>`` and every ``python
+    run_workflow.py`` is a new process, so a learner's own runs differ in
+    the pid: the host is what stays. Other identities (the temporal CLI's
+    ``temporal-cli:<user>@<host>``, one set by hand) are kept whole.
+    """
+    identity = history.events[0].attrs.get("identity") if history.events else None
+    if not isinstance(identity, str):
+        return ""
+    match = _PID_AT.match(identity)
+    return match[1] if match else identity
