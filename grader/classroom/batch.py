@@ -762,23 +762,28 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     sources: list[str] = []
     errors: list[str] = list(submission.problems)
     findings: dict = {}
-    for path in bundle_paths(submission):
+    bundles = bundle_paths(submission)
+    for path in bundles:
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
-    for member in read_members(submission, skip_bundles=True):
+    # What stopped the reading of a whole upload (a limit reached) is said before the lines about
+    # single files, so the cap on problem lines never hides it.
+    labels = {display_name(name) for name in submission.names}
+    upload_wide: list[str] = []
+    for member in read_members(submission, skip_bundles=bundles):
         sources.append(member.name)
         if member.error:
-            errors.append(member.error)
+            (upload_wide if member.name in labels else errors).append(member.error)
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
-    errors = cap_lines(errors)
+    errors = cap_lines(upload_wide + errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.
