@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
+from grader.engine import catalog
 from grader.engine.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
@@ -257,7 +258,8 @@ def grade(
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
-            reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
+            reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
+                                                           "was found to grade"))
             continue
         best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
                                      for run in runs])
