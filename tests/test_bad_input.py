@@ -62,7 +62,9 @@ def test_truncated_and_foreign_files_do_not_stop_the_good_one(tmp_path: Path):
     assert len(report["errors"]) == 2
     assert "b-truncated.json: not valid JSON" in report["errors"][0]
     assert "c-other-type.json: this is a history of workflow type 'PayInvoice'" in report["errors"][1]
-    assert all(e["workflow"]["source"] == str(tmp_path / "a-good.json") for e in report["experiments"])
+    assert [e["source"] for e in report["integrity"]] == [str(tmp_path / "a-good.json")]
+    assert all(e["workflow"] is None or e["workflow"]["source"] == str(tmp_path / "a-good.json")
+               for e in report["experiments"])
 
 
 def test_missing_file(tmp_path: Path):

@@ -31,6 +31,15 @@ def _golden(name: str) -> bytes:
     return (GOLDENS / f"{name}.json").read_bytes()
 
 
+def _own(name: str) -> bytes:
+    """A golden as another learner's own run of the scenario: its last event a nanosecond later, so it
+    is not a copy of a classmate's run (a copied-run is credited to no one; see tests/test_provenance.py)."""
+    doc = json.loads((GOLDENS / f"{name}.json").read_text())
+    head, fraction = doc["events"][-1]["eventTime"].rstrip("Z").split(".")
+    doc["events"][-1]["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + 1:09d}Z"
+    return json.dumps(doc).encode()
+
+
 def _zip(files: dict[str, bytes]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -53,7 +62,7 @@ def canvas_download(path: Path) -> Path:
         }),
         # A zip of a zip: the message about the broken file names the inner zip.
         "hoppercarol_1003_50041_all.zip": _zip({"runs.zip": _zip({
-            "live-fix.json": _golden("live-fix"), "broken.json": b'{"events": ['})}),
+            "live-fix.json": _own("live-fix"), "broken.json": b'{"events": ['})}),
         "mullerzoe_1004_50021_crash.json": _golden("sigkill-during-withdraw"),
         "mullerzoe_1004_50022_crash-1.json": b'{"events": [',  # a second upload Canvas renamed; cut short
         "nobody_1099_50031_run.json": _golden("no-failure"),  # a user the export does not list

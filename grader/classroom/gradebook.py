@@ -59,6 +59,7 @@ SPOOL_TABLES = """
                                          max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                          feedback TEXT, flags TEXT, late INTEGER);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+    CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
 """
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
@@ -122,6 +123,22 @@ def disk_errors(path: Path, option: str = "--out"):
             raise OutputSpaceError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
                                    f"or choose another {option} (nothing there was replaced)") from None
         raise
+
+
+#: The values of gradebook.csv's ``<experiment>`` columns, exactly.
+EXPERIMENT_STATES = ("pass", "fail", "pending", "not-attempted")
+
+
+def experiment_cell(status: str) -> str:
+    """An experiment's value in gradebook.csv: one of :data:`EXPERIMENT_STATES`.
+
+    A check that could not run (``error``) withholds the points, so it is a
+    ``fail`` there; a learner with no graded runs (missing, nothing
+    readable) attempted nothing the grader saw.
+    """
+    if status == "error":
+        return "fail"
+    return status if status in EXPERIMENT_STATES else "not-attempted"
 
 
 def feedback_names(learners: list[str]) -> dict[str, str]:
@@ -237,6 +254,11 @@ class Spooled:
     late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.engine.integrity.timing_fingerprint).
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What the learner handed in, when several learners share it (a group submission): runs under
+    #: one holder are not copies of each other. Empty means the learner alone.
+    holder: str = ""
 
 
 class Gradebook:
@@ -325,13 +347,13 @@ class Gradebook:
             self._add(row, runs)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late)))
+        self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
+        if row.timings:
+            self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
+                                [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
         self.count += 1
         # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
         # (a commit per learner would cost more than a small learner's grading).
@@ -339,6 +361,54 @@ class Gradebook:
         if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
             self._last_commit = now
+
+    def _store(self, row: Spooled) -> None:
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
+
+    def replace(self, row: Spooled) -> None:
+        """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
+        with disk_errors(self.out_dir):
+            self._store(row)
+
+    def copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
+
+        One GROUP BY over the spooled fingerprints: linear in the runs, no run is compared with another.
+        Runs shared under one run id count too (the same run handed in twice is a copy as well);
+        learners of one group submission (one holder) are not copies of each other.
+        """
+        with disk_errors(self.out_dir):
+            return self._copied_runs()
+
+    def _copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT fingerprint, holder, learner FROM timings WHERE fingerprint IN (
+                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT holder) > 1)
+            ORDER BY fingerprint, holder, learner""")
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for fingerprint, holder, learner in shared:
+            groups.setdefault(fingerprint, []).append((holder, learner))
+        found: dict[str, dict[str, list[str]]] = {}
+        for fingerprint, members in groups.items():
+            per_holder: dict[str, int] = {}
+            for holder, _ in members:
+                per_holder[holder] = per_holder.get(holder, 0) + 1
+            # A learner's others are named from the first few of each holder: linear in a big group.
+            head: list[tuple[str, str]] = []
+            shown_of: dict[str, int] = {}
+            for holder, learner in members:
+                if shown_of.get(holder, 0) <= MAX_NAMED and len(head) < 2 * (MAX_NAMED + 1):
+                    head.append((holder, learner))
+                    shown_of[holder] = shown_of.get(holder, 0) + 1
+            for holder, learner in members:
+                others = [n for h, n in head if h != holder][:MAX_NAMED]
+                more = len(members) - per_holder[holder] - len(others)
+                found.setdefault(learner, {})[fingerprint] = others + ([f"{more} more"] if more > 0 else [])
+        return found
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
@@ -454,7 +524,7 @@ class Gradebook:
                             "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
-            cells += [status, "" if points is None else f"{points:g}"]
+            cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
         return cells
 
     def _json_entry(self, row: Spooled) -> str:

@@ -146,7 +146,6 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
 def _emit_error_document(err: Any, output_format: str, output_file: Path | None, *, rubric: Any,
                          experiments: tuple[str, ...]) -> None:
     from grader.errors import GraderError
-    from grader.formats import after_render, render, write_atomically
     from grader.engine.report import error_report
     from grader.engine.rubric import Rubric, load_rubric
 
@@ -157,22 +156,16 @@ def _emit_error_document(err: Any, output_format: str, output_file: Path | None,
         except GraderError:
             loaded = None
     report = error_report(str(err), loaded, experiments=experiments or None)
-    click.echo(f"grader: {err.label}{err}", err=True)
-    text = render(report, output_format)
-    if output_file is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomically(output_file, text)
-    after_render(report, output_format)
-    sys.exit(err.exit_code)
+    emit_report(report, output_format, output_file, exit_code=err.exit_code)
 
 
 def emit_report(report: Any, output_format: str, output_file: Path | None = None, *,
-                failed: bool = False) -> None:
+                failed: bool = False, exit_code: int | None = None) -> None:
     """Print a report (or write it to ``output_file``), its skipped inputs on stderr, and exit.
 
     The exit code is the one the report earns. ``failed`` forces exit code 1
-    whatever the grade (simulate: an experiment never reached its end).
+    whatever the grade (simulate: an experiment never reached its end);
+    ``exit_code`` forces that code (an error's own, for its error report).
     """
     from grader.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
     from grader.formats import after_render, render, write_atomically
@@ -186,6 +179,8 @@ def emit_report(report: Any, output_format: str, output_file: Path | None = None
     else:
         write_atomically(output_file, text)
     after_render(report, output_format)
+    if exit_code is not None:
+        sys.exit(exit_code)
     if report.errors:
         sys.exit(EXIT_BAD_INPUT)
     sys.exit(EXIT_OK if report.passed and not failed else EXIT_FAILED)

@@ -33,6 +33,8 @@ class ExerciseKind:
     compensations: dict[str, str] = field(default_factory=dict)
     #: Activity types whose failure-then-success on a new worker is drawn as a live fix.
     fixable: tuple[str, ...] = ()
+    #: Experiment id -> what no run showed when none counts for it (the note of a not-attempted experiment).
+    defined_by: dict[str, str] = field(default_factory=dict)
 
     @property
     def workflow_label(self) -> str:
@@ -80,6 +82,12 @@ def workflow_label_of(experiment_id: str) -> str:
     """The workflow type an experiment grades, as a message names it ("a workflow" when unknown)."""
     owner = experiment_owner(experiment_id)
     return owner.workflow_label if owner else "matching"
+
+
+def defined_by(experiment_id: str) -> str:
+    """The note of an experiment no run shows: what its defining events would have been."""
+    owner = experiment_owner(experiment_id)
+    return (owner.defined_by.get(experiment_id) if owner else None) or "no run shows it"
 
 
 def known_workflow_types() -> list[str]:

@@ -17,6 +17,8 @@ from grader.engine import catalog
 from grader.engine.evidence import ActivityEvidence, RunEvidence
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
+#: An experiment (and each of its checks) that no run shows: it scores 0 and, optional, is never a failure.
+NOT_ATTEMPTED = "not-attempted"
 
 
 @dataclass(slots=True)
@@ -25,7 +27,8 @@ class CheckResult:
 
     #: The check's stable id, e.g. ``live-fix.deposit-retried``.
     id: str
-    #: pass, fail, pending (the run is still open) or error (the check could not run).
+    #: pass, fail, pending (the run is still open), error (the check could not run) or
+    #: not-attempted (no run shows the check's experiment).
     status: str
     #: One line saying what was found.
     message: str
@@ -233,3 +236,51 @@ def silence_ev(s: Any) -> dict[str, Any]:
     elif s.worker_before:
         detail += f"; worker {s.worker_before} on both sides"
     return ev(s.after_event_id, "silence", detail)
+
+
+# --- which experiment a run shows -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The one experiment a run counts for, and the events that say so."""
+
+    #: An experiment id, or None for a run that shows none (a plain transfer).
+    experiment: str | None
+    #: One sentence naming the defining events.
+    why: str
+
+
+#: A pack's classifier: which one of its experiments a run shows (see :func:`experiment_shown`).
+Classifier = Callable[[RunEvidence, Mapping[str, Any]], Shown]
+#: Pack id -> its classifier, registered by the pack's checks (:func:`classifier`).
+CLASSIFIERS: dict[str, Classifier] = {}
+
+
+def classifier(pack_id: str) -> Callable[[Classifier], Classifier]:
+    """Register the function that tells which of pack ``pack_id``'s experiments a run shows."""
+    def register(func: Classifier) -> Classifier:
+        CLASSIFIERS[pack_id] = func
+        return func
+    return register
+
+
+#: What a run of a pack with no classifier shows: it may count for any of that pack's experiments.
+ANY_EXPERIMENT = "*"
+
+
+def experiment_shown(run: RunEvidence, params: Mapping[str, Any] | None = None, **overrides: Any) -> Shown:
+    """The one experiment ``run``'s defining events show, as its pack's classifier reads them.
+
+    One run, one experiment: a run counts only for what its events show. A
+    pack with no classifier lets each run count for any of its experiments
+    (:data:`ANY_EXPERIMENT`); a run of no known pack shows none. ``params``
+    are the rubric's (default: :data:`DEFAULT_PARAMS`), ``overrides`` replace some.
+    """
+    kind = catalog.kind_of_workflow_type(run.workflow_type)
+    if kind is None:
+        return Shown(None, f"workflow type {run.workflow_type!r} belongs to no pack")
+    func = CLASSIFIERS.get(kind.pack_id)
+    if func is None:
+        return Shown(ANY_EXPERIMENT, f"a {kind.workflow_label} run")
+    return func(run, {**DEFAULT_PARAMS, **(params or {}), **overrides})

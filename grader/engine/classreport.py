@@ -29,6 +29,14 @@ STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
 
 #: The flag a learner gets when one of their histories is suspect (see grader.engine.integrity).
 SUSPECT = "suspect"
+#: The flag of a learner with a run whose timings match another learner's run (credited to neither).
+COPIED_RUN = "copied-run"
+#: The flag of a learner graded on a run ``grader simulate`` made (credited unless --no-credit-simulate).
+SIMULATE = "simulate"
+#: The flag of a learner with a run started from a client none of their other runs came from (live only).
+UNFAMILIAR_CLIENT = "unfamiliar-client"
+#: Every flag (public interface: gradebook.json's ``flags``).
+FLAGS = (SUSPECT, COPIED_RUN, SIMULATE, UNFAMILIAR_CLIENT)
 
 
 @dataclass(frozen=True)

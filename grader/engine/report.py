@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
 from grader.engine import catalog
-from grader.engine.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
+from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+                                  CheckResult, experiment_shown, pending_result, run_check)
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
@@ -33,6 +34,20 @@ SCHEMA_VERSION = 1
 CheckReport = CheckResult
 
 
+#: Each provenance (see grader.engine.history.PROVENANCES) in words, for the renderers.
+PROVENANCE_SAID = {
+    "server": "read live from the server",
+    "file": "handed in as a file",
+    "bundle": "handed in as an export bundle",
+    "simulate": "made by grader simulate",
+}
+
+
+def provenance_said(provenance: str) -> str:
+    """Where a run's evidence came from, in words (``evidence read live from the server``)."""
+    return "evidence " + PROVENANCE_SAID.get(provenance, provenance)
+
+
 @dataclass(slots=True)
 class WorkflowRef:
     """Which run an experiment was graded on."""
@@ -43,6 +58,9 @@ class WorkflowRef:
     source: str
     #: Web UI link for runs read from a server, else None.
     ui_link: str | None = None
+    #: Where the evidence came from: ``server`` (read live by the grader), ``file`` or ``bundle``
+    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.engine.history.PROVENANCES.
+    provenance: str = "file"
 
 
 @dataclass(slots=True)
@@ -107,8 +125,12 @@ class Report:
 
     @property
     def graded_nothing(self) -> bool:
-        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
-        return all(e.workflow is None for e in self.experiments)
+        """True when no run was read to grade (nothing found, or every input was bad).
+
+        Runs that show no experiment were still graded: their experiments are ``not-attempted``
+        (or ``pending`` while such a run is open).
+        """
+        return all(e.workflow is None and e.status in (FAIL, ERROR) for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -182,7 +204,8 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
 def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     ref = run.memo.get("workflow-ref")  # one per run, shared by its experiments
     if ref is None:
-        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link)
+        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link,
+                                                     run.source_kind)
     return ref
 
 
@@ -202,10 +225,13 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     codes = sorted({f.code for f in entry.findings})
     for chk in report.checks:
         chk.score = 0.0
+    # A copy of a classmate's run may be an untouched history: say so, not "edited".
+    copied = codes == ["copied-run"]
     report.checks.append(CheckResult(
         INTEGRITY_CHECK, FAIL,
         f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
-        hint="grade a history exported straight from the server (`grader export`), unedited",
+        hint="hand in a run of your own" if copied else
+        "grade a history exported straight from the server (`grader export`), unedited",
         evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
                   for f in entry.findings for eid in (f.event_ids[:1] or [None])],
         title="The history is as the server recorded it", required=True))
@@ -214,12 +240,33 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     return report
 
 
+#: The check line an experiment graded on a run ``grader simulate`` made gets under ``--no-credit-simulate``.
+SIMULATE_CHECK = "provenance.not-simulated"
+
+
+def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> ExperimentReport:
+    """Credit nothing for a run ``grader simulate`` made (``--no-credit-simulate``), and say why."""
+    if run.source_kind != "simulate":
+        return report
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        SIMULATE_CHECK, FAIL, "this run was made by `grader simulate` (its mark is on the start event), which "
+        "this grading does not credit; points withheld",
+        hint="do the experiment yourself with your own worker and hand in that run",
+        title="The run is the learner's own, not grader simulate's", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
-    """The worst of several statuses: error, then fail, then pending, else pass."""
+    """The worst of several statuses: error, then fail (a counted experiment not attempted is
+    failed for the whole grade), then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
-    if FAIL in statuses:
+    if FAIL in statuses or NOT_ATTEMPTED in statuses:
         return FAIL
     if PENDING in statuses:
         return PENDING
@@ -235,6 +282,37 @@ def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
+def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
+    """An experiment that none of the runs shows: ``not-attempted``, 0 points, ``note`` says how to do it.
+
+    Every check is listed (so formats that show one line per check still do),
+    each ``not-attempted`` with the same message.
+    """
+    message = f"not attempted: {note}"
+    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
+                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+              for rc in spec.checks]
+    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
+    """An experiment no closed run shows while ``run`` is still open and shows none yet: ``pending``.
+
+    The open run may still turn into it (a worker killed a moment ago shows
+    no takeover yet), so each check waits for the run to close.
+    """
+    note = f"workflow {run.workflow_id} is still running and shows no experiment's events yet"
+    checks = []
+    for rc in spec.checks:
+        result = pending_result(rc.id, run, "it shows no experiment's events yet")
+        result.title, result.max_score, result.required = rc.check.title, rc.points, rc.required
+        result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        checks.append(result)
+    return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -243,17 +321,28 @@ def grade(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
+    credit_simulate: bool = True,
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the most convincing run (see
-    :func:`select_run`), and its report says why. With ``experiments`` only
-    those are graded, and all of them count for the overall status, optional
-    or not. ``integrity`` holds one entry per run (same order): a run whose
-    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
+    One run, one experiment: each run counts only for the experiment its
+    defining events show (:func:`grader.engine.checks.experiment_shown`), and each
+    experiment is graded on the most convincing of the runs that show it (see
+    :func:`select_run`), its report saying why. An experiment no run shows is
+    ``not-attempted`` and scores 0; a run that shows none (a plain transfer)
+    earns nothing. With ``experiments`` only those are graded, and all of
+    them count for the overall status, optional or not. ``integrity`` holds
+    one entry per run (same order): a run whose history is suspect cannot
+    pass (:func:`gate`), so an honest run wins over it.
+    Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
+    (:func:`withhold_simulated`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
+    params: dict = {}
+    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    shown = {id(run): experiment_shown(run, params) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
@@ -261,10 +350,25 @@ def grade(
             reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
                                                            "was found to grade"))
             continue
-        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
-                                     for run in runs])
+        owner = catalog.experiment_owner(spec.id)
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id
+                      or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
+                          and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
+        if not candidates:
+            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
+            if still_open:  # it may yet become this experiment: wait for it, as its checks would
+                reports.append(awaited_experiment(spec, still_open[0]))
+            else:
+                reports.append(not_attempted_experiment(spec, catalog.defined_by(spec.id)))
+            continue
+        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in candidates]
+        if not credit_simulate:
+            graded = [(run, withhold_simulated(report, run)) for run, report in graded]
+        best_run, best = select_run(graded)
         reports.append(best)
         graded_runs.append(best_run)
+    if not graded_runs and runs:
+        graded_runs.append(runs[0])  # nothing counted: the newest run is still drawn for the learner
     return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
                     runs=graded_runs, integrity=integrity)
 

@@ -86,6 +86,8 @@ class _Renderer:
         #: Worker identities that already ran a workflow task.
         self.seen_task_workers: set[str] = set()
         self.handovers: dict[int, Handover] = {h.event_id: h for h in run.handovers}
+        #: Processes replaced under one shared identity, by the event the new process took over at.
+        self.process_changes = {c.event_id: c for c in run.process_changes}
 
     def lines(self) -> list[str]:
         out = [self.header()]
@@ -102,6 +104,10 @@ class _Renderer:
             handover = self.handovers.get(event.id)
             if handover is not None:
                 out.append(self.marker(_handover_text(handover)))
+            change = self.process_changes.get(event.id)
+            if change is not None:
+                out.append(self.marker(f"!! worker {change.identity}'s process lost ({change.how}); a new process "
+                                       "with the same identity took over"))
             text = self.describe(event)
             if text is not None:
                 out.append(self.event_line(event, when, text))

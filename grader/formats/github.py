@@ -45,7 +45,9 @@ def annotations(report: Report) -> list[str]:
         is_counted = exp.id in counted_ids
         for chk in exp.checks:
             title = f"{exp.title}: {chk.title}"
-            if chk.required and chk.status in ("fail", "error"):
+            if chk.status == "not-attempted" and not exp.required:
+                continue  # an optional experiment nobody tried: nothing to warn about
+            if chk.required and chk.status in ("fail", "error", "not-attempted"):
                 message = chk.message + (f" Hint: {chk.hint}" if shows_hint(chk) else "")
                 if is_counted:
                     lines.append(command("error", title, message))

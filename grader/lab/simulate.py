@@ -171,8 +171,12 @@ class Lab:
         server: DevServer | None = None,
         options: SimulationOptions = SimulationOptions(),
         progress: Callable[[str], None] = lambda _msg: None,
+        mark: bool = True,
     ) -> None:
         self.client = client
+        #: Put :data:`grader.defaults.SIMULATE_MARK` on every workflow started, so the grader can tell
+        #: these runs from a learner's own (only the golden recordings, which stand for learners' runs, turn it off).
+        self.mark = mark
         self.app_dir = app_dir
         #: Where workers connect, in full (TLS, API key), and its gRPC address for messages.
         self.target = as_target(address, client.namespace)
@@ -339,9 +343,11 @@ class Trial:
             "amount": amount,
             "reference_id": str(uuid.uuid4()),
         }
+        # The memo is written into the start event, so the mark travels with every export of the run.
+        memo = {defaults.SIMULATE_MARK: {"tool": "grader simulate", "experiment": self.name}} if self.lab.mark else None
         self.handle = await self.lab.client.start_workflow(
             defaults.WORKFLOW_TYPE, details, id=self.workflow_id, task_queue=self.task_queue,
-            rpc_timeout=_RPC_TIMEOUT,
+            rpc_timeout=_RPC_TIMEOUT, memo=memo,
         )
         self.say(f"transfer {self.workflow_id} started on task queue {self.task_queue}")
         return self.handle

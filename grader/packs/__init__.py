@@ -185,7 +185,8 @@ def load_pack(folder: Path, *, builtin: bool = False) -> Pack:
         pack_id=data["id"], title=data["title"], workflow_types=tuple(data["workflow_types"]),
         experiments=experiments, params=dict(data.get("params", {})),
         compensations={k.lower(): v.lower() for k, v in data.get("compensations", {}).items()},
-        fixable=tuple(a.lower() for a in data.get("fixable", ())))
+        fixable=tuple(a.lower() for a in data.get("fixable", ())),
+        defined_by={e["id"]: e["defined_by"] for e in data["experiments"] if e.get("defined_by")})
     try:
         catalog.register(kind)
     except ValueError as err:

@@ -208,7 +208,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         try:
-            history = load_json_text(data, source=source, workflow_id=None)
+            history = load_json_text(data, source=source, workflow_id=None, source_kind="bundle")
         except HistoryError as err:
             loaded.errors.append(str(err))
             continue
@@ -223,7 +223,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
     for name in members.unlisted_histories(listed):
         source = members.source(name)
         try:
-            history = load_json_text(members.read(name), source=source)
+            history = load_json_text(members.read(name), source=source, source_kind="bundle")
         except (BadInputError, HistoryError) as err:
             loaded.errors.append(str(err))
             continue
