@@ -42,9 +42,12 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
-#: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
+#: `grader batch`: reads in flight at once.
 BATCH_CONCURRENCY = 32
-BATCH_LIMIT = 20
+#: `grader batch` live: how far back runs are read. Every run a learner started in this window is
+#: graded, however many there are (a count would let a classmate's decoys push real runs out of view);
+#: a term's length, so last year's class on a long-lived namespace is not read.
+BATCH_SINCE = "120d"
 
 
 def repo_root() -> Path:

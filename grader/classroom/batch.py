@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
-from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -35,18 +35,18 @@ from grader.classroom.lms_grades import ImportTarget, import_target, write_impor
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
 from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
-                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+                                       UNFAMILIAR_CLIENT, UNREADABLE_FILES, Attention, BatchResult, Cell, Change,
+                                       ClassRow)
 from grader.sources.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, HistoryError, ServerUnavailableError
 from grader.engine.evidence import build_evidence
 from grader.engine.history import History, load_json_text
-from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
-DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
 
 @dataclass
@@ -108,6 +108,35 @@ def note_provenance(result: LearnerResult) -> None:
         result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
                                f"{', '.join(made)}")
         _flag(result, SIMULATE)
+
+
+#: How many runs of an unfamiliar client a problem line names before it counts the rest.
+_NAMED_RUNS = 5
+
+
+def note_clients(result: LearnerResult, histories: list[History]) -> None:
+    """Name the runs started from a client that none of the learner's graded runs came from.
+
+    Anyone who can start workflows on a shared server can start them under
+    another learner's id: such runs are graded like the rest (an honest run
+    still wins), and named here so the instructor can look. A learner's own
+    runs come from their machine (:func:`grader.engine.integrity.starter_client`);
+    the runs their grade rests on say which machine that is.
+    """
+    if result.report is None or len(histories) < 2:
+        return
+    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
+    strangers = [h for h in histories if starter_client(h) not in familiar]
+    if not strangers or not familiar:
+        return
+    clients = sorted({starter_client(h) or "an unrecorded client" for h in strangers})
+    named = ", ".join(h.workflow_id for h in strangers[:_NAMED_RUNS])
+    more = f" and {len(strangers) - _NAMED_RUNS} more" if len(strangers) > _NAMED_RUNS else ""
+    result.problems.append(f"{len(strangers)} run(s) started from an unfamiliar client ({', '.join(clients[:3])}), "
+                           f"not the one the graded runs came from ({', '.join(sorted(familiar)[:3])}): "
+                           f"{named}{more}")
+    _flag(result, UNFAMILIAR_CLIENT)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -319,7 +348,7 @@ async def batch_live(
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
-    limit: int = DEFAULT_LIMIT,
+    since: str | datetime | None = defaults.BATCH_SINCE,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     replay: bool = True,
     progress: Progress | None = None,
@@ -335,9 +364,11 @@ async def batch_live(
 
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
-    with at most ``concurrency`` reads in flight over one client, and graded
-    as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    ``MoneyTransfer`` workflow. Every run each learner started since
+    ``since`` (a duration back from now such as ``120d``, a date, or None for
+    all) is read, with at most ``concurrency`` reads in flight over one
+    client, and graded as soon as they arrive; runs started from a client
+    none of the learner's graded runs came from are named (``unfamiliar-client``). ``on_result`` sees each learner as it is graded.
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are read (see
     :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
@@ -350,6 +381,7 @@ async def batch_live(
     target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
+    since_at = parse_since(since) if isinstance(since, str) else since
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
     # One retrier for every call, the first connection included: a server that stalls (paused,
@@ -358,7 +390,7 @@ async def batch_live(
     client = client or await retrier.call(lambda: connect(target))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -374,7 +406,7 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+    key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
                       lms_column=lms_column, due=due, credit_simulate=credit_simulate)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
@@ -454,6 +486,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        copied=(copied or {}).get(name))
             note_integrity(result)
             note_provenance(result)
+            note_clients(result, histories)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
         return result

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader.sources.connect import ServerTimeoutError, Target, rpc_deadline
-from grader.errors import ServerUnavailableError
+from grader.errors import BadInputError, ServerUnavailableError
 from grader.engine.learner import learner_key, learner_of
 from grader.sources.live import visibility_query
 
@@ -145,16 +147,45 @@ def _reason(err: BaseException) -> str:
     return str(err)[:80]
 
 
-async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
-                            learners: set[str] | None = None, limit: int = 20) -> dict[str, list[tuple[str, str]]]:
-    """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-    Only workflow ids that start with a valid learner id and ``-`` count;
-    with ``learners``, only those learners' runs are kept. Ids match
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a duration back from now (``90d``, ``36h``, ``2w``) or a date or time (``2026-09-01``).
+
+    Raises :class:`BadInputError` with the forms it takes.
+    """
+    now = now or datetime.now(timezone.utc)
+    value = str(text).strip()
+    match = _SINCE.match(value.lower())
+    if match:
+        return now - timedelta(seconds=min(int(match[1]) * _UNIT_SECONDS[match[2]], 100 * 365 * 86400))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInputError(f"--since {value!r}: give a duration back from now (90d, 36h, 2w) or a date "
+                            "(2026-09-01) or time (2026-09-01T08:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
+                            learners: set[str] | None = None,
+                            since: datetime | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Learner id -> every run it started since ``since`` as ``(workflow_id, run_id)``, newest first.
+
+    All of them, page after page: a bound by count (the newest N) would let
+    anyone who can start workflows push a learner's real runs out of view
+    with decoys under their id; a bound by time cannot be pushed. Only
+    workflow ids that start with a valid learner id and ``-`` count; with
+    ``learners``, only those learners' runs are kept. Ids match
     case-insensitively (:func:`grader.engine.learner.learner_key`): a learner given
     in ``learners`` is returned under that spelling, others under the
     spelling most of their workflow ids use.
     """
+    query = visibility_query(None)
+    if since is not None:
+        query += f" AND StartTime >= '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
     wanted: dict[str, list[str]] | None = None
     if learners is not None:
         wanted = {}
@@ -164,7 +195,7 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
     async def listing() -> dict[str, list]:
         found: dict[str, list] = defaultdict(list)
         # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
-        async for execution in client.list_workflows(visibility_query(None), page_size=1000,
+        async for execution in client.list_workflows(query, page_size=1000,
                                                      rpc_timeout=rpc_deadline(target)):
             owner = learner_of(execution.id)
             if owner is None or (wanted is not None and learner_key(owner) not in wanted):
@@ -182,5 +213,5 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
             spellings = Counter(item[3] for item in items)
             names = [min(spellings, key=lambda s: (-spellings[s], s))]
         for name in names:
-            runs[name] = [(wid, rid) for _, wid, rid, _ in items[:limit]]
+            runs[name] = [(wid, rid) for _, wid, rid, _ in items]
     return runs

@@ -174,6 +174,19 @@ def report_schema() -> dict[str, Any]:
     return json.loads(schema_path("report").read_text())
 
 
+#: Events a check line lists as its evidence; a run of 40,000 activities listed every one, in every
+#: format (a 37 MB JSON report). The rest are counted in one more entry.
+MAX_EVIDENCE = 50
+
+
+def cap_evidence(evidence: list[dict[str, Any]], most: int = MAX_EVIDENCE) -> list[dict[str, Any]]:
+    """``evidence`` with at most ``most`` events kept and a last entry counting the others."""
+    if len(evidence) <= most:
+        return evidence
+    return evidence[:most] + [{"event_id": None, "event_type": "more",
+                               "detail": f"... and {len(evidence) - most} more events like these"}]
+
+
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
     """Run one experiment's checks on one run and weigh them."""
     checks = []
@@ -187,6 +200,7 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
         result.max_score = rc.points
         result.required = rc.required
         result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        result.evidence = cap_evidence(result.evidence)
         score += points
         max_score += rc.points
         if rc.required:
