@@ -137,6 +137,8 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
 
         try:
             yield
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and --help are click's to say, before anything runs
         except GraderError as err:
             if output_format == "table" or isinstance(err, NothingToGradeError):
                 raise
