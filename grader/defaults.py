@@ -40,6 +40,10 @@ EXPERIMENTS: dict[str, str] = {
 #: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
 BATCH_CONCURRENCY = 32
 BATCH_LIMIT = 20
+#: grader batch: history reads a second at most (half of Temporal Cloud's default 2,000 requests/s a namespace).
+BATCH_MAX_RPS = 1000
+#: grader batch: listing pages a second at most (Temporal Cloud allows 30 visibility calls/s a namespace).
+BATCH_MAX_VISIBILITY_RPS = 25
 
 
 def repo_root() -> Path:

@@ -25,6 +25,7 @@ from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -361,6 +362,8 @@ async def batch_live(
     lms_column: str | None = None,
     due: datetime | None = None,
     resume: bool = False,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -372,6 +375,9 @@ async def batch_live(
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are read (see
     :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
+    History reads go out at most ``max_rps`` a second and listing pages at
+    most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
+    server throttles anyway, the pace halves and ``progress`` says so.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
@@ -383,11 +389,20 @@ async def batch_live(
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
+    if max_rps <= 0 or max_visibility_rps <= 0:
+        raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
     client = client or await connect(target)
     retrier = Retrier(retry_seconds)
+
+    def slowed(what: str) -> Callable[[float], None]:
+        return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
+                                         f"{rate:.0f} a second")
+
+    reads = Pacer(max_rps, on_slow=slowed("history reads"))
+    listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -411,7 +426,7 @@ async def batch_live(
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked)
+                          due=due, marked=marked, pacer=reads)
         progress.close()
         result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                          retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
@@ -421,8 +436,10 @@ async def batch_live(
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
-                      due: datetime | None = None, marked: dict[str, bool] | None = None) -> None:
-    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
+                      due: datetime | None = None, marked: dict[str, bool] | None = None,
+                      pacer: Pacer | None = None) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight (paced by ``pacer``), emitting
+    each when done."""
     from grader.sources import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
@@ -432,7 +449,9 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+            # Without the SDK's retries: a throttled read comes back to the Retrier, which paces and says so.
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target,
+                                                        sdk_retries=False), pacer=pacer)
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from grader.cli.options import connection_options, output_options, rubric_option
-from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
+from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS
 
 if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
     from grader.connect import ConnectionSettings
@@ -47,6 +47,14 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="Also replay every history through the reference workflow, as `grader check --replay` "
                    "does: grading for the record checks all it can (milliseconds a history; the other "
                    "integrity rules always apply).")
+@click.option("--max-rps", type=click.FloatRange(0.1, 100000), default=BATCH_MAX_RPS, show_default=True,
+              help="Live: history reads a second at most (Temporal Cloud allows a namespace 2,000 requests a "
+                   "second by default; the learners' workers need their share). Halved for a while whenever "
+                   "the server answers ResourceExhausted.")
+@click.option("--max-visibility-rps", type=click.FloatRange(0.1, 10000), default=BATCH_MAX_VISIBILITY_RPS,
+              show_default=True,
+              help="Live: listing pages (1,000 runs each) a second at most; Temporal Cloud allows 30 visibility "
+                   "calls a second per namespace.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
                    "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
@@ -55,7 +63,8 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, resume: bool, quiet: bool,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, max_rps: float,
+            max_visibility_rps: float, resume: bool, quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -101,7 +110,8 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume)
+                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
+                           max_rps=max_rps, max_visibility_rps=max_visibility_rps)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
