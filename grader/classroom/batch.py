@@ -628,6 +628,10 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    if replay:
+        from grader.replay import preload
+
+        preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
