@@ -10,41 +10,52 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
-from grader.evidence import build_evidence
-from grader.history import DEFAULT_MAX_HISTORY_BYTES, History
-from grader.integrity import IntegrityEntry, assess
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
+from grader.engine.evidence import build_evidence
+from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
+from grader.engine.integrity import Finding, IntegrityEntry, assess
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.sources.files import read_files
+from grader.sources.live import DEFAULT_LIMIT, read_live
+from grader.sources.loaded import Loaded
 
-if TYPE_CHECKING:  # only annotations: grader.connect is loaded on the live path
-    from grader.connect import ConnectionSettings, Target
+if TYPE_CHECKING:  # only annotations: grader.sources.connect is loaded on the live path
+    from grader.sources.connect import ConnectionSettings, Target
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
-                 experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
-    """Build evidence for every loaded history, check its integrity and grade it against ``rubric``."""
+                 experiments: Sequence[str] | None = None, replay: bool = True,
+                 credit_simulate: bool = True) -> Report:
+    """Build evidence for every loaded history, check its integrity and grade it against ``rubric``.
+
+    Without ``credit_simulate`` runs made by ``grader simulate`` earn nothing.
+    """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
-                 integrity=check_integrity(loaded, replay=replay))
+                 integrity=check_integrity(loaded, replay=replay), credit_simulate=credit_simulate)
 
 
-def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEntry]:
+def check_integrity(loaded: Loaded, *, replay: bool = True,
+                    more_findings: Sequence[Sequence[Finding]] | None = None) -> list[IntegrityEntry]:
     """One integrity verdict per loaded history.
 
-    The rules of :mod:`grader.integrity`, agreement between histories of one
+    The rules of :mod:`grader.engine.integrity`, agreement between histories of one
     run, the bundle's hashes and, with ``replay``, a replay through the
-    reference workflow (:mod:`grader.replay`).
+    reference workflow (:mod:`grader.lab.replay`). ``more_findings`` are made
+    elsewhere, one list per history in order (a batch's copied runs).
     """
     if not (replay and loaded.histories):
-        return assess(loaded.histories, extra=loaded.findings)
-    from grader.integrity import inspect_history
-    from grader.replay import replay_histories
+        return assess(loaded.histories, extra=loaded.findings, more_findings=more_findings)
+    from grader.engine.integrity import inspect_history
+    from grader.lab.replay import replay_histories
 
     inspected = [inspect_history(h) for h in loaded.histories]
     outcome = replay_histories(loaded.histories, inspected=inspected)
-    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes,
+    found = outcome.findings
+    if more_findings is not None:
+        found = [list(a) + list(b) for a, b in zip(found, more_findings)]
+    return assess(loaded.histories, extra=loaded.findings, more_findings=found, notes=outcome.notes,
                   inspected=inspected)
 
 
@@ -94,8 +105,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
     """
     import dataclasses
 
-    from grader.history import history_from_document
-    from grader.report import assemble, gate, grade_experiment, ungraded_experiment
+    from grader.engine.history import history_from_document
+    from grader.engine.report import assemble, gate, grade_experiment, ungraded_experiment
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",

@@ -28,6 +28,11 @@ ACTIVITY_REFUND = "refund"
 #: code they run (see ``code_fingerprint`` in the apps' shared.py).
 FINGERPRINT_PREFIX = "failure-lab-"
 
+#: The memo key ``grader simulate`` puts on every workflow it starts, so its runs are told apart from a
+#: learner's own wherever they end up (read live, exported, handed in). A learner's app never sets it;
+#: an editor can remove it from a file, which is why a file's provenance is weaker than a server's.
+SIMULATE_MARK = "failure-lab-made-by"
+
 #: The experiments, in the tutorial's order, with their titles. Their ids are
 #: public: rubrics, `--experiment` and the JSON report use them.
 EXPERIMENTS: dict[str, str] = {
@@ -37,9 +42,12 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
-#: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
+#: `grader batch`: reads in flight at once.
 BATCH_CONCURRENCY = 32
-BATCH_LIMIT = 20
+#: `grader batch` live: how far back runs are read. Every run a learner started in this window is
+#: graded, however many there are (a count would let a classmate's decoys push real runs out of view);
+#: a term's length, so last year's class on a long-lived namespace is not read.
+BATCH_SINCE = "120d"
 #: grader batch: history reads a second at most (half of Temporal Cloud's default 2,000 requests/s a namespace).
 BATCH_MAX_RPS = 1000
 #: grader batch: listing pages a second at most (Temporal Cloud allows 30 visibility calls/s a namespace).

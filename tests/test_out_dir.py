@@ -189,3 +189,26 @@ def test_grading_processes_die_with_a_killed_batch(tmp_path: Path, sig: int):
         assert CliRunner().invoke(cli, ["batch", "-q", "--no-replay", "--submissions", str(subs),
                                         "--out", str(out)]).exit_code == 0
         _agrees(out)  # the next batch cleared what the killed one left
+
+
+@pytest.mark.slow
+def test_the_sdk_never_writes_to_stdout_when_the_server_goes_away(tmp_path: Path):
+    """A client the grader made, its server killed under it: the SDK's retry warnings go to stderr."""
+    script = tmp_path / "probe.py"
+    script.write_text(
+        "import asyncio\n"
+        "from grader.sources.connect import connect\n"
+        "from grader.lab.server import free_port, start_dev_server\n"
+        "async def main():\n"
+        "    with start_dev_server(port=free_port(), ephemeral=True, headless=True) as server:\n"
+        "        client = await connect(server.address)\n"
+        "    for _ in range(2):  # the server is gone: the SDK retries, and says so\n"
+        "        try:\n"
+        "            await asyncio.wait_for(client.count_workflows(), 3)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "asyncio.run(main())\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    assert "grader: sdk: WARNING" in done.stderr and "retried" in done.stderr

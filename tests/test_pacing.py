@@ -48,8 +48,8 @@ def test_a_throttled_pacer_halves_once_per_throttle_and_says_so():
 
 @pytest.mark.slow
 def test_batch_on_a_rate_limited_server_slows_down_says_so_and_grades_everyone(tmp_path: Path, monkeypatch):
-    from grader.connect import connect
-    from grader.server import free_port, start_dev_server
+    from grader.sources.connect import connect
+    from grader.lab.server import free_port, start_dev_server
 
     server = start_dev_server(port=free_port(), ephemeral=True, headless=True, dynamic_config={
         "frontend.namespaceRPS": 12, "frontend.namespaceBurstRatio": 1, "frontend.namespaceRPS.visibility": 2})

@@ -10,13 +10,14 @@ learners who need a look, and the regrade diff.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -24,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
-from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
@@ -34,22 +35,19 @@ from grader.classroom.lms import FOLDERS, Download, opened_download, read_downlo
 from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
-from grader.connect import ConnectionSettings, Target, as_target, connect
-from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
-from grader.evidence import build_evidence
-from grader.history import History, load_json_text
-from grader.learner import learner_key, validate_learner_id
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
+                                       UNFAMILIAR_CLIENT, UNREADABLE_FILES, Attention, BatchResult, Cell, Change,
+                                       ClassRow)
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
+from grader.errors import BadInputError, HistoryError, ServerUnavailableError
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_json_text
+from grader.engine.integrity import Finding, starter_client, timing_fingerprint
+from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-#: Statuses of a learner (public interface: the gradebook's ``status`` column).
-GRADED = "graded"              # graded: each experiment's status and points, and the total
-MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
-NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
-UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
-STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
-DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
 
 @dataclass
@@ -67,24 +65,79 @@ class LearnerResult:
     roster: dict[str, str] = field(default_factory=dict)
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
-    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`).
     flags: list[str] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
+    holder: str = ""
     #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
     late: bool | None = None
 
 
-#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
-SUSPECT = "suspect"
+def _flag(result: LearnerResult, flag: str) -> None:
+    if flag not in result.flags:
+        result.flags.append(flag)
 
 
 def note_integrity(result: LearnerResult) -> None:
-    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    """Flag a learner whose report holds a suspect history, with one problem line per such history.
+
+    A history whose only finding is ``copied-run`` flags the learner
+    ``copied-run``, not ``suspect``: the history itself may be honest.
+    """
     for entry in result.report.integrity if result.report is not None else ():
         if entry.suspect:
-            codes = ", ".join(sorted({f.code for f in entry.findings}))
-            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
-            if SUSPECT not in result.flags:
-                result.flags.append(SUSPECT)
+            codes = sorted({f.code for f in entry.findings})
+            if codes == [COPIED_RUN]:
+                result.problems.append(f"{entry.source}: copied run: {entry.findings[0].message}")
+                _flag(result, COPIED_RUN)
+                continue
+            result.problems.append(f"{entry.source}: suspect history ({', '.join(codes)}): "
+                                   f"{entry.findings[0].message}")
+            _flag(result, SUSPECT)
+            if COPIED_RUN in codes:
+                _flag(result, COPIED_RUN)
+
+
+def note_provenance(result: LearnerResult) -> None:
+    """Flag a learner graded on a run ``grader simulate`` made, naming the experiments concerned."""
+    made = [e.id for e in result.report.experiments if e.workflow is not None
+            and e.workflow.provenance == "simulate"] if result.report is not None else []
+    if made:
+        result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
+                               f"{', '.join(made)}")
+        _flag(result, SIMULATE)
+
+
+#: How many runs of an unfamiliar client a problem line names before it counts the rest.
+_NAMED_RUNS = 5
+
+
+def note_clients(result: LearnerResult, histories: list[History]) -> None:
+    """Name the runs started from a client that none of the learner's graded runs came from.
+
+    Anyone who can start workflows on a shared server can start them under
+    another learner's id: such runs are graded like the rest (an honest run
+    still wins), and named here so the instructor can look. A learner's own
+    runs come from their machine (:func:`grader.engine.integrity.starter_client`);
+    the runs their grade rests on say which machine that is.
+    """
+    if result.report is None or len(histories) < 2:
+        return
+    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
+    strangers = [h for h in histories if starter_client(h) not in familiar]
+    if not strangers or not familiar:
+        return
+    clients = sorted({starter_client(h) or "an unrecorded client" for h in strangers})
+    named = ", ".join(h.workflow_id for h in strangers[:_NAMED_RUNS])
+    more = f" and {len(strangers) - _NAMED_RUNS} more" if len(strangers) > _NAMED_RUNS else ""
+    result.problems.append(f"{len(strangers)} run(s) started from an unfamiliar client ({', '.join(clients[:3])}), "
+                           f"not the one the graded runs came from ({', '.join(sorted(familiar)[:3])}): "
+                           f"{named}{more}")
+    _flag(result, UNFAMILIAR_CLIENT)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -103,101 +156,43 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     return GRADED
 
 
-@dataclass
-class Attention:
-    """A learner the instructor should look at, and why."""
-
-    learner: str
-    status: str
-    why: str
-
-
-@dataclass
-class ClassRow:
-    """One learner as the class formats show them: no report, only what a gradebook row holds.
-
-    Kept for every learner of a batch (a few hundred bytes each, like the
-    regrade diff's memory of an earlier gradebook), so ``--format markdown``,
-    ``html``, ``junit`` and ``github`` can draw the class without reading back
-    the files the batch wrote.
-    """
-
-    learner: str
-    status: str
-    #: Marks beside the status, e.g. ``suspect``.
-    flags: list[str]
-    #: None when nothing was graded.
-    score: float | None
-    max_score: float
-    #: experiment id -> its status, points and the finding behind a non-pass (the rubric's order).
-    cells: dict[str, regrade.Cell]
-    #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
-    problems: list[str]
-    #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
-    duplicates: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
-
-    out_dir: Path
-    source: str
-    counts: dict[str, int]
-    attention: list[Attention]
-    #: The regrade diff, or None without ``previous``.
-    changes: list[regrade.Change] | None
-    written: list[Path]
-    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
-    not_on_roster: list[str]
-    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
-    ignored: list[str]
-    elapsed: float
-    #: Reads that needed at least one retry.
-    retried: int = 0
-    #: Mean score of graded learners, and the rubric's maximum.
-    mean_score: float | None = None
-    max_score: float = 0.0
-    #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
-    learners: list[ClassRow] = field(default_factory=list)
-    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
-    unmatched: list[str] = field(default_factory=list)
-    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
-    warnings: list[str] = field(default_factory=list)
-    #: ``(id, title)`` of each experiment of the rubric, in its order.
-    experiments: list[tuple[str, str]] = field(default_factory=list)
-    #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
-    optional: list[str] = field(default_factory=list)
-    #: The rubric's ``id`` and ``version``.
-    rubric: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Learners in the gradebook."""
-        return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
-        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
-
-
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
-               findings: dict | None = None, replay: bool = False) -> Report:
+               findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
+               copied: Mapping[str, list[str]] | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
     ``replay`` also replays each history through the reference workflow, as
     ``grader check --replay`` does (it costs milliseconds a history, which a
     class of thousands feels). ``findings`` are a bundle's hash findings.
+    ``copied`` maps the timing fingerprint of a run other learners also
+    handed in to those learners: such a run gets a ``copied-run`` finding,
+    so it is credited to no one. Without ``credit_simulate`` a run made by
+    ``grader simulate`` earns nothing.
     """
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
-    integrity = check_integrity(loaded, replay=replay)
+    more = _copied_findings(histories, copied) if copied else None
+    integrity = check_integrity(loaded, replay=replay, more_findings=more)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity)
+                 integrity=integrity, credit_simulate=credit_simulate)
+
+
+def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
+    found: list[list[Finding]] = []
+    for history in histories:
+        others = copied.get(timing_fingerprint(history) or "")
+        found.append([Finding(COPIED_RUN, f"run {history.run_id} ({history.workflow_id}) has, to the nanosecond, "
+                              f"the event timings of a run handed in by {', '.join(others)}: one run cannot be "
+                              "two learners' work, so neither is credited", [1])] if others else [])
+    return found
+
+
+def run_timings(histories: list[History]) -> list[tuple[str, str]]:
+    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.engine.integrity)."""
+    return [(fp, h.workflow_id) for h in histories if (fp := timing_fingerprint(h))]
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -216,6 +211,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
+        timings=result.timings, holder=result.holder,
     )
 
 
@@ -251,7 +247,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
-    changes: list[regrade.Change] | None = [] if previous is not None else None
+    changes: list[Change] | None = [] if previous is not None else None
     seen: set[str] = set()
     total_score, scored, max_score = 0.0, 0, 0.0
     learners: list[ClassRow] = []
@@ -269,10 +265,11 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
                                                  f"{', '.join(dup['also_under'][:3])}")
         if row.flags and not row.duplicates:
-            why = next((p for p in row.problems if "suspect history" in p), why)
+            why = next((p for p in row.problems if "suspect history" in p or ": copied run: " in p
+                        or "grader simulate" in p or "unfamiliar client" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
-        cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+        cells = {k: Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
                                  list(row.problems), [_shared_run(d) for d in row.duplicates]))
         if previous is not None:
@@ -352,7 +349,7 @@ async def batch_live(
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
-    limit: int = DEFAULT_LIMIT,
+    since: str | datetime | None = defaults.BATCH_SINCE,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     replay: bool = True,
     progress: Progress | None = None,
@@ -362,22 +359,26 @@ async def batch_live(
     lms_column: str | None = None,
     due: datetime | None = None,
     resume: bool = False,
+    credit_simulate: bool = True,
     max_rps: float = DEFAULT_MAX_RPS,
     max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
-    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
-    plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
-    with at most ``concurrency`` reads in flight over one client, and graded
-    as soon as they arrive. ``on_result`` sees each learner as it is graded.
-    With ``resume``, the learners an interrupted batch on ``out_dir`` had
-    graded are kept and only the others are read (see
-    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     History reads go out at most ``max_rps`` a second and listing pages at
     most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
     server throttles anyway, the pace halves and ``progress`` says so.
+
+    ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
+    plain string is an address). Learners are the roster's, or without one every learner id that owns a
+    ``MoneyTransfer`` workflow. Every run each learner started since
+    ``since`` (a duration back from now such as ``120d``, a date, or None for
+    all) is read, with at most ``concurrency`` reads in flight over one
+    client, and graded as soon as they arrive; runs started from a client
+    none of the learner's graded runs came from are named (``unfamiliar-client``). ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
@@ -387,12 +388,15 @@ async def batch_live(
     target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
+    since_at = parse_since(since) if isinstance(since, str) else since
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
+    # One retrier for every call, the first connection included: a server that stalls (paused,
+    # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
     if max_rps <= 0 or max_visibility_rps <= 0:
         raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
-    client = client or await connect(target)
-    retrier = Retrier(retry_seconds)
+    retrier = Retrier(retry_seconds, notify=progress.say)
+    client = client or await retrier.call(lambda: connect(target))
 
     def slowed(what: str) -> Callable[[float], None]:
         return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
@@ -402,7 +406,7 @@ async def batch_live(
     listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit, pacer=listing)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -418,15 +422,25 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
-                      lms_column=lms_column, due=due)
+    key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
-        plan = _left_to_grade(plan, book, progress)
+        everyone, plan = plan, _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked, pacer=reads)
+                          due=due, marked=marked, credit_simulate=credit_simulate, pacer=reads)
+        copies = book.copied_runs()
+        if copies:
+            # Copies are known only once the whole class is read: grade those learners again, the
+            # copied runs now credited to no one.
+            # A learner a resumed batch graded before counts too: the whole class is looked at.
+            await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
+                              rubric=rubric, concurrency=concurrency, retrier=retrier,
+                              emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
+                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies,
+                              pacer=reads)
         progress.close()
         result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                          retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
@@ -437,10 +451,15 @@ async def batch_live(
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
                       pacer: Pacer | None = None) -> None:
-    """Grade every learner of ``plan`` with ``concurrency`` reads in flight (paced by ``pacer``), emitting
-    each when done."""
-    from grader.sources import fetch_run
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    Each read first takes its turn from ``pacer``.
+
+    ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
+    """
+    from grader.sources.live import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
     queue: asyncio.Queue = asyncio.Queue()
@@ -482,9 +501,13 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
+            result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors, replay=replay)
+                                       errors=errors, replay=replay, credit_simulate=credit_simulate,
+                                       copied=(copied or {}).get(name))
             note_integrity(result)
+            note_provenance(result)
+            note_clients(result, histories)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
@@ -518,6 +541,7 @@ def batch_files(
     lms_column: str | None = None,
     due: datetime | None = None,
     resume: bool = False,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -555,18 +579,27 @@ def batch_files(
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
-                          id_column=id_column, lms_column=lms_column, due=due)
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
         with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
                        resume=resume) as book:
-            plan = _left_to_grade(plan, book, progress)
+            everyone, plan = plan, _left_to_grade(plan, book, progress)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          due=due)
+                                          due=due, credit_simulate=credit_simulate)
             else:
                 collect = _Collector(book, rubric, progress, on_result)
                 for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                             replay=replay, due=due, late_hint=hint))
+                                             replay=replay, due=due, late_hint=hint,
+                                             credit_simulate=credit_simulate))
+            copies = book.copied_runs()
+            # Copies are known only once the whole class is read: grade those learners again, the
+            # copied runs now credited to no one (a learner a resumed batch graded before counts too).
+            for position, name, cells, submission, hint in everyone:
+                if name in copies:
+                    book.replace(_to_row(grade_submission(
+                        name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies[name]), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
@@ -619,7 +652,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, due: datetime | None = None) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -629,14 +662,14 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     if replay:
-        from grader.replay import preload
+        from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -678,13 +711,14 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None) -> list[tuple[Spooled, list]]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
+                 credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  due=due, late_hint=hint)
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate)
         rows.append((_to_row(result, rubric), result.runs))
     return rows
 
@@ -708,21 +742,23 @@ def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
-                     due: datetime | None = None, late_hint: LateHint | None = None) -> LearnerResult:
+                     due: datetime | None = None, late_hint: LateHint | None = None,
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
     (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
-    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
+    ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
     Whatever the upload holds, the answer is this learner's row: a failure
     of ours on their files makes them ``unreadable-files`` with the reason,
     never stops the class.
     """
     try:
         return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
-                                 due=due, late_hint=late_hint)
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied)
     except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
         from grader.errors import write_crash_report
 
@@ -739,8 +775,9 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
 
 def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                       roster: dict[str, str] | None, position: int, replay: bool,
-                      due: datetime | None = None, late_hint: LateHint | None = None) -> LearnerResult:
-    from grader.bundles import read_bundle
+                      due: datetime | None = None, late_hint: LateHint | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+    from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
     if submission is None:
@@ -768,14 +805,20 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         member.data = None  # parsed: the bytes can go
     errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.timings = run_timings(histories)
+    # A group submission reaches each of its learners as the same entries: one holder, no copy.
+    # Hashed: entry names may be any bytes an unzip made (not UTF-8), which the spool cannot store.
+    result.holder = hashlib.sha256(os.fsencode("\0".join([str(submission.folder), *sorted(submission.names)]))
+                                   ).hexdigest()
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
         result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
-                               findings=findings, replay=replay)
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied)
     note_integrity(result)
+    note_provenance(result)
     result.late = is_late(result.report, histories, due=due, hint=late_hint)
     result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result

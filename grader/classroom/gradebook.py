@@ -37,8 +37,10 @@ from typing import Any, Iterator
 
 from grader import __version__
 from grader.classroom import spreadsheet
+from grader.classroom.feedback import FEEDBACK_TITLE
+from grader.engine.classreport import _loads
 from grader.errors import BadInputError, EnvironmentProblem, GraderError
-from grader.rubric import Rubric
+from grader.engine.rubric import Rubric
 
 try:
     import orjson
@@ -49,8 +51,6 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
-#: How every feedback file starts (how a stale one is recognised as ours).
-FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
 #: The spool's tables (the scratch spool's and the --resume spool's alike).
@@ -59,6 +59,7 @@ SPOOL_TABLES = """
                                          max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                          feedback TEXT, flags TEXT, late INTEGER);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+    CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
 """
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
@@ -124,17 +125,33 @@ def disk_errors(path: Path, option: str = "--out"):
         raise
 
 
+#: The values of gradebook.csv's ``<experiment>`` columns, exactly.
+EXPERIMENT_STATES = ("pass", "fail", "pending", "not-attempted")
+
+
+def experiment_cell(status: str) -> str:
+    """An experiment's value in gradebook.csv: one of :data:`EXPERIMENT_STATES`.
+
+    A check that could not run (``error``) withholds the points, so it is a
+    ``fail`` there; a learner with no graded runs (missing, nothing
+    readable) attempted nothing the grader saw.
+    """
+    if status == "error":
+        return "fail"
+    return status if status in EXPERIMENT_STATES else "not-attempted"
+
+
 def feedback_names(learners: list[str]) -> dict[str, str]:
     """learner -> the file name of their feedback, unique even on a case-insensitive file system.
 
     macOS and Windows would write ``bob.md`` and ``BOB.md`` to one file, so
-    learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
+    learners whose ids fold to the same name (:func:`grader.engine.learner.learner_key`)
     each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
     never another learner's plain name, since a learner id holds no ``-``.
     Everyone else gets :func:`feedback_file_name`: ``<id>.md``, or a safe
     name for an id that cannot be a file name as it is.
     """
-    from grader.learner import learner_key
+    from grader.engine.learner import learner_key
 
     folded: dict[str, int] = {}
     for name in learners:
@@ -163,7 +180,9 @@ def reserved_columns(rubric: Rubric) -> set[str]:
 @lru_cache(maxsize=1)
 def gradebook_schema() -> dict[str, Any]:
     """The JSON Schema of ``gradebook.json`` (it refers to the report schema for each learner's report)."""
-    return json.loads((Path(__file__).parent.parent / "schemas" / "gradebook.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("gradebook").read_text())
 
 
 def gradebook_validator() -> Any:
@@ -171,7 +190,7 @@ def gradebook_validator() -> Any:
     import jsonschema
     from referencing import Registry, Resource
 
-    from grader.report import report_schema
+    from grader.engine.report import report_schema
 
     report = report_schema()
     registry = Registry().with_resource(report["$id"], Resource.from_contents(report))
@@ -196,32 +215,6 @@ def report_json(report: Any) -> str:
     head = {"schema_version": report.schema_version}
     head.update((name, getattr(report, name)) for name in report.__dataclass_fields__ if name != "schema_version")
     return orjson.dumps(head).decode()
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    return orjson.loads(text) if orjson is not None else json.loads(text)
-
-
-def read_learners(path: Path) -> Iterator[dict[str, Any]]:
-    """Each learner entry of a ``gradebook.json`` in order, one at a time.
-
-    :meth:`Gradebook.finish` writes the head on the first line and each
-    learner on a line of its own (JSON text never holds a raw newline), so
-    reading line by line holds one learner's report at a time, not the
-    class. A file in any other layout (edited by hand) is read whole.
-    """
-    with Path(path).open(encoding="utf-8") as handle:
-        head = handle.readline()
-        if not head.rstrip("\n").endswith('"learners": ['):
-            handle.seek(0)
-            yield from json.load(handle)["learners"]
-            return
-        for line in handle:
-            line = line.rstrip("\n").rstrip(",")
-            if line and line != "]}":
-                yield _loads(line)
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -261,6 +254,11 @@ class Spooled:
     late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.engine.integrity.timing_fingerprint).
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What the learner handed in, when several learners share it (a group submission): runs under
+    #: one holder are not copies of each other. Empty means the learner alone.
+    holder: str = ""
 
 
 class Gradebook:
@@ -349,13 +347,13 @@ class Gradebook:
             self._add(row, runs)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late)))
+        self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
+        if row.timings:
+            self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
+                                [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
         self.count += 1
         # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
         # (a commit per learner would cost more than a small learner's grading).
@@ -363,6 +361,54 @@ class Gradebook:
         if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
             self._last_commit = now
+
+    def _store(self, row: Spooled) -> None:
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
+
+    def replace(self, row: Spooled) -> None:
+        """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
+        with disk_errors(self.out_dir):
+            self._store(row)
+
+    def copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
+
+        One GROUP BY over the spooled fingerprints: linear in the runs, no run is compared with another.
+        Runs shared under one run id count too (the same run handed in twice is a copy as well);
+        learners of one group submission (one holder) are not copies of each other.
+        """
+        with disk_errors(self.out_dir):
+            return self._copied_runs()
+
+    def _copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT fingerprint, holder, learner FROM timings WHERE fingerprint IN (
+                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT holder) > 1)
+            ORDER BY fingerprint, holder, learner""")
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for fingerprint, holder, learner in shared:
+            groups.setdefault(fingerprint, []).append((holder, learner))
+        found: dict[str, dict[str, list[str]]] = {}
+        for fingerprint, members in groups.items():
+            per_holder: dict[str, int] = {}
+            for holder, _ in members:
+                per_holder[holder] = per_holder.get(holder, 0) + 1
+            # A learner's others are named from the first few of each holder: linear in a big group.
+            head: list[tuple[str, str]] = []
+            shown_of: dict[str, int] = {}
+            for holder, learner in members:
+                if shown_of.get(holder, 0) <= MAX_NAMED and len(head) < 2 * (MAX_NAMED + 1):
+                    head.append((holder, learner))
+                    shown_of[holder] = shown_of.get(holder, 0) + 1
+            for holder, learner in members:
+                others = [n for h, n in head if h != holder][:MAX_NAMED]
+                more = len(members) - per_holder[holder] - len(others)
+                found.setdefault(learner, {})[fingerprint] = others + ([f"{more} more"] if more > 0 else [])
+        return found
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
@@ -375,16 +421,19 @@ class Gradebook:
         for run_id, learner, workflow_id in shared:
             by_run.setdefault(run_id, []).append((learner, workflow_id))
         found: dict[str, list[dict[str, Any]]] = {}
+        seen: set[tuple[str, str, str]] = set()
         for run_id, holders in by_run.items():
             names = sorted({learner for learner, _ in holders})
+            # Each holder names up to MAX_NAMED others: the first MAX_NAMED + 1 names always hold
+            # them, so the cost is linear in the holders (50,000 learners handing in one run).
+            first = names[:MAX_NAMED + 1]
             for learner, workflow_id in holders:
-                others = [n for n in names if n != learner]
-                if not others:
+                if len(names) < 2 or (learner, run_id, workflow_id) in seen:
                     continue
-                entry = {"run_id": run_id, "workflow_id": workflow_id,
-                         "also_under": others[:MAX_NAMED], "others": len(others)}
-                if entry not in found.setdefault(learner, []):
-                    found[learner].append(entry)
+                seen.add((learner, run_id, workflow_id))
+                found.setdefault(learner, []).append({
+                    "run_id": run_id, "workflow_id": workflow_id,
+                    "also_under": [n for n in first if n != learner][:MAX_NAMED], "others": len(names) - 1})
         return found
 
     def rows(self) -> Iterator[Spooled]:
@@ -478,7 +527,7 @@ class Gradebook:
                             "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
-            cells += [status, "" if points is None else f"{points:g}"]
+            cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
         return cells
 
     def _json_entry(self, row: Spooled) -> str:

@@ -1,35 +1,32 @@
 """A class's histories read live: one listing, then each learner's runs, retried through faults.
 
-The namespace's ``MoneyTransfer`` workflows are listed once, page by page,
-and grouped by the learner id that owns each workflow id
-(:func:`grader.learner.learner_of`), instead of one listing per learner;
-only each learner's newest ``limit`` runs are kept while paging, so memory
-follows the class, not the namespace's history. Every request takes a turn
-from a :class:`~grader.classroom.pacing.Pacer` first. Reads that fail for a
-passing reason (the server restarting, a dropped connection) are retried with
-a bounded, doubling backoff; the budget is shared, so once the server has
-been gone for the whole budget every read gives up at once rather than each
-waiting its own turn. ``ResourceExhausted`` (the server rate-limits us) is
-not an outage: the pacer slows down, says so, and the read is tried again.
+The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
+the learner id that owns each workflow id (:func:`grader.engine.learner.learner_of`),
+instead of one listing per learner. Reads that fail for a passing reason
+(the server restarting, overloaded, a dropped connection) are retried with a
+bounded, doubling backoff; the budget is shared, so once the server has been
+gone for the whole budget every read gives up at once rather than each
+waiting its own turn.
 """
 
 from __future__ import annotations
 
 import asyncio
-import heapq
 import random
+import re
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader.classroom.pacing import Pacer
-from grader.connect import ServerTimeoutError, Target, answered, rpc_deadline
-from grader.errors import ServerUnavailableError
-from grader.learner import learner_key, learner_of
-from grader.sources import visibility_query
+from grader.sources.connect import ServerTimeoutError, Target, answered, rpc_deadline
+from grader.errors import BadInputError, ServerUnavailableError
+from grader.engine.learner import learner_key, learner_of
+from grader.sources.live import visibility_query
 
 T = TypeVar("T")
 
@@ -56,7 +53,7 @@ def is_throttle(err: BaseException) -> bool:
 def is_transient(err: BaseException) -> bool:
     """True for a failure that may pass: the server restarting, overloaded, slow, or a dropped connection.
 
-    :func:`grader.connect.answered` turns a gone or silent server into
+    :func:`grader.sources.connect.answered` turns a gone or silent server into
     :class:`ServerUnavailableError`; its cause says which. Refused
     credentials and unknown workflows are not transient.
     """
@@ -70,9 +67,16 @@ def is_transient(err: BaseException) -> bool:
 class Retrier:
     """Retries transient RPC errors with a doubling backoff, within one budget shared by all reads."""
 
-    def __init__(self, budget: float = DEFAULT_RETRY_SECONDS, *, first: float = 0.2, cap: float = 2.0) -> None:
+    def __init__(self, budget: float = DEFAULT_RETRY_SECONDS, *, first: float = 0.2, cap: float = 2.0,
+                 notify: Callable[[str], None] | None = None) -> None:
         #: Seconds of continuous failure after which reads stop retrying.
         self.budget = budget
+        #: Where a stall is reported, once when it starts, once when it ends or is given up on
+        #: (a batch's progress line): a long silence must never look like a hang.
+        self.notify = notify
+        #: When the first call that failed in the current stall was started (monotonic).
+        self._stall_began: float | None = None
+        self._said_given_up = False
         self.first = first
         self.cap = cap
         #: When the server last started failing (monotonic), None while it answers.
@@ -90,8 +94,9 @@ class Retrier:
         """Await ``make()``; on a transient failure wait and call it again, until the budget is spent.
 
         Each try first waits for its turn from ``pacer``. A ``ResourceExhausted``
-        answer slows ``pacer`` down and is tried again after a backoff, up to
-        :data:`MAX_THROTTLED_TRIES` times, without counting as an outage.
+        answer is not an outage: it slows ``pacer`` down (which says so) and
+        the read is tried again after a backoff, up to
+        :data:`MAX_THROTTLED_TRIES` times.
         """
         delay = self.first
         counted = False
@@ -108,6 +113,7 @@ class Retrier:
                 self._last_probe = now
             if pacer is not None:
                 await pacer.take()
+            started = time.monotonic()
             try:
                 result = await make()
             except (RPCError, ServerUnavailableError) as err:
@@ -123,9 +129,17 @@ class Retrier:
                 now = time.monotonic()
                 if self.down_since is None:
                     self.down_since = now
+                    self._stall_began = started
+                    self._say(f"the server is not answering ({_reason(err)}): waiting up to {self.budget:g} s "
+                              "for it, then carrying on")
                 left = self.budget - (now - self.down_since)
                 if given_up or left <= 0:
                     self._last_error = err
+                    if not self._said_given_up:
+                        self._said_given_up = True
+                        self._say(f"the server has not answered for {now - (self._stall_began or now):.0f} s: "
+                                  "reads left unanswered are marked not-gradable (grade them again later); "
+                                  f"still asking every {self.probe_every:g} s")
                     raise
                 self._last_error = err
                 if not counted:
@@ -135,73 +149,110 @@ class Retrier:
                 await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))
                 delay = min(delay * 2, self.cap)
                 continue
+            if self.down_since is not None:
+                silent = time.monotonic() - (self._stall_began or self.down_since)
+                self._say(f"the server answers again after {silent:.0f} s of silence: carrying on")
             self.down_since = None
+            self._stall_began = None
+            self._said_given_up = False
             return result
+
+    def _say(self, text: str) -> None:
+        if self.notify is not None:
+            self.notify(text)
 
     def _given_up(self) -> bool:
         return (self.down_since is not None and self._last_error is not None
                 and time.monotonic() - self.down_since >= self.budget)
 
 
-async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
-                            learners: set[str] | None = None, limit: int = 20,
-                            pacer: Pacer | None = None) -> dict[str, list[tuple[str, str]]]:
-    """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
+def _reason(err: BaseException) -> str:
+    """A failed call's reason in a few words, for the stall message."""
+    if isinstance(err, ServerTimeoutError):
+        return "no answer within the RPC timeout"
+    if isinstance(err, ServerUnavailableError) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, RPCError):
+        return f"{err.status.name if err.status is not None else 'error'}: {str(err)[:80]}"
+    return str(err)[:80]
 
-    Only workflow ids that start with a valid learner id and ``-`` count;
-    with ``learners``, only those learners' runs are kept. Ids match
-    case-insensitively (:func:`grader.learner.learner_key`): a learner given
+
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a duration back from now (``90d``, ``36h``, ``2w``) or a date or time (``2026-09-01``).
+
+    Raises :class:`BadInputError` with the forms it takes.
+    """
+    now = now or datetime.now(timezone.utc)
+    value = str(text).strip()
+    match = _SINCE.match(value.lower())
+    if match:
+        return now - timedelta(seconds=min(int(match[1]) * _UNIT_SECONDS[match[2]], 100 * 365 * 86400))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInputError(f"--since {value!r}: give a duration back from now (90d, 36h, 2w) or a date "
+                            "(2026-09-01) or time (2026-09-01T08:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
+                            learners: set[str] | None = None,
+                            since: datetime | None = None,
+                            pacer: Pacer | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Learner id -> every run it started since ``since`` as ``(workflow_id, run_id)``, newest first.
+
+    All of them, page after page: a bound by count (the newest N) would let
+    anyone who can start workflows push a learner's real runs out of view
+    with decoys under their id; a bound by time cannot be pushed. Only
+    workflow ids that start with a valid learner id and ``-`` count; with
+    ``learners``, only those learners' runs are kept. Ids match
+    case-insensitively (:func:`grader.engine.learner.learner_key`): a learner given
     in ``learners`` is returned under that spelling, others under the
-    spelling most of their workflow ids use. The listing is read a page at a
-    time, each page paced by ``pacer`` and retried on its own (a fault on
-    page 90 does not read pages 1-89 again), and each learner keeps at most
-    ``limit`` runs while paging.
+    spelling most of their workflow ids use. Each page is one request, paced
+    by ``pacer`` and retried on its own (a fault on page 90 does not read
+    pages 1 to 89 again); only the ids of the runs kept are held.
     """
     from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
+    query = visibility_query(None)
+    if since is not None:
+        query += f" AND StartTime >= '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
     wanted: dict[str, list[str]] | None = None
     if learners is not None:
         wanted = {}
         for name in sorted(learners):  # a roster naming bob and BOB gives both the same runs
             wanted.setdefault(learner_key(name), []).append(name)
-    newest: dict[str, list[tuple[float, str, str]]] = {}
-    spellings: dict[str, Counter] = {}
+    found: dict[str, list] = defaultdict(list)
     token = b""
-    query = visibility_query(None)
     while True:
         request = ListWorkflowExecutionsRequest(namespace=target.namespace, page_size=PAGE_SIZE,
                                                 next_page_token=token, query=query)
         # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
+        # A raw call is not retried by the SDK, so a ResourceExhausted reaches the Retrier (paced, said).
         page = await retrier.call(lambda: answered(client.workflow_service.list_workflow_executions(
             request, timeout=rpc_deadline(target)), target), pacer=pacer)
         for info in page.executions:
             workflow_id = info.execution.workflow_id
             owner = learner_of(workflow_id)
-            if owner is None:
+            if owner is None or (wanted is not None and learner_key(owner) not in wanted):
                 continue
-            key = learner_key(owner)
-            if wanted is not None and key not in wanted:
-                continue
-            if wanted is None:
-                spellings.setdefault(key, Counter())[owner] += 1
-            item = (info.start_time.seconds + info.start_time.nanos / 1e9, workflow_id, info.execution.run_id)
-            kept = newest.setdefault(key, [])
-            # A min-heap of the newest `limit` runs: a run older than all of them is dropped at once.
-            if len(kept) < limit:
-                heapq.heappush(kept, item)
-            elif item > kept[0]:
-                heapq.heapreplace(kept, item)
+            started = info.start_time.seconds + info.start_time.nanos / 1e9
+            found[learner_key(owner)].append((started, workflow_id, info.execution.run_id, owner))
         token = page.next_page_token
         if not token:
             break
     runs: dict[str, list[tuple[str, str]]] = {}
-    for key, items in newest.items():
+    for key, items in found.items():
+        items.sort(key=lambda item: item[0], reverse=True)
         if wanted is not None:
             names = wanted[key]
         else:  # the spelling most runs use; ties go to the first in sorted order
-            counted = spellings[key]
-            names = [min(counted, key=lambda s: (-counted[s], s))]
-        ordered = [(wid, rid) for _, wid, rid in sorted(items, reverse=True)]
+            spellings = Counter(item[3] for item in items)
+            names = [min(spellings, key=lambda s: (-spellings[s], s))]
         for name in names:
-            runs[name] = list(ordered)
+            runs[name] = [(wid, rid) for _, wid, rid, _ in items]
     return runs

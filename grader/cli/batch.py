@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 
 from grader.cli.options import connection_options, output_options, rubric_option
-from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS
+from grader.defaults import BATCH_CONCURRENCY, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS, BATCH_SINCE
 
-if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("batch")
@@ -30,8 +30,9 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="The due date and time (ISO 8601, e.g. 2026-12-04T23:59, local time unless it has an "
                    "offset): a learner is late when a run that earned points closed after it.")
 @click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
-              help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
-                   "id) holding exported histories.")
+              help="Grade files instead of a server: an LMS download (Canvas, Moodle or Gradescope, as a folder "
+                   "or its .zip), or one subfolder or .zip per learner (named by learner id) holding exported "
+                   "histories.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go (and "
                                   "canvas-import.csv or moodle-import.csv with an LMS export as --roster).")
@@ -39,14 +40,20 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="An earlier gradebook.json: print what changed since (the regrade diff).")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
               help="Live: reads in flight at once, over one connection.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=BATCH_LIMIT, show_default=True,
-              help="Live: how many of each learner's newest runs to read.")
+@click.option("--since", default=BATCH_SINCE, show_default=True, metavar="WHEN",
+              help="Live: read every run started since WHEN, a duration back from now (120d, 36h, 2w) or a "
+                   "date (2026-09-01). Every run in the window is graded, however many a learner has.")
+@click.option("--limit", type=int, default=None, hidden=True,
+              help="No longer used: a count of newest runs let decoys push real runs out (see --since).")
 @click.option("--jobs", type=click.IntRange(1, 256), default=None,
               help="Files: processes that grade at once  [default: one per CPU]")
 @click.option("--replay/--no-replay", default=True, show_default=True,
               help="Also replay every history through the reference workflow, as `grader check --replay` "
                    "does: grading for the record checks all it can (milliseconds a history; the other "
                    "integrity rules always apply).")
+@click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
+              help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
+                   "their learners are flagged `simulate`.")
 @click.option("--max-rps", type=click.FloatRange(0.1, 100000), default=BATCH_MAX_RPS, show_default=True,
               help="Live: history reads a second at most (Temporal Cloud allows a namespace 2,000 requests a "
                    "second by default; the learners' workers need their share). Halved for a while whenever "
@@ -63,8 +70,9 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, max_rps: float,
-            max_visibility_rps: float, resume: bool, quiet: bool,
+            concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool,
+            max_rps: float, max_visibility_rps: float, resume: bool,
+            quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -80,12 +88,18 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
       not-gradable      the server did not return their runs, even after
                         retrying: costs them nothing, grade again later
       unreadable-files  some files were bad (named); the rest were graded
+    and flags beside it for a look: suspect (a history the integrity rules
+    reject), copied-run (a run whose timings another learner's run has:
+    credited to neither), simulate (graded on runs grader simulate made),
+    unfamiliar-client (live: runs under their id started from a client
+    none of their graded runs came from, e.g. a classmate's decoys).
 
     Progress goes to stderr (--quiet for none); stdout gets a short summary
     and, with --previous, the regrade diff. The other --format choices give
     the class table (markdown, html, junit, github) or one document per
-    learner (gradescope: a JSON object by learner; classroom: a
-    "<learner> result=..." line each).
+    learner (gradescope and classroom50: a JSON object by learner;
+    classroom, legacy: a "<learner> result=..." line each). A live batch
+    waits up to 30 s for a server that stops answering, and says so.
 
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
@@ -101,17 +115,20 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
 
     render_summary = summary_renderer(output_format)
     due_at = parse_due(due) if due is not None else None
+    if limit is not None:
+        click.echo("grader: --limit no longer applies: every run started since --since is read, so no one's "
+                   "runs can be pushed out of view", err=True)
     progress = Progress(quiet=quiet)
     _stop_cleanly_on_sigterm()
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             lms_column=lms_column, due=due_at, resume=resume)
+                             lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
-                           concurrency=concurrency, limit=limit, replay=replay, progress=progress,
+                           concurrency=concurrency, since=since, replay=replay, progress=progress,
                            id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
-                           max_rps=max_rps, max_visibility_rps=max_visibility_rps)
+                           credit_simulate=credit_simulate, max_rps=max_rps, max_visibility_rps=max_visibility_rps)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).

@@ -9,8 +9,8 @@ import click
 
 from grader.cli.options import connection_options
 
-if TYPE_CHECKING:  # grader.connect pulls in the SDK: imported only when the command runs
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect pulls in the SDK: imported only when the command runs
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("export")
@@ -32,7 +32,7 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, connect
     Grade it with: grader check --history BUNDLE
     (a file changed after the export is then reported as suspect).
     """
-    from grader.bundles import export_learner
+    from grader.sources.bundles import export_learner
     from grader.background import run_sync
 
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")

@@ -22,9 +22,9 @@ run, each in the ``temporal workflow show --output json`` form, and a
 What a manifest proves, and what it does not: the hashes show a file was not
 changed *after* the export, and the workflow and run ids must agree with the
 history's own. A learner can still edit a file and recompute its hash, since
-nothing here is secret; that is what the rules of :mod:`grader.integrity`
+nothing here is secret; that is what the rules of :mod:`grader.engine.integrity`
 are for. :func:`read_bundle` turns a bundle into the same
-:class:`grader.sources.Loaded` every other source gives, with a hash
+:class:`grader.sources.loaded.Loaded` every other source gives, with a hash
 mismatch as an integrity finding on that history.
 """
 
@@ -40,10 +40,10 @@ from typing import Any, Sequence
 
 from grader import __version__, defaults
 from grader.errors import BadInputError, HistoryError
-from grader.history import load_json_text
-from grader.integrity import Finding
-from grader.learner import validate_learner_id
-from grader.sources import Loaded
+from grader.engine.history import load_json_text
+from grader.engine.integrity import Finding
+from grader.engine.learner import validate_learner_id
+from grader.sources.loaded import Loaded
 
 # hashlib and zipfile are imported where a bundle is really written or read: every
 # `grader check --history` imports this module to recognise bundles, and those two
@@ -53,6 +53,11 @@ MANIFEST = "manifest.json"
 FORMAT = "failure-lab-bundle/1"
 #: Largest history file (or zip member) read from a bundle.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Most histories read from one bundle, and most bytes in all (the limits of a learner's upload).
+MAX_LISTED = 1000
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+#: Largest unpacked/packed ratio of a zipped history bigger than a megabyte (JSON packs about 10:1).
+MAX_RATIO = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -91,7 +96,9 @@ class Manifest:
 @lru_cache(maxsize=1)
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of ``manifest.json``."""
-    return json.loads((Path(__file__).parent / "schemas" / "bundle-manifest.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("bundle-manifest").read_text())
 
 
 def history_file_name(workflow_id: str, run_id: str) -> str:
@@ -196,9 +203,19 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
     except (BadInputError, HistoryError) as err:
         loaded.errors.append(str(err))
         return
-    listed = set()
+    listed: set[str] = set()
+    repeated: dict[str, int] = {}
     for entry in manifest.histories:
+        if entry.file in listed:
+            # One file listed many times is read once: 3,000 listings of it cost 3,000 reads and a
+            # comparison of every pair before.
+            repeated[entry.file] = repeated.get(entry.file, 1) + 1
+            continue
         listed.add(entry.file)
+        if len(listed) > MAX_LISTED:
+            loaded.errors.append(f"{path}: the manifest lists more than {MAX_LISTED} histories; the rest were not "
+                                 "read: export the learner's runs again")
+            break
         source = members.source(entry.file)
         try:
             data = members.read(entry.file)
@@ -206,7 +223,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         try:
-            history = load_json_text(data, source=source, workflow_id=None)
+            history = load_json_text(data, source=source, workflow_id=None, source_kind="bundle")
         except HistoryError as err:
             loaded.errors.append(str(err))
             continue
@@ -218,10 +235,15 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
         loaded.histories.append(history)
         if findings:
             loaded.findings[source] = findings
-    for name in members.unlisted_histories(listed):
+    for name, times in repeated.items():
+        # `grader export` lists each run once: a repeated listing was written by hand.
+        loaded.findings.setdefault(members.source(name), []).append(Finding(
+            "manifest-mismatch", f"the manifest lists {name} {times} times (it was read once): "
+            "`grader export` lists each run once"))
+    for name in members.unlisted_histories(listed)[:MAX_LISTED]:
         source = members.source(name)
         try:
-            history = load_json_text(members.read(name), source=source)
+            history = load_json_text(members.read(name), source=source, source_kind="bundle")
         except (BadInputError, HistoryError) as err:
             loaded.errors.append(str(err))
             continue
@@ -277,6 +299,7 @@ class _Members:
         self.path = path
         self.archive: zipfile.ZipFile | None = None
         self.prefix = ""
+        self.total = 0
         if path.is_dir():
             return
         import zipfile
@@ -313,14 +336,33 @@ class _Members:
                 raise BadInputError(f"{self.path}: the manifest lists {name} but the zip lacks it") from None
             if info.file_size > MAX_FILE_BYTES:
                 raise BadInputError(f"{self.source(name)}: {info.file_size} bytes, more than a history can be")
+            if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise BadInputError(f"{self.source(name)}: packed more than {MAX_RATIO} to 1, which no history "
+                                    "is: not read")
+            self._take(info.file_size, name)
             with self.archive.open(info) as member:
                 return member.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
         target = self.path / name
+        if target.is_symlink():
+            raise BadInputError(f"{target}: a symbolic link, not followed: export the bundle again")
         if not target.is_file():
             raise BadInputError(f"{self.path}: the manifest lists {name} but the folder lacks it")
-        if target.stat().st_size > MAX_FILE_BYTES:
-            raise BadInputError(f"{target}: {target.stat().st_size} bytes, more than a history can be")
-        return target.read_bytes()
+        from grader.engine.history import read_history_bytes
+
+        try:
+            # Regular files only, opened without blocking: a FIFO named like a history cannot hang the read.
+            data = read_history_bytes(target, max_bytes=MAX_FILE_BYTES)
+        except HistoryError as err:
+            raise BadInputError(str(err)) from None
+        self._take(len(data), name)
+        return data
+
+    def _take(self, size: int, name: str) -> None:
+        """Count ``size`` bytes against the bundle's total; :class:`BadInputError` past it."""
+        self.total += size
+        if self.total > MAX_BUNDLE_BYTES:
+            raise BadInputError(f"{self.source(name)}: the bundle unpacks to more than {MAX_BUNDLE_BYTES} bytes: "
+                                "not read")
 
     def unlisted_histories(self, listed: set[str]) -> list[str]:
         """History files present but not in the manifest."""
@@ -340,12 +382,12 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
     ``connection`` is where (settings, a target or a plain address; see
-    :func:`grader.connect.as_target`). Every call is bounded by the target's
+    :func:`grader.sources.connect.as_target`). Every call is bounded by the target's
     RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
     server answers, and :class:`BadInputError` when the learner has no runs.
     """
-    from grader.connect import answered, as_target, connect, rpc_deadline
-    from grader.sources import newest_runs, visibility_query
+    from grader.sources.connect import answered, as_target, connect, rpc_deadline
+    from grader.sources.live import newest_runs, visibility_query
 
     query = visibility_query(validate_learner_id(learner, what="--learner"))
     destination = Path(destination)
