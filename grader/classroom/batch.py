@@ -46,6 +46,7 @@ from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 
@@ -294,6 +295,7 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
                  validate: Callable[[str, str], str], *,
                  id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
+    all_packs()  # the packs' checks and names, before the rubric or any history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     if id_column is not None and roster_path is None:
         raise BadInputError("--id-column names a column of the roster: pass --roster too")
@@ -371,7 +373,7 @@ async def batch_live(
 
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Every run each learner started since
+    workflow of the pack's type. Every run each learner started since
     ``since`` (a duration back from now such as ``120d``, a date, or None for
     all) is read, with at most ``concurrency`` reads in flight over one
     client, and graded as soon as they arrive; runs started from a client
@@ -417,7 +419,7 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+            raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
@@ -475,7 +477,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
         if not targets:
-            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            result.problems.append(f"no {_workflow_label(rubric)} workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         histories, errors, unreachable = [], [], False
@@ -495,7 +497,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             else:
                 histories.append(item)
                 result.runs.append((item.run_id, workflow_id))
-        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # A run the server returned but that is no history of the graded type is the learner's, so it is
         # graded (and named), unlike a run the server could not return.
         result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
                                        unreachable=unreachable)
@@ -725,12 +727,20 @@ def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | No
 
 @lru_cache(maxsize=4)
 def _process_rubric(path: str) -> Rubric:
+    all_packs()  # a pool process starts with none loaded (--pack-path reaches it through the environment)
     return load_rubric(path)
 
 
 #: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
 #: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
 MAX_PROBLEMS = 50
+
+
+def _workflow_label(rubric: Rubric) -> str:
+    """The workflow type a rubric's experiments grade, as messages name it."""
+    from grader.engine.catalog import workflow_label_of
+
+    return workflow_label_of(rubric.experiments[0].id) if rubric.experiments else "matching"
 
 
 def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
@@ -787,23 +797,28 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     sources: list[str] = []
     errors: list[str] = list(submission.problems)
     findings: dict = {}
-    for path in bundle_paths(submission):
+    bundles = bundle_paths(submission)
+    for path in bundles:
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
-    for member in read_members(submission, skip_bundles=True):
+    # What stopped the reading of a whole upload (a limit reached) is said before the lines about
+    # single files, so the cap on problem lines never hides it.
+    labels = {display_name(name) for name in submission.names}
+    upload_wide: list[str] = []
+    for member in read_members(submission, skip_bundles=bundles):
         sources.append(member.name)
         if member.error:
-            errors.append(member.error)
+            (upload_wide if member.name in labels else errors).append(member.error)
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
-    errors = cap_lines(errors)
+    errors = cap_lines(upload_wide + errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.

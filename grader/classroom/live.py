@@ -1,6 +1,6 @@
 """A class's histories read live: one listing, then each learner's runs, retried through faults.
 
-The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
+The namespace's workflows of the graded type are listed once and grouped by
 the learner id that owns each workflow id (:func:`grader.engine.learner.learner_of`),
 instead of one listing per learner. Reads that fail for a passing reason
 (the server restarting, overloaded, a dropped connection) are retried with a

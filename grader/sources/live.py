@@ -58,7 +58,12 @@ async def read_live(
     ui_url: str | None = None,
     client: Client | None = None,
 ) -> Loaded:
-    """Fetch histories from a server: the given ids, or the newest MoneyTransfer runs.
+    """Fetch histories from a server: the given ids, every run of ``learner``, or the newest MoneyTransfer runs.
+
+    A learner's runs are all read, never only the newest ``limit``: anyone
+    who can start workflows on a shared server could otherwise push them out
+    of view with decoys under the learner's id. ``limit`` bounds the runs of
+    a workflow id and the listing of everyone's runs.
 
     ``connection`` is where (see :func:`grader.sources.connect.as_target`; a plain
     string is an address). Runs still open also carry what ``describe()``
@@ -83,7 +88,8 @@ async def read_live(
         runs = await newest_runs(client, f"WorkflowId = {_quote(wid)}", limit, target)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        found = await newest_runs(client, visibility_query(learner), limit, target, learner=learner)
+        found = (await learner_runs(client, learner, target) if learner else
+                 await newest_runs(client, visibility_query(None), limit, target))
         targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
@@ -103,6 +109,20 @@ def _quote(value: str) -> str:
     if "'" in value:
         raise BadInputError(f"{value!r}: a workflow id or learner id cannot contain a quote")
     return f"'{value}'"
+
+
+async def learner_runs(client: Client, learner: str, target: Target) -> list:
+    """Every run ``learner`` owns, newest first, read page by page (each page bounded by the RPC timeout)."""
+    from grader.sources.connect import answered, rpc_deadline
+
+    async def listing() -> list:
+        return [e async for e in client.list_workflows(visibility_query(learner), page_size=1000,
+                                                       rpc_timeout=rpc_deadline(target))
+                if owns(learner, e.id)]
+
+    found = await answered(listing(), target)
+    found.sort(key=lambda e: e.start_time, reverse=True)
+    return found
 
 
 async def newest_runs(client: Client, query: str, limit: int, target: Target, *,
