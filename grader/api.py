@@ -15,6 +15,7 @@ from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 from grader.sources.files import read_files
 from grader.sources.live import DEFAULT_LIMIT, read_live
 from grader.sources.loaded import Loaded
@@ -30,6 +31,7 @@ def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC
 
     Without ``credit_simulate`` runs made by ``grader simulate`` earn nothing.
     """
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
@@ -72,6 +74,7 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
 
     A file larger than ``max_history_bytes`` is refused unread.
     """
+    all_packs()  # which workflow types are histories to grade
     return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments,
                         replay=replay)
 
@@ -82,6 +85,7 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
     """Grade histories read live from a server (``connection``: settings, a target or an address)."""
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
@@ -107,6 +111,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
 
     from grader.engine.history import history_from_document
     from grader.engine.report import assemble, gate, grade_experiment, ungraded_experiment
+
+    all_packs()  # the packs' checks and names, before a rubric or history is read
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",

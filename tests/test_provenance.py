@@ -235,4 +235,9 @@ async def test_decoys_from_another_client_push_nothing_out_and_are_named(dev_ser
     line = next(p for p in entry["problems"] if "unfamiliar client" in p)
     assert "25 run(s)" in line and "mallory-laptop" in line and f"{bob}-transfer-24" in line and "20 more" in line
     assert [a.learner for a in result.attention] == [bob]
+    # `grader check --learner` reads every run of the learner too, not the newest 20.
+    from grader.api import check_live
+
+    own = await check_live(dev_server.address, learner=bob, replay=False)
+    assert own.score == 30 and len(own.sources) >= 1
     assert "unfamiliar client" in result.attention[0].why or "grader simulate" in result.attention[0].why

@@ -26,6 +26,7 @@ from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
+from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -45,6 +46,7 @@ from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 
@@ -293,6 +295,7 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
                  validate: Callable[[str, str], str], *,
                  id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
+    all_packs()  # the packs' checks and names, before the rubric or any history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     if id_column is not None and roster_path is None:
         raise BadInputError("--id-column names a column of the roster: pass --roster too")
@@ -359,12 +362,18 @@ async def batch_live(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
+    History reads go out at most ``max_rps`` a second and listing pages at
+    most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
+    server throttles anyway, the pace halves and ``progress`` says so.
+
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Every run each learner started since
+    workflow of the pack's type. Every run each learner started since
     ``since`` (a duration back from now such as ``120d``, a date, or None for
     all) is read, with at most ``concurrency`` reads in flight over one
     client, and graded as soon as they arrive; runs started from a client
@@ -386,11 +395,20 @@ async def batch_live(
     address, namespace = target.address, target.namespace
     # One retrier for every call, the first connection included: a server that stalls (paused,
     # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    if max_rps <= 0 or max_visibility_rps <= 0:
+        raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
     retrier = Retrier(retry_seconds, notify=progress.say)
     client = client or await retrier.call(lambda: connect(target))
+
+    def slowed(what: str) -> Callable[[float], None]:
+        return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
+                                         f"{rate:.0f} a second")
+
+    reads = Pacer(max_rps, on_slow=slowed("history reads"))
+    listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -401,7 +419,7 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+            raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
@@ -414,7 +432,7 @@ async def batch_live(
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked, credit_simulate=credit_simulate)
+                          due=due, marked=marked, credit_simulate=credit_simulate, pacer=reads)
         copies = book.copied_runs()
         if copies:
             # Copies are known only once the whole class is read: grade those learners again, the
@@ -423,7 +441,8 @@ async def batch_live(
             await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
                               rubric=rubric, concurrency=concurrency, retrier=retrier,
                               emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
-                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
+                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies,
+                              pacer=reads)
         progress.close()
         result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                          retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
@@ -434,9 +453,11 @@ async def batch_live(
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
-                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
-                      ) -> None:
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
+                      pacer: Pacer | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    Each read first takes its turn from ``pacer``.
 
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     """
@@ -449,12 +470,14 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+            # Without the SDK's retries: a throttled read comes back to the Retrier, which paces and says so.
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target,
+                                                        sdk_retries=False), pacer=pacer)
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
         if not targets:
-            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            result.problems.append(f"no {_workflow_label(rubric)} workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         histories, errors, unreachable = [], [], False
@@ -474,7 +497,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             else:
                 histories.append(item)
                 result.runs.append((item.run_id, workflow_id))
-        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # A run the server returned but that is no history of the graded type is the learner's, so it is
         # graded (and named), unlike a run the server could not return.
         result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
                                        unreachable=unreachable)
@@ -640,6 +663,10 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    if replay:
+        from grader.lab.replay import preload
+
+        preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
@@ -700,12 +727,20 @@ def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | No
 
 @lru_cache(maxsize=4)
 def _process_rubric(path: str) -> Rubric:
+    all_packs()  # a pool process starts with none loaded (--pack-path reaches it through the environment)
     return load_rubric(path)
 
 
 #: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
 #: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
 MAX_PROBLEMS = 50
+
+
+def _workflow_label(rubric: Rubric) -> str:
+    """The workflow type a rubric's experiments grade, as messages name it."""
+    from grader.engine.catalog import workflow_label_of
+
+    return workflow_label_of(rubric.experiments[0].id) if rubric.experiments else "matching"
 
 
 def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
@@ -762,23 +797,28 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     sources: list[str] = []
     errors: list[str] = list(submission.problems)
     findings: dict = {}
-    for path in bundle_paths(submission):
+    bundles = bundle_paths(submission)
+    for path in bundles:
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
-    for member in read_members(submission, skip_bundles=True):
+    # What stopped the reading of a whole upload (a limit reached) is said before the lines about
+    # single files, so the cap on problem lines never hides it.
+    labels = {display_name(name) for name in submission.names}
+    upload_wide: list[str] = []
+    for member in read_members(submission, skip_bundles=bundles):
         sources.append(member.name)
         if member.error:
-            errors.append(member.error)
+            (upload_wide if member.name in labels else errors).append(member.error)
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
-    errors = cap_lines(errors)
+    errors = cap_lines(upload_wide + errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.
