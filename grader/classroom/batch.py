@@ -26,6 +26,7 @@ from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
+from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -374,8 +375,14 @@ async def batch_live(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
+
+    History reads go out at most ``max_rps`` a second and listing pages at
+    most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
+    server throttles anyway, the pace halves and ``progress`` says so.
 
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
@@ -401,11 +408,20 @@ async def batch_live(
     address, namespace = target.address, target.namespace
     # One retrier for every call, the first connection included: a server that stalls (paused,
     # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    if max_rps <= 0 or max_visibility_rps <= 0:
+        raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
     retrier = Retrier(retry_seconds, notify=progress.say)
     client = client or await retrier.call(lambda: connect(target))
+
+    def slowed(what: str) -> Callable[[float], None]:
+        return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
+                                         f"{rate:.0f} a second")
+
+    reads = Pacer(max_rps, on_slow=slowed("history reads"))
+    listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -429,7 +445,7 @@ async def batch_live(
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked, credit_simulate=credit_simulate)
+                          due=due, marked=marked, credit_simulate=credit_simulate, pacer=reads)
         copies = book.copied_runs()
         if copies:
             # Copies are known only once the whole class is read: grade those learners again, the
@@ -438,7 +454,8 @@ async def batch_live(
             await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
                               rubric=rubric, concurrency=concurrency, retrier=retrier,
                               emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
-                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
+                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies,
+                              pacer=reads)
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                        retried=retrier.retried, warnings=class_roster.warnings if class_roster else [],
@@ -448,9 +465,11 @@ async def batch_live(
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
-                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
-                      ) -> None:
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
+                      pacer: Pacer | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    Each read first takes its turn from ``pacer``.
 
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     """
@@ -463,7 +482,9 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+            # Without the SDK's retries: a throttled read comes back to the Retrier, which paces and says so.
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target,
+                                                        sdk_retries=False), pacer=pacer)
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
@@ -642,6 +663,10 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    if replay:
+        from grader.lab.replay import preload
+
+        preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from grader.cli.options import connection_options, output_options, rubric_option
-from grader.defaults import BATCH_CONCURRENCY, BATCH_SINCE
+from grader.defaults import BATCH_CONCURRENCY, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS, BATCH_SINCE
 
 if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
     from grader.sources.connect import ConnectionSettings
@@ -54,6 +54,14 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
               help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
                    "their learners are flagged `simulate`.")
+@click.option("--max-rps", type=click.FloatRange(0.1, 100000), default=BATCH_MAX_RPS, show_default=True,
+              help="Live: history reads a second at most (Temporal Cloud allows a namespace 2,000 requests a "
+                   "second by default; the learners' workers need their share). Halved for a while whenever "
+                   "the server answers ResourceExhausted.")
+@click.option("--max-visibility-rps", type=click.FloatRange(0.1, 10000), default=BATCH_MAX_VISIBILITY_RPS,
+              show_default=True,
+              help="Live: listing pages (1,000 runs each) a second at most; Temporal Cloud allows 30 visibility "
+                   "calls a second per namespace.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
                    "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
@@ -62,7 +70,8 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool, resume: bool,
+            concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool,
+            max_rps: float, max_visibility_rps: float, resume: bool,
             quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
@@ -119,7 +128,7 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, since=since, replay=replay, progress=progress,
                            id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
-                           credit_simulate=credit_simulate)
+                           credit_simulate=credit_simulate, max_rps=max_rps, max_visibility_rps=max_visibility_rps)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
