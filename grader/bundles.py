@@ -216,6 +216,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
         if not any(f.code == "manifest-mismatch" for f in findings):
             history.run_id = entry.run_id
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         if findings:
             loaded.findings[source] = findings
     for name in members.unlisted_histories(listed):
@@ -226,6 +227,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         loaded.findings[source] = [Finding("bundle-unlisted", f"{name} is in the bundle but not in its "
                                            "manifest: it was added after the export")]
 

@@ -64,6 +64,16 @@ class ExperimentReport:
     selection: str = ""
 
 
+@dataclass(slots=True)
+class OwnershipEntry:
+    """A run that is not the graded learner's own work (``owner-mismatch``, ``cross-talk``; see grader.ownership)."""
+
+    source: str
+    workflow_id: str
+    run_id: str
+    findings: list  # list[grader.integrity.Finding]
+
+
 @dataclass
 class Report:
     """The whole grade."""
@@ -80,6 +90,8 @@ class Report:
     errors: list[str] = field(default_factory=list)
     #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
     integrity: list[IntegrityEntry] = field(default_factory=list)
+    #: Runs that are not the learner's own work, with why (no experiment passes on them).
+    ownership: list[OwnershipEntry] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,8 +151,11 @@ def report_from_dict(data: dict[str, Any]) -> Report:
         values = known(IntegrityEntry, entry)
         values["findings"] = [Finding(**known(Finding, f)) for f in entry.get("findings", [])]
         integrity.append(IntegrityEntry(**values))
+    ownership = [OwnershipEntry(**{**known(OwnershipEntry, entry),
+                                   "findings": [Finding(**known(Finding, f)) for f in entry.get("findings", [])]})
+                 for entry in data.get("ownership", [])]
     values = known(Report, data)
-    values.update(experiments=experiments, integrity=integrity)
+    values.update(experiments=experiments, integrity=integrity, ownership=ownership)
     return Report(**values)
 
 
@@ -213,6 +228,42 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     return report
 
 
+#: The check line an experiment graded on a run that is not the learner's own work gets.
+OWNERSHIP_CHECK = "ownership.own-work"
+
+_OWNERSHIP_HINTS = {
+    "cross-talk": "give your worker a task queue of its own (the apps' default, TRANSFER_MONEY_TASK_QUEUE-<your "
+                  "id>, unless TRANSFER_TASK_QUEUE overrides it) and run the experiment again",
+    "owner-mismatch": "hand in your own runs: workflow ids that start with your learner id, exported with "
+                      "`grader export --learner <your id>`",
+}
+
+
+def gate_ownership(report: ExperimentReport, findings: Sequence | None) -> ExperimentReport:
+    """Keep an experiment graded on a run that is not the learner's own work from passing, and say why.
+
+    Like :func:`gate`: the checks keep their statuses, every point is
+    withheld and a required failing line names the findings (``cross-talk``,
+    ``owner-mismatch``) with the events behind them.
+    """
+    if not findings:
+        return report
+    codes = sorted({f.code for f in findings})
+    for chk in report.checks:
+        chk.score = 0.0
+    more = f" (and {len(findings) - 1} more finding{'s' if len(findings) > 2 else ''})" if len(findings) > 1 else ""
+    report.checks.append(CheckResult(
+        OWNERSHIP_CHECK, FAIL,
+        f"this run is not only this learner's work ({', '.join(codes)}): {findings[0].message}{more}; points withheld",
+        hint=_OWNERSHIP_HINTS.get(findings[0].code, ""),
+        evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
+                  for f in findings for eid in (f.event_ids[:3] or [None])],
+        title="The run is this learner's own work", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
     """The worst of several statuses: error, then fail, then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
@@ -242,6 +293,7 @@ def grade(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
+    held: Sequence[Sequence] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
@@ -250,8 +302,11 @@ def grade(
     those are graded, and all of them count for the overall status, optional
     or not. ``integrity`` holds one entry per run (same order): a run whose
     history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
+    ``held`` holds, per run (same order), the ownership findings
+    (:mod:`grader.ownership`) that keep it from passing (:func:`gate_ownership`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
+    holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
     reports = []
     graded_runs: list[RunEvidence] = []
@@ -259,12 +314,16 @@ def grade(
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best_run, best = select_run([(run, gate(grade_experiment(spec, run), verdicts.get(id(run))))
+        best_run, best = select_run([(run, gate_ownership(gate(grade_experiment(spec, run), verdicts.get(id(run))),
+                                                          holds.get(id(run))))
                                      for run in runs])
         reports.append(best)
         graded_runs.append(best_run)
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
-                    runs=graded_runs, integrity=integrity)
+    report = assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                      runs=graded_runs, integrity=integrity)
+    report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))
+                        for run in runs if id(run) in holds]
+    return report
 
 
 def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:

@@ -178,7 +178,7 @@ async def watch_live(
     async def poll() -> Report:
         loaded = await read_live(target, workflow_ids=workflow_ids, learner=learner,
                                  limit=limit or DEFAULT_LIMIT, client=client)
-        return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+        return grade_loaded(loaded, rubric=rubric, experiments=experiments, learner=learner)
 
     where = f"{target.address} (namespace {target.namespace})"
     who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"

@@ -34,7 +34,9 @@ from grader.evidence import build_evidence
 from grader.history import History, load_json_text
 from grader.learner import learner_key, validate_learner_id
 from grader.report import Report, grade
+from grader.ownership import run_workers
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.sources import Loaded
 
 #: Statuses of a learner (public interface: the gradebook's ``status`` column).
 GRADED = "graded"              # graded: each experiment's status and points, and the total
@@ -61,12 +63,27 @@ class LearnerResult:
     roster: dict[str, str] = field(default_factory=dict)
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
-    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules.
+    #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
+    #: ``cross-talk`` and ``owner-mismatch`` when a run is not only the learner's own work (grader.ownership).
     flags: list[str] = field(default_factory=list)
+    #: The worker processes each graded run shows, for finding cross-talk across the class.
+    workers: list = field(default_factory=list)
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
 SUSPECT = "suspect"
+#: Flags for runs that are not the learner's own work (the finding codes of grader.ownership).
+CROSS_TALK = "cross-talk"
+OWNER_MISMATCH = "owner-mismatch"
+
+
+def note_ownership(result: LearnerResult) -> None:
+    """Flag a learner with a run that is not their own work, with one problem line per such run and finding."""
+    for entry in result.report.ownership if result.report is not None else ():
+        for finding in entry.findings:
+            result.problems.append(f"{entry.source} {entry.workflow_id}: {finding.code}: {finding.message}")
+            if finding.code not in result.flags:
+                result.flags.append(finding.code)
 
 
 def note_integrity(result: LearnerResult) -> None:
@@ -173,21 +190,35 @@ class BatchResult:
 
 
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
-               findings: dict | None = None, replay: bool = False) -> Report:
+               findings: dict | None = None, replay: bool = False, learner: str | None = None,
+               claims: dict[str, str] | None = None, folders: dict[str, list[str]] | None = None,
+               known: set[str] | None = None, held: dict | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
     ``replay`` also replays each history through the reference workflow, as
     ``grader check --replay`` does (it costs milliseconds a history, which a
     class of thousands feels). ``findings`` are a bundle's hash findings.
+    With ``learner``, a run that names another learner (its workflow id,
+    its bundle's manifest in ``claims``, its folders in ``folders``, both by
+    history source; ids count when in ``known``) is ``owner-mismatch``.
+    ``held`` adds findings made across the class, by ``(workflow_id,
+    run_id)`` (cross-talk). No run with such a finding passes.
     """
     from grader.api import check_integrity
-    from grader.sources import Loaded
+    from grader.ownership import owner_findings
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
     integrity = check_integrity(loaded, replay=replay)
+    holds = []
+    for history in histories:
+        found = list((held or {}).get((history.workflow_id, history.run_id), ()))
+        if learner is not None:
+            found += owner_findings(history.workflow_id, learner, manifest_learner=(claims or {}).get(history.source),
+                                    folders=(folders or {}).get(history.source, ()), known=known)
+        holds.append(found)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity)
+                 integrity=integrity, held=holds)
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -224,8 +255,14 @@ class _Collector:
         self.on_result = on_result
 
     def __call__(self, result: LearnerResult) -> None:
-        self.book.add(_to_row(result, self.rubric), result.runs)
+        self.book.add(_to_row(result, self.rubric), result.runs, result.workers)
         self.progress.advance()
+        if self.on_result is not None:
+            self.on_result(result)
+
+    def replace(self, result: LearnerResult) -> None:
+        """Put a learner graded again (cross-talk found across the class) in place of their first grade."""
+        self.book.add(_to_row(result, self.rubric), [])
         if self.on_result is not None:
             self.on_result(result)
 
@@ -356,16 +393,27 @@ async def batch_live(
     columns = class_roster.columns if class_roster else []
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
         progress.start(len(plan))
+        collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay)
+                          retrier=retrier, emit=collect, replay=replay)
+        held = book.cross_talk()
+        if held:  # grade again the few learners a classmate's worker did work for (their runs are read again)
+            again = [item for item in plan if item[1] in held]
+            await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
+                              retrier=retrier, emit=collect.replace, replay=replay,
+                              held={k: v for name in held for k, v in held[name].items()})
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                        retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
-                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False) -> None:
-    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done."""
+                      retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      held: dict | None = None) -> None:
+    """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
+    """
     from grader.sources import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
@@ -407,8 +455,10 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
         if result.status != NOT_GRADABLE:
             result.problems += errors
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors, replay=replay)
+                                       errors=errors, replay=replay, learner=name, held=held)
+            result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
+            note_ownership(result)
         return result
 
     async def worker() -> None:
@@ -470,15 +520,22 @@ def batch_files(
                                 "folder that holds one subfolder or .zip per learner")
     columns = class_roster.columns if class_roster else []
     jobs = jobs or os.cpu_count() or 1
+    # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
+    known = {learner_key(name) for name in (*found, *(class_roster.learners if class_roster else ()))}
     with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
         progress.start(len(plan))
+        collect = _Collector(book, rubric, progress, on_result)
         if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress)
+            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress, known=known)
         else:
-            collect = _Collector(book, rubric, progress, on_result)
             for position, name, cells, submission in plan:
                 collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                         replay=replay))
+                                         replay=replay, known=known))
+        held = book.cross_talk()
+        for position, name, cells, submission in plan:  # the few learners a classmate's worker did work for
+            if name in held:
+                collect.replace(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                                 replay=replay, known=known, held=held[name]))
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored,
                        warnings=class_roster.warnings if class_roster else [])
@@ -510,7 +567,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress) -> None:
+                              progress: Progress, known: set[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -523,7 +580,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, known))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -533,18 +590,19 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
     for future in done:
         rows = future.result()
-        for row, runs in rows:
-            book.add(row, runs)
+        for row, runs, workers in rows:
+            book.add(row, runs, workers)
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool) -> list[tuple[Spooled, list]]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, known: set[str] | None = None) -> list[tuple]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission in chunk:
-        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay)
-        rows.append((_to_row(result, rubric), result.runs))
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
+                                  known=known)
+        rows.append((_to_row(result, rubric), result.runs, result.workers))
     return rows
 
 
@@ -554,11 +612,15 @@ def _process_rubric(path: str) -> Rubric:
 
 
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
-                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False) -> LearnerResult:
+                     roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    A run whose bundle manifest, workflow id or folder names another learner
+    (ids count when their key is in ``known``, the class) is
+    ``owner-mismatch``; ``held`` adds cross-talk found across the class.
     """
     from grader.bundles import read_bundle
 
@@ -570,12 +632,15 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     sources: list[str] = []
     errors: list[str] = []
     findings: dict = {}
+    claims: dict[str, str] = {}
+    folders: dict[str, list[str]] = {}
     for path in bundle_paths(submission):
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
+        claims.update(loaded.claims)
     for member in read_members(submission, skip_bundles=True):
         sources.append(member.name)
         if member.error:
@@ -585,6 +650,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             histories.append(load_json_text(member.data, source=member.name))
         except HistoryError as err:
             errors.append(str(err))
+            continue
+        folders[member.name] = _inner_folders(member.name)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
@@ -592,6 +659,20 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         result.problems.append(f"no .json history files in {', '.join(submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay)
+                               replay=replay, learner=learner, claims=claims, folders=folders, known=known,
+                               held=held)
+    result.workers = [run_workers(h, learner) for h in histories]
     note_integrity(result)
+    note_ownership(result)
     return result
+
+
+def _inner_folders(member_name: str) -> list[str]:
+    """The folders a file sits in inside a submission: ``ada.zip:carol-bundle/x.json`` -> ``["carol-bundle"]``.
+
+    The submission's own entry (``ada/``, ``ada.zip``) is left out: it names the learner being graded.
+    """
+    inner = member_name.split(":", 1)[1] if ".zip:" in member_name else member_name.split("/", 1)[-1]
+    if inner == member_name and "/" not in member_name:
+        return []
+    return [part for part in inner.split("/")[:-1] if part]

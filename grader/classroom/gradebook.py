@@ -36,6 +36,8 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score")
+#: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch), ``;``-separated.
+TRAILING_COLUMNS = ("flags",)
 #: How every feedback file starts (how a stale one is recognised as ours).
 FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: How many other learners a duplicated run names before it says "and N more".
@@ -68,9 +70,9 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
 
 
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
-    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two."""
+    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two, flags."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
-    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment]
+    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment, *TRAILING_COLUMNS]
 
 
 def reserved_columns(rubric: Rubric) -> set[str]:
@@ -201,18 +203,32 @@ class Gradebook:
                                    max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                    feedback TEXT, flags TEXT);
             CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+            CREATE TABLE processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
+                                    sticky TEXT, events TEXT);
         """)
         self._pending = 0
         self.count = 0
 
-    def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
+    def add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
+        """Spool one learner, the ``(run_id, workflow_id)`` pairs graded for them and their runs' workers.
+
+        ``workers`` are :class:`grader.ownership.RunWorkers`, one per run, kept
+        (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
+        """
         self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
             row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
             _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
+        if workers:
+            from grader.learner import learner_key
+
+            key = learner_key(row.learner)
+            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?)", [
+                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events))
+                for w in workers for identity, events in w.identities.items()
+                for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
         self.count += 1
         self._pending += 1
         if self._pending >= 500:
@@ -241,6 +257,38 @@ class Gradebook:
                 if entry not in found.setdefault(learner, []):
                     found[learner].append(entry)
         return found
+
+    def cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
+        """learner -> ``(workflow_id, run_id)`` -> cross-talk findings, for runs sharing a worker process across learners.
+
+        Only processes seen under two learners are looked at again, so a class
+        with a queue per learner costs one query. See :func:`grader.ownership.cross_talk`.
+        """
+        from grader.ownership import RunWorkers, cross_talk
+
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT learner, run_id FROM processes WHERE sticky IN (
+                SELECT sticky FROM processes WHERE sticky IS NOT NULL GROUP BY sticky
+                HAVING COUNT(DISTINCT lkey) > 1)
+            OR identity IN (
+                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)""").fetchall()
+        if not shared:
+            return {}
+        runs: dict[tuple[str, str], RunWorkers] = {}
+        for learner, run_id in shared:
+            for _, _, rid, wid, identity, sticky, events in self.db.execute(
+                    "SELECT * FROM processes WHERE learner = ? AND run_id = ?", (learner, run_id)):
+                run = runs.setdefault((learner, rid), RunWorkers(learner, wid, rid))
+                run.identities[identity] = _loads(events)
+                if sticky:
+                    run.stickies.setdefault(identity, set()).add(sticky)
+        ordered = list(runs.values())
+        held: dict[str, dict[tuple[str, str], list]] = {}
+        for run, found in zip(ordered, cross_talk(ordered)):
+            if found:
+                held.setdefault(run.learner, {})[(run.workflow_id, run.run_id)] = found
+        return held
 
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id)."""
@@ -314,6 +362,7 @@ class Gradebook:
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [status, "" if points is None else f"{points:g}"]
+        cells.append("; ".join(row.flags))
         return cells
 
     def _json_entry(self, row: Spooled) -> str:
