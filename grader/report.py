@@ -18,6 +18,7 @@ from grader import __version__
 from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
 from grader.evidence import RunEvidence
 from grader.history import parse_time
+from grader.inprogress import RunInProgress, newest_open_run
 from grader.integrity import IntegrityEntry
 from grader.rubric import Rubric, RubricExperiment
 
@@ -92,6 +93,8 @@ class Report:
     integrity: list[IntegrityEntry] = field(default_factory=list)
     #: Runs that are not the learner's own work, with why (no experiment passes on them).
     ownership: list[OwnershipEntry] = field(default_factory=list)
+    #: The newest run still open when read (grader.inprogress), or None.
+    in_progress: RunInProgress | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -156,6 +159,8 @@ def report_from_dict(data: dict[str, Any]) -> Report:
                  for entry in data.get("ownership", [])]
     values = known(Report, data)
     values.update(experiments=experiments, integrity=integrity, ownership=ownership)
+    if data.get("in_progress"):
+        values["in_progress"] = RunInProgress(**known(RunInProgress, data["in_progress"]))
     return Report(**values)
 
 
@@ -323,6 +328,7 @@ def grade(
                       runs=graded_runs, integrity=integrity)
     report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))
                         for run in runs if id(run) in holds]
+    report.in_progress = newest_open_run(runs)
     return report
 
 

@@ -399,8 +399,14 @@ async def batch_live(
         held = book.cross_talk()
         if held:  # grade again the few learners a classmate's worker did work for (their runs are read again)
             again = [item for item in plan if item[1] in held]
+
+            def regraded(result: LearnerResult) -> None:
+                if result.status == NOT_GRADABLE:  # the server went away since: hold back what was graded
+                    result = withhold_spooled(book, result.learner, held[result.learner], rubric)
+                collect.replace(result)
+
             await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                              retrier=retrier, emit=collect.replace, replay=replay,
+                              retrier=retrier, emit=regraded, replay=replay,
                               held={k: v for name in held for k, v in held[name].items()})
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
@@ -665,6 +671,41 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     note_integrity(result)
     note_ownership(result)
     return result
+
+
+def withhold_spooled(book: Gradebook, learner: str, held: dict, rubric: Rubric) -> LearnerResult:
+    """A learner's first grade with the cross-talk runs in ``held`` gated, when their runs cannot be read again.
+
+    Grading again would pick the best run that is still the learner's own;
+    without the runs, every experiment graded on a held run loses its points,
+    so cross-talk never passes even when the server went away mid-batch.
+    """
+    from grader.report import OwnershipEntry, assemble, gate_ownership, report_from_dict
+
+    row = book.row(learner)
+    result = LearnerResult(learner, row.status, roster=row.roster, position=row.position,
+                           problems=[p for p in row.problems], flags=list(row.flags))
+    if row.report_json is None:
+        return result
+    report = report_from_dict(_json_loads(row.report_json))
+    for exp in report.experiments:
+        ref = exp.workflow
+        if ref is not None and (ref.workflow_id, ref.run_id) in held:
+            gate_ownership(exp, held[(ref.workflow_id, ref.run_id)])
+    gated = assemble(report.experiments, rubric, sources=report.sources, errors=report.errors,
+                     integrity=report.integrity)
+    gated.ownership = report.ownership + [OwnershipEntry("", wid, rid, list(found))
+                                          for (wid, rid), found in held.items()]
+    gated.in_progress = report.in_progress
+    result.report = gated
+    note_ownership(result)
+    return result
+
+
+def _json_loads(text: str):
+    import json
+
+    return json.loads(text)
 
 
 def _inner_folders(member_name: str) -> list[str]:

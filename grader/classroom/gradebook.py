@@ -290,6 +290,16 @@ class Gradebook:
                 held.setdefault(run.learner, {})[(run.workflow_id, run.run_id)] = found
         return held
 
+    def row(self, learner: str) -> Spooled:
+        """One spooled learner (KeyError when there is none)."""
+        self.db.commit()
+        r = self.db.execute("SELECT * FROM learners WHERE learner = ?", (learner,)).fetchone()
+        if r is None:
+            raise KeyError(learner)
+        return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
+                       roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
+                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]))
+
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id)."""
         self.db.commit()
