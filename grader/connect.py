@@ -19,6 +19,7 @@ it by the target's ``rpc_timeout``: a frozen server is reported, not waited on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import re
 import sys
@@ -375,6 +376,49 @@ def as_target(where: ConnectionSettings | Target | str | None, namespace: str | 
                   ui_url=None, rpc_timeout=defaults.RPC_TIMEOUT)
 
 
+_RUNTIME: Any = None
+
+
+class _Stderr(logging.StreamHandler):
+    """A log handler that writes to whatever ``sys.stderr`` is when a record arrives (tests swap it)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def sdk_runtime() -> Any:
+    """The SDK runtime every client of the grader uses: the Core's log lines go to stderr, never stdout.
+
+    Left to its default, the SDK's Rust core prints its warnings (``gRPC
+    call ... retried 5 times`` while a server is down) on stdout, where they
+    break ``--format json`` and every other document a CI step reads. Here
+    they are forwarded to the ``grader.sdk`` logger, which writes them to
+    stderr as one line each.
+    """
+    global _RUNTIME
+    if _RUNTIME is None:
+        from temporalio.runtime import (LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig,
+                                        TelemetryFilter)
+
+        logger = logging.getLogger("grader.sdk")
+        if not logger.handlers:
+            handler = _Stderr()
+            handler.setFormatter(logging.Formatter("grader: sdk: %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            logger.propagate = False
+            logger.setLevel(logging.WARNING)
+        _RUNTIME = Runtime(telemetry=TelemetryConfig(
+            logging=LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                                  forwarding=LogForwardingConfig(logger=logger)),
+            metrics=None))
+    return _RUNTIME
+
+
 async def connect(
     where: ConnectionSettings | Target | str | None = None,
     namespace: str | None = None,
@@ -399,7 +443,7 @@ async def connect(
     except OSError as err:  # a certificate file vanished since it was checked
         raise BadInputError(f"cannot read a TLS file: {err}") from err
     try:
-        client = await asyncio.wait_for(Client.connect(**config), target.rpc_timeout)
+        client = await asyncio.wait_for(Client.connect(**config, runtime=sdk_runtime()), target.rpc_timeout)
     except asyncio.TimeoutError:
         raise ServerTimeoutError(timeout_message(target.address, target.rpc_timeout)) from None
     except RPCError as err:

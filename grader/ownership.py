@@ -88,57 +88,95 @@ def task_queue_of(history: History) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
+#: How many of another learners' runs one finding collects (it names a few and counts the learners).
+_OTHERS_KEPT = 20
+
+
 def cross_talk(runs: Sequence[RunWorkers]) -> list[list[Finding]]:
     """For each run (same order), a ``cross-talk`` finding per worker process it shares with other learners' runs.
 
     Two runs of one learner, or two copies of one run id (a copied hand-in,
-    reported as such elsewhere), are never cross-talk.
+    reported as such elsewhere), are never cross-talk. Runs are grouped by
+    process first, so a class where one worker served everyone costs time in
+    proportion to the runs, not to their pairs.
     """
-    # Each process key -> the runs it worked in. A sticky queue is one process;
-    # a default-form identity is one process unless two runs show it with disjoint sticky queues.
-    by_sticky: dict[str, list[int]] = {}
+    # Each process -> {learner key -> runs}. A sticky queue is one process. A default-form
+    # identity is one process per group of runs that share a sticky queue of it, and runs that
+    # show no sticky queue of it (loose) may be any of them.
+    groups: list[tuple[str, bool, dict[str, list[int]], dict[str, list[int]] | None]] = []
+    by_sticky: dict[str, dict[str, list[int]]] = {}
     by_identity: dict[str, list[int]] = {}
     for index, run in enumerate(runs):
+        key = learner_key(run.learner)
         for identity in run.identities:
             for sticky in run.stickies.get(identity, ()):
-                by_sticky.setdefault(sticky, []).append(index)
+                by_sticky.setdefault(sticky, {}).setdefault(key, []).append(index)
             if _DEFAULT_IDENTITY.fullmatch(identity):
                 by_identity.setdefault(identity, []).append(index)
-    # run index -> identity -> other run indexes that process also worked in
-    shared: dict[int, dict[str, set[int]]] = {}
-
-    def note(identity: str, members: list[int], *, pairwise: bool) -> None:
-        if len({learner_key(runs[i].learner) for i in members}) < 2:
-            return
-        for i in members:
-            for j in members:
-                a, b = runs[i], runs[j]
-                if same_learner(a.learner, b.learner) or (a.run_id and a.run_id == b.run_id):
-                    continue
-                if pairwise:
-                    mine, theirs = a.stickies.get(identity, set()), b.stickies.get(identity, set())
-                    if mine and theirs and not mine & theirs:
-                        continue  # one pid@host, two processes (their sticky queues differ)
-                shared.setdefault(i, {}).setdefault(identity, set()).add(j)
-
     for sticky, members in by_sticky.items():
-        note(sticky.rpartition("-")[0], members, pairwise=False)
+        if len(members) > 1:
+            groups.append((sticky.rpartition("-")[0], True, members, None))
     for identity, members in by_identity.items():
-        note(identity, members, pairwise=True)
+        if len({learner_key(runs[i].learner) for i in members}) < 2:
+            continue
+        loose: dict[str, list[int]] = {}
+        parent: dict[str, str] = {}
+
+        def find(name: str) -> str:
+            while parent.setdefault(name, name) != name:
+                parent[name] = parent[parent[name]]
+                name = parent[name]
+            return name
+
+        for i in members:
+            names = sorted(runs[i].stickies.get(identity, ()))
+            for other in names[1:]:
+                parent[find(other)] = find(names[0])
+        components: dict[str, dict[str, list[int]]] = {}
+        for i in members:
+            names = sorted(runs[i].stickies.get(identity, ()))
+            bucket = components.setdefault(find(names[0]), {}) if names else loose
+            bucket.setdefault(learner_key(runs[i].learner), []).append(i)
+        if not components:
+            groups.append((identity, False, loose, None))
+        for component in components.values():
+            groups.append((identity, False, component, loose))
+
+    # run index -> identity -> (other runs, whether the proof is a sticky queue)
+    shared: dict[int, dict[str, tuple[set[int], bool]]] = {}
+    for identity, proven, members, loose in groups:
+        pools = [members] + ([loose] if loose else [])
+        everyone = {k for pool in pools for k in pool}
+        if len(everyone) < 2:
+            continue
+        for pool in pools:
+            for key, indexes in pool.items():
+                others: list[int] = []
+                for other_pool in pools:
+                    for other_key, other_indexes in other_pool.items():
+                        if other_key != key:
+                            others += other_indexes[:_OTHERS_KEPT - len(others)]
+                        if len(others) >= _OTHERS_KEPT:
+                            break
+                for i in indexes:
+                    kept = {j for j in others if not (runs[i].run_id and runs[i].run_id == runs[j].run_id)}
+                    if not kept:
+                        continue
+                    seen, was_proven = shared.setdefault(i, {}).setdefault(identity, (set(), False))
+                    seen |= kept
+                    shared[i][identity] = (seen, was_proven or proven)
 
     found: list[list[Finding]] = [[] for _ in runs]
     for i, by_process in shared.items():
         run = runs[i]
-        for identity, others in sorted(by_process.items()):
+        for identity, (others, proven) in sorted(by_process.items()):
             mine = run.identities.get(identity, [])
             learners = sorted({runs[j].learner for j in others}, key=learner_key)
+            ordered = sorted(others, key=lambda j: (learner_key(runs[j].learner), runs[j].workflow_id))
             elsewhere = "; ".join(f"{runs[j].workflow_id} (events {_events(runs[j].identities.get(identity, []))})"
-                                  for j in sorted(others, key=lambda j: (learner_key(runs[j].learner),
-                                                                         runs[j].workflow_id))[:4])
+                                  for j in ordered[:4])
             more = len(others) - min(len(others), 4)
-            proof = ("its sticky queue" if any(s in runs[j].stickies.get(identity, set())
-                                               for j in others for s in run.stickies.get(identity, set()))
-                     else "its pid@host identity")
+            proof = "its sticky queue" if proven else "its pid@host identity"
             found[i].append(Finding(
                 CROSS_TALK,
                 f"worker process {identity} (one process, by {proof}) did work in this run (events "

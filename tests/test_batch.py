@@ -171,6 +171,32 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
 
 
 @pytest.mark.slow
+async def test_live_class_from_a_canvas_export_writes_the_canvas_import(klass, tmp_path: Path):
+    """A Canvas gradebook export as the live roster: SIS Login IDs are the learner ids, scores go back."""
+    names = klass["names"]
+    export = tmp_path / "export.csv"
+    order = ["ada", "carol", "zoe"]
+    export.write_text("Student,ID,SIS User ID,SIS Login ID,Section,Failure Lab (77)\n"
+                      "    Points Possible,,,,,30.00\n" + "".join(
+                          f'"{k.title()}, Example",{100 + i},S{i},{names[k]}@uni.example,A,\n'
+                          for i, k in enumerate(order)), encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["batch", "--address", klass["address"], "--roster", str(export),
+                                      "--out", str(out), "--due", "2000-01-01T00:00Z", "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out)
+    assert list(rows) == [names[k] for k in order]
+    assert rows[names["carol"]]["late"] == "yes"  # its runs closed long after a due date in 2000
+    assert rows[names["zoe"]]["status"] == "missing" and rows[names["zoe"]]["late"] == ""
+    with (out / "canvas-import.csv").open(newline="", encoding="utf-8") as f:
+        filled = {row["SIS Login ID"]: row["Failure Lab (77)"] for row in csv.DictReader(f)
+                  if row["Student"] != "    Points Possible"}
+    assert filled == {f"{names['ada']}@uni.example": rows[names["ada"]]["score"],
+                      f"{names['carol']}@uni.example": rows[names["carol"]]["score"],
+                      f"{names['zoe']}@uni.example": ""}
+
+
+@pytest.mark.slow
 async def test_live_class_without_roster_finds_every_learner_id(klass, tmp_path: Path):
     names = klass["names"]
     result = await batch_live(tmp_path / "out", klass["address"])
@@ -442,7 +468,8 @@ def test_an_interrupted_batch_leaves_the_old_gradebook(submissions: Path, tmp_pa
         gradebook_dir_batch(submissions, out)
     assert (out / "gradebook.csv").read_text() == old_csv
     assert (out / "gradebook.json").read_text() == old_json
-    assert not [p for p in out.rglob("*") if p.name.startswith(".")]  # spool and temporary files gone
+    # Temporary files gone; only the spool --resume continues from stays (see tests/test_resume.py).
+    assert not [p for p in out.rglob("*") if p.name.startswith(".") and ".grader-resume" not in p.parts]
     assert gradebook.SCHEMA_VERSION == 1
 
 

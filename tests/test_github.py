@@ -78,9 +78,19 @@ def workspace(tmp_path: Path, solution_dir: Path) -> Path:
     return repo
 
 
-def step_env(job: dict, tmp_path: Path) -> dict[str, str]:
+#: The one expression shape the workflows' env uses: an input with a fallback.
+INPUT_OR_DEFAULT = re.compile(r"\$\{\{ inputs\.([\w-]+) \|\| '([^']*)' \}\}")
+
+
+def resolve(value: str, inputs: dict[str, str]) -> str:
+    """An env value with its ``${{ inputs.X || 'default' }}`` resolved as Actions does (empty input: default)."""
+    return INPUT_OR_DEFAULT.sub(lambda m: inputs.get(m[1]) or m[2], value)
+
+
+def step_env(job: dict, tmp_path: Path, inputs: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
-    env.update({k: str(v) for k, v in (job.get("env") or {}).items()})
+    env.update({k: resolve(str(v), inputs or {}) for k, v in (job.get("env") or {}).items()})
+    assert not [v for v in env.values() if "${{" in v], "an expression this test cannot resolve"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["GITHUB_ACTIONS"] = "true"
     env["CI"] = "true"
@@ -101,6 +111,22 @@ def grader_steps(job: dict) -> list[dict]:
     return steps
 
 
+def test_both_workflows_have_permissions_an_app_dir_input_and_keep_the_histories():
+    for name in ("github-actions.yml", "github-classroom.yml"):
+        document = yaml.safe_load((CI / name).read_text())
+        triggers = document.get("on", document.get(True))  # YAML 1.1 reads a bare `on` as true
+        assert document["permissions"]["contents"] == "read", name
+        assert triggers["workflow_dispatch"]["inputs"]["app-dir"]["default"] == ".", name
+        job = workflow(name)
+        assert resolve(job["env"]["APP_DIR"], {}) == "." and resolve(job["env"]["APP_DIR"], {"app-dir": "a"}) == "a"
+        step, = grader_steps(job)
+        assert 'grader simulate "$APP_DIR"' in step["run"] and "--save-histories failure-lab-histories" in step["run"]
+        upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
+        assert upload["if"] == "always()" and upload["with"]["path"] == "failure-lab-histories/", name
+    actions = yaml.safe_load((CI / "github-actions.yml").read_text())
+    assert actions.get("on", actions.get(True))["workflow_call"]["inputs"]["app-dir"]["type"] == "string"
+
+
 def test_the_workflow_files_are_valid_yaml_with_the_steps_the_readme_promises():
     actions = workflow("github-actions.yml")
     uses = [s.get("uses", "").split("@")[0] for s in actions["steps"]]
@@ -109,7 +135,7 @@ def test_the_workflow_files_are_valid_yaml_with_the_steps_the_readme_promises():
     install = next(s for s in actions["steps"] if "pip install" in s.get("run", ""))
     assert "$GRADER_PACKAGE" in install["run"] and actions["env"]["GRADER_PACKAGE"]
     simulate, = grader_steps(actions)
-    assert "grader simulate . --format github --save-histories" in simulate["run"]
+    assert 'grader simulate "$APP_DIR" --format github --save-histories' in simulate["run"]
     upload = next(s for s in actions["steps"] if s.get("uses", "").startswith("actions/upload-artifact"))
     assert upload["if"] == "always()"  # the histories are kept when the grade fails too
     classroom = workflow("github-classroom.yml")
@@ -216,3 +242,32 @@ def test_check_appends_a_summary_with_web_ui_links_only_under_actions(tmp_path: 
     kinds = [parse_command(line)[0] for line in inside.stdout.splitlines() if line.startswith("::")]
     assert kinds == ["error"] * 4
     assert "## ❌ Compensation: FAIL 0/10" in (tmp_path / "github.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_app_that_cannot_start_still_annotates_and_summarises(tmp_path: Path, solution_dir: Path):
+    """The app's folder from the `app-dir` input; it has no run_worker.py: an annotation and a summary say so."""
+    repo = tmp_path / "repo"
+    shutil.copytree(solution_dir, repo / "my-app", ignore=shutil.ignore_patterns("__pycache__"))
+    (repo / "my-app" / "run_worker.py").unlink()
+    job = workflow("github-actions.yml")
+    env = step_env(job, tmp_path, inputs={"app-dir": "my-app"})
+    step, = grader_steps(job)
+    done = run_step(step["run"], workspace=repo, env=env)
+    assert done.returncode == 2, done.stderr  # not 0, and not 1 (a failed grade): the app is broken
+    assert "Traceback" not in done.stderr
+    kind, props, message = parse_command(done.stdout.splitlines()[0])
+    assert (kind, props["title"]) == ("error", "Input could not be graded")
+    assert "my-app is not a transfer app (missing run_worker.py)" in message
+    assert done.stdout.splitlines()[-1].startswith("Failure Lab: ERROR 0/")
+    summary = Path(env["GITHUB_STEP_SUMMARY"]).read_text()
+    assert "## Failure Lab: ERROR 0/" in summary and "missing run_worker.py" in summary
+
+    legacy = workflow("github-classroom.yml")
+    env = step_env(legacy, tmp_path, inputs={"app-dir": "my-app"})
+    step, = grader_steps(legacy)
+    done = run_step(step["run"], workspace=repo, env=env)
+    assert done.returncode == 2
+    outputs = dict(line.split("=", 1) for line in Path(env["GITHUB_OUTPUT"]).read_text().splitlines())
+    result = json.loads(base64.b64decode(outputs["result"]))
+    assert result["status"] == "error" and sum(t["score"] for t in result["tests"]) == 0

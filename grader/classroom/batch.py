@@ -13,6 +13,7 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
 from typing import Callable, Iterable
@@ -25,16 +26,20 @@ from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
 from grader.classroom.progress import Progress
-from grader.classroom.roster import Roster, read_roster
-from grader.classroom.submissions import (Submission, bundle_paths, find_submissions, is_submission_name,
-                                          read_members)
+from grader.classroom.roster import MOODLE, Roster, read_roster
+from grader.classroom.late import LateHint, is_late
+from grader.classroom.uploads import display_name
+from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
+from grader.classroom.lms_grades import ImportTarget, import_target, write_import
+from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
+                                          validate_submission_id)
 from grader.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
 from grader.evidence import build_evidence
 from grader.history import History, load_json_text
 from grader.learner import learner_key, validate_learner_id
-from grader.report import Report, grade
 from grader.ownership import run_workers
+from grader.report import Report, grade
 from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.sources import Loaded
 
@@ -68,6 +73,8 @@ class LearnerResult:
     flags: list[str] = field(default_factory=list)
     #: The worker processes each graded run shows, for finding cross-talk across the class.
     workers: list = field(default_factory=list)
+    #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
 
 
 #: The flag a learner gets when one of their histories is suspect (see grader.integrity).
@@ -84,6 +91,8 @@ def note_ownership(result: LearnerResult) -> None:
             result.problems.append(f"{entry.source} {entry.workflow_id}: {finding.code}: {finding.message}")
             if finding.code not in result.flags:
                 result.flags.append(finding.code)
+
+
 
 
 def note_integrity(result: LearnerResult) -> None:
@@ -169,6 +178,8 @@ class BatchResult:
     max_score: float = 0.0
     #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
     learners: list[ClassRow] = field(default_factory=list)
+    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
+    unmatched: list[str] = field(default_factory=list)
     #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
     warnings: list[str] = field(default_factory=list)
     #: ``(id, title)`` of each experiment of the rubric, in its order.
@@ -234,7 +245,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
     return Spooled(
         position=result.position, learner=result.learner, status=result.status,
         score=report.score if report is not None else None, max_score=max_score,
-        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags,
+        roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
     )
@@ -261,10 +272,12 @@ class _Collector:
             self.on_result(result)
 
     def replace(self, result: LearnerResult) -> None:
-        """Put a learner graded again (cross-talk found across the class) in place of their first grade."""
+        """Put a learner graded again (cross-talk found across the class) in place of their first grade.
+
+        The caller's ``on_result`` saw the learner once, as first graded; the
+        gradebook gets this grade.
+        """
         self.book.add(_to_row(result, self.rubric), [])
-        if self.on_result is not None:
-            self.on_result(result)
 
 
 def _shared_run(dup: dict) -> str:
@@ -333,7 +346,41 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
     return rubric, roster, previous
 
 
+def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **options) -> str:
+    """The fingerprint of what decides every learner's row, for ``--resume`` to match (see grader.classroom.resume)."""
+    from grader.classroom.resume import fingerprint
+
+    return fingerprint(mode=mode, source=source, roster=Path(roster) if roster is not None else None,
+                       rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
+
+
+def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
+    """``plan`` without the learners the spool already holds; starts the progress count with them."""
+    if book.note:
+        progress.say(book.note)
+    done = book.finished_learners() if book.resumed else set()
+    left = [item for item in plan if item[1] not in done]
+    progress.start(len(plan), resumed=len(plan) - len(left))
+    return left
+
+
 # --- live ------------------------------------------------------------------
+
+
+def validate_live_id(value: str, what: str) -> str:
+    """A roster's learner id for a live batch: the rule every id meets, then the learner-id rule.
+
+    The first half is :func:`grader.classroom.submissions.name_problem`, the
+    same check a roster of files gets, so a path, a NUL or an over-long id
+    is refused with the same words whichever way the class is graded.
+    """
+    problem = name_problem(value)
+    if problem:
+        from grader.classroom.uploads import display_name
+
+        raise BadInputError(f"{what} {display_name(value)!r} {problem}: give the id that starts the "
+                            "learner's workflow ids")
+    return validate_learner_id(value, what=what)
 
 
 async def batch_live(
@@ -352,6 +399,9 @@ async def batch_live(
     client: Client | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
@@ -360,13 +410,16 @@ async def batch_live(
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
     as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are read (see
+    :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
-    rubric, class_roster, before = _load_inputs(
-        rubric, roster, previous, lambda value, what: validate_learner_id(value, what=what), id_column=id_column)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
@@ -391,14 +444,19 @@ async def batch_live(
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=source) as book:
-        progress.start(len(plan))
+    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+                      lms_column=lms_column, due=due)
+    with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
+                   retry_statuses=(NOT_GRADABLE,)) as book:
+        everyone = plan
+        plan = _left_to_grade(plan, book, progress)
+        marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=collect, replay=replay)
+                          retrier=retrier, emit=collect, replay=replay, due=due, marked=marked)
         held = book.cross_talk()
         if held:  # grade again the few learners a classmate's worker did work for (their runs are read again)
-            again = [item for item in plan if item[1] in held]
+            again = [item for item in everyone if item[1] in held]
 
             def regraded(result: LearnerResult) -> None:
                 if result.status == NOT_GRADABLE:  # the server went away since: hold back what was graded
@@ -406,15 +464,18 @@ async def batch_live(
                 collect.replace(result)
 
             await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                              retrier=retrier, emit=regraded, replay=replay,
+                              retrier=retrier, emit=regraded, replay=replay, due=due, marked=marked,
                               held={k: v for name in held for k, v in held[name].items()})
         progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
+        _write_import(result, class_roster, target_column, rubric)
+        return result
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
+                      due: datetime | None = None, marked: dict[str, bool] | None = None,
                       held: dict | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
 
@@ -465,6 +526,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
             note_ownership(result)
+            hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
+            result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
 
     async def worker() -> None:
@@ -493,6 +556,9 @@ def batch_files(
     progress: Progress | None = None,
     on_result: Callable[[LearnerResult], None] | None = None,
     id_column: str | None = None,
+    lms_column: str | None = None,
+    due: datetime | None = None,
+    resume: bool = False,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -500,51 +566,82 @@ def batch_files(
     class is large enough to gain from it; ``on_result`` keeps it in this one.
     With a roster, its learners are graded (a learner with no submission is
     ``missing``) and other submissions are listed in the result, not graded.
+    With ``resume``, the learners an interrupted batch on ``out_dir`` had
+    graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
 
-    def valid(value: str, what: str) -> str:
-        if not is_submission_name(value):
-            raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
-                                "use the folder or zip names of the download")
-        return value
-
-    rubric, class_roster, before = _load_inputs(rubric, roster, previous, valid, id_column=id_column)
-    found, ignored = find_submissions(submissions)
-    if class_roster is not None:
-        matched = match_submissions(list(class_roster.learners), found)
-        plan = [(i, name, cells, matched.get(name)) for i, (name, cells) in enumerate(class_roster.learners.items())]
-        taken = {learner_key(name) for name in class_roster.learners}
-        not_on_roster = sorted(name for name in found if learner_key(name) not in taken)
-    else:
-        plan = [(0, name, None, found[name]) for name in sorted(found)]
-        not_on_roster = []
-        if not plan:
-            raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
-                                "folder that holds one subfolder or .zip per learner")
-    columns = class_roster.columns if class_roster else []
-    jobs = jobs or os.cpu_count() or 1
-    # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
-    known = {learner_key(name) for name in (*found, *(class_roster.learners if class_roster else ()))}
-    with Gradebook(out_dir, rubric, roster_columns=columns, source=f"submissions {Path(submissions).name}") as book:
-        progress.start(len(plan))
-        collect = _Collector(book, rubric, progress, on_result)
-        if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
-            _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress, known=known)
+    rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_submission_id,
+                                                id_column=id_column)
+    target_column = import_target(class_roster, lms_column)
+    with opened_download(submissions) as folder:
+        download = read_download(folder, class_roster)
+        found = download.submissions
+        if class_roster is not None:
+            if download.layout == FOLDERS:
+                found = match_submissions(list(class_roster.learners), found)
+                taken = {learner_key(name) for name in class_roster.learners}
+                download.not_on_roster = sorted(n for n in download.submissions if learner_key(n) not in taken)
+            plan = [(i, name, cells, found.get(name), _hint(download, name))
+                    for i, (name, cells) in enumerate(class_roster.learners.items())]
         else:
-            for position, name, cells, submission in plan:
-                collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                         replay=replay, known=known))
-        held = book.cross_talk()
-        for position, name, cells, submission in plan:  # the few learners a classmate's worker did work for
-            if name in held:
-                collect.replace(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                                 replay=replay, known=known, held=held[name]))
-        progress.close()
-        return _finish(book, previous=before, began=began, not_on_roster=not_on_roster, ignored=ignored,
-                       warnings=class_roster.warnings if class_roster else [])
+            plan = [(0, name, None, found[name], _hint(download, name)) for name in sorted(found)]
+            if not plan:
+                raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
+                                    "folder that holds one subfolder or .zip per learner, or an LMS's download")
+        columns = class_roster.columns if class_roster else []
+        jobs = jobs or os.cpu_count() or 1
+        source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
+                                                              if download.layout != FOLDERS else "")
+        key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
+                          id_column=id_column, lms_column=lms_column, due=due)
+        # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
+        known = {learner_key(name) for name in (*download.submissions,
+                                                *(class_roster.learners if class_roster else ()))}
+        with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
+                       resume=resume) as book:
+            everyone = plan
+            plan = _left_to_grade(plan, book, progress)
+            collect = _Collector(book, rubric, progress, on_result)
+            if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
+                _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
+                                          due=due, known=known)
+            else:
+                for position, name, cells, submission, hint in plan:
+                    collect(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                             replay=replay, due=due, late_hint=hint, known=known))
+            held = book.cross_talk()
+            for position, name, cells, submission, hint in everyone:  # the few a classmate's worker worked for
+                if name in held:
+                    collect.replace(grade_submission(name, submission, rubric, roster=cells, position=position,
+                                                     replay=replay, due=due, late_hint=hint, known=known,
+                                                     held=held[name]))
+            progress.close()
+            result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
+                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
+            result.unmatched = download.unmatched
+            _write_import(result, class_roster, target_column, rubric)
+            return result
+
+
+def _hint(download: Download, learner: str) -> LateHint | None:
+    """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
+    marked, when = download.late.get(learner), download.submitted_at.get(learner)
+    return LateHint(marked, when) if marked is not None or when is not None else None
+
+
+def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
+    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
+    if target is None or roster is None:
+        return
+    scores = ((row.learner, row.status, row.score) for row in result.learners)
+    path, warnings = write_import(roster, target, scores, result.out_dir,
+                                  max_score=result.max_score or _rubric_max(rubric))
+    if path is not None:
+        result.written.append(path)
+    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
@@ -573,7 +670,7 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, known: set[str] | None = None) -> None:
+                              progress: Progress, due: datetime | None = None, known: set[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -583,14 +680,41 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
+    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, known))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, known))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
         _spool(wait(running).done, book, progress)
+
+
+def die_with_parent(parent: int) -> None:
+    """In a grading process: end as soon as the batch that started it ends, however it ends.
+
+    A batch killed with SIGKILL cannot stop its pool, and orphaned workers
+    would grade on for minutes holding the caller's stdout and stderr (a CI
+    step then never ends). Linux delivers SIGKILL to the worker when its
+    parent dies (PR_SET_PDEATHSIG); the check after it covers a parent that
+    died before the call. Elsewhere the workers end when their task pipe
+    closes, as before.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:
+        os._exit(0)
+    # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
+    # the batch itself cleans up.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
@@ -601,13 +725,14 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
         progress.advance(len(rows))
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool, known: set[str] | None = None) -> list[tuple]:
+def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
+                 known: set[str] | None = None) -> list[tuple]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
-    for position, name, cells, submission in chunk:
+    for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  known=known)
+                                  due=due, late_hint=hint, known=known)
         rows.append((_to_row(result, rubric), result.runs, result.workers))
     return rows
 
@@ -617,17 +742,57 @@ def _process_rubric(path: str) -> Rubric:
     return load_rubric(path)
 
 
+#: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
+#: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
+MAX_PROBLEMS = 50
+
+
+def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
+    """``lines`` with at most ``most`` kept and a last line counting the others."""
+    if len(lines) <= most:
+        return lines
+    return lines[:most] + [f"... and {len(lines) - most} more problems like these (the first {most} are listed)"]
+
+
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
+                     due: datetime | None = None, late_hint: LateHint | None = None,
                      known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
+
+    ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
+    (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
     A run whose bundle manifest, workflow id or folder names another learner
     (ids count when their key is in ``known``, the class) is
     ``owner-mismatch``; ``held`` adds cross-talk found across the class.
+    Whatever the upload holds, the answer is this learner's row: a failure
+    of ours on their files makes them ``unreadable-files`` with the reason,
+    never stops the class.
     """
+    try:
+        return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
+                                 due=due, late_hint=late_hint, known=known, held=held)
+    except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
+        from grader.errors import write_crash_report
+
+        try:
+            where = f"; details in {write_crash_report(err)}"
+        except OSError:
+            where = ""
+        what = " ".join(f"{type(err).__name__}: {err}".split())[:200]
+        result = LearnerResult(learner, UNREADABLE_FILES, roster=roster or {}, position=position)
+        result.problems.append(f"the grader could not read these files ({what}): a fault of the grader, "
+                               f"please report it{where}")
+        return result
+
+
+def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
+                      roster: dict[str, str] | None, position: int, replay: bool,
+                      due: datetime | None = None, late_hint: LateHint | None = None,
+                      known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     from grader.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -636,7 +801,7 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
         return result
     histories: list[History] = []
     sources: list[str] = []
-    errors: list[str] = []
+    errors: list[str] = list(submission.problems)
     findings: dict = {}
     claims: dict[str, str] = {}
     folders: dict[str, list[str]] = {}
@@ -654,22 +819,25 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
+            folders[member.name] = _inner_folders(member.name)
         except HistoryError as err:
             errors.append(str(err))
-            continue
-        folders[member.name] = _inner_folders(member.name)
+        member.data = None  # parsed: the bytes can go
+    errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
-        result.problems.append(f"no .json history files in {', '.join(submission.names)}")
+        result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
-    result.report = grade_runs(histories, rubric, sources=sources, errors=errors, findings=findings,
-                               replay=replay, learner=learner, claims=claims, folders=folders, known=known,
-                               held=held)
+    result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
+                               findings=findings, replay=replay, learner=learner, claims=claims,
+                               folders=folders, known=known, held=held)
     result.workers = [run_workers(h, learner) for h in histories]
     note_integrity(result)
     note_ownership(result)
+    result.late = is_late(result.report, histories, due=due, hint=late_hint)
+    result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result
 
 
@@ -684,7 +852,7 @@ def withhold_spooled(book: Gradebook, learner: str, held: dict, rubric: Rubric) 
 
     row = book.row(learner)
     result = LearnerResult(learner, row.status, roster=row.roster, position=row.position,
-                           problems=[p for p in row.problems], flags=list(row.flags))
+                           problems=[p for p in row.problems], flags=list(row.flags), late=row.late)
     if row.report_json is None:
         return result
     report = report_from_dict(_json_loads(row.report_json))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from grader.formats.safe import markdown as md
+from grader.formats.safe import markdown_code
 from grader.rubric import Rubric
 
 #: What each status means, said to the learner.
@@ -20,30 +22,38 @@ _SAID = {
 def render_feedback(row, rubric: Rubric) -> str:
     """The Markdown a learner gets back: status, problems, shared runs, then the report itself.
 
-    ``row`` is a :class:`grader.classroom.gradebook.Spooled` learner.
+    ``row`` is a :class:`grader.classroom.gradebook.Spooled` learner. Every
+    piece of text a learner wrote (their id as a folder name, file and
+    member names, messages from their histories, other learners' ids) is
+    escaped the way the report's markdown is (:mod:`grader.formats.safe`):
+    rendered with HTML allowed, nothing in the file runs, loads or links by
+    itself, and no control character reaches a terminal that shows it raw.
     """
     from grader.classroom.gradebook import FEEDBACK_TITLE
 
-    lines = [f"{FEEDBACK_TITLE}{row.learner}", ""]
+    lines = [f"{FEEDBACK_TITLE}{md(row.learner)}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
-    flags = "".join(f", flagged **{flag}**" for flag in row.flags)
-    lines += [f"Status: **{row.status}**{flags}{score} (rubric {rubric.id} {rubric.version})", ""]
+    flags = "".join(f", flagged **{md(flag)}**" for flag in row.flags)
+    lines += [f"Status: **{md(row.status)}**{flags}{score} (rubric {md(rubric.id)} {md(rubric.version)})", ""]
     if _SAID.get(row.status):
         lines += [_SAID[row.status], ""]
-    # Bad files are also listed by the report below; say each problem once.
-    problems = [p for p in row.problems if p not in row.feedback_body]
+    # Bad files are also listed by the report below; say each problem once. A set of the body's
+    # lines, not a search of the body per problem: that was quadratic in a learner's bad files.
+    body_lines = set(row.feedback_body.splitlines())
+    problems = [line for line in (f"- {md(p)}" for p in row.problems) if line not in body_lines]
     if problems:
         lines += ["## Problems", ""]
-        lines += [f"- {p}" for p in problems]
+        lines += problems
         lines.append("")
     if row.duplicates:
         lines += ["## Runs handed in by more than one learner", "",
                   "The same run cannot be two people's work; your instructor will look at it.", ""]
         for dup in row.duplicates:
-            names = ", ".join(dup["also_under"])
+            names = ", ".join(md(name) for name in dup["also_under"])
             more = dup["others"] - len(dup["also_under"])
             names += f" and {more} more" if more > 0 else ""
-            lines.append(f"- run `{dup['run_id']}` (workflow `{dup['workflow_id']}`) also appears under: {names}")
+            lines.append(f"- run {markdown_code(dup['run_id'])} (workflow {markdown_code(dup['workflow_id'])}) "
+                         f"also appears under: {names}")
         lines.append("")
     if row.feedback_body:
         lines.append(row.feedback_body.rstrip("\n"))

@@ -1,22 +1,35 @@
 """The files of ``--out DIR``: ``gradebook.csv``, ``gradebook.json`` and ``feedback/<learner>.md``.
 
 Learners are added as they are graded and go straight to a spool (an SQLite
-file in a hidden temporary folder inside DIR), so a class of any size is
-never held in memory. :meth:`Gradebook.finish` then finds run ids that
-appear under more than one learner and streams the spool, in roster order,
-into the final files. Every file is first written under a temporary name and
-renamed into place, so an interrupted batch leaves the previous gradebook or
-the complete new one, never half of one.
+file in a hidden staging folder inside DIR, ``.staging-<pid>-<hex>``), so a
+class of any size is never held in memory. :meth:`Gradebook.finish` then
+finds run ids that appear under more than one learner and streams the spool,
+in roster order, into the new gradebook.csv, gradebook.json and feedback
+folder, all inside the staging folder.
+
+``--out`` is all or nothing. Only when every new file is complete does the
+staging folder get a ``commit`` mark, and then three renames put the new
+feedback folder and the two gradebook files in place. A batch killed before
+the mark leaves the previous gradebook whole (its staging folder is removed
+by the next batch); killed after it, the next batch on DIR finishes the
+renames first. So the feedback in DIR always belongs to the gradebook beside
+it. While a batch runs it holds an exclusive lock on DIR itself (flock), so
+a second batch on the same DIR stops at once instead of mixing two classes.
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import sqlite3
-import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +37,7 @@ from typing import Any, Iterator
 
 from grader import __version__
 from grader.classroom import spreadsheet
-from grader.errors import BadInputError
+from grader.errors import BadInputError, EnvironmentProblem, GraderError
 from grader.rubric import Rubric
 
 try:
@@ -35,13 +48,84 @@ except ImportError:  # the standard library writes the same JSON, slower
 SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
-STATUS_COLUMNS = ("status", "score", "max_score")
+STATUS_COLUMNS = ("status", "score", "max_score", "late")
 #: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch), ``;``-separated.
 TRAILING_COLUMNS = ("flags",)
 #: How every feedback file starts (how a stale one is recognised as ours).
 FEEDBACK_TITLE = "# Failure Lab feedback: "
+#: Seconds between two commits of the spool: at most this much grading is redone after a kill.
+COMMIT_SECONDS = 0.25
+#: The spool's tables (the scratch spool's and the --resume spool's alike).
+SPOOL_TABLES = """
+    CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
+                                         max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
+                                         feedback TEXT, flags TEXT, late INTEGER);
+    CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+    CREATE TABLE IF NOT EXISTS processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
+                                          sticky TEXT, events TEXT);
+"""
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
+#: Names in DIR that a batch owns while it runs (the staging folder) and that an older version left
+#: behind (its spool folder, its temporary files): removed by the next batch on DIR.
+_STAGING = ".staging-"
+_LEFTOVER = re.compile(r"^\.(?:staging-|batch-).+|^\..+\.\d+-[0-9a-f]{8}\.tmp$")
+_COMMIT = "commit"
+#: Characters a feedback file name may keep from a learner id as it is.
+_PLAIN_NAME = re.compile(r"[\w.@+-]+")
+_NOT_PLAIN = re.compile(r"[^\w.@+-]+")
+
+
+class OutputBusyError(GraderError):
+    """Another batch is writing into the same ``--out`` folder."""
+
+    exit_code = 5
+
+
+class OutputSpaceError(EnvironmentProblem):
+    """The disk holding ``--out`` is full (or the file-size limit was reached)."""
+
+
+def feedback_file_name(learner: str) -> str:
+    """The file name of a learner's feedback in ``feedback/``: ``ada.md``, or a safe name derived from the id.
+
+    An id that is a plain short name keeps it. Any other (spaces, accents,
+    an escaped non-UTF-8 name, 200 characters, ``../x``) becomes its plain
+    characters, cut short, then ``-`` and a hash of the whole id, so two ids
+    never share a file and no id can name a path or exceed a file-name limit.
+    gradebook.json gives each learner's file name (``feedback``).
+    """
+    if (_PLAIN_NAME.fullmatch(learner) and len(learner.encode("utf-8", "surrogatepass")) <= 100
+            and not learner.startswith(".")):
+        return f"{learner}.md"
+    digest = hashlib.sha256(learner.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    plain = _NOT_PLAIN.sub("_", learner).strip("._")[:40] or "learner"
+    return f"{plain}-{digest}.md"
+
+
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+@contextmanager
+def disk_errors(path: Path, option: str = "--out"):
+    """Turn "the disk is full" (as the OS or SQLite says it) into one clear line and exit code 4.
+
+    A file-size limit (EFBIG, ``ulimit -f``) and a quota count as full too:
+    the person can only make room or write elsewhere.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno in _FULL:
+            raise OutputSpaceError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
+                                   f"choose another {option} (nothing there was replaced)") from None
+        raise
+    except sqlite3.Error as err:
+        text = str(err).lower()
+        if "full" in text or "disk i/o" in text or "too big" in text:
+            raise OutputSpaceError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
+                                   f"or choose another {option} (nothing there was replaced)") from None
+        raise
 
 
 def feedback_names(learners: list[str]) -> dict[str, str]:
@@ -51,10 +135,9 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
     learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
     each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
     never another learner's plain name, since a learner id holds no ``-``.
-    Everyone else gets ``<id>.md``.
+    Everyone else gets :func:`feedback_file_name`: ``<id>.md``, or a safe
+    name for an id that cannot be a file name as it is.
     """
-    import hashlib
-
     from grader.learner import learner_key
 
     folded: dict[str, int] = {}
@@ -62,15 +145,16 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
         folded[learner_key(name)] = folded.get(learner_key(name), 0) + 1
     names = {}
     for name in learners:
-        if folded[learner_key(name)] > 1:
+        plain = feedback_file_name(name)
+        if folded[learner_key(name)] > 1 and plain == f"{name}.md":
             names[name] = f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.md"
         else:
-            names[name] = f"{name}.md"
+            names[name] = plain
     return names
 
 
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
-    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two, flags."""
+    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, late, per experiment two, flags."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
     return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment, *TRAILING_COLUMNS]
 
@@ -177,6 +261,8 @@ class Spooled:
     feedback_body: str
     #: Marks beside the status, e.g. ``suspect``.
     flags: list[str] = field(default_factory=list)
+    #: True when the work came in late, False when not, None when nothing tells (see grader.classroom.late).
+    late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -184,30 +270,82 @@ class Spooled:
 class Gradebook:
     """Collects graded learners into a spool, then writes the gradebook files in one final pass."""
 
-    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str) -> None:
+    def __init__(self, out_dir: Path, rubric: Rubric, *, roster_columns: list[str], source: str,
+                 resume_key: str | None = None, resume: bool = False, retry_statuses: tuple[str, ...] = ()) -> None:
+        """Lock ``out_dir`` and open the spool.
+
+        With ``resume_key`` (a fingerprint of the batch's arguments) the spool
+        is durable, in ``DIR/.grader-resume``, and outlives a killed batch;
+        ``resume`` then continues an interrupted batch's spool instead of
+        starting a new one (see :mod:`grader.classroom.resume`).
+        """
         out_dir = Path(out_dir)
+        self.out_dir = out_dir
+        self._lock_fd: int | None = None
+        self._tmp: Path | None = None
+        #: Learners already in the spool when it was opened (an interrupted batch's, with ``resume``).
+        self.resumed = 0
+        #: A line for stderr about an interrupted batch found in DIR, or "".
+        self.note = ""
+        self._durable = resume_key is not None
+        self._finished = False
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(tempfile.mkdtemp(prefix=".batch-", dir=out_dir))
+            self._lock()
+            recover(out_dir)
+            self._tmp = out_dir / f"{_STAGING}{os.getpid()}-{secrets.token_hex(4)}"
+            self._tmp.mkdir()
+            if self._durable:
+                from grader.classroom.resume import open_spool
+
+                with disk_errors(out_dir):
+                    opened = open_spool(out_dir, resume_key, SPOOL_TABLES, resume=resume,
+                                        retry_statuses=retry_statuses)
+                self.db, self.resumed, self.note = opened.db, opened.resumed, opened.note
+            else:
+                self.db = sqlite3.connect(self._tmp / "spool.sqlite")
+                # A scratch spool: nothing in it must survive a crash, so skip the journal.
+                with disk_errors(out_dir):
+                    self.db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;" + SPOOL_TABLES)
+        except sqlite3.Error as err:
+            self.close()
+            raise BadInputError(f"--out {out_dir}: cannot keep the batch's spool there ({err})") from None
         except OSError as err:
+            self.close()
+            if err.errno in _FULL:
+                raise OutputSpaceError(f"--out {out_dir}: {err.strerror or err}: free some space or choose "
+                                       "another --out") from None
             raise BadInputError(f"--out {out_dir}: cannot write there ({err.strerror or err})") from None
-        self.out_dir = out_dir
+        except BaseException:
+            self.close()
+            raise
         self.rubric = rubric
         self.roster_columns = list(roster_columns)
         self.source = source
-        self.db = sqlite3.connect(self._tmp / "spool.sqlite")
-        # The spool is scratch: nothing in it must survive a crash, so skip the journal.
-        self.db.executescript("""
-            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;
-            CREATE TABLE learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
-                                   max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                   feedback TEXT, flags TEXT);
-            CREATE TABLE runs (run_id TEXT, learner TEXT, workflow_id TEXT);
-            CREATE TABLE processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
-                                    sticky TEXT, events TEXT);
-        """)
-        self._pending = 0
-        self.count = 0
+        self._last_commit = time.monotonic()
+        self.count = self.resumed
+
+    def finished_learners(self) -> set[str]:
+        """Learners already in the spool: a resumed batch does not grade them again."""
+        return {name for (name,) in self.db.execute("SELECT learner FROM learners")}
+
+    def _lock(self) -> None:
+        """Hold DIR's lock for the life of this gradebook, or raise :class:`OutputBusyError` at once.
+
+        The lock is on the folder itself (flock on its descriptor), so no lock
+        file is left behind, and the kernel drops it when the process dies,
+        however it dies.
+        """
+        fd = os.open(self.out_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputBusyError(f"--out {self.out_dir}: another grader batch is writing there now: wait for it "
+                                  "to finish, or choose another --out") from None
+        except OSError:  # a file system without flock: carry on unlocked rather than refuse to grade
+            pass
+        self._lock_fd = fd
 
     def add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
         """Spool one learner, the ``(run_id, workflow_id)`` pairs graded for them and their runs' workers.
@@ -215,9 +353,14 @@ class Gradebook:
         ``workers`` are :class:`grader.ownership.RunWorkers`, one per run, kept
         (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
         """
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?)", (
+        with disk_errors(self.out_dir):
+            self._add(row, runs, workers)
+
+    def _add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
             row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags)))
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
@@ -230,10 +373,12 @@ class Gradebook:
                 for w in workers for identity, events in w.identities.items()
                 for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
         self.count += 1
-        self._pending += 1
-        if self._pending >= 500:
+        # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
+        # (a commit per learner would cost more than a small learner's grading).
+        now = time.monotonic()
+        if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
-            self._pending = 0
+            self._last_commit = now
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
@@ -264,6 +409,10 @@ class Gradebook:
         Only processes seen under two learners are looked at again, so a class
         with a queue per learner costs one query. See :func:`grader.ownership.cross_talk`.
         """
+        with disk_errors(self.out_dir):
+            return self._cross_talk()
+
+    def _cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
         from grader.ownership import RunWorkers, cross_talk
 
         self.db.commit()
@@ -298,7 +447,8 @@ class Gradebook:
             raise KeyError(learner)
         return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                        roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]))
+                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                       late=None if r[11] is None else bool(r[11]))
 
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id)."""
@@ -306,25 +456,37 @@ class Gradebook:
         for r in self.db.execute("SELECT * FROM learners ORDER BY position, learner"):
             yield Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                           roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                          report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]))
+                          report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                          late=None if r[11] is None else bool(r[11]))
 
     def finish(self, on_row=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
 
-        ``on_row(row)`` sees every learner (with its duplicates filled in) as
-        it is written, for the regrade diff and the summary, without a second pass.
+        Everything is written into the staging folder first and put in place
+        together at the end (see the module docstring). ``on_row(row)`` sees
+        every learner (with its duplicates filled in) as it is written, for
+        the regrade diff and the summary, without a second pass.
         """
+        with disk_errors(self.out_dir):
+            self._write_staged(on_row)
+            self._keep_foreign_feedback()
+            (self._tmp / _COMMIT).touch()
+        # From the commit mark on the new gradebook is decided (recover() completes it if this process
+        # dies): the --resume spool has served its purpose.
+        self._finished = True
+        commit(self._tmp, self.out_dir)
+        return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
+
+    def _write_staged(self, on_row) -> None:
         from grader.classroom.feedback import render_feedback
 
         dupes = self.duplicates()
-        file_names = feedback_names([r[0] for r in self.db.execute("SELECT learner FROM learners")])
-        feedback_dir = self.out_dir / "feedback"
-        feedback_dir.mkdir(exist_ok=True)
+        self._file_names = feedback_names([r[0] for r in self.db.execute("SELECT learner FROM learners")])
+        feedback_dir = self._tmp / "feedback"
+        feedback_dir.mkdir()
         header = csv_columns(self.rubric, self.roster_columns)
-        csv_tmp = self._tmp / "gradebook.csv"
-        json_tmp = self._tmp / "gradebook.json"
-        with csv_tmp.open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
-                json_tmp.open("w", encoding="utf-8") as json_file:
+        with (self._tmp / "gradebook.csv").open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
+                (self._tmp / "gradebook.json").open("w", encoding="utf-8") as json_file:
             # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
             writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)
@@ -339,36 +501,44 @@ class Gradebook:
                 writer.writerow(self._csv_row(row))
                 json_file.write(("\n" if first else ",\n") + self._json_entry(row))
                 first = False
-                atomic_write(feedback_dir / file_names[row.learner], render_feedback(row, self.rubric))
+                # "x": a new file in the private staging folder; two learners never share a name.
+                with open(feedback_dir / self._file_names[row.learner], "x", encoding="utf-8") as out:
+                    out.write(render_feedback(row, self.rubric))
                 if on_row is not None:
                     on_row(row)
             json_file.write("\n]}\n")
-        written = [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
-        for tmp, final in zip((json_tmp, csv_tmp), written):
-            os.replace(tmp, final)
-        self._remove_stale_feedback(feedback_dir, set(file_names.values()))
-        return written
 
-    def _remove_stale_feedback(self, feedback_dir: Path, current: set[str]) -> None:
-        """Remove feedback an earlier batch wrote into DIR for a learner this gradebook no longer has.
+    def _keep_foreign_feedback(self) -> None:
+        """Carry files in DIR/feedback that a batch did not write (an instructor's notes) into the new folder.
 
-        Only files this module wrote (they start with its title) are removed, so a
-        learner dropped from the roster cannot be sent last week's feedback by mistake.
+        Feedback an earlier batch wrote (it starts with the feedback title) for
+        a learner this gradebook no longer has is left behind, so a learner
+        dropped from the roster cannot be sent last week's feedback by
+        mistake. Hard links, not moves: until the commit, the old folder stays whole.
         """
-        with os.scandir(feedback_dir) as entries:
+        old = self.out_dir / "feedback"
+        new = self._tmp / "feedback"
+        try:
+            scan = os.scandir(old)
+        except FileNotFoundError:
+            return
+        with scan as entries:
             for entry in entries:
-                if not entry.name.endswith(".md") or not entry.is_file():
+                if not entry.is_file(follow_symlinks=False) or (new / entry.name).exists():
                     continue
-                if entry.name in current:
-                    continue
-                with open(entry.path, "rb") as f:
-                    ours = f.read(len(FEEDBACK_TITLE)) == FEEDBACK_TITLE.encode()
-                if ours:
-                    os.unlink(entry.path)
+                if entry.name.endswith(".md"):
+                    with open(entry.path, "rb") as f:
+                        if f.read(len(FEEDBACK_TITLE)) == FEEDBACK_TITLE.encode():
+                            continue
+                try:
+                    os.link(entry.path, new / entry.name)
+                except OSError:
+                    shutil.copy2(entry.path, new / entry.name)
 
     def _csv_row(self, row: Spooled) -> list[Any]:
         cells: list[Any] = [row.learner, *(row.roster.get(c, "") for c in self.roster_columns),
-                            row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}"]
+                            row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}",
+                            "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [status, "" if points is None else f"{points:g}"]
@@ -377,16 +547,39 @@ class Gradebook:
 
     def _json_entry(self, row: Spooled) -> str:
         entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "flags": row.flags,
+                 "late": row.late,
                  "score": row.score, "max_score": row.max_score, "problems": row.problems,
-                 "duplicates": row.duplicates}
+                 "duplicates": row.duplicates, "feedback": f"feedback/{self._file_names[row.learner]}"}
         text = _dumps(entry)
         # The report is spliced in as the JSON text it was spooled as, not parsed again.
         return text[:-1] + ',"report":' + (row.report_json or "null") + "}"
 
     def close(self) -> None:
-        """Remove the spool (after finish(), or when the batch is interrupted)."""
-        self.db.close()
-        shutil.rmtree(self._tmp, ignore_errors=True)
+        """Remove the staging folder and let DIR go (after finish(), or when the batch is interrupted)."""
+        db = getattr(self, "db", None)
+        if db is not None:
+            if self._durable and not self._finished:
+                try:
+                    db.commit()  # the learners graded so far, for --resume
+                except sqlite3.Error:
+                    pass
+            db.close()
+        if self._durable and self._finished:
+            from grader.classroom.resume import discard
+
+            discard(self.out_dir)  # the gradebook is in place: nothing left to resume
+        if self._tmp is not None and (self._tmp / _COMMIT).exists():
+            # Interrupted between the commit mark and the last rename: finish now, or leave the
+            # staging folder for the next batch on DIR to finish (recover()).
+            try:
+                commit(self._tmp, self.out_dir)
+            except OSError:
+                self._tmp = None
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the flock
+            self._lock_fd = None
 
     def __enter__(self) -> "Gradebook":
         return self
@@ -394,3 +587,42 @@ class Gradebook:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+
+def commit(staging: Path, out_dir: Path) -> None:
+    """Put a committed staging folder's feedback folder and gradebook files in place.
+
+    Each step checks what is left to do, so a batch killed half-way through
+    is finished by the next one (:func:`recover`) with the same calls.
+    """
+    new_feedback = staging / "feedback"
+    if new_feedback.exists():
+        if (out_dir / "feedback").exists() or (out_dir / "feedback").is_symlink():
+            # Moved aside into the staging folder, which is removed once the commit is done.
+            os.rename(out_dir / "feedback", staging / f"feedback.old-{secrets.token_hex(4)}")
+        os.rename(new_feedback, out_dir / "feedback")
+    for name in ("gradebook.csv", "gradebook.json"):
+        if (staging / name).exists():
+            os.replace(staging / name, out_dir / name)
+
+
+def recover(out_dir: Path) -> None:
+    """Clean DIR after a batch that was killed: finish its commit if it got that far, else drop its files.
+
+    Called with DIR's lock held, so no other batch is using what it removes.
+    """
+    for entry in sorted(os.listdir(out_dir)):
+        if not _LEFTOVER.match(entry):
+            continue
+        path = out_dir / entry
+        if entry.startswith(_STAGING) and (path / _COMMIT).exists():
+            commit(path, out_dir)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    feedback = out_dir / "feedback"
+    if feedback.is_dir():
+        for entry in os.listdir(feedback):
+            if _LEFTOVER.match(entry):
+                (feedback / entry).unlink(missing_ok=True)

@@ -29,18 +29,31 @@ class Progress:
         self.width = width
         self.total = 0
         self.done = 0
+        #: Learners an interrupted batch had graded (counted in ``done``, not in the rate).
+        self.resumed = 0
         self.started = time.monotonic()
         self._tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_draw = 0.0
         self._next_step = 1
 
-    def start(self, total: int) -> None:
-        """Begin counting ``total`` learners."""
+    def start(self, total: int, *, resumed: int = 0) -> None:
+        """Begin counting ``total`` learners, ``resumed`` of them graded already by an interrupted batch."""
         self.total = total
-        self.done = 0
+        self.done = self.resumed = resumed
         self.started = time.monotonic()
+        while self.total and self.done * 10 >= self._next_step * self.total:
+            self._next_step += 1
         if not self.quiet and not self._tty:
-            self._say(f"grader: grading {total} learners")
+            already = f" ({resumed} graded before the interruption, {total - resumed} to go)" if resumed else ""
+            self._say(f"grader: grading {total} learners{already}")
+
+    def say(self, text: str) -> None:
+        """One line of news on the stream (unless quiet), between progress lines."""
+        if self.quiet:
+            return
+        if self._tty:
+            self.stream.write("\r\x1b[K")
+        self._say("grader: " + text)
 
     def advance(self, n: int = 1) -> None:
         """``n`` more learners are graded."""
@@ -62,7 +75,9 @@ class Progress:
         """The progress as one line: ``[#####-----] 40/100 learners  1.2 s elapsed  ETA 1.8 s``."""
         elapsed = time.monotonic() - self.started
         share = self.done / self.total if self.total else 1.0
-        eta = elapsed / self.done * (self.total - self.done) if self.done else None
+        # The rate is this session's: learners resumed from an interrupted batch took no time here.
+        fresh = self.done - self.resumed
+        eta = elapsed / fresh * (self.total - self.done) if fresh > 0 else (0.0 if self.done >= self.total else None)
         filled = int(share * self.width)
         bar = "#" * filled + "-" * (self.width - filled)
         return (f"[{bar}] {self.done}/{self.total} learners ({share:.0%})  {_clock(elapsed)} elapsed  "

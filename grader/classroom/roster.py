@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import BadInputError
+from grader.learner import learner_key
 
 #: The plain roster's column holding learner ids (matched ignoring case).
 LEARNER_COLUMN = "learner"
@@ -61,6 +62,8 @@ class LmsExport:
     delimiter: str
     #: Whether the file began with a UTF-8 byte-order mark.
     bom: bool
+    #: The file's line ending (``\r\n`` or ``\n``), kept for the import file.
+    line_ending: str = "\r\n"
     #: learner id -> index in :attr:`rows` of that learner's row.
     row_of: dict[str, int] = field(default_factory=dict)
 
@@ -197,7 +200,8 @@ def read_roster(path: Path, *, validate: Callable[[str, str], str], reserved: se
         twice = next(c for c in columns if lowered.count(c.casefold()) > 1)
         raise BadInputError(f"{path}: roster column {twice!r} appears twice: rename one")
     roster = Roster(columns=columns, kind=kind)
-    export = LmsExport(kind, header, [], delimiter, bom) if kind != PLAIN else None
+    line_ending = "\r\n" if "\r\n" in text[:65536] else "\n"
+    export = LmsExport(kind, header, [], delimiter, bom, line_ending) if kind != PLAIN else None
     roster.export = export
     key_index = _find(header, LMS_KEY_COLUMN[kind]) if kind != PLAIN else None
     status_index = _find(header, "Status") if kind == MOODLE else None
@@ -222,14 +226,15 @@ def read_roster(path: Path, *, validate: Callable[[str, str], str], reserved: se
             continue
         learner = validate(learner_id_from_cell(raw_id) if _norm(header[id_index]) != LEARNER_COLUMN
                            else raw_id.strip(), f"the learner id on {where}")
-        if learner in first_seen:
-            earlier, earlier_cells = first_seen[learner]
+        key = learner_key(learner)  # ids match in any case: Ada and ada are one learner
+        if key in first_seen:
+            earlier, earlier_cells = first_seen[key]
             if earlier_cells == cells:
                 roster.warnings.append(f"{where} repeats line {earlier} exactly (learner {learner!r}): merged")
                 continue
             raise BadInputError(f"{path} lines {earlier} and {line}: learner {learner!r} appears on both "
                                 "with different cells: keep one")
-        first_seen[learner] = (line, cells)
+        first_seen[key] = (line, cells)
         roster.learners[learner] = {header[i].strip(): cells[i] for i in carried}
         if export is not None:
             export.row_of[learner] = len(export.rows) - 1

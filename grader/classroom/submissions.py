@@ -1,9 +1,17 @@
 """A folder of submissions as an LMS downloads it: one subfolder or ``.zip`` per learner.
 
 The subfolder's or zip's name is the learner id; every ``*.json`` inside (at
-any depth) is one exported history. Other files are left alone, and so are
-hidden entries and the ``__MACOSX`` folders macOS zips carry. A learner with
-both a folder and a zip gets the histories of both.
+any depth, zips inside included) is one exported history. Other files are
+left alone, and so are hidden entries and the ``__MACOSX`` folders macOS
+zips carry. A learner with both a folder and a zip gets the histories of
+both. What is inside is read by :mod:`grader.classroom.uploads`, under
+limits counted per learner.
+
+The folder's own entries come from the learner's download too, so their
+names are not trusted either: a name that is not UTF-8 or holds control
+characters becomes an escaped learner id, a name longer than
+:data:`MAX_NAME` is kept but named as a problem, and a symbolic link is
+never followed (it could point at ``/``).
 """
 
 from __future__ import annotations
@@ -12,13 +20,18 @@ import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
+from typing import Iterator
 
+from grader.classroom.uploads import NOT_HISTORIES, Budget, Limits, Member, display_name, read_upload
 from grader.errors import BadInputError
+from grader.formats.safe import visible_controls
 
-#: Names inside a submission that are never histories. ``manifest.json``
-#: describes a submission bundle rather than a run.
-NOT_HISTORIES = frozenset({"manifest.json"})
+__all__ = ["NOT_HISTORIES", "Member", "Submission", "MAX_NAME", "find_submissions", "bundle_paths",
+           "read_members", "is_submission_name", "name_problem", "validate_submission_id"]
+
+#: Longest learner id a submission's name (or a roster of files) may give: longer names are kept
+#: but reported, since no LMS makes them and every file derived from them must stay short.
+MAX_NAME = 128
 
 
 @dataclass(slots=True)
@@ -31,24 +44,15 @@ class Submission:
 
     learner: str
     folder: Path
-    #: Names of the learner's entries in ``folder``: ``ada``, ``ada.zip`` or both.
+    #: Names of the learner's entries in ``folder``: ``ada``, ``ada.zip`` or both (as on disk).
     names: list[str] = field(default_factory=list)
+    #: What is wrong with the entries' own names (not UTF-8, too long): the learner is still graded.
+    problems: list[str] = field(default_factory=list)
 
     @property
     def paths(self) -> list[Path]:
         """The learner's folder and/or zip."""
         return [self.folder / name for name in self.names]
-
-
-@dataclass
-class Member:
-    """One file of a submission: a history's bytes under a name to report, or why it could not be read."""
-
-    #: ``ada/crash.json`` or ``ada.zip:crash.json``: relative, so no machine path reaches a gradebook.
-    name: str
-    data: bytes | None = None
-    #: Set when the file (or the whole zip) could not be read.
-    error: str = ""
 
 
 def is_submission_name(name: str) -> bool:
@@ -59,6 +63,59 @@ def is_submission_name(name: str) -> bool:
     """
     return (bool(name) and not name.startswith((".", "=", "+", "-", "@")) and name != "__MACOSX"
             and name.strip() == name)
+
+
+def name_problem(value: str) -> str:
+    """Why ``value`` cannot be a learner id, as a roster or a file name gives one ("" when it can).
+
+    The rule every learner id meets, live or from files: no path (``/``,
+    ``\\``, ``.`` or ``..``), no NUL or other control character, at most
+    :data:`MAX_NAME` characters. A live id meets the stricter learner-id
+    rule on top (:func:`grader.learner.validate_learner_id`).
+    """
+    if not value:
+        return "is empty"
+    if "/" in value or "\\" in value or value in (".", ".."):
+        return "is a path, not a name"
+    if visible_controls(value) != value:
+        return "holds a control character (NUL, newline, escape ...)"
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters long, more than the {MAX_NAME} an id may have"
+    return ""
+
+
+def validate_submission_id(value: str, what: str) -> str:
+    """``value`` if it can name a learner's submission, else :class:`BadInputError` saying why."""
+    problem = name_problem(value)
+    if problem:
+        raise BadInputError(f"{what} {display_name(value)!r} {problem}: use the learner's id as the "
+                            "download names their folder or zip")
+    if not is_submission_name(value):
+        raise BadInputError(f"{what} {value!r} cannot name a submission folder: "
+                            "use the folder or zip names of the download")
+    return value
+
+
+def _learner_id(name: str) -> tuple[str, list[str]]:
+    """The learner id an entry's name gives, and what is wrong with the name."""
+    problems = []
+    learner = name
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        # unzip writes names from many LMS zips in their original code page; keep the bytes, escaped.
+        learner = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        problems.append(f"the name {learner!r} is not UTF-8 text, so it is shown escaped: rename it to the "
+                        "learner's id")
+    escaped = visible_controls(learner)
+    if escaped != learner:
+        learner = escaped
+        problems.append(f"the name {learner!r} holds control characters, shown escaped: rename it to the "
+                        "learner's id")
+    if len(learner) > MAX_NAME:
+        problems.append(f"the name {display_name(learner)!r} is {len(learner)} characters long, more than "
+                        f"the {MAX_NAME} a learner id may have: rename it to the learner's id")
+    return learner, problems
 
 
 def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
@@ -72,22 +129,32 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
                             "subfolder or .zip per learner")
     found: dict[str, Submission] = {}
     ignored: list[str] = []
-    with os.scandir(folder) as scan:
-        entries = sorted(scan, key=lambda e: e.name)
+    try:
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+    except OSError as err:
+        raise BadInputError(f"--submissions {folder}: cannot list it ({err.strerror or err})") from None
     for entry in entries:
-        if entry.is_dir():
-            learner = entry.name
-        elif entry.name.lower().endswith(".zip") and entry.is_file():
-            learner = entry.name[: -len(".zip")]
-        else:
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            is_link = entry.is_symlink()
+        except OSError:
+            is_dir = is_link = False
+        zipped = entry.name.lower().endswith(".zip")
+        if not (is_dir or is_link or zipped):
             if not entry.name.startswith("."):
-                ignored.append(entry.name)
+                ignored.append(display_name(entry.name))
             continue
-        if not is_submission_name(learner):
+        # A zip, or a link or anything else named like one: reading it says what is wrong with it.
+        name = entry.name[: -len(".zip")] if zipped and not is_dir else entry.name
+        if not is_submission_name(name):
             if not entry.name.startswith("."):
-                ignored.append(entry.name)
+                ignored.append(display_name(entry.name))
             continue
-        found.setdefault(learner, Submission(learner, folder)).names.append(entry.name)
+        learner, problems = _learner_id(name)
+        submission = found.setdefault(learner, Submission(learner, folder))
+        submission.names.append(entry.name)
+        submission.problems += [p for p in problems if p not in submission.problems]
     return found, ignored
 
 
@@ -96,79 +163,41 @@ def bundle_paths(submission: Submission) -> list[Path]:
 
     They are read by :func:`grader.bundles.read_bundle`, which checks their
     hashes; a zip from an LMS without a manifest is read as plain files.
+    Links and anything but a folder or a regular file are never bundles
+    (:func:`read_members` names them).
     """
     found = []
     for path in submission.paths:
+        if path.is_symlink():
+            continue
         if path.is_dir():
-            if (path / "manifest.json").is_file():
+            if (path / "manifest.json").is_file() and not (path / "manifest.json").is_symlink():
                 found.append(path)
+            continue
+        if not path.is_file():
             continue
         try:
             with zipfile.ZipFile(path) as archive:
                 if any(PurePosixPath(n).name == "manifest.json" and n.count("/") <= 1 for n in archive.namelist()):
                     found.append(path)
-        except (zipfile.BadZipFile, OSError):
-            pass  # read_members names it as unreadable
+        except Exception:  # noqa: BLE001 - a damaged zip: read_members names it as unreadable
+            pass
     return found
 
 
-def read_members(submission: Submission, *, skip_bundles: bool = False) -> Iterator[Member]:
+def read_members(submission: Submission, *, skip_bundles: bool = False,
+                 limits: Limits | None = None) -> Iterator[Member]:
     """Every history file of a submission, one at a time (a class never sits in memory at once).
 
-    With ``skip_bundles``, entries that are bundles are left to :func:`bundle_paths`' reader.
+    All of the learner's entries share one budget of ``limits``
+    (:class:`grader.classroom.uploads.Limits`). With ``skip_bundles``,
+    entries that are bundles are left to :func:`bundle_paths`' reader.
     """
     bundles = {p.name for p in bundle_paths(submission)} if skip_bundles else set()
+    budget = Budget(limits or Limits())
     for name in submission.names:
         if name in bundles:
             continue
         # Plain strings, not pathlib: pathlib interns every name it parses, which made the memory
         # of a 10,000-learner batch grow with the class.
-        path = os.path.join(submission.folder, name)
-        if os.path.isdir(path):
-            yield from _folder_members(path, name)
-        else:
-            yield from _zip_members(path, name)
-
-
-def _visible(parts: Iterable[str]) -> bool:
-    return not any(p.startswith(".") or p == "__MACOSX" for p in parts)
-
-
-def _folder_members(folder: str, label: str) -> Iterator[Member]:
-    found = []
-    for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if _visible((d,))]
-        relative_top = os.path.relpath(top, folder)
-        for file in files:
-            if not file.lower().endswith(".json") or not _visible((file,)):
-                continue
-            relative = file if relative_top == "." else f"{relative_top}/{file}".replace(os.sep, "/")
-            if relative not in NOT_HISTORIES:
-                found.append(relative)
-    for relative in sorted(found):
-        name = f"{label}/{relative}"
-        try:
-            with open(os.path.join(folder, relative), "rb") as f:
-                yield Member(name, f.read())
-        except OSError as err:
-            yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
-
-
-def _zip_members(path: str, label: str) -> Iterator[Member]:
-    try:
-        archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as err:
-        yield Member(label, error=f"{label}: not a readable zip file ({err}): download it again")
-        return
-    with archive:
-        for info in sorted(archive.infolist(), key=lambda i: i.filename):
-            inner = PurePosixPath(info.filename)
-            if (info.is_dir() or inner.suffix.lower() != ".json" or not _visible(inner.parts)
-                    or info.filename in NOT_HISTORIES):
-                continue
-            name = f"{label}:{info.filename}"
-            try:
-                yield Member(name, archive.read(info))
-            except (zipfile.BadZipFile, OSError, RuntimeError, ValueError) as err:
-                # A damaged entry or an encrypted one: name it, read the others.
-                yield Member(name, error=f"{name}: cannot extract it ({err})")
+        yield from read_upload(os.path.join(submission.folder, name), name, budget=budget)

@@ -17,6 +17,7 @@ from tabulate import tabulate
 
 from grader.classroom.batch import STATUSES, BatchResult
 from grader.errors import BadInputError
+from grader.formats.safe import terminal
 
 #: Longest finding shown in a diff line.
 _FINDING = 100
@@ -33,6 +34,7 @@ def summary_dict(result: BatchResult) -> dict[str, Any]:
         "attention": [{"learner": a.learner, "status": a.status, "why": a.why} for a in result.attention],
         "not_on_roster": result.not_on_roster,
         "ignored": result.ignored,
+        "unmatched": result.unmatched,
         "warnings": result.warnings,
         "regrade": None if result.changes is None else [c.to_dict() for c in result.changes],
         "files": [str(p) for p in result.written] + [str(result.out_dir / "feedback")],
@@ -47,36 +49,52 @@ def render_json(result: BatchResult) -> str:
 
 
 def _short(text: str, width: int = _FINDING) -> str:
+    """``text`` made safe for a terminal (as ``check``'s table does it) and cut to ``width`` characters.
+
+    Learner ids, problems and findings come from what learners handed in: a
+    raw carriage return, ANSI sequence or OSC 8 hyperlink in them would
+    rewrite or disguise the instructor's screen, so each shows as an escape.
+    """
+    text = terminal(text)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _names(names: list[str], most: int = 20) -> str:
+    shown = ", ".join(_short(n, 60) for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def render_table(result: BatchResult) -> str:
     """The summary for people."""
     counts = ", ".join(f"{result.counts.get(s, 0)} {s}" for s in STATUSES)
-    lines = [f"Graded {result.total} learners from {result.source} in {result.elapsed:.1f} s: {counts}"]
+    lines = [f"Graded {result.total} learners from {_short(result.source, 200)} in {result.elapsed:.1f} s: {counts}"]
     if result.mean_score is not None:
         lines.append(f"Mean score of graded learners: {result.mean_score:.1f}/{result.max_score:g}")
     if result.retried:
         lines.append(f"{result.retried} reads needed a retry (the server was slow or restarting)")
     if result.attention:
         lines += ["", "Needs a look:"]
-        rows = [(a.learner, a.status, _short(a.why)) for a in result.attention]
+        rows = [(_short(a.learner, 40), a.status, _short(a.why)) for a in result.attention]
         lines.append(tabulate(rows, headers=["learner", "status", "why"], tablefmt="simple"))
     if result.not_on_roster:
-        lines += ["", f"Not on the roster, not graded: {', '.join(result.not_on_roster[:20])}"
-                  + (f" and {len(result.not_on_roster) - 20} more" if len(result.not_on_roster) > 20 else "")]
+        lines += ["", f"Not on the roster, not graded: {_names(result.not_on_roster)}"]
     if result.ignored:
-        lines += ["", "Ignored (not a folder or .zip, or not a name a learner can have): "
-                  + ", ".join(result.ignored[:20])]
+        lines += ["", "Ignored (not a folder or .zip, or not a name a learner can have): " + _names(result.ignored)]
+    if result.unmatched:
+        lines += ["", f"Not matched to a learner ({len(result.unmatched)}):"]
+        lines += [f"  {_short(line, 160)}" for line in result.unmatched[:50]]
+        if len(result.unmatched) > 50:
+            lines.append(f"  and {len(result.unmatched) - 50} more (all in --format json)")
     if result.changes is not None:
         lines += ["", f"Regrade: {len({c.learner for c in result.changes})} learners changed"]
         if result.changes:
-            rows = [(c.learner, c.experiment or "(status)", c.old, "->", c.new, _short(c.finding))
+            rows = [(_short(c.learner, 40), _short(c.experiment or "(status)", 40), _short(c.old, 20), "->",
+                     _short(c.new, 20), _short(c.finding))
                     for c in result.changes]
             lines.append(tabulate(rows, headers=["learner", "experiment", "was", "", "now", "finding"],
                                   tablefmt="simple"))
-    lines += ["", "Gradebook: " + ", ".join(str(p) for p in result.written)
-              + f", {result.out_dir / 'feedback'}/<learner>.md"]
+    lines += ["", "Gradebook: " + ", ".join(terminal(p) for p in result.written)
+              + f", {terminal(result.out_dir / 'feedback')}/<learner>.md"]
     return "\n".join(lines) + "\n"
 
 

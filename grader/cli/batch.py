@@ -23,11 +23,19 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @click.option("--id-column", metavar="NAME",
               help="The roster column holding each learner's LEARNER_ID (an email address there means its "
                    "local part)  [default: learner; Canvas: SIS Login ID; Moodle: Email address]")
+@click.option("--lms-column", metavar="NAME",
+              help="With a Canvas gradebook export as --roster: the assignment column canvas-import.csv fills "
+                   "with each score (its title, id or whole header)  [default: the export's only assignment]")
+@click.option("--due", metavar="DATETIME",
+              help="The due date and time (ISO 8601, e.g. 2026-12-04T23:59, local time unless it has an "
+                   "offset): a learner is late when a run that earned points closed after it.")
 @click.option("--submissions", type=click.Path(path_type=Path), metavar="DIR",
-              help="Grade files instead of a server: one subfolder or .zip per learner (named by learner "
-                   "id) holding exported histories.")
+              help="Grade files instead of a server: an LMS download (Canvas, Moodle or Gradescope, as a folder "
+                   "or its .zip), or one subfolder or .zip per learner (named by learner id) holding exported "
+                   "histories.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
-              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go.")
+              metavar="DIR", help="Where gradebook.csv, gradebook.json and feedback/<learner>.md go (and "
+                                  "canvas-import.csv or moodle-import.csv with an LMS export as --roster).")
 @click.option("--previous", type=click.Path(dir_okay=False, path_type=Path), metavar="GRADEBOOK_JSON",
               help="An earlier gradebook.json: print what changed since (the regrade diff).")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
@@ -40,12 +48,15 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="Also replay every history through the reference workflow, as `grader check --replay` "
                    "does: grading for the record checks all it can (milliseconds a history; the other "
                    "integrity rules always apply).")
+@click.option("--resume", is_flag=True,
+              help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
+                   "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @connection_options
 @rubric_option
 @output_options
-def command(roster: Path | None, id_column: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, quiet: bool,
+def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, resume: bool, quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -71,21 +82,27 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
     not the exit code); 1 some learners are not-gradable; 2 bad input
-    (roster, folder, options); 3 no server.
+    (roster, folder, options); 3 no server; 4 the disk of --out is
+    full; 5 another batch is writing into --out.
     """
     from grader.classroom.batch import batch_files, batch_live
     from grader.classroom.progress import Progress
     from grader.classroom.summary import after_summary, summary_renderer
 
+    from grader.classroom.late import parse_due
+
     render_summary = summary_renderer(output_format)
+    due_at = parse_due(due) if due is not None else None
     progress = Progress(quiet=quiet)
+    _stop_cleanly_on_sigterm()
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
-                             replay=replay, jobs=jobs, progress=progress, id_column=id_column)
+                             replay=replay, jobs=jobs, progress=progress, id_column=id_column,
+                             lms_column=lms_column, due=due_at, resume=resume)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column)
+                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
@@ -96,8 +113,25 @@ def command(roster: Path | None, id_column: str | None, submissions: Path | None
     if output_file is None:
         click.echo(text, nl=False)
     else:
+        from grader.classroom.gradebook import disk_errors
         from grader.formats import write_atomically
 
-        write_atomically(output_file, text)
+        with disk_errors(output_file, "--output"):
+            write_atomically(output_file, text)
     after_summary(result, output_format)
     sys.exit(result.exit_code)
+
+
+def _stop_cleanly_on_sigterm() -> None:
+    """SIGTERM (a CI job cancelled, `kill`) ends the batch the way Ctrl+C does: staging removed, exit 130.
+
+    Without it the process would vanish mid-write and leave its staging
+    folder for the next batch to clear; its grading processes die with it
+    either way (see grader.classroom.batch.die_with_parent).
+    """
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)

@@ -86,22 +86,23 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--history grades files; --workflow-id/--all-learners read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
-    whose = ""
+    graded_as = ""
     if histories and learner is not None:  # whose hand-in the files are: runs naming another learner earn nothing
         from grader.learner import validate_learner_id
 
         learner = validate_learner_id(learner, what="--learner")
-        whose = f"graded the files as learner {learner}'s work"
-    if not histories and not workflow_ids:
-        learner, whose = _learner_to_grade(learner, all_learners)
-        if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
-            learner, whose = _only_learner(connection)
-    if watch:
-        _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
-               output_format, open_page, max_history_bytes)
-        return
+        graded_as = f"graded the files as learner {learner}'s work"
     # A server that does not answer still gives a document format its document (CI never goes silent).
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        whose = graded_as
+        if not histories and not workflow_ids:
+            learner, whose = _learner_to_grade(learner, all_learners)
+            if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
+                learner, whose = _only_learner(connection)
+        if watch:
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+                   output_format, open_page, max_history_bytes)
+            return
         if histories:
             report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
                                      replay=replay, max_history_bytes=max_history_bytes, learner=learner)

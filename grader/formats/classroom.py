@@ -74,9 +74,12 @@ def render_gradebook(result) -> str:
 
     Classroom's reporter grades one repository, so a class has no single
     result: each line carries the document that learner's own repository
-    would report, after their id and a space (a learner id never holds a
-    space), so a script can split the lines and hand each on. A learner with
-    no report gets ``status`` ``error``, no tests, and the rubric's maximum.
+    would report, after their id and a space, so a script can split each
+    line at its one space and hand the result on. The id is percent-encoded
+    (:func:`line_learner`): a folder named ``bob result=<base64>`` or one
+    holding a newline cannot forge a second result or a second line. A
+    learner with no report gets ``status`` ``error``, no tests, and the
+    rubric's maximum.
     """
     from grader.formats.classbook import learner_reports
 
@@ -88,5 +91,17 @@ def render_gradebook(result) -> str:
             doc = {"version": 1, "status": "error", "max_score": result.max_score, "tests": []}
             raw = json.dumps(doc, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
             encoded = base64.b64encode(raw.encode("ascii")).decode("ascii")
-        lines.append(f"{visible_controls(entry.learner)} result={encoded}")
+        lines.append(f"{line_learner(entry.learner)} result={encoded}")
     return "\n".join(lines) + "\n"
+
+
+def line_learner(learner: str) -> str:
+    """A learner id as the first field of a class line: no space, ``=``, control character or ``%`` left raw.
+
+    Ids that are plain names (``ada``, ``g.hopper+lab@uni``) read as they are;
+    anything else is percent-encoded as UTF-8, which ``urllib.parse.unquote``
+    turns back into the id.
+    """
+    from urllib.parse import quote
+
+    return quote(learner.encode("utf-8", "surrogatepass"), safe="@+._-~")

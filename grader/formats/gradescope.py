@@ -7,7 +7,11 @@ Top level: ``score`` (the report's score: what goes to the gradebook),
 (the finding), ``visibility`` (the rubric's, ``visible`` by default) and
 ``tags`` (the experiment id, ``required``/``bonus``, and the status when it
 is not pass or fail). A pending check is a failed test whose output says the
-workflow is still running.
+workflow is still running. Bonus evidence that was not seen is a failed test
+too (Gradescope has no third state, and "passed" would claim it was seen), at
+0 of its points, its name saying ``bonus evidence, not seen``, its output that
+it costs nothing, and a ``not-seen`` tag. ``execution_time`` is whole seconds,
+rounded up.
 
 Hints get their own tests. A failed check's hint is a separate zero-point
 test named ``Hint: <check>`` whose visibility is the rubric's
@@ -25,12 +29,18 @@ listed with zero points, so the tests never add up past ``score``.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, Iterator
 
 from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
 from grader.formats.safe import markdown as md
 from grader.formats.safe import visible_controls
 from grader.report import Report
+
+def whole_seconds(seconds: float) -> int:
+    """``execution_time`` as the spec has it, whole seconds: rounded up, so a run that took any time shows 1 or more."""
+    return max(0, math.ceil(seconds - 1e-9)) if seconds > 0 else 0
+
 
 def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
     """The ``results.json`` document before encoding.
@@ -54,6 +64,8 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                 tags.append(f"evidence-{chk.strength}")
             if not chk.applies:
                 tags.append("not-needed")
+            if not chk.required and not passed:
+                tags.append("not-seen")
             passed = chk.status == "pass"
             output = chk.message
             if chk.status == "pending":
@@ -68,8 +80,9 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                 "number": f"{index}.{check_index}",
                 "score": chk.score if is_counted else 0,
                 "max_score": chk.max_score if is_counted else 0,
-                # A bonus check that found nothing is not a failure.
-                "status": "passed" if passed or not chk.required else "failed",
+                # Gradescope knows only passed and failed: evidence not seen is not "passed", even where
+                # it costs nothing (its name and output say so, and it is worth 0 of its points).
+                "status": "passed" if passed else "failed",
                 "output": visible_controls(output),
                 "visibility": chk.visibility,
                 "tags": tags,
@@ -99,7 +112,7 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                   "the rubric decides when they become visible (after the due date by default)."]
     return {
         "score": report.score,
-        "execution_time": round(execution_time, 3),
+        "execution_time": whole_seconds(execution_time),
         "output": "\n".join(lines),
         "output_format": "md",
         "test_output_format": "text",

@@ -1,0 +1,162 @@
+"""`grader batch --resume`: a killed batch continues where it stopped and ends with a clean run's gradebook.
+
+The in-process tests interrupt a batch after some learners (an exception
+from its ``on_result`` hook, as Ctrl+C would) and check that the resumed
+batch grades exactly the others. The slow test kills a real `grader batch`
+process with SIGKILL half-way and compares the resumed gradebook with a
+clean run's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from grader.classroom import batch_files
+from grader.classroom.progress import Progress
+from grader.classroom.resume import RESUME_DIR, SPOOL_NAME
+from grader.cli import cli
+
+GOLDENS = Path(__file__).parent / "goldens"
+SCENARIOS = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund", "server-paused", "no-failure")
+
+
+def make_class(root: Path, learners: int) -> Path:
+    """A submissions folder: one folder per learner, two goldens each, every copy with its own run id."""
+    folder = root / "download"
+    docs = [(name, (GOLDENS / f"{name}.json").read_text()) for name in SCENARIOS]
+    for i in range(learners):
+        mine = folder / f"learner{i:04d}"
+        mine.mkdir(parents=True)
+        for k in range(2):
+            name, text = docs[(i + k) % len(docs)]
+            run_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
+            (mine / f"{name}.json").write_text(text.replace(run_id, str(uuid.uuid4())))
+    return folder
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    """Every file a batch leaves in ``out`` that a person reads, by relative path."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(out).parts)}
+
+
+class Interrupt(Exception):
+    """Stands in for Ctrl+C in the middle of a batch."""
+
+
+def _interrupted(download: Path, out: Path, after: int, roster: Path | None = None) -> list[str]:
+    graded: list[str] = []
+
+    def stop_after(result) -> None:
+        graded.append(result.learner)
+        if len(graded) == after:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        batch_files(download, out, on_result=stop_after, roster=roster)
+    return graded
+
+
+def test_a_resumed_batch_grades_only_the_rest_and_writes_the_clean_gradebook(tmp_path: Path):
+    download = make_class(tmp_path, 40)
+    batch_files(download, tmp_path / "clean")
+    first = _interrupted(download, tmp_path / "out", after=15)
+    assert (tmp_path / "out" / RESUME_DIR / SPOOL_NAME).exists()
+    assert not (tmp_path / "out" / "gradebook.json").exists()
+    second: list[str] = []
+    result = batch_files(download, tmp_path / "out", resume=True, on_result=lambda r: second.append(r.learner))
+    assert result.counts["graded"] == 40
+    assert not set(first) & set(second) and len(first) + len(second) == 40
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+    assert not (tmp_path / "out" / RESUME_DIR).exists()  # the spool goes once the gradebook is in place
+
+
+def test_without_resume_an_interrupted_batch_is_started_again_and_says_so(tmp_path: Path):
+    download = make_class(tmp_path, 12)
+    _interrupted(download, tmp_path / "out", after=5)
+    graded: list[str] = []
+    lines: list[str] = []
+    stream = type("S", (), {"write": lambda self, t: lines.append(t), "flush": lambda self: None})()
+    batch_files(download, tmp_path / "out", on_result=lambda r: graded.append(r.learner),
+                progress=Progress(stream=stream))
+    assert len(graded) == 12
+    assert any("held an interrupted batch (5 learners graded): starting again" in line for line in lines)
+
+
+def test_resume_with_other_arguments_is_refused_and_nothing_is_lost(tmp_path: Path):
+    download = make_class(tmp_path, 10)
+    _interrupted(download, tmp_path / "out", after=4)
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out", str(tmp_path / "out"),
+                                      "--resume", "--no-replay", "-q"])
+    assert result.exit_code == 2
+    assert "run with other arguments" in result.stderr and "Traceback" not in result.stderr
+    held = sqlite3.connect(tmp_path / "out" / RESUME_DIR / SPOOL_NAME)
+    assert held.execute("SELECT COUNT(*) FROM learners").fetchone()[0] == 4
+
+
+def test_resume_with_nothing_to_resume_grades_the_whole_class(tmp_path: Path):
+    download = make_class(tmp_path, 6)
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out", str(tmp_path / "out"),
+                                      "--resume"])
+    assert result.exit_code == 0, result.output
+    assert "--resume: no interrupted batch in" in result.stderr
+    assert "Graded 6 learners" in result.stdout
+
+
+def test_progress_counts_resumed_learners_and_estimates_from_this_session():
+    lines: list[str] = []
+    stream = type("S", (), {"write": lambda self, t: lines.append(t), "flush": lambda self: None})()
+    progress = Progress(stream=stream)
+    progress.start(100, resumed=60)
+    assert lines[0] == "grader: grading 100 learners (60 graded before the interruption, 40 to go)\n"
+    assert "60/100 learners (60%)" in progress.line() and "ETA ?" in progress.line()
+    time.sleep(0.05)
+    progress.advance(10)
+    line = progress.line()
+    assert "70/100 learners (70%)" in line and "ETA ?" not in line
+
+
+@pytest.mark.slow
+def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path: Path):
+    """A real `grader batch` process, SIGKILLed once it has spooled some learners, then `--resume`."""
+    download = make_class(tmp_path, 300)
+    grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", "1"]
+    clean = subprocess.run([*grader, "-q", "--out", str(tmp_path / "clean")], capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    process = subprocess.Popen([*grader, "-q", "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+    spool = tmp_path / "out" / RESUME_DIR / SPOOL_NAME
+    held = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True)
+            held = db.execute("SELECT COUNT(*) FROM learners").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            held = 0
+        if held >= 30:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 30 <= held < 300, f"the batch had {held} learners spooled when killed"
+    assert not (tmp_path / "out" / "gradebook.json").exists()
+    resumed = subprocess.run([*grader, "--out", str(tmp_path / "out"), "--resume"],
+                             capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    before = int(resumed.stderr.split("(")[1].split(" graded before the interruption")[0])
+    assert before >= held  # nothing it had finished was graded again
+    assert f"{300 - before} to go" in resumed.stderr and "ETA" in resumed.stderr
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
