@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the two environments behind and say where")
     options = parser.parse_args()
 
-    from grader.gradescope import build_wheel, grading_requirements
+    from grader.classroom.autograder import build_wheel, grading_requirements
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-autograder-image-"))
     wheel = options.wheel or build_wheel(scratch / "dist")

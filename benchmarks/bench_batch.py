@@ -87,10 +87,10 @@ async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) ->
 
 async def live_part(args: argparse.Namespace) -> None:
     """Make the live class on a fresh in-memory server, then time (c) and (d) alternately."""
-    from grader.app import AppSettings, bundled_app, start_worker, wait_for_poller
+    from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
     from grader.classroom import batch_live
-    from grader.connect import connect
-    from grader.server import free_port, start_dev_server
+    from grader.sources.connect import connect
+    from grader.lab.server import free_port, start_dev_server
 
     server = start_dev_server(port=free_port(), ephemeral=True, headless=True)
     out = Path(tempfile.mkdtemp(prefix="bench-batch-live-"))

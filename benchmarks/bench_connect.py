@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from tlsproxy import TlsProxy, server_context  # noqa: E402
 
 from grader import defaults  # noqa: E402
-from grader.connect import ConnectionSettings, connect  # noqa: E402
-from grader.server import free_port, start_dev_server  # noqa: E402
+from grader.sources.connect import ConnectionSettings, connect  # noqa: E402
+from grader.lab.server import free_port, start_dev_server  # noqa: E402
 
 GRADER = [sys.executable, "-m", "grader"]
 

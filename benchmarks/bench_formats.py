@@ -10,7 +10,7 @@ It grades every golden history in ``tests/goldens/`` once into one report
 each format and prints the microseconds per render, next to the cost of
 grading the same histories from memory (evidence + checks + report), so a
 format that grows slower than the grading it reports is easy to see.
-Escaping (``grader.formats.safe``) is part of every render measured.
+Escaping (``grader.escape``) is part of every render measured.
 Best of ``--repeat`` runs, CPU time of this process.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 from grader.api import grade_histories
 from grader.formats import FORMATS, renderer
-from grader.history import load_history_file
+from grader.engine.history import load_history_file
 
 GOLDENS = Path(__file__).resolve().parent.parent / "tests" / "goldens"
 

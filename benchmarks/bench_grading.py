@@ -11,10 +11,10 @@ to a temporary folder and read into memory; then, in the same run,
 
     (a) ``json.loads`` of every file's bytes, and
     (b) the whole offline path per history: ``load_json_text`` ->
-        ``build_evidence`` -> integrity rules (``grader.integrity.assess``)
+        ``build_evidence`` -> integrity rules (``grader.engine.integrity.assess``)
         -> ``grade`` with the default rubric, and
     (e) the replay of each history through the reference workflow
-        (``grader.replay``), which ``grader check --replay`` and ``grader batch`` add.
+        (``grader.lab.replay``), which ``grader check --replay`` and ``grader batch`` add.
 
 Target: (b) costs at most 3x (a).
 
@@ -22,7 +22,7 @@ Live: an in-memory dev server, the solution's worker with no bank latency,
 N completed MoneyTransfer workflows; then, in the same run,
 
     (c) ``handle.fetch_history()`` of all N, concurrently, and
-    (d) the same runs read as ``grader check`` reads each one (``sources.fetch_one``:
+    (d) the same runs read as ``grader check`` reads each one (``sources.live.fetch_one``:
         the history, plus a describe only for runs still open) -> ``build_evidence`` -> ``grade``.
 
 Target: (d) costs less than 2x (c).
@@ -51,17 +51,17 @@ import uuid
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from grader.app import AppSettings, bundled_app, start_worker, wait_for_poller
-from grader.connect import connect
+from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
+from grader.sources.connect import connect
 from grader.errors import GraderError
-from grader.evidence import build_evidence
-from grader.history import load_json_text
-from grader.integrity import assess
-from grader.replay import replay_histories
-from grader.report import grade
-from grader.rubric import load_rubric
-from grader.server import free_port, start_dev_server
-from grader.sources import fetch_one
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_json_text
+from grader.engine.integrity import assess
+from grader.lab.replay import replay_histories
+from grader.engine.report import grade
+from grader.engine.rubric import load_rubric
+from grader.lab.server import free_port, start_dev_server
+from grader.sources.live import fetch_one
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = REPO / "tests" / "goldens"

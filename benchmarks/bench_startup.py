@@ -13,7 +13,7 @@ Each repeat starts, one right after the other and in turn,
 
 on the same history file, from a scratch folder outside the checkout. (b)
 is what a learner runs: the grading alone, with no Temporal SDK loaded; (c)
-also replays the history through the reference workflow (grader.replay),
+also replays the history through the reference workflow (grader.lab.replay),
 which loads temporalio. Both are timed from spawn to exit (wall clock) and by the CPU time the child used.
 The figures are the medians of (b)/(a) and (c)/(a) over the repeats: timing both in the same
 run keeps a slow or busy machine from moving the ratio much.

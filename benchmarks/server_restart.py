@@ -22,8 +22,8 @@ import sys
 import tempfile
 import time
 
-from grader.connect import connect
-from grader.server import free_port
+from grader.sources.connect import connect
+from grader.lab.server import free_port
 
 
 def start(port: int, ui_port: int, cwd: str) -> subprocess.Popen[str]:

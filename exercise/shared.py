@@ -82,7 +82,7 @@ def _default_learner_id() -> str:
     return re.sub(r"[^\w.@+]", "_", name)[:64]
 
 
-# The learner-id rule. The grader has the same rule (grader/learner.py), and
+# The learner-id rule. The grader has the same rule (grader/engine/learner.py), and
 # a test checks that the two agree; the app cannot import the grader, since
 # it is your code and runs without it.
 LEARNER_ID_PATTERN = r"\w[\w.@+]{0,63}"

@@ -10,22 +10,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
-from grader.evidence import build_evidence
-from grader.history import DEFAULT_MAX_HISTORY_BYTES, History
-from grader.integrity import IntegrityEntry, assess
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.sources import DEFAULT_LIMIT, Loaded, read_files, read_live
+from grader.engine.evidence import build_evidence
+from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
+from grader.engine.integrity import Finding, IntegrityEntry, assess
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.sources.files import read_files
+from grader.sources.live import DEFAULT_LIMIT, read_live
+from grader.sources.loaded import Loaded
 
-if TYPE_CHECKING:  # only annotations: grader.connect is loaded on the live path
-    from grader.connect import ConnectionSettings, Target
+if TYPE_CHECKING:  # only annotations: grader.sources.connect is loaded on the live path
+    from grader.sources.connect import ConnectionSettings, Target
 
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                  experiments: Sequence[str] | None = None, replay: bool = True,
-                 learner: str | None = None, known: set[str] | None = None) -> Report:
+                 credit_simulate: bool = True, learner: str | None = None,
+                 known: set[str] | None = None) -> Report:
     """Build evidence for every loaded history, check its integrity and grade it against ``rubric``.
 
+    Without ``credit_simulate`` runs made by ``grader simulate`` earn nothing.
     ``learner`` is whose work the histories are meant to be (``--learner``):
     a run naming someone else is ``owner-mismatch`` (see
     :func:`ownership_findings` for ``known``). Runs sharing a worker process
@@ -35,13 +39,13 @@ def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
-                 integrity=check_integrity(loaded, replay=replay),
+                 integrity=check_integrity(loaded, replay=replay), credit_simulate=credit_simulate,
                  held=ownership_findings(loaded, learner=learner, known=known))
 
 
 def ownership_findings(loaded: Loaded, *, learner: str | None = None,
                        known: set[str] | None = None) -> list[list]:
-    """Per loaded history (same order): its ``owner-mismatch`` and ``cross-talk`` findings (grader.ownership).
+    """Per loaded history (same order): its ``owner-mismatch`` and ``cross-talk`` findings (grader.engine.ownership).
 
     With ``learner``, every history is graded as that learner's, and one
     that names another learner (workflow id, bundle manifest) is a
@@ -51,8 +55,8 @@ def ownership_findings(loaded: Loaded, *, learner: str | None = None,
     runs graded together (``--all-learners``, a folder of everyone's files)
     are compared with each other.
     """
-    from grader.learner import learner_of
-    from grader.ownership import cross_talk, owner_findings, run_workers
+    from grader.engine.learner import learner_of
+    from grader.engine.ownership import cross_talk, owner_findings, run_workers
 
     def owner(history: History) -> str:
         return learner or learner_of(history.workflow_id) or history.workflow_id
@@ -70,21 +74,26 @@ def ownership_findings(loaded: Loaded, *, learner: str | None = None,
     return held
 
 
-def check_integrity(loaded: Loaded, *, replay: bool = True) -> list[IntegrityEntry]:
+def check_integrity(loaded: Loaded, *, replay: bool = True,
+                    more_findings: Sequence[Sequence[Finding]] | None = None) -> list[IntegrityEntry]:
     """One integrity verdict per loaded history.
 
-    The rules of :mod:`grader.integrity`, agreement between histories of one
+    The rules of :mod:`grader.engine.integrity`, agreement between histories of one
     run, the bundle's hashes and, with ``replay``, a replay through the
-    reference workflow (:mod:`grader.replay`).
+    reference workflow (:mod:`grader.lab.replay`). ``more_findings`` are made
+    elsewhere, one list per history in order (a batch's copied runs).
     """
     if not (replay and loaded.histories):
-        return assess(loaded.histories, extra=loaded.findings)
-    from grader.integrity import inspect_history
-    from grader.replay import replay_histories
+        return assess(loaded.histories, extra=loaded.findings, more_findings=more_findings)
+    from grader.engine.integrity import inspect_history
+    from grader.lab.replay import replay_histories
 
     inspected = [inspect_history(h) for h in loaded.histories]
     outcome = replay_histories(loaded.histories, inspected=inspected)
-    return assess(loaded.histories, extra=loaded.findings, more_findings=outcome.findings, notes=outcome.notes,
+    found = outcome.findings
+    if more_findings is not None:
+        found = [list(a) + list(b) for a, b in zip(found, more_findings)]
+    return assess(loaded.histories, extra=loaded.findings, more_findings=found, notes=outcome.notes,
                   inspected=inspected)
 
 
@@ -141,8 +150,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
     """
     import dataclasses
 
-    from grader.history import history_from_document
-    from grader.report import assemble, gate, grade_experiment, ungraded_experiment
+    from grader.engine.history import history_from_document
+    from grader.engine.report import assemble, gate, grade_experiment, ungraded_experiment
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",

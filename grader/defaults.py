@@ -28,6 +28,11 @@ ACTIVITY_REFUND = "refund"
 #: code they run (see ``code_fingerprint`` in the apps' shared.py).
 FINGERPRINT_PREFIX = "failure-lab-"
 
+#: The memo key ``grader simulate`` puts on every workflow it starts, so its runs are told apart from a
+#: learner's own wherever they end up (read live, exported, handed in). A learner's app never sets it;
+#: an editor can remove it from a file, which is why a file's provenance is weaker than a server's.
+SIMULATE_MARK = "failure-lab-made-by"
+
 #: The experiments, in the tutorial's order, with their titles. Their ids are
 #: public: rubrics, `--experiment` and the JSON report use them.
 EXPERIMENTS: dict[str, str] = {

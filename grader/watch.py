@@ -29,11 +29,11 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Sequence, TextIO
 from temporalio.service import RPCError
 
 from grader.errors import ServerUnavailableError
-from grader.report import ExperimentReport, Report
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.engine.report import ExperimentReport, Report
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-if TYPE_CHECKING:  # grader.connect is imported only when a server is watched
-    from grader.connect import ConnectionSettings, Target
+if TYPE_CHECKING:  # grader.sources.connect is imported only when a server is watched
+    from grader.sources.connect import ConnectionSettings, Target
 
 #: Seconds between two reads when nothing else is said.
 DEFAULT_INTERVAL = 2.0
@@ -177,13 +177,13 @@ async def watch_live(
 ) -> Report:
     """Watch a learner's runs on a server (one connection for the whole watch) until they pass.
 
-    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Raises :class:`ServerUnavailableError` when
     no server answers at the start.
     """
     from grader.api import grade_loaded, nothing_found_message
-    from grader.connect import as_target, connect
-    from grader.sources import DEFAULT_LIMIT, read_live
+    from grader.sources.connect import as_target, connect
+    from grader.sources.live import DEFAULT_LIMIT, read_live
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     target = as_target(connection, namespace)
@@ -216,8 +216,8 @@ async def watch_files(
     Files larger than ``max_history_bytes`` (default: the reader's limit) are refused unread.
     """
     from grader.api import grade_loaded
-    from grader.history import DEFAULT_MAX_HISTORY_BYTES
-    from grader.sources import read_files
+    from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES
+    from grader.sources.files import read_files
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     max_bytes = max_history_bytes or DEFAULT_MAX_HISTORY_BYTES

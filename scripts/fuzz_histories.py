@@ -460,7 +460,7 @@ def report_validator() -> Any:
     if _VALIDATOR is None:
         import jsonschema
 
-        from grader.report import report_schema
+        from grader.engine.report import report_schema
 
         schema = report_schema()
         _VALIDATOR = jsonschema.validators.validator_for(schema)(schema)
@@ -477,7 +477,7 @@ def check_case(data: bytes, *, source: str = "fuzz.json", timeline: bool = True)
     from grader.api import grade_histories
     from grader.errors import GraderError
     from grader.formats import FORMATS, render
-    from grader.history import load_json_text
+    from grader.engine.history import load_json_text
 
     try:
         history = load_json_text(data, source=source)
@@ -491,7 +491,7 @@ def check_case(data: bytes, *, source: str = "fuzz.json", timeline: bool = True)
         for name in FORMATS:  # every renderer, the ones added later included, must write UTF-8
             render(report, name).encode("utf-8")
         if timeline:
-            from grader.timeline import render_timeline
+            from grader.engine.timeline import render_timeline
             render_timeline(history).encode("utf-8")
     except GraderError:
         return None
@@ -548,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         args.save.mkdir(parents=True, exist_ok=True)
     from grader.errors import GraderError
-    from grader.history import load_json_text
+    from grader.engine.history import load_json_text
 
     for case in fuzzer.cases(args.cases, start=args.start):
         problem = check_case(case.data, source=case.name, timeline=not args.no_timeline)

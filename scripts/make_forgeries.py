@@ -251,6 +251,87 @@ def completed_never_started() -> dict[str, Doc]:
     return {"never-started.json": renumber(doc)}
 
 
+def swapped_last_failure() -> dict[str, Doc]:
+    """A crash run handed in as a live fix: only the deposit's ``lastFailure`` swapped for the bug's error."""
+    doc = golden("sigkill-during-deposit")
+    real = attrs(find(golden("live-fix"), "ACTIVITY_TASK_STARTED", "deposit")[0])
+    start = attrs(find(doc, "ACTIVITY_TASK_STARTED", "deposit")[0])
+    start["lastFailure"] = copy.deepcopy(real["lastFailure"])
+    return {"swapped-last-failure.json": doc}
+
+
+def lowered_retry_limit() -> dict[str, Doc]:
+    """Compensation under the rubric's limit: ``maximumAttempts`` 3 -> 2 and the last attempt 3 -> 2."""
+    doc = golden("retries-exhausted-three")
+    attrs(find(doc, "ACTIVITY_TASK_SCHEDULED", "deposit")[0])["retryPolicy"]["maximumAttempts"] = 2
+    attrs(find(doc, "ACTIVITY_TASK_STARTED", "deposit")[0])["attempt"] = 2
+    return {"lowered-retry-limit.json": doc}
+
+
+def resigned_crash() -> dict[str, Doc]:
+    """Crash recovery without a crash, re-signed with care: every identity from the first event after
+    the worker's last act is a new worker's, and the sticky queues after it are that worker's too."""
+    doc = golden("no-failure")
+    withdraw_done = find(doc, "ACTIVITY_TASK_COMPLETED", "withdraw")[0]
+    old = attrs(withdraw_done)["identity"]
+    suffix = "0123456789abcdef0123456789abcdef"
+    for event in event_after(doc, int(withdraw_done["eventId"]) + 1):  # the next task is on old's queue
+        a = attrs(event)
+        if "identity" in a:
+            a["identity"] = NEW_WORKER
+        queue = a.get("taskQueue")
+        if isinstance(queue, dict) and queue.get("kind", "").endswith("STICKY") and \
+                queue["name"].startswith(old) and int(event["eventId"]) > int(withdraw_done["eventId"]) + 1:
+            queue["name"] = f"{NEW_WORKER}-{suffix}"
+    return {"resigned-crash.json": doc}
+
+
+def _rename_ids(doc: Doc, workflow_id: str, run_id: str) -> Doc:
+    """Every workflow id, run id and transfer reference in ``doc`` replaced by new ones (times kept)."""
+    text = json.dumps(doc)
+    first = attrs(doc["events"][0])
+    for old, new in ((first["workflowId"], workflow_id), (first["originalExecutionRunId"], run_id)):
+        text = text.replace(old, new)
+    return json.loads(text)
+
+
+def renamed_every_id() -> dict[str, Doc]:
+    """Bob's crash run copied by mallory with every id renamed: a new workflow id and a new run id
+    (version 7, with the start time kept in it). Only bob's original next to it gives it away.
+
+    The files are ``<learner>/<file>``: a submissions folder with one folder per learner.
+    """
+    original = golden("sigkill-during-deposit")
+    run_id = attrs(original["events"][0])["originalExecutionRunId"]
+    # Keep the 48 time bits of a version-7 id (the run-id-time rule reads them), change the rest.
+    new_run = run_id[:14] + "7bad-8bad-0badc0ffee00"
+    bob = _rename_ids(original, "bob-transfer-1f00d", attrs(original["events"][0])["originalExecutionRunId"])
+    mallory = _rename_ids(copy.deepcopy(original), "mallory-transfer-5ca1ab1e", new_run)
+    return {"bob/bob-transfer-1f00d.json": bob, "mallory/mallory-transfer-5ca1ab1e.json": mallory}
+
+
+def _simulate_mark(doc: Doc, experiment: str) -> Doc:
+    """The memo ``grader simulate`` writes on the workflows it starts, as an export shows it."""
+    mark = {"tool": "grader simulate", "experiment": experiment}
+    attrs(doc["events"][0])["memo"] = {"fields": {"failure-lab-made-by": _payload(mark)["payloads"][0]}}
+    return doc
+
+
+def simulate_lazy() -> dict[str, Doc]:
+    """The four histories ``grader simulate --learner lazy --save-histories`` writes, handed in as
+    the learner's own (goldens with simulate's mark: the runs simulate makes are the goldens' kind)."""
+    made = {}
+    for experiment, name in (("crash-recovery", "sigkill-during-deposit"), ("live-fix", "live-fix"),
+                             ("compensation", "retries-exhausted-refund"),
+                             ("network-partition", "server-paused-long")):
+        doc = golden(name)
+        first = attrs(doc["events"][0])
+        doc = _rename_ids(doc, f"lazy-{experiment}-{first['originalExecutionRunId'][-8:]}",
+                          first["originalExecutionRunId"])
+        made[f"{experiment}.json"] = _simulate_mark(doc, experiment)
+    return made
+
+
 @dataclass(frozen=True)
 class Forgery:
     """One way of faking a grade."""
@@ -261,6 +342,9 @@ class Forgery:
     build: Callable[[], dict[str, Doc]]
     #: The experiment it aims at (the checks alone pass it), or None for the plain structural edits.
     target: str | None = None
+    #: How it is caught when not by the integrity rules on the learner's own files: ``copied-run``
+    #: (only next to the original, in a batch) or ``simulate`` (its provenance), else None.
+    caught_by: str | None = None
 
 
 FORGERIES: dict[str, Forgery] = {f.name: f for f in [
@@ -278,6 +362,16 @@ FORGERIES: dict[str, Forgery] = {f.name: f for f in [
     Forgery("second-start", "a second WorkflowExecutionStarted", second_start),
     Forgery("time-backwards", "the last events dated before the start", time_backwards),
     Forgery("never-started", "an activity completed that never started", completed_never_started),
+    Forgery("swapped-last-failure", "live fix: a crash run with only the deposit's lastFailure swapped for "
+            "the bug's error", swapped_last_failure, "live-fix"),
+    Forgery("lowered-retry-limit", "compensation: maximumAttempts 3 -> 2 and the last attempt 3 -> 2",
+            lowered_retry_limit, "compensation"),
+    Forgery("resigned-crash", "crash recovery: identities and sticky queues re-signed after the worker's last "
+            "act", resigned_crash, "crash-recovery"),
+    Forgery("renamed-every-id", "bob's crash run handed in by mallory with every id renamed (one folder each)",
+            renamed_every_id, "crash-recovery", caught_by="copied-run"),
+    Forgery("simulate-lazy", "the four histories `grader simulate --learner lazy` saved, handed in",
+            simulate_lazy, None, caught_by="simulate"),
 ]}
 
 
@@ -289,6 +383,7 @@ def write_all(directory: Path, names: list[str] | None = None) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         for file_name, doc in FORGERIES[name].build().items():
             path = folder / file_name
+            path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc, indent=2) + "\n")
             written.append(path)
     return written

@@ -17,10 +17,10 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from grader.evidence import build_evidence
-from grader.history import iter_history_paths, load_history_file
-from grader.report import grade
-from grader.rubric import load_rubric
+from grader.engine.evidence import build_evidence
+from grader.engine.history import iter_history_paths, load_history_file
+from grader.engine.report import grade
+from grader.engine.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -147,7 +147,7 @@ NEW: dict[str, tuple[str, Callable[[], dict[str, Doc]]]] = {
 def _grade(folder: Path, replay: bool) -> tuple[float, list[str], list[str]]:
     """Score, passed experiments and the integrity codes found, for one folder graded as one learner."""
     from grader.api import grade_loaded
-    from grader.sources import read_files
+    from grader.sources.files import read_files
 
     report = grade_loaded(read_files([folder]), replay=replay)
     codes = sorted({f.code for entry in report.integrity for f in entry.findings})

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.app import AppSettings, bundled_app
-from grader.connect import connect
-from grader.server import DevServer, free_port, start_dev_server
+from grader.lab.app import AppSettings, bundled_app
+from grader.sources.connect import connect
+from grader.lab.server import DevServer, free_port, start_dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -44,7 +44,7 @@ def isolated_user_state(tmp_path_factory: pytest.TempPathFactory) -> None:
     reads TEMPORAL_* variables and ~/.config/temporalio/temporal.toml: a
     developer's profile must neither redirect the tests nor be touched by them.
     """
-    from grader.connect import CONNECTION_VARIABLE_PREFIX, CONNECTION_VARIABLES
+    from grader.sources.connect import CONNECTION_VARIABLE_PREFIX, CONNECTION_VARIABLES
 
     patch = pytest.MonkeyPatch()
     patch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))

@@ -1,6 +1,6 @@
 """Plain reads of a history's JSON events, for tests that check histories by hand.
 
-Deliberately independent of ``grader.history`` and ``grader.evidence``: these
+Deliberately independent of ``grader.engine.history`` and ``grader.engine.evidence``: these
 tests state what a history holds straight from its events, so they can catch
 the grader's own reading going wrong.
 """

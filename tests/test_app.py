@@ -15,7 +15,7 @@ import pytest
 from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
-from grader.app import AppSettings, WorkerProcess, bundled_app, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, WorkerProcess, bundled_app, start_worker, wait_for_poller
 
 # Every test here starts real worker processes: `pytest -m "not slow"` leaves them out.
 pytestmark = pytest.mark.slow

@@ -62,7 +62,9 @@ def test_truncated_and_foreign_files_do_not_stop_the_good_one(tmp_path: Path):
     assert len(report["errors"]) == 2
     assert "b-truncated.json: not valid JSON" in report["errors"][0]
     assert "c-other-type.json: this is a history of workflow type 'PayInvoice'" in report["errors"][1]
-    assert all(e["workflow"]["source"] == str(tmp_path / "a-good.json") for e in report["experiments"])
+    assert [e["source"] for e in report["integrity"]] == [str(tmp_path / "a-good.json")]
+    assert all(e["workflow"] is None or e["workflow"]["source"] == str(tmp_path / "a-good.json")
+               for e in report["experiments"])
 
 
 def test_missing_file(tmp_path: Path):
@@ -98,7 +100,7 @@ def test_unknown_rubric_name():
 
 
 def test_no_server_is_exit_3():
-    from grader.server import free_port
+    from grader.lab.server import free_port
 
     result = CliRunner().invoke(cli, ["check", "--address", f"localhost:{free_port()}"])
     assert result.exit_code == EXIT_NO_SERVER
@@ -196,7 +198,7 @@ def test_malformed_field_is_one_line_exit_2(tmp_path: Path, name: str):
 
 def test_every_golden_passes_validation():
     """Validation must never refuse a genuine history (a false refusal costs an honest learner)."""
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     for path in sorted(GOLDENS.glob("*.json")):
         assert load_history_file(path).events
@@ -316,7 +318,7 @@ def test_json_report_refuses_a_number_with_no_json_form():
     from grader.api import grade_histories
     from grader.errors import BadInputError
     from grader.formats import render
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     report = grade_histories([load_history_file(GOLDENS / "live-fix.json")])
     report.experiments[0].score = float("nan")
@@ -357,15 +359,15 @@ def test_the_advice_fits_the_kind_of_bad_file(tmp_path: Path, content: str, says
                                   "lone-surrogate-in-workflow-id"])
 def test_the_standard_library_fallback_is_as_strict(monkeypatch, name: str):
     """Without orjson (it is optional), json.loads with strict hooks refuses the same files."""
-    import grader.history
+    import grader.engine.history
     from grader.errors import HistoryError
 
-    monkeypatch.setattr(grader.history, "orjson", None)
+    monkeypatch.setattr(grader.engine.history, "orjson", None)
     edit, _ = CRASHERS[name]
     text = edit(json.dumps(_golden_doc(), separators=(",", ":")))
     with pytest.raises(HistoryError, match="not valid JSON"):
-        grader.history.load_json_text(text.encode("utf-8", "surrogatepass"), source="f.json")
-    assert grader.history.load_json_text((GOLDENS / "live-fix.json").read_bytes(), source="g.json").events
+        grader.engine.history.load_json_text(text.encode("utf-8", "surrogatepass"), source="f.json")
+    assert grader.engine.history.load_json_text((GOLDENS / "live-fix.json").read_bytes(), source="g.json").events
 
 
 # --- crafted histories never hang the check ---------------------------------------
@@ -409,7 +411,7 @@ def test_a_replay_that_never_answers_is_abandoned():
     import asyncio
     import time
 
-    from grader.replay import _run as run_replay
+    from grader.lab.replay import _run as run_replay
 
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="no answer within"):

@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import AppSettings, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.classroom import batch_live
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.connect import connect
-from grader.server import free_port, start_dev_server
+from grader.sources.connect import connect
+from grader.lab.server import free_port, start_dev_server
 
 GOLDENS = Path(__file__).parent / "goldens"
 OUTAGE = 12.0
@@ -76,7 +76,7 @@ class Workers:
 
     One worker process per learner and kind, as on a shared server where every
     learner runs their own: a process that did work for two learners is
-    cross-talk, and no experiment passes on it (grader.ownership).
+    cross-talk, and no experiment passes on it (grader.engine.ownership).
     """
 
     def __init__(self, client, settings: AppSettings, solution_dir: Path) -> None:
@@ -149,19 +149,20 @@ async def test_live_class_gets_one_row_per_roster_learner(klass, tmp_path: Path)
     ada, adam, pat, carol, zoe = (rows[names[k]] for k in ("ada", "adam", "pat", "carol", "zoe"))
     assert ada["name"] == "Ada Example" and ada["email"] == "ada@example.org"
     # The prefix pair: ada's one clean run is not adam's compensated one, and the other way round.
-    assert (ada["status"], ada["compensation"], ada["crash-recovery"]) == ("graded", "fail", "fail")
+    # A plain transfer shows no experiment: nothing attempted, nothing failed.
+    assert (ada["status"], ada["compensation"], ada["crash-recovery"]) == ("graded", "not-attempted", "not-attempted")
     assert (adam["compensation"], adam["compensation_points"]) == ("pass", "10")
     assert pat["status"] == "graded" and pat["crash-recovery"] == "pending"
-    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "")
+    assert (zoe["status"], zoe["score"], zoe["compensation"]) == ("missing", "", "not-attempted")
     assert carol["compensation"] == "pass"
 
     document = _gradebook(out)
     by_name = {entry["learner"]: entry for entry in document["learners"]}
-    ada_workflows = {e["workflow"]["workflow_id"] for e in by_name[names["ada"]]["report"]["experiments"]}
+    ada_workflows = {e["workflow_id"] for e in by_name[names["ada"]]["report"]["integrity"]}
     assert ada_workflows == {runs["ada"][0].id}
     carol_compensation = next(e for e in by_name[names["carol"]]["report"]["experiments"]
                               if e["id"] == "compensation")
-    assert carol_compensation["candidates"] == 2
+    assert carol_compensation["candidates"] == 1  # her clean run shows no experiment: no candidate
     assert carol_compensation["workflow"]["workflow_id"] == runs["carol"][1].id  # the second run passed
     assert by_name[names["zoe"]]["report"] is None and by_name[names["zoe"]]["score"] is None
     assert "no MoneyTransfer workflow" in by_name[names["zoe"]]["problems"][0]
@@ -223,14 +224,15 @@ async def test_regrade_diff_after_a_learner_fixes_a_run(klass, tmp_path: Path):
     assert result.stderr == ""  # --quiet
     assert "Regrade: 1 learners changed" in result.stdout
     line = next(line for line in result.stdout.splitlines() if line.startswith(names["dave"]))
-    assert line.split()[:5] == [names["dave"], "compensation", "fail", "0", "->"]
-    assert "pass 10" in line and "the deposit succeeded" in line  # the finding that was fixed
+    assert line.split()[:5] == [names["dave"], "compensation", "not-attempted", "0", "->"]
+    assert "pass 10" in line and "no run's deposit failed for good" in line  # what was missing before
     summary = json.loads(CliRunner().invoke(cli, [
         "batch", "--address", klass["address"], "--roster", str(roster), "--out", str(tmp_path / "third"),
         "--previous", str(tmp_path / "first" / "gradebook.json"), "--format", "json", "-q"]).stdout)
     change = next(c for c in summary["regrade"] if c["learner"] == names["dave"])
-    assert change == {"learner": names["dave"], "experiment": "compensation", "old": "fail 0",
-                      "new": "pass 10", "finding": "the deposit succeeded"}
+    assert change["learner"] == names["dave"] and change["experiment"] == "compensation"
+    assert (change["old"], change["new"]) == ("not-attempted 0", "pass 10")
+    assert "no run's deposit failed for good" in change["finding"]
 
 
 @pytest.mark.slow
@@ -345,11 +347,17 @@ def test_submissions_folder_statuses_and_duplicates(submissions: Path, tmp_path:
     rows = _rows(out)
     assert {k: v["status"] for k, v in rows.items()} == {
         "ada": "graded", "bob": "graded", "carol": "missing", "dave": "unreadable-files"}
-    assert rows["ada"]["score"] == "30" and rows["bob"]["compensation"] == "pass"
+    # The live-fix run both ada and dave handed in is a copy: credited to neither, flagged for both.
+    assert rows["ada"]["score"] == "20" and rows["bob"]["compensation"] == "pass"
+    assert rows["ada"]["live-fix"] == rows["dave"]["live-fix"] == "fail"
     assert rows["carol"]["score"] == ""
-    assert rows["dave"]["live-fix"] == "pass"  # the readable file is still graded
     document = _gradebook(out)
     by_name = {e["learner"]: e for e in document["learners"]}
+    assert by_name["ada"]["flags"] == by_name["dave"]["flags"] == ["copied-run"]
+    dave_fix = next(e for e in by_name["dave"]["report"]["experiments"] if e["id"] == "live-fix")
+    assert dave_fix["workflow"]["source"] == "dave/exports/fix.json"  # the readable file is still graded
+    assert dave_fix["workflow"]["provenance"] == "file"
+    assert any("copied run" in p and "ada" in p for p in by_name["dave"]["problems"])
     assert by_name["dave"]["problems"][0].startswith("dave/exports/crash.json: ")
     assert by_name["bob"]["report"]["sources"] == ["bob.zip:histories/crash.json", "bob.zip:histories/refund.json"]
     ada_dupes, dave_dupes = by_name["ada"]["duplicates"], by_name["dave"]["duplicates"]
@@ -425,11 +433,21 @@ def test_bad_folder_and_options_are_exit_2(submissions: Path, tmp_path: Path, ma
     assert not (tmp_path / "out" / "gradebook.csv").exists()  # refused before any work
 
 
+def retimed(name: str, nanoseconds: int) -> dict:
+    """A golden whose last event is ``nanoseconds`` later: another run's timings, as another learner's
+    own run of the same scenario would have (a plain copy is ``copied-run``, credited to no one)."""
+    doc = json.loads((GOLDENS / f"{name}.json").read_text())
+    last = doc["events"][-1]
+    head, fraction = last["eventTime"].rstrip("Z").split(".")
+    last["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
+    return doc
+
+
 def test_regrade_from_files_names_the_finding(submissions: Path, tmp_path: Path):
     before = tmp_path / "before"
     assert CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(before), "-q"]
                               ).exit_code == 0
-    shutil.copy(GOLDENS / "retries-exhausted-refund.json", submissions / "carol" / "refund.json")
+    (submissions / "carol" / "refund.json").write_text(json.dumps(retimed("retries-exhausted-refund", 7)))
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(submissions), "--out", str(tmp_path / "after"),
                                       "--previous", str(before / "gradebook.json"), "--format", "json", "-q"])
     changes = [c for c in json.loads(result.stdout)["regrade"] if c["learner"] == "carol"]
@@ -579,14 +597,15 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):
     """A learner's folder or zip from `grader export` is read as a bundle: a changed file is suspect."""
-    from grader.bundles import write_bundle
+    from grader.sources.bundles import write_bundle
 
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     golden = GOLDENS / "retries-exhausted-refund.json"
-    doc, history = json.loads(golden.read_text()), load_history_file(golden)
+    history = load_history_file(golden)
     workflow_id, run_id = history.workflow_id, history.run_id
-    for learner, as_zip in (("fay", False), ("gus", True)):
+    for learner, as_zip, nanoseconds in (("fay", False, 3), ("gus", True, 5)):
+        doc = retimed("retries-exhausted-refund", nanoseconds)  # not a copy of ada's run
         write_bundle([(workflow_id, run_id, doc)], submissions / (learner + (".zip" if as_zip else "")),
                      server_address="localhost:7233", namespace="default", learner=learner, as_zip=as_zip)
     # fay touches her history after the export: its bytes no longer hash to the manifest's sha256.

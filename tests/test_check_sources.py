@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 from grader import api
-from grader.app import start_worker, wait_for_poller
+from grader.lab.app import start_worker, wait_for_poller
 from grader.cli import cli
-from grader.report import report_schema
-from grader.server import temporal_binary
+from grader.engine.report import report_schema
+from grader.lab.server import temporal_binary
 
 
 def _without_sources(report: dict) -> dict:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_histories
-from grader.checks import run_check
-from grader.evidence import build_evidence
-from grader.history import History, load_history_file, load_json_text
-from grader.report import grade
-from grader.rubric import load_rubric
+from grader.engine.checks import experiment_shown, run_check
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_history_file, load_json_text
+from grader.engine.report import grade
+from grader.engine.rubric import load_rubric
 
 GOLDENS = Path(__file__).parent / "goldens"
 MANIFEST = json.loads((GOLDENS.parent / "golden_manifest.json").read_text())["files"]
@@ -42,6 +42,7 @@ def test_each_golden_gets_the_verdicts_its_scenario_deserves(file: str):
     statuses = {e.id: e.status for e in report.experiments}
     for experiment, should_pass in entry["verdicts"].items():
         if entry["status"] == "RUNNING":
+            # Still open and showing no experiment's events yet: it may still become any of them.
             assert statuses[experiment] == "pending", experiment
         else:
             assert (statuses[experiment] == "pass") == should_pass, (experiment, statuses[experiment])
@@ -104,13 +105,16 @@ def test_fixed_identity_is_said_not_failed_silently():
     text = (GOLDENS / "sigkill-during-deposit.json").read_text()
     fixed = re.sub(r"\b\d+@worker-host\b", "transfer-worker", text)
     run = build_evidence(load_json_text(fixed, source="fixed.json"))
-    assert run.identity_looks_fixed
+    assert run.identity_looks_fixed and not run.handovers
+    # The dead process's sticky queue went unanswered until the server timed it out, and the
+    # same identity went on from the normal queue: another process.
     result = run_check("crash-recovery.worker-replaced", run)
-    if result.status == "pass":  # the sticky queues still tell processes apart
-        assert "sticky queues show" in result.message
-    else:
-        assert "fixed identity" in result.message and "cannot be seen" in result.message
-        assert "identity=" in result.hint
+    assert result.status == "pass", result.message
+    assert "shared by two processes" in result.message and "went unanswered" in result.message
+    assert run_check("crash-recovery.interrupted-activity", run).status == "pass"
+    assert experiment_shown(run).experiment == "crash-recovery"
+    # The wait on the dead sticky queue is the crash, not an outage.
+    assert not [s for s in run.silences_over(9) if s.counts]
 
 
 # --- live fix ------------------------------------------------------------------
@@ -198,7 +202,7 @@ def test_paused_server_leaves_its_marks():
 def test_partition_is_optional_in_the_default_rubric():
     report = grade([build_evidence(golden("live-fix"))], RUBRIC)
     partition = next(e for e in report.experiments if e.id == "network-partition")
-    assert partition.status == "fail" and not partition.required
+    assert partition.status == "not-attempted" and not partition.required
     assert report.max_score == sum(e.max_score for e in report.experiments if e.required)
 
 
@@ -215,9 +219,11 @@ def test_several_runs_each_experiment_graded_on_its_best_run():
     histories = [load_history_file(GOLDENS / f) for f in sorted(MANIFEST)]
     report = grade_histories(histories, rubric=RUBRIC)
     by_id = {e.id: e for e in report.experiments}
+    shown = [experiment_shown(build_evidence(h)).experiment for h in histories]
     for experiment in ("crash-recovery", "live-fix", "compensation"):
         assert by_id[experiment].status == "pass"
-        assert by_id[experiment].candidates == len(histories)
+        # One run, one experiment: only the runs that show it are candidates.
+        assert by_id[experiment].candidates == shown.count(experiment) >= 1
     assert by_id["live-fix"].workflow.source.endswith("live-fix.json")
     assert Path(by_id["compensation"].workflow.source).stem in ("retries-exhausted-refund",
                                                                  "non-retryable-refund")

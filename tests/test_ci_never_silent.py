@@ -28,7 +28,7 @@ DATA = Path(__file__).parent / "data"
 
 
 def read_json(text: str) -> float:
-    from grader.report import report_schema
+    from grader.engine.report import report_schema
 
     document = json.loads(text)
     jsonschema.validate(document, report_schema())

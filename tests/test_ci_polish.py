@@ -84,7 +84,10 @@ def test_junit_class_case_names_carry_no_points(tmp_path: Path):
 
 def test_gradescope_never_shows_an_unseen_bonus_as_passed():
     schema = json.loads((DATA / "gradescope-results.schema.json").read_text())
-    report = api.check_files([GOLDENS / "sigkill-during-deposit.json"], replay=False)
+    # The crash between activities has no interrupted activity (bonus unseen); the paused server's
+    # deposit outlived its deadline (bonus seen).
+    report = api.check_files([GOLDENS / "kill-between-activities.json", GOLDENS / "server-paused-long.json"],
+                             replay=False)
     document = gradescope.document(report, execution_time=2.2)
     jsonschema.validate(document, schema)
     bonus = {t["name"]: t for t in document["tests"] if "bonus" in t["tags"]}

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import cli
-from grader.report import report_schema
+from grader.engine.report import report_schema
 
 GOLDENS = Path("tests") / "goldens"
 
@@ -27,7 +27,7 @@ def run(*args: str):
 @pytest.mark.parametrize("golden, experiment, code", [
     ("retries-exhausted-refund", "compensation", 0),
     ("cancel", "compensation", 1),
-    ("sigint-during-deposit", "live-fix", 1),
+    ("server-paused", "network-partition", 1),
     ("running", "crash-recovery", 1),
 ])
 def test_table_output_is_exact(expected_output, monkeypatch, golden: str, experiment: str, code: int):

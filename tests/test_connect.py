@@ -22,9 +22,9 @@ from click.testing import CliRunner
 from temporalio.envconfig import ClientConfigProfile
 
 from grader import api, defaults
-from grader.app import AppSettings, start_worker, wait_for_poller
+from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.cli import cli
-from grader.connect import (
+from grader.sources.connect import (
     ConnectionSettings,
     ServerTimeoutError,
     Target,
@@ -34,8 +34,9 @@ from grader.connect import (
     resolve,
 )
 from grader.errors import EXIT_BAD_INPUT, EXIT_NO_SERVER, BadInputError
-from grader.server import forget_server, free_port, record_server, recorded_ui_url, start_dev_server
-from grader.sources import fetch_one, read_live
+from grader.lab.server import free_port, start_dev_server
+from grader.sources.server_note import forget_server, record_server, recorded_ui_url
+from grader.sources.live import fetch_one, read_live
 
 GRADER = [sys.executable, "-m", "grader"]
 

@@ -22,11 +22,11 @@ import pytest
 from click.testing import CliRunner
 
 from grader import api
-from grader.app import start_worker, wait_for_poller
-from grader.bundles import MANIFEST, manifest_schema, read_bundle, write_bundle
-from grader.learner import owns
+from grader.lab.app import start_worker, wait_for_poller
+from grader.sources.bundles import MANIFEST, manifest_schema, read_bundle, write_bundle
+from grader.engine.learner import owns
 from grader.cli import cli
-from grader.report import report_schema
+from grader.engine.report import report_schema
 from test_integrity import FORGE
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -232,7 +232,7 @@ async def test_export_of_an_unknown_learner_says_so(dev_server):
 
 
 def test_export_says_when_no_server_answers(tmp_path: Path):
-    from grader.server import free_port
+    from grader.lab.server import free_port
 
     result = CliRunner().invoke(cli, ["export", "--learner", "ada", "--address", f"localhost:{free_port()}",
                                       "-o", str(tmp_path / "b")])
@@ -266,7 +266,7 @@ async def test_a_reset_run_and_its_parent_are_consistent_in_a_bundle_and_as_plai
     from temporalio.api.common.v1 import WorkflowExecution
     from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 
-    from grader.history import load_history_file
+    from grader.engine.history import load_history_file
 
     learner = f"rita{uuid.uuid4().hex[:6]}"
     workflow_id = f"{learner}-transfer-0"
@@ -288,7 +288,7 @@ async def test_a_reset_run_and_its_parent_are_consistent_in_a_bundle_and_as_plai
     finally:
         worker.stop(sig=signal.SIGKILL)
 
-    from grader.bundles import export_learner
+    from grader.sources.bundles import export_learner
 
     bundle = tmp_path / "bundle"
     manifest = await export_learner(bundle, learner=learner, connection=dev_server.address, client=client)
@@ -314,7 +314,7 @@ async def test_one_run_in_every_export_spelling_is_one_consistent_run(dev_server
     """The SDK's JSON, `temporal workflow show` and the HTTP API's shorthand of one real run, graded together."""
     import urllib.request
 
-    from grader.server import temporal_binary
+    from grader.lab.server import temporal_binary
 
     workflow_id = f"eve{uuid.uuid4().hex[:6]}-transfer-0"
     await _transfers(client, fast_settings, solution_dir, [workflow_id])

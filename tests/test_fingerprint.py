@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from grader.api import grade_histories
-from grader.history import load_json_text
+from grader.engine.history import load_json_text
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).parent / "goldens"
@@ -79,11 +79,14 @@ def test_the_recorded_live_fix_is_proven_by_the_fingerprints() -> None:
     assert check.strength == "proven" and "->" in check.message
 
 
-def test_a_restart_with_unchanged_code_is_only_consistent_and_says_so() -> None:
+def test_a_restart_with_unchanged_code_is_not_a_fix() -> None:
+    # A PASS row may not carry a finding that contradicts it: the same fingerprint
+    # on both sides means the restart deployed nothing, so the check fails.
     doc = _set_build_ids(_live_fix(), lambda _: "failure-lab-000000000000")
     _, check = _fix_check(doc)
-    assert (check.status, check.strength) == ("pass", "consistent")
-    assert "same code" in check.message and "did not change" in check.hint
+    assert (check.status, check.strength, check.score) == ("fail", "", 0)
+    assert "same code" in check.message and "deployed no change" in check.message
+    assert "save the file" in check.hint
 
 
 @pytest.mark.parametrize("how", ["sdk-automatic", "absent"])

@@ -17,7 +17,7 @@ from typing import Any, Callable
 import pytest
 
 from grader.api import grade_histories
-from grader.history import load_json_text
+from grader.engine.history import load_json_text
 
 GOLDENS = Path(__file__).parent / "goldens"
 SCENARIOS = ["sigkill-during-deposit", "sigint-during-withdraw", "live-fix", "retries-exhausted-refund",

@@ -34,8 +34,10 @@ from crafted import EVIL_RESULT, EVIL_WORKFLOW_ID, write_crafted_history
 from grader import api
 from grader.cli import cli
 from grader.formats import FORMATS, render
-from grader.report import assemble
-from grader.rubric import load_rubric
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file
+from grader.engine.report import assemble, grade_experiment
+from grader.engine.rubric import load_rubric
 
 ROOT = Path(__file__).parent.parent
 GOLDENS = ROOT / "tests" / "goldens"
@@ -52,10 +54,14 @@ def mixed_report():
     """One report with passes, a failure with a hint, a pending run, a bonus and an optional experiment.
 
     The best run wins each experiment, so one folder cannot hold a failure next to a
-    pending run; the experiments are graded on their own goldens and assembled.
+    pending run; each experiment's checks run on their own golden (whichever experiment
+    that run would count for) and are assembled.
     """
+    rubric = load_rubric()
+
     def one(golden: str, experiment: str):
-        return api.check_files([GOLDENS / f"{golden}.json"], experiments=[experiment]).experiments[0]
+        run = build_evidence(load_history_file(GOLDENS / f"{golden}.json"))
+        return grade_experiment(rubric.experiment(experiment), run)
 
     experiments = [one("sigkill-during-deposit", "crash-recovery"), one("running", "live-fix"),
                    one("cancel", "compensation"), one("no-failure", "network-partition")]
@@ -218,9 +224,10 @@ def test_rubric_visibility_reaches_the_gradescope_tests(tmp_path: Path):
         chk["visibility"] = "after_published"
         chk["hint_visibility"] = "visible"
     rubric["experiments"][2]["checks"][0]["visibility"] = "hidden"
+    rubric["experiments"][2]["params"]["allowed_maximum_attempts"] = [5]  # so a check fails, with its hint
     path = tmp_path / "rubric.json"
     path.write_text(json.dumps(rubric))
-    result = run("check", "--history", str(GOLDENS / "cancel.json"), "--experiment", "compensation",
+    result = run("check", "--history", str(GOLDENS / "retries-exhausted-refund.json"), "--experiment", "compensation",
                  "--rubric", str(path), "--format", "gradescope")
     assert result.exit_code == 1
     document = json.loads(result.stdout)
@@ -229,7 +236,7 @@ def test_rubric_visibility_reaches_the_gradescope_tests(tmp_path: Path):
     hints = [t for t in document["tests"] if "hint" in t["tags"]]
     assert [t["visibility"] for t in checks] == ["hidden", "after_published", "after_published", "after_published"]
     assert hints and {t["visibility"] for t in hints} == {"visible"}
-    as_json = json.loads(run("check", "--history", str(GOLDENS / "cancel.json"), "--experiment",
+    as_json = json.loads(run("check", "--history", str(GOLDENS / "retries-exhausted-refund.json"), "--experiment",
                              "compensation", "--rubric", str(path), "--format", "json").stdout)
     assert as_json["experiments"][0]["checks"][0]["visibility"] == "hidden"
 
@@ -402,3 +409,77 @@ def test_evidence_strength_and_not_needed_checks_reach_every_structured_format(t
     props = {p.name: p.value for suite in JUnitXml.fromfile(str(path)) for p in suite.properties()}
     assert props["live-fix.fixed-by-restart.evidence"] == "proven"
     assert props[f"{not_needed.id}.applies"] == "false"
+
+
+# --- experiments nobody tried: not-attempted, and an optional one is never a failure ---------
+
+
+@pytest.fixture(scope="module")
+def all_but_the_partition():
+    """Three real runs, one per required experiment: network-partition (optional) is not attempted."""
+    return api.check_files([GOLDENS / f"{n}.json" for n in ("sigkill-during-deposit", "live-fix",
+                                                             "retries-exhausted-refund")])
+
+
+@pytest.fixture(scope="module")
+def plain_transfer():
+    """A transfer with no experiment in it: every experiment is not attempted."""
+    return api.check_files([GOLDENS / "no-failure.json"])
+
+
+def test_a_plain_transfer_scores_0_with_every_experiment_not_attempted(plain_transfer):
+    assert [e.status for e in plain_transfer.experiments] == ["not-attempted"] * 4
+    assert plain_transfer.score == 0 and plain_transfer.status == "fail"
+    table = render(plain_transfer, "table")
+    assert "Crash recovery: NOT ATTEMPTED  0/10" in table
+    assert "Network partition (optional): NOT ATTEMPTED  0/3" in table
+    data = json.loads(render(plain_transfer, "json"))
+    jsonschema.validate(data, json.loads((ROOT / "grader" / "schemas" / "report.schema.json").read_text()))
+    assert {e["status"] for e in data["experiments"]} == {"not-attempted"}
+
+
+def test_the_optional_experiment_not_attempted_is_no_failure_anywhere(all_but_the_partition, tmp_path: Path):
+    report = all_but_the_partition
+    partition = report.experiments[-1]
+    assert (partition.id, partition.status, partition.score) == ("network-partition", "not-attempted", 0)
+    assert report.status == "pass" and report.score == report.max_score == 30
+    # JUnit: the optional suite's cases are all skipped, none failed; the XSD still holds.
+    path = tmp_path / "junit.xml"
+    path.write_text(render(report, "junit"))
+    junit_schema().validate(str(path))
+    suite = next(s for s in JUnitXml.fromfile(str(path)) if s.name == partition.title)
+    assert suite.failures == 0 and suite.errors == 0 and suite.skipped == suite.tests == len(partition.checks)
+    assert all({type(r) for r in case.result} == {Skipped} for case in suite)
+    # Gradescope: no failed test about it (none at all); the summary still names it.
+    document = json.loads(render(report, "gradescope"))
+    jsonschema.validate(document, gradescope_schema())
+    assert not [t for t in document["tests"] if "network-partition" in t["tags"]]
+    assert not [t for t in document["tests"] if t["status"] == "failed"]
+    assert "Network partition (optional, not counted): NOT ATTEMPTED" in document["output"]
+    # GitHub: no warning, no error.
+    github = render(report, "github")
+    assert "::warning" not in github and "::error" not in github
+    # Classroom: nothing failed.
+    classroom = json.loads(base64.b64decode(render(report, "classroom").strip().removeprefix("result=")))
+    assert {t["status"] for t in classroom["tests"]} == {"pass"}
+    # The words formats say it was not attempted, never FAIL.
+    assert "Network partition (optional): NOT ATTEMPTED  0/3" in render(report, "table")
+    assert "NOT ATTEMPTED" in render(report, "markdown") and "Not attempted:" in render(report, "markdown")
+    html = render(report, "html")
+    assert 'data-experiment="network-partition" data-status="not-attempted"' in html
+    assert "Not attempted: no run has a silence" in html
+
+
+def test_a_required_experiment_not_attempted_fails_in_junit_github_and_gradescope(plain_transfer, tmp_path: Path):
+    path = tmp_path / "junit.xml"
+    path.write_text(render(plain_transfer, "junit"))
+    junit_schema().validate(str(path))
+    suites = {s.name: s for s in JUnitXml.fromfile(str(path))}
+    crash = suites["Crash recovery"]
+    assert crash.failures == len([c for c in plain_transfer.experiments[0].checks if c.required])
+    assert suites["Network partition"].failures == 0
+    github = render(plain_transfer, "github")
+    assert "::error title=Crash recovery" in github and "Network partition" not in github
+    document = json.loads(render(plain_transfer, "gradescope"))
+    failed = {t["tags"][0] for t in document["tests"] if t["status"] == "failed"}
+    assert failed == {"crash-recovery", "live-fix", "compensation"}

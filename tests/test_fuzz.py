@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 from scripts.fuzz_histories import Fuzzer, check_case, report_validator, strict_json_loads  # noqa: E402
 
 from grader.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, GraderError  # noqa: E402
-from grader.history import load_json_text  # noqa: E402
+from grader.engine.history import load_json_text  # noqa: E402
 
 GOLDENS = REPO / "tests" / "goldens"
 GRADER = Path(sys.executable).parent / "grader"

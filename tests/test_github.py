@@ -220,7 +220,8 @@ def test_check_appends_a_summary_with_web_ui_links_only_under_actions(tmp_path: 
     from grader.cli import cli
     from grader.formats import github
 
-    report = api.check_files([ROOT / "tests" / "goldens" / "cancel.json"], experiments=["compensation"])
+    report = api.check_files([ROOT / "tests" / "goldens" / "retries-exhausted-refund.json"],
+                             experiments=["compensation"])
     report.experiments[0].workflow.ui_link = "http://localhost:8233/namespaces/default/workflows/a b/r/history"
     summary = tmp_path / "summary.md"
     github.after_render(report, {"GITHUB_STEP_SUMMARY": str(summary)})
@@ -240,8 +241,8 @@ def test_check_appends_a_summary_with_web_ui_links_only_under_actions(tmp_path: 
                                 env={"GITHUB_STEP_SUMMARY": str(tmp_path / "github.md")})
     assert inside.exit_code == 1
     kinds = [parse_command(line)[0] for line in inside.stdout.splitlines() if line.startswith("::")]
-    assert kinds == ["error"] * 4
-    assert "## ❌ Compensation: FAIL 0/10" in (tmp_path / "github.md").read_text()
+    assert kinds == ["error"] * 4  # a cancel is no compensation: the required experiment is not attempted
+    assert "## ➖ Compensation: NOT ATTEMPTED 0/10" in (tmp_path / "github.md").read_text()
 
 
 @pytest.mark.slow

@@ -82,7 +82,8 @@ def test_golden_holds_no_machine_names_or_paths(name: str) -> None:
     assert not MACHINE.search(text), MACHINE.search(text)
     assert not re.search(rf"@{re.escape(socket.gethostname())}\b", text)
     for ident in re.findall(r'"identity": "([^"]*)"', json.dumps(load(name))):
-        assert re.fullmatch(r"\d+@worker-host|history-service", ident), ident
+        # The shared-identity scenarios' workers set their own identity, a neutral name.
+        assert re.fullmatch(r"\d+@worker-host|history-service|transfer-worker", ident), ident
 
 
 # What each recording must show, read straight from its events.
@@ -142,6 +143,13 @@ def _retries_exhausted(h: dict) -> None:
     assert scheduled[1]["retryPolicy"]["maximumAttempts"] == 2
 
 
+def _retries_exhausted_three(h: dict) -> None:
+    _refund_after("RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED", "ValueError")(h)
+    scheduled = [ev.attributes(e) for e in h["events"] if e["eventType"].endswith("ACTIVITY_TASK_SCHEDULED")]
+    assert scheduled[1]["retryPolicy"]["maximumAttempts"] == 3
+    assert ev.last(h, "deposit").attempt == 3
+
+
 def _insufficient(h: dict) -> None:
     assert [a.activity for a in ev.attempts(h)] == ["withdraw"]
     assert ev.failure_kind(ev.last(h, "withdraw").closing["failure"]) == "InsufficientFundsError"
@@ -184,6 +192,34 @@ def _server_paused_long(h: dict) -> None:
     assert deposit.attempt == 1 and deposit.outcome == "COMPLETED" and deposit.last_failure is None
 
 
+def _shared_identity(h: dict) -> None:
+    """Every task a worker did carries the one identity both processes set."""
+    assert ev.worker_identities(h) == ["transfer-worker"], ev.worker_identities(h)
+
+
+def _shared_identity_kill(h: dict) -> None:
+    _shared_identity(h)
+    deposit = ev.last(h, "deposit")
+    assert deposit.attempt == 2 and ev.failure_kind(deposit.last_failure) == "TIMEOUT_TYPE_START_TO_CLOSE"
+    # The killed process's sticky queue went unanswered until the server timed the task out.
+    assert "WORKFLOW_TASK_TIMED_OUT" in ev.types(h)
+
+
+def _shared_identity_live_fix(h: dict) -> None:
+    _shared_identity(h)
+    deposit = ev.last(h, "deposit")
+    assert deposit.attempt >= 4 and ev.failure_kind(deposit.last_failure) == "ValueError"
+    builds = {ev.attributes(e).get("workerVersion", {}).get("buildId") for e in h["events"]} - {None}
+    assert len(builds) == 2, builds  # the buggy code's fingerprint, then the fixed code's
+
+
+def _slow_within_deadline(h: dict) -> None:
+    _one_worker(h)
+    assert ev.longest_gap(h) >= 10
+    scheduled = [ev.attributes(e) for e in h["events"] if e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"]
+    assert {s["startToCloseTimeout"] for s in scheduled} == {"60s"}
+
+
 SIGNATURES: dict[str, Callable[[dict], None]] = {
     "no-failure": _one_worker,
     "sigkill-during-withdraw": _crash("withdraw", "TIMEOUT_TYPE_START_TO_CLOSE"),
@@ -199,6 +235,7 @@ SIGNATURES: dict[str, Callable[[dict], None]] = {
     "two-workers": _one_worker,
     "live-fix": _live_fix,
     "retries-exhausted-refund": _retries_exhausted,
+    "retries-exhausted-three": _retries_exhausted_three,
     "non-retryable-refund": _refund_after("RETRY_STATE_NON_RETRYABLE_FAILURE", "InvalidAccountError"),
     "insufficient-funds": _insufficient,
     "cancel": _cancel,
@@ -206,6 +243,9 @@ SIGNATURES: dict[str, Callable[[dict], None]] = {
     "running": _running,
     "reset": _reset,
     "fake-workflow": _fake,
+    "shared-identity-kill": _shared_identity_kill,
+    "shared-identity-live-fix": _shared_identity_live_fix,
+    "slow-within-deadline": _slow_within_deadline,
     "server-paused": _server_paused,
     "server-paused-long": _server_paused_long,
 }

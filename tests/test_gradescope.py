@@ -29,9 +29,9 @@ import pytest
 from click.testing import CliRunner
 
 from grader import __version__, api
-from grader.bundles import write_bundle
+from grader.sources.bundles import write_bundle
 from grader.cli import cli
-from grader.gradescope import RUN, SETUP, build_autograder_zip, run_autograder, submission_histories
+from grader.classroom.autograder import RUN, SETUP, build_autograder_zip, run_autograder, submission_histories
 
 ROOT = Path(__file__).parent.parent
 GOLDENS = ROOT / "tests" / "goldens"

@@ -231,7 +231,7 @@ def test_open_without_a_browser_says_where_the_file_is(tmp_path: Path):
 def test_web_ui_link_only_for_web_addresses():
     """A run read from a server links to the Web UI; anything but an http(s) link stays text."""
     report = api.check_files([GOLDENS / "live-fix.json"])
-    ref = report.experiments[0].workflow
+    ref = next(e.workflow for e in report.experiments if e.workflow is not None)
     ref.ui_link = "http://localhost:8233/namespaces/default/workflows/a%20b/r1/history"
     page = render(report, "html")
     assert '<a href="http://localhost:8233/namespaces/default/workflows/a%20b/r1/history">' in page

@@ -197,8 +197,8 @@ def test_the_sdk_never_writes_to_stdout_when_the_server_goes_away(tmp_path: Path
     script = tmp_path / "probe.py"
     script.write_text(
         "import asyncio\n"
-        "from grader.connect import connect\n"
-        "from grader.server import free_port, start_dev_server\n"
+        "from grader.sources.connect import connect\n"
+        "from grader.lab.server import free_port, start_dev_server\n"
         "async def main():\n"
         "    with start_dev_server(port=free_port(), ephemeral=True, headless=True) as server:\n"
         "        client = await connect(server.address)\n"

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from grader import api
-from grader.bundles import write_bundle
+from grader.sources.bundles import write_bundle
 from grader.classroom.gradebook import gradebook_validator
 from grader.cli import cli
-from grader.history import load_json_text
-from grader.ownership import CROSS_TALK, OWNER_MISMATCH, cross_talk, owner_findings, run_workers
+from grader.engine.history import load_json_text
+from grader.engine.ownership import CROSS_TALK, OWNER_MISMATCH, cross_talk, owner_findings, run_workers
 
 GOLDENS = Path(__file__).parent / "goldens"
 
@@ -126,7 +126,7 @@ def test_wendy_hands_in_carols_bundle_and_earns_nothing(tmp_path: Path):
     download = tmp_path / "download"
     download.mkdir()
     _carol_bundle(download / "wendy.zip", as_zip=True)       # carol is not in this batch at all
-    _write(download / "ada", "crash.json", _doc("sigkill-during-deposit.json", "ada"))
+    _write(download / "ada", "crash.json", _doc("sigkill-during-withdraw.json", "ada"))
     out = tmp_path / "grades"
     result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out", str(out), "-q",
                                       "--no-replay"])
@@ -149,7 +149,7 @@ def test_wendy_hands_in_carols_bundle_and_earns_nothing(tmp_path: Path):
 def test_a_folder_naming_a_classmate_is_owner_mismatch(tmp_path: Path):
     download = tmp_path / "download"
     _write(download / "wendy" / "carol", "crash.json", _doc("sigkill-during-deposit.json", "wendy"))
-    _write(download / "carol", "crash.json", _doc("sigkill-during-deposit.json", "carol"))
+    _write(download / "carol", "crash.json", _doc("sigkill-during-withdraw.json", "carol"))
     out = tmp_path / "grades"
     assert CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out", str(out), "-q",
                                     "--no-replay"]).exit_code == 0

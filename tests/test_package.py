@@ -24,9 +24,9 @@ from click.testing import CliRunner
 
 import grader
 from grader import resources
-from grader.app import bundled_app
+from grader.lab.app import bundled_app
 from grader.cli import cli
-from grader.workspace import app_files
+from grader.lab.workspace import app_files
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).resolve().parent / "goldens"
@@ -148,7 +148,7 @@ main()
 
 @pytest.mark.parametrize("args", [
     ["--help"],
-    # Only an asked-for replay (--replay, grader.replay) loads temporalio; the grading itself must not.
+    # Only an asked-for replay (--replay, grader.lab.replay) loads temporalio; the grading itself must not.
     ["check", "--history", str(GOLDENS / "live-fix.json")],
     ["timeline", "--history", str(GOLDENS / "live-fix.json")],
     ["init", "--help"],
@@ -162,7 +162,7 @@ def test_offline_commands_import_no_temporalio_nor_simulate(tmp_path: Path, args
     assert "grader" in modules
     # asyncio too: offline grading has nothing to await, and its import was a third of the start-up.
     heavy = [m for m in modules if m.split(".")[0] in ("temporalio", "google", "jsonschema", "tabulate", "asyncio")
-             or m == "grader.simulate" or m.startswith("grader.simulate.")]
+             or m == "grader.lab.simulate" or m.startswith("grader.lab.simulate.")]
     assert heavy == []
 
 
@@ -313,7 +313,7 @@ def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path, pr
     assert custom.returncode == 0 and "Live bug fix: PASS" in custom.stdout, custom.stderr
 
     # grader server: up until Ctrl+C, then a clean stop (exit 0).
-    from grader.server import free_port
+    from grader.lab.server import free_port
 
     server = subprocess.Popen([script, "server", "--ephemeral", "--headless", "--port", str(free_port())],
                               cwd=work, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,4 +1,4 @@
-"""network-partition passes only for a silence that an outage explains, and says how sure it is.
+"""network-partition passes only on proof that the server was unreachable, never on a long gap alone.
 
 Every history here is a recorded golden (real workers, real signals, a really
 paused server). The expectations come from HISTORY-FACTS ("Silences are not
@@ -17,12 +17,12 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 
-from grader.checks import CONSISTENT, PROVEN, run_check
+from grader.engine.checks import PROVEN, run_check
 from grader.cli import cli
-from grader.evidence import build_evidence
-from grader.history import load_history_file
-from grader.report import grade, report_schema
-from grader.rubric import load_rubric
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file
+from grader.engine.report import grade, grade_experiment, report_schema
+from grader.engine.rubric import load_rubric
 
 GOLDENS = Path(__file__).parent / "goldens"
 RUBRIC = load_rubric()
@@ -49,11 +49,17 @@ def run_of(name: str):
 
 
 def partition(name: str, **params):
-    """The network-partition experiment graded on one golden, with rubric params overridden."""
+    """The network-partition checks run on one golden, with rubric params overridden, whichever
+    experiment the run counts for (what the checks themselves say of its silences)."""
     spec = replace(PARTITION, params={**PARTITION.params, **params})
-    report = grade([run_of(name)], replace(RUBRIC, experiments=(spec,)), experiments=["network-partition"])
-    (experiment,) = report.experiments
+    experiment = grade_experiment(spec, run_of(name))
     return experiment, {c.id.split(".")[1]: c for c in experiment.checks}
+
+
+def counted_partition(name: str):
+    """The network-partition experiment as a whole grade gives it (one run, one experiment)."""
+    (experiment,) = grade([run_of(name)], RUBRIC, experiments=["network-partition"]).experiments
+    return experiment
 
 
 def just_below_longest_silence(name: str) -> float:
@@ -76,6 +82,8 @@ def test_a_silence_something_else_explains_does_not_pass(name: str):
 def test_nothing_but_a_paused_server_passes_the_default_rubric(name: str):
     experiment, _ = partition(name)
     assert experiment.status == "fail"
+    # Graded whole, none of them shows the experiment at all (a crash, a fix, a plain transfer).
+    assert counted_partition(name).status == "not-attempted"
 
 
 def test_a_workflow_with_no_activities_has_no_outage_to_show():
@@ -107,13 +115,16 @@ def test_the_short_pause_is_proven_but_shorter_than_the_default_minimum():
     assert experiment.status == "pass" and checks["outage-gap"].strength == PROVEN
 
 
-def test_an_attempt_within_its_deadline_is_only_consistent():
-    # A 0.2 s bank call is a silence with the same worker on both sides that
-    # only the threshold keeps from counting: it fits an outage, proves none.
+def test_an_attempt_within_its_deadline_proves_no_outage():
+    # A 0.2 s bank call is a silence with the same worker on both sides: a slow
+    # call within its deadline explains it, so it proves nothing.
+    run = run_of("no-failure")
+    inside = [s for s in run.silences_over(0.1) if s.attempt is not None]
+    assert inside and all(s.kind == "slow-attempt" and not s.proof for s in inside)
+    assert all("within its 5 s start-to-close deadline" in s.explained_by for s in inside)
     _, checks = partition("no-failure", min_outage_seconds=0.1)
-    assert checks["outage-gap"].status == "pass"
-    assert checks["outage-gap"].strength == CONSISTENT
-    assert checks["activity-survived"].strength == CONSISTENT
+    assert checks["outage-gap"].status == "fail"
+    assert checks["activity-survived"].status == "fail"
 
 
 def test_a_timed_out_attempt_retried_by_the_same_worker_is_not_enough():
@@ -137,6 +148,15 @@ def test_the_dead_workers_sticky_queue_explains_the_wait_after_a_kill():
 def test_a_still_running_workflow_is_pending():
     experiment, checks = partition("running")
     assert experiment.status == "pending"
+    # It shows no experiment's events yet: as a whole grade it may still become any of them.
+    assert counted_partition("running").status == "pending"
+
+
+def test_the_short_pause_counts_for_the_partition_and_fails_it():
+    # 7 s of freeze: the deposit outlived its deadline (proof), but the silence is under 10 s.
+    experiment = counted_partition("server-paused")
+    assert experiment.status == "fail" and experiment.score == 2
+    assert counted_partition("server-paused-long").status == "pass"
 
 
 def test_strength_is_in_the_json_report_and_valid(monkeypatch):
@@ -162,7 +182,7 @@ def test_a_second_sticky_queue_under_one_fixed_identity_is_a_new_process():
     # A worker with a fixed identity keeps it across restarts; only its sticky
     # queue's suffix changes (HISTORY-FACTS). A silence before a new suffix
     # shows up is a restart, not an outage.
-    from grader.evidence import _new_process_after
+    from grader.engine.evidence import _new_process_after
 
     first, second = "lab-worker-" + "a" * 32, "lab-worker-" + "b" * 32
     queues = {first: 8, second: 20}
@@ -181,7 +201,7 @@ def test_the_retry_bound_is_quick_and_safe_for_any_policy(policy: dict, attempt:
     # Grading must neither hang nor crash on an absurd attempt count or policy.
     from dataclasses import replace as dc_replace
 
-    from grader.evidence import retry_time_bound
+    from grader.engine.evidence import retry_time_bound
 
     deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
     odd = dc_replace(deposit, scheduled_attrs={**deposit.scheduled_attrs, "retryPolicy": policy},
@@ -191,7 +211,7 @@ def test_the_retry_bound_is_quick_and_safe_for_any_policy(policy: dict, attempt:
 
 
 def test_the_retry_bound_of_the_slow_first_attempt():
-    from grader.evidence import retry_time_bound
+    from grader.engine.evidence import retry_time_bound
 
     deposit = run_of("slow-first-attempt").activities_of("deposit")[0]
     # One failed attempt: its 5 s start-to-close, a 1 s backoff, and 1 s of slack.

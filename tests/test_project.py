@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from grader.cli import cli
-from grader.rubric import load_rubric, rubric_schema
+from grader.engine.rubric import load_rubric, rubric_schema
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text()

@@ -1,6 +1,6 @@
 """Replay remembers clean shapes: the verdicts must be exactly those of replaying every history.
 
-A class of thousands replays a handful of shapes (grader.replay.replay_key);
+A class of thousands replays a handful of shapes (grader.lab.replay.replay_key);
 each shape is replayed once per process. These tests replay real, honestly
 varied and fuzzed histories both ways and compare, and check that the
 forgeries that only replay catches (scripts/replay_value.py) are still caught
@@ -21,9 +21,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from scripts.fuzz_histories import Fuzzer  # noqa: E402
 
-from grader import replay  # noqa: E402
+from grader.lab import replay  # noqa: E402
 from grader.errors import GraderError  # noqa: E402
-from grader.history import load_json_text  # noqa: E402
+from grader.engine.history import load_json_text  # noqa: E402
 
 GOLDENS = REPO / "tests" / "goldens"
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from grader.classroom.roster import CANVAS, MOODLE, PLAIN, read_roster, sniff_delimiter
 from grader.cli import cli
 from grader.errors import BadInputError
-from grader.learner import validate_learner_id
+from grader.engine.learner import validate_learner_id
 
 LMS = Path(__file__).parent / "data" / "lms"
 

@@ -18,15 +18,16 @@ from click.testing import CliRunner
 
 from grader.api import check_files
 from grader.cli import cli
-from grader.evidence import build_evidence
-from grader.history import load_history_file, parse_time
-from grader.report import report_schema
+from grader.engine.evidence import build_evidence
+from grader.engine.history import load_history_file, parse_time
+from grader.engine.report import report_schema
 
 GOLDENS = Path(__file__).parent / "goldens"
 
 
 def folder(tmp_path: Path, **files: str) -> Path:
     """A submission folder holding goldens under new names: ``new_name=golden``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for new_name, golden in files.items():
         shutil.copy(GOLDENS / f"{golden}.json", tmp_path / f"{new_name}.json")
     return tmp_path
@@ -44,22 +45,22 @@ def test_after_a_live_fix_and_a_kill_the_kill_is_graded(tmp_path: Path, names: t
     assert Path(experiment.workflow.source).name == f"{names[1]}.json"
     bonus = next(c for c in experiment.checks if c.id == "crash-recovery.interrupted-activity")
     assert bonus.status == "pass"
-    assert experiment.candidates == 2
-    live_fix = build_evidence(load_history_file(GOLDENS / "live-fix.json"))
-    assert experiment.selection.startswith("chosen for 4/4 required checks passed and 1/1 bonus")
-    assert f"also looked at: {live_fix.workflow_id}" in experiment.selection
-    assert "0/1 bonus" in experiment.selection
+    # One run, one experiment: the live fix counts for live-fix only, so it is no candidate here.
+    assert experiment.candidates == 1 and experiment.selection == ""
 
 
-def test_a_pending_run_does_not_outrank_a_completed_one_that_passed_more(tmp_path: Path):
-    # running.json is newer than no-failure.json and still open: pending on
-    # every check. no-failure failed crash-recovery but passed 3 of 4.
-    path = folder(tmp_path, a="running", b="no-failure")
+def test_a_pending_run_that_shows_no_experiment_yet_is_no_candidate(tmp_path: Path):
+    # running.json is newer than sigkill-during-deposit.json and still open with no
+    # crash in it yet: the kill is graded, and a plain transfer beside them counts for nothing.
+    path = folder(tmp_path, a="running", b="sigkill-during-deposit", c="no-failure")
     experiment = crash_recovery(path)
     assert Path(experiment.workflow.source).name == "b.json"
-    assert experiment.status == "fail"
+    assert experiment.status == "pass" and experiment.candidates == 1
+    alone = crash_recovery(folder(tmp_path / "alone", a="running", b="no-failure"))
     running = build_evidence(load_history_file(GOLDENS / "running.json"))
-    assert f"{running.workflow_id} run {running.run_id[:8]} (pending, 0/4 required" in experiment.selection
+    # With no run showing a crash, the open run may still become one: pending, and the note says which.
+    assert alone.status == "pending" and alone.workflow is None
+    assert f"workflow {running.workflow_id} is still running" in alone.note
 
 
 def test_equally_good_runs_go_to_the_newest(tmp_path: Path):
@@ -78,7 +79,7 @@ def test_one_run_needs_no_selection_line():
 
 
 def test_the_selection_is_printed_and_valid_json(tmp_path: Path):
-    path = folder(tmp_path, a="live-fix", b="sigkill-during-deposit")
+    path = folder(tmp_path, a="sigkill-during-withdraw", b="sigkill-during-deposit")
     table = CliRunner().invoke(cli, ["check", "--history", str(path), "--experiment", "crash-recovery"])
     assert table.exit_code == 0
     lines = table.stdout.splitlines()

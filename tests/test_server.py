@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.connect import connect
+from grader.sources.connect import connect
 from grader.errors import EXIT_ENVIRONMENT, EXIT_NO_SERVER, PortInUseError, ServerUnavailableError
-from grader.server import DevServer, free_port, start_dev_server, temporal_binary
+from grader.lab.server import DevServer, free_port, start_dev_server, temporal_binary
 
 GRADER = [sys.executable, "-m", "grader"]
 

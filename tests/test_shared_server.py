@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from grader.app import start_worker, wait_for_poller
+from grader.lab.app import start_worker, wait_for_poller
 from grader.classroom import batch_files, batch_live
 from grader.cli import cli
 
@@ -48,8 +48,8 @@ def _rows(out: Path) -> dict[str, dict[str, str]]:
 @pytest.fixture(scope="module")
 async def shared_class(dev_server, solution_dir, tmp_path_factory):
     """ann and ben, one queue; ann's worker killed mid-transfer and never restarted."""
-    from grader.app import AppSettings
-    from grader.connect import connect
+    from grader.lab.app import AppSettings
+    from grader.sources.connect import connect
 
     client = await connect(dev_server.address, dev_server.namespace)
     tag = uuid.uuid4().hex[:5]

@@ -24,8 +24,8 @@ from temporalio.client import WorkflowHistory
 
 import events as ev
 from grader import cli
-from grader.server import DevServer
-from grader.simulate import EXPERIMENTS, ExperimentRun, SimulationOptions, run_experiments
+from grader.lab.server import DevServer
+from grader.lab.simulate import EXPERIMENTS, ExperimentRun, SimulationOptions, run_experiments
 
 # Every test here starts real worker processes: `pytest -m "not slow"` leaves them out.
 pytestmark = pytest.mark.slow
@@ -54,6 +54,19 @@ async def test_every_experiment_reaches_its_end(runs: dict[str, ExperimentRun]) 
         assert r.workflow_id.startswith(f"sim-{r.experiment}-") and r.run_id
         assert 0 < r.duration <= r.wall
         WorkflowHistory.from_json(r.workflow_id, r.history)
+
+
+async def test_simulate_marks_what_it_makes_in_the_file_and_on_the_server(
+        runs: dict[str, ExperimentRun], dev_server: DevServer) -> None:
+    """The mark is in every saved history and in what the server returns: provenance ``simulate``."""
+    from grader.api import check_live, grade_histories
+    from grader.engine.history import history_from_document
+
+    saved = [history_from_document(r.history, source=f"{r.experiment}.json") for r in runs.values()]
+    assert {h.source_kind for h in saved} == {"simulate"}
+    assert {e.workflow.provenance for e in grade_histories(saved, replay=False).experiments} == {"simulate"}
+    live = await check_live(dev_server.address, workflow_ids=[runs["crash-recovery"].workflow_id], replay=False)
+    assert {e.workflow.provenance for e in live.experiments} == {"simulate"}
 
 
 async def test_crash_recovery_history_shows_the_kill(runs: dict[str, ExperimentRun]) -> None:
@@ -102,15 +115,16 @@ async def test_network_partition_history_has_the_outage(runs: dict[str, Experime
     assert ev.status(h) == "COMPLETED"
 
 
-async def test_the_simulated_partition_grades_as_a_consistent_outage(runs: dict[str, ExperimentRun]) -> None:
+async def test_a_simulated_pause_shorter_than_the_deadline_proves_no_outage(runs: dict[str, ExperimentRun]) -> None:
     from grader.api import grade_simulation
 
     (experiment,) = grade_simulation([runs["network-partition"]], outage=FAST.outage).experiments
     gap = next(c for c in experiment.checks if c.id == "network-partition.outage-gap")
-    assert experiment.status == "pass", gap.message
-    # A 3 s pause ends before the deposit's 5 s start-to-close deadline: the
-    # attempt is late, not impossibly late, so the outage is only consistent.
-    assert gap.strength == "consistent"
+    # A 3 s pause ends before the deposit's 5 s start-to-close deadline: a slow
+    # call leaves the same silence, so nothing proves the server was away.
+    # (The default 30 s outage, and the README's 10 s, do prove it: see the note of issue 14.)
+    assert experiment.status == "fail" and gap.status == "fail", gap.message
+    assert "start-to-close deadline" in gap.message or "nothing proves" in gap.message, gap.message
 
 
 async def test_remote_server_skips_the_partition(dev_server: DevServer, solution_dir: Path) -> None:

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import WorkflowExecutionStatus
 
-from grader.connect import connect
+from grader.sources.connect import connect
 from grader.errors import EXIT_BAD_INPUT, RubricError
-from grader.rubric import load_rubric, rubric_from_data, rubrics_dir
-from grader.server import DevServer, free_port, port_is_free
+from grader.engine.rubric import load_rubric, rubric_from_data, rubrics_dir
+from grader.lab.server import DevServer, free_port, port_is_free
 
 GRADER = [sys.executable, "-m", "grader"]
 
@@ -159,7 +159,7 @@ def test_a_save_histories_path_that_is_a_file_stops_before_anything_runs(tmp_pat
 
 
 def test_save_histories_never_writes_through_a_symlink(tmp_path: Path):
-    from grader.simulate import ExperimentRun, save_histories
+    from grader.lab.simulate import ExperimentRun, save_histories
 
     target = tmp_path / "precious.txt"
     target.write_text("keep me")
@@ -175,7 +175,7 @@ def test_save_histories_never_writes_through_a_symlink(tmp_path: Path):
 
 
 def test_the_folder_check_makes_a_missing_folder(tmp_path: Path):
-    from grader.simulate import check_histories_dir
+    from grader.lab.simulate import check_histories_dir
 
     check_histories_dir(tmp_path / "new" / "deeper")
     assert (tmp_path / "new" / "deeper").is_dir()

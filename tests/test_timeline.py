@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from grader.evidence import build_evidence
-from grader.history import History, load_history_file, load_json_text
-from grader.timeline import LINE_WIDTH, render_timeline
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_history_file, load_json_text
+from grader.engine.timeline import LINE_WIDTH, render_timeline
 
 GOLDENS = Path(__file__).resolve().parent / "goldens"
 T0 = datetime(2026, 11, 24, 21, 16, 4, 866123, tzinfo=timezone.utc)

@@ -23,7 +23,7 @@ import pytest
 import trustme
 from click.testing import CliRunner
 
-from grader.app import task_queue_pollers
+from grader.lab.app import task_queue_pollers
 from grader.cli import cli
 from grader.errors import EXIT_NO_SERVER
 from tlsproxy import TlsProxy, server_context
@@ -127,7 +127,7 @@ async def test_check_connects_through_tls(client, tls_proxy, mtls_proxy, pki, tm
     assert result.exit_code == 1, result.output  # read and graded: the transfer is pending
     report = json.loads(result.stdout)
     assert report["sources"] == [f"server {proxy.address}/default"]
-    assert {e["workflow"]["workflow_id"] for e in report["experiments"]} == {workflow_id}
+    assert {e["workflow_id"] for e in report["integrity"]} == {workflow_id}
 
 
 @pytest.mark.parametrize("way", WAYS)

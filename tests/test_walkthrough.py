@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from grader.app import bundled_app
-from grader.server import free_port
+from grader.lab.app import bundled_app
+from grader.lab.server import free_port
 
 GRADER = Path(sys.executable).parent / "grader"
 README = (bundled_app("exercise") / "README.md").read_text()

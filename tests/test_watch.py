@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import json
 import queue
@@ -15,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.app import start_worker, wait_for_poller
+from temporalio.client import WorkflowFailureError
+
+from grader.lab.app import start_worker, wait_for_poller
 from grader.watch import Screen, watch
 
 GOLDENS = Path(__file__).parent / "goldens"
@@ -38,27 +41,9 @@ def _next_line(lines: "queue.Queue[str | None]", timeout: float) -> str | None:
     return lines.get(timeout=timeout)
 
 
-def _rubric(tmp_path: Path) -> Path:
-    """The bundled rubric with crash-recovery asking only that the transfer completes.
-
-    A plain transfer then passes it once a worker finishes it: what the watch
-    must notice, without performing a whole crash here.
-    """
-    rubric = json.loads((Path(__file__).parent.parent / "rubrics" / "failure-simulation.json").read_text())
-    rubric.pop("$schema", None)
-    rubric["id"] = "watch-test"
-    for exp in rubric["experiments"]:
-        if exp["id"] == "crash-recovery":
-            for chk in exp["checks"]:
-                chk["required"] = chk["id"] == "crash-recovery.completed"
-    path = tmp_path / "rubric.json"
-    path.write_text(json.dumps(rubric))
-    return path
-
-
-def _watch_command(dev_server, learner: str, *extra: str) -> list[str]:
+def _watch_command(dev_server, learner: str, *extra: str, experiment: str = "crash-recovery") -> list[str]:
     return [sys.executable, "-m", "grader", "check", "--watch", "--interval", "0.5", "--learner", learner,
-            "--address", dev_server.address, "--experiment", "crash-recovery", *extra]
+            "--address", dev_server.address, "--experiment", experiment, *extra]
 
 
 @pytest.mark.slow
@@ -70,27 +55,31 @@ async def test_watch_goes_from_pending_to_pass_when_a_worker_finishes_the_run(
         "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
                           "reference_id": uuid.uuid4().hex},
         id=f"{learner}-transfer", task_queue=fast_settings.task_queue)
-    watcher = subprocess.Popen(_watch_command(dev_server, learner, "--rubric", str(_rubric(tmp_path))),
+    # Watched for compensation: the open run shows no experiment yet, so it is pending; a worker
+    # whose deposit fails for good (two attempts) then makes it a compensation, which passes.
+    watcher = subprocess.Popen(_watch_command(dev_server, learner, experiment="compensation"),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                stdin=subprocess.DEVNULL)
     worker = None
     try:
         lines = _lines(watcher.stdout)
         first = await asyncio.to_thread(_next_line, lines, 60)
-        assert first and "crash-recovery PENDING" in first and "waiting:" in first, first
+        assert first and "compensation PENDING" in first and "waiting:" in first, first
         # Nothing changes while no worker runs: no second line.
         with pytest.raises(queue.Empty):
             await asyncio.to_thread(_next_line, lines, 2)
 
-        worker = start_worker(solution_dir, fast_settings)
+        worker = start_worker(solution_dir, dataclasses.replace(fast_settings, fault="failing-deposit",
+                                                                max_attempts=2))
         await wait_for_poller(client, worker)
-        await asyncio.wait_for(handle.result(), 60)
+        with pytest.raises(WorkflowFailureError):  # the refund ran, then the workflow failed: compensation
+            await asyncio.wait_for(handle.result(), 60)
         code = await asyncio.to_thread(watcher.wait, 60)
         rest = []
         while (line := lines.get(timeout=5)) is not None:
             rest.append(line)
         assert code == 0, watcher.stderr.read()
-        assert rest and "crash-recovery PASS" in rest[-1]
+        assert rest and "compensation PASS" in rest[-1]
         assert "Traceback" not in watcher.stderr.read()
     finally:
         if watcher.poll() is None:
@@ -131,7 +120,7 @@ def test_no_server_at_the_start_is_exit_3():
     from click.testing import CliRunner
 
     from grader.cli import cli
-    from grader.server import free_port
+    from grader.lab.server import free_port
 
     result = CliRunner().invoke(cli, ["check", "--watch", "--address", f"localhost:{free_port()}"])
     assert result.exit_code == 3 and "no Temporal server" in result.stderr
@@ -147,7 +136,7 @@ def test_watch_rejects_other_formats():
 async def test_terminal_block_is_redrawn_in_place_only_on_change(tmp_path: Path):
     """On a terminal the previous block is cleared (cursor up, clear to end) before the new one."""
     from grader.api import grade_loaded
-    from grader.sources import read_files
+    from grader.sources.files import read_files
 
     history = tmp_path / "run.json"
     history.write_bytes((GOLDENS / "running.json").read_bytes())

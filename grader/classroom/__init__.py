@@ -12,26 +12,35 @@ feedback file per learner) and, against an earlier gradebook, a regrade diff.
 - :mod:`.late`: the gradebook's ``late`` column;
 - :mod:`.lms_grades`: the scores written back into a copy of the LMS export;
 - :mod:`.spreadsheet`: CSV cells no spreadsheet runs as formulas;
-- :mod:`.batch`: grading learners as their histories arrive, and the statuses;
+- :mod:`.batch`: grading learners as their histories arrive;
 - :mod:`.gradebook`: the files in ``--out DIR``, written atomically;
 - :mod:`.regrade`: what changed since an earlier gradebook;
-- :mod:`.progress` and :mod:`.summary`: what the person running it sees.
+- :mod:`.progress` and :mod:`.summary`: what the person running it sees;
+- :mod:`.feedback`: each learner's feedback file;
+- :mod:`.autograder`: the Gradescope autograder zip and its run.
+
+The class result types live in :mod:`grader.engine.classreport`. The names
+below are re-exported lazily, so importing one module of this package (the
+gradebook, the roster) does not import the batch and the SDK with it.
 """
 
-from grader.classroom.batch import (
-    GRADED,
-    MISSING,
-    NOT_GRADABLE,
-    STATUSES,
-    UNREADABLE_FILES,
-    BatchResult,
-    ClassRow,
-    LearnerResult,
-    batch_files,
-    batch_live,
-)
+from __future__ import annotations
 
-__all__ = [
-    "GRADED", "MISSING", "NOT_GRADABLE", "UNREADABLE_FILES", "STATUSES",
-    "BatchResult", "ClassRow", "LearnerResult", "batch_files", "batch_live",
-]
+from importlib import import_module
+from typing import Any
+
+#: Re-exported name -> the module that defines it.
+_EXPORTS = {
+    **dict.fromkeys(("GRADED", "MISSING", "NOT_GRADABLE", "UNREADABLE_FILES", "STATUSES", "BatchResult", "ClassRow"),
+                    "grader.engine.classreport"),
+    **dict.fromkeys(("LearnerResult", "batch_files", "batch_live"), "grader.classroom.batch"),
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a re-exported name from its module on first use."""
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,13 +10,14 @@ learners who need a look, and the regrade diff.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from functools import lru_cache
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -33,22 +34,18 @@ from grader.classroom.lms import FOLDERS, Download, opened_download, read_downlo
 from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
-from grader.connect import ConnectionSettings, Target, as_target, connect
-from grader.errors import EXIT_FAILED, EXIT_OK, BadInputError, HistoryError, ServerUnavailableError
-from grader.evidence import build_evidence
-from grader.history import History, load_json_text
-from grader.learner import learner_key, validate_learner_id
-from grader.ownership import run_workers
-from grader.report import Report, grade
-from grader.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.sources import Loaded
+from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
+                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
+from grader.errors import BadInputError, HistoryError, ServerUnavailableError
+from grader.engine.evidence import build_evidence
+from grader.engine.history import History, load_json_text
+from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.ownership import run_workers
+from grader.engine.report import Report, grade
+from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 
-#: Statuses of a learner (public interface: the gradebook's ``status`` column).
-GRADED = "graded"              # graded: each experiment's status and points, and the total
-MISSING = "missing"            # on the roster, but no runs or no files: not a failed attempt
-NOT_GRADABLE = "not-gradable"  # histories unreadable after retries: never costs the learner points
-UNREADABLE_FILES = "unreadable-files"  # some files were bad: named, the rest graded
-STATUSES = (GRADED, MISSING, NOT_GRADABLE, UNREADABLE_FILES)
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
@@ -69,40 +66,63 @@ class LearnerResult:
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
     #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
-    #: ``cross-talk`` and ``owner-mismatch`` when a run is not only the learner's own work (grader.ownership).
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`), and ``cross-talk`` or
+    #: ``owner-mismatch`` when a run is not only the learner's own work (grader.engine.ownership).
     flags: list[str] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
+    holder: str = ""
     #: The worker processes each graded run shows, for finding cross-talk across the class.
     workers: list = field(default_factory=list)
     #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
     late: bool | None = None
 
 
-#: The flag a learner gets when one of their histories is suspect (see grader.integrity).
-SUSPECT = "suspect"
-#: Flags for runs that are not the learner's own work (the finding codes of grader.ownership).
-CROSS_TALK = "cross-talk"
-OWNER_MISMATCH = "owner-mismatch"
+def _flag(result: LearnerResult, flag: str) -> None:
+    if flag not in result.flags:
+        result.flags.append(flag)
 
 
 def note_ownership(result: LearnerResult) -> None:
-    """Flag a learner with a run that is not their own work, with one problem line per such run and finding."""
+    """Flag a learner with a run that is not their own work, with one problem line per such run and finding.
+
+    The flags are the finding codes: ``cross-talk`` and ``owner-mismatch`` (grader.engine.ownership).
+    """
     for entry in result.report.ownership if result.report is not None else ():
         for finding in entry.findings:
             result.problems.append(f"{entry.source} {entry.workflow_id}: {finding.code}: {finding.message}")
-            if finding.code not in result.flags:
-                result.flags.append(finding.code)
-
-
+            _flag(result, finding.code)
 
 
 def note_integrity(result: LearnerResult) -> None:
-    """Flag a learner whose report holds a suspect history, with one problem line per such history."""
+    """Flag a learner whose report holds a suspect history, with one problem line per such history.
+
+    A history whose only finding is ``copied-run`` flags the learner
+    ``copied-run``, not ``suspect``: the history itself may be honest.
+    """
     for entry in result.report.integrity if result.report is not None else ():
         if entry.suspect:
-            codes = ", ".join(sorted({f.code for f in entry.findings}))
-            result.problems.append(f"{entry.source}: suspect history ({codes}): {entry.findings[0].message}")
-            if SUSPECT not in result.flags:
-                result.flags.append(SUSPECT)
+            codes = sorted({f.code for f in entry.findings})
+            if codes == [COPIED_RUN]:
+                result.problems.append(f"{entry.source}: copied run: {entry.findings[0].message}")
+                _flag(result, COPIED_RUN)
+                continue
+            result.problems.append(f"{entry.source}: suspect history ({', '.join(codes)}): "
+                                   f"{entry.findings[0].message}")
+            _flag(result, SUSPECT)
+            if COPIED_RUN in codes:
+                _flag(result, COPIED_RUN)
+
+
+def note_provenance(result: LearnerResult) -> None:
+    """Flag a learner graded on a run ``grader simulate`` made, naming the experiments concerned."""
+    made = [e.id for e in result.report.experiments if e.workflow is not None
+            and e.workflow.provenance == "simulate"] if result.report is not None else []
+    if made:
+        result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
+                               f"{', '.join(made)}")
+        _flag(result, SIMULATE)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -121,87 +141,9 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     return GRADED
 
 
-@dataclass
-class Attention:
-    """A learner the instructor should look at, and why."""
-
-    learner: str
-    status: str
-    why: str
-
-
-@dataclass
-class ClassRow:
-    """One learner as the class formats show them: no report, only what a gradebook row holds.
-
-    Kept for every learner of a batch (a few hundred bytes each, like the
-    regrade diff's memory of an earlier gradebook), so ``--format markdown``,
-    ``html``, ``junit`` and ``github`` can draw the class without reading back
-    the files the batch wrote.
-    """
-
-    learner: str
-    status: str
-    #: Marks beside the status, e.g. ``suspect``.
-    flags: list[str]
-    #: None when nothing was graded.
-    score: float | None
-    max_score: float
-    #: experiment id -> its status, points and the finding behind a non-pass (the rubric's order).
-    cells: dict[str, regrade.Cell]
-    #: One line per problem (bad files, unreachable runs, suspect histories), as the gradebook has them.
-    problems: list[str]
-    #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
-    duplicates: list[str] = field(default_factory=list)
-
-
-@dataclass
-class BatchResult:
-    """What a batch did: counts per status, who needs a look, the regrade diff, the files written."""
-
-    out_dir: Path
-    source: str
-    counts: dict[str, int]
-    attention: list[Attention]
-    #: The regrade diff, or None without ``previous``.
-    changes: list[regrade.Change] | None
-    written: list[Path]
-    #: Learners found (a server's ids, a folder's entries) but not on the roster, so not graded.
-    not_on_roster: list[str]
-    #: Entries of a submissions folder that are not a folder or zip, or whose name cannot be a learner's.
-    ignored: list[str]
-    elapsed: float
-    #: Reads that needed at least one retry.
-    retried: int = 0
-    #: Mean score of graded learners, and the rubric's maximum.
-    mean_score: float | None = None
-    max_score: float = 0.0
-    #: Every learner in gradebook order, for the class formats (see :class:`ClassRow`).
-    learners: list[ClassRow] = field(default_factory=list)
-    #: ``entry: why`` for each entry of an LMS download that could not be given to a learner.
-    unmatched: list[str] = field(default_factory=list)
-    #: Things the instructor should know that did not stop the batch (a merged roster row, a skipped one).
-    warnings: list[str] = field(default_factory=list)
-    #: ``(id, title)`` of each experiment of the rubric, in its order.
-    experiments: list[tuple[str, str]] = field(default_factory=list)
-    #: Ids of the rubric's optional experiments (graded and shown, but not in the score).
-    optional: list[str] = field(default_factory=list)
-    #: The rubric's ``id`` and ``version``.
-    rubric: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def total(self) -> int:
-        """Learners in the gradebook."""
-        return sum(self.counts.values())
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every learner has a row with a grade or a reason; 1 when some are not-gradable."""
-        return EXIT_FAILED if self.counts.get(NOT_GRADABLE) else EXIT_OK
-
-
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
-               findings: dict | None = None, replay: bool = False, learner: str | None = None,
+               findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
+               copied: Mapping[str, list[str]] | None = None, learner: str | None = None,
                claims: dict[str, str] | None = None, folders: dict[str, list[str]] | None = None,
                known: set[str] | None = None, held: dict | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
@@ -210,6 +152,10 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
     ``replay`` also replays each history through the reference workflow, as
     ``grader check --replay`` does (it costs milliseconds a history, which a
     class of thousands feels). ``findings`` are a bundle's hash findings.
+    ``copied`` maps the timing fingerprint of a run other learners also
+    handed in to those learners: such a run gets a ``copied-run`` finding,
+    so it is credited to no one. Without ``credit_simulate`` a run made by
+    ``grader simulate`` earns nothing.
     With ``learner``, a run that names another learner (its workflow id,
     its bundle's manifest in ``claims``, its folders in ``folders``, both by
     history source; ids count when in ``known``) is ``owner-mismatch``.
@@ -217,10 +163,12 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
     run_id)`` (cross-talk). No run with such a finding passes.
     """
     from grader.api import check_integrity
-    from grader.ownership import owner_findings
+    from grader.engine.ownership import owner_findings
+    from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
-    integrity = check_integrity(loaded, replay=replay)
+    more = _copied_findings(histories, copied) if copied else None
+    integrity = check_integrity(loaded, replay=replay, more_findings=more)
     holds = []
     for history in histories:
         found = list((held or {}).get((history.workflow_id, history.run_id), ()))
@@ -229,7 +177,22 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
                                     folders=(folders or {}).get(history.source, ()), known=known)
         holds.append(found)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity, held=holds)
+                 integrity=integrity, credit_simulate=credit_simulate, held=holds)
+
+
+def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
+    found: list[list[Finding]] = []
+    for history in histories:
+        others = copied.get(timing_fingerprint(history) or "")
+        found.append([Finding(COPIED_RUN, f"run {history.run_id} ({history.workflow_id}) has, to the nanosecond, "
+                              f"the event timings of a run handed in by {', '.join(others)}: one run cannot be "
+                              "two learners' work, so neither is credited", [1])] if others else [])
+    return found
+
+
+def run_timings(histories: list[History]) -> list[tuple[str, str]]:
+    """``(timing fingerprint, workflow_id)`` of each history that has a fingerprint (see grader.engine.integrity)."""
+    return [(fp, h.workflow_id) for h in histories if (fp := timing_fingerprint(h))]
 
 
 def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
@@ -248,6 +211,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
         roster=result.roster, problems=result.problems, cells=cells, flags=result.flags, late=result.late,
         report_json=report_json(report) if report is not None else None,
         feedback_body=render_markdown(report, level=2) if report is not None else "",
+        timings=result.timings, holder=result.holder,
     )
 
 
@@ -271,13 +235,6 @@ class _Collector:
         if self.on_result is not None:
             self.on_result(result)
 
-    def replace(self, result: LearnerResult) -> None:
-        """Put a learner graded again (cross-talk found across the class) in place of their first grade.
-
-        The caller's ``on_result`` saw the learner once, as first graded; the
-        gradebook gets this grade.
-        """
-        self.book.add(_to_row(result, self.rubric), [])
 
 
 def _shared_run(dup: dict) -> str:
@@ -291,7 +248,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             warnings: list[str] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
-    changes: list[regrade.Change] | None = [] if previous is not None else None
+    changes: list[Change] | None = [] if previous is not None else None
     seen: set[str] = set()
     total_score, scored, max_score = 0.0, 0, 0.0
     learners: list[ClassRow] = []
@@ -309,10 +266,11 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             why = (why + "; " if why else "") + (f"run {dup['run_id']} also under "
                                                  f"{', '.join(dup['also_under'][:3])}")
         if row.flags and not row.duplicates:
-            why = next((p for p in row.problems if "suspect history" in p), why)
+            why = next((p for p in row.problems if "suspect history" in p or ": copied run: " in p
+                        or "grader simulate" in p or "unfamiliar client" in p), why)
         if row.status != GRADED or row.duplicates or row.flags:
             attention.append(Attention(row.learner, row.status, why))
-        cells = {k: regrade.Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
+        cells = {k: Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
                                  list(row.problems), [_shared_run(d) for d in row.duplicates]))
         if previous is not None:
@@ -402,10 +360,11 @@ async def batch_live(
     lms_column: str | None = None,
     due: datetime | None = None,
     resume: bool = False,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
-    ``connection`` is where, as :func:`grader.connect.as_target` takes it (a
+    ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
     ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
     with at most ``concurrency`` reads in flight over one client, and graded
@@ -424,8 +383,10 @@ async def batch_live(
         raise BadInputError("--concurrency must be at least 1")
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
-    client = client or await connect(target)
-    retrier = Retrier(retry_seconds)
+    # One retrier for every call, the first connection included: a server that stalls (paused,
+    # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    retrier = Retrier(retry_seconds, notify=progress.say)
+    client = client or await retrier.call(lambda: connect(target))
     wanted = set(class_roster.learners) if class_roster else None
     try:
         runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
@@ -445,26 +406,32 @@ async def batch_live(
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
     key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
-                      lms_column=lms_column, due=due)
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
-        everyone = plan
-        plan = _left_to_grade(plan, book, progress)
+        everyone, plan = plan, _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
         collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=collect, replay=replay, due=due, marked=marked)
+                          retrier=retrier, emit=collect, replay=replay, due=due, marked=marked,
+                          credit_simulate=credit_simulate)
+        # Copies and cross-talk are known only once the whole class is read: grade those learners again,
+        # the copied runs and the runs a classmate's worker did work in now credited to no one.
+        # A learner a resumed batch graded before counts too: the whole class is looked at.
+        copies = book.copied_runs()
         held = book.cross_talk()
-        if held:  # grade again the few learners a classmate's worker did work for (their runs are read again)
-            again = [item for item in everyone if item[1] in held]
+        if copies or held:
+            again = [item for item in everyone if item[1] in copies or item[1] in held]
 
             def regraded(result: LearnerResult) -> None:
-                if result.status == NOT_GRADABLE:  # the server went away since: hold back what was graded
+                if result.status == NOT_GRADABLE and result.learner in held:
+                    # The server went away since: hold back what the first grade credited.
                     result = withhold_spooled(book, result.learner, held[result.learner], rubric)
-                collect.replace(result)
+                book.replace(_to_row(result, rubric))
 
             await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
                               retrier=retrier, emit=regraded, replay=replay, due=due, marked=marked,
+                              credit_simulate=credit_simulate, copied=copies,
                               held={k: v for name in held for k, v in held[name].items()})
         progress.close()
         result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
@@ -476,12 +443,14 @@ async def batch_live(
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
                       held: dict | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
 
+    ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
     """
-    from grader.sources import fetch_run
+    from grader.sources.live import fetch_run
 
     gate = asyncio.Semaphore(concurrency)
     queue: asyncio.Queue = asyncio.Queue()
@@ -521,10 +490,13 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                                        unreachable=unreachable)
         if result.status != NOT_GRADABLE:
             result.problems += errors
+            result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
-                                       errors=errors, replay=replay, learner=name, held=held)
+                                       errors=errors, replay=replay, credit_simulate=credit_simulate,
+                                       copied=(copied or {}).get(name), learner=name, held=held)
             result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
+            note_provenance(result)
             note_ownership(result)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
@@ -559,6 +531,7 @@ def batch_files(
     lms_column: str | None = None,
     due: datetime | None = None,
     resume: bool = False,
+    credit_simulate: bool = True,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -596,28 +569,32 @@ def batch_files(
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
-                          id_column=id_column, lms_column=lms_column, due=due)
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
         # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
         known = {learner_key(name) for name in (*download.submissions,
                                                 *(class_roster.learners if class_roster else ()))}
         with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
                        resume=resume) as book:
-            everyone = plan
-            plan = _left_to_grade(plan, book, progress)
+            everyone, plan = plan, _left_to_grade(plan, book, progress)
             collect = _Collector(book, rubric, progress, on_result)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          due=due, known=known)
+                                          due=due, credit_simulate=credit_simulate, known=known)
             else:
                 for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                             replay=replay, due=due, late_hint=hint, known=known))
+                                             replay=replay, due=due, late_hint=hint,
+                                             credit_simulate=credit_simulate, known=known))
+            copies = book.copied_runs()
             held = book.cross_talk()
-            for position, name, cells, submission, hint in everyone:  # the few a classmate's worker worked for
-                if name in held:
-                    collect.replace(grade_submission(name, submission, rubric, roster=cells, position=position,
-                                                     replay=replay, due=due, late_hint=hint, known=known,
-                                                     held=held[name]))
+            # Copies and cross-talk are known only once the whole class is read: grade those learners
+            # again, those runs now credited to no one (a learner a resumed batch graded before counts too).
+            for position, name, cells, submission, hint in everyone:
+                if name in copies or name in held:
+                    book.replace(_to_row(grade_submission(
+                        name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies.get(name), known=known,
+                        held=held.get(name)), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
@@ -670,7 +647,8 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, due: datetime | None = None, known: set[str] | None = None) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True,
+                              known: set[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -683,7 +661,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, known))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate, known))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -726,13 +704,13 @@ def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
 
 
 def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
-                 known: set[str] | None = None) -> list[tuple]:
+                 credit_simulate: bool = True, known: set[str] | None = None) -> list[tuple]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  due=due, late_hint=hint, known=known)
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
         rows.append((_to_row(result, rubric), result.runs, result.workers))
     return rows
 
@@ -757,6 +735,7 @@ def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
                      due: datetime | None = None, late_hint: LateHint | None = None,
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
                      known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
@@ -764,7 +743,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     (:func:`grader.classroom.late.is_late`).
 
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
-    and is read with its hashes checked (:func:`grader.bundles.read_bundle`).
+    and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
+    ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
     A run whose bundle manifest, workflow id or folder names another learner
     (ids count when their key is in ``known``, the class) is
     ``owner-mismatch``; ``held`` adds cross-talk found across the class.
@@ -774,7 +754,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     """
     try:
         return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
-                                 due=due, late_hint=late_hint, known=known, held=held)
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied,
+                                 known=known, held=held)
     except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
         from grader.errors import write_crash_report
 
@@ -792,8 +773,9 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
 def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                       roster: dict[str, str] | None, position: int, replay: bool,
                       due: datetime | None = None, late_hint: LateHint | None = None,
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
                       known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
-    from grader.bundles import read_bundle
+    from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
     if submission is None:
@@ -825,16 +807,22 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         member.data = None  # parsed: the bytes can go
     errors = cap_lines(errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
+    result.timings = run_timings(histories)
+    # A group submission reaches each of its learners as the same entries: one holder, no copy.
+    # Hashed: entry names may be any bytes an unzip made (not UTF-8), which the spool cannot store.
+    result.holder = hashlib.sha256(os.fsencode("\0".join([str(submission.folder), *sorted(submission.names)]))
+                                   ).hexdigest()
     result.status = learner_status(inputs=len(sources) + len(errors), unreadable=len(errors), unreachable=False)
     result.problems += errors
     if result.status == MISSING:
         result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
-                               findings=findings, replay=replay, learner=learner, claims=claims,
-                               folders=folders, known=known, held=held)
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied,
+                               learner=learner, claims=claims, folders=folders, known=known, held=held)
     result.workers = [run_workers(h, learner) for h in histories]
     note_integrity(result)
+    note_provenance(result)
     note_ownership(result)
     result.late = is_late(result.report, histories, due=due, hint=late_hint)
     result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
@@ -848,7 +836,7 @@ def withhold_spooled(book: Gradebook, learner: str, held: dict, rubric: Rubric) 
     without the runs, every experiment graded on a held run loses its points,
     so cross-talk never passes even when the server went away mid-batch.
     """
-    from grader.report import OwnershipEntry, assemble, gate_ownership, report_from_dict
+    from grader.engine.report import OwnershipEntry, assemble, gate_ownership, report_from_dict
 
     row = book.row(learner)
     result = LearnerResult(learner, row.status, roster=row.roster, position=row.position,

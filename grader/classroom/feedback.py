@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from grader.formats.safe import markdown as md
-from grader.formats.safe import markdown_code
-from grader.rubric import Rubric
+from grader.escape import markdown as md
+from grader.escape import markdown_code
+from grader.engine.rubric import Rubric
+
+#: The first line of every feedback file, before the learner id; the gradebook tells its own files by it.
+FEEDBACK_TITLE = "# Failure Lab feedback: "
 
 #: What each status means, said to the learner.
 _SAID = {
@@ -25,12 +28,10 @@ def render_feedback(row, rubric: Rubric) -> str:
     ``row`` is a :class:`grader.classroom.gradebook.Spooled` learner. Every
     piece of text a learner wrote (their id as a folder name, file and
     member names, messages from their histories, other learners' ids) is
-    escaped the way the report's markdown is (:mod:`grader.formats.safe`):
+    escaped the way the report's markdown is (:mod:`grader.escape`):
     rendered with HTML allowed, nothing in the file runs, loads or links by
     itself, and no control character reaches a terminal that shows it raw.
     """
-    from grader.classroom.gradebook import FEEDBACK_TITLE
-
     lines = [f"{FEEDBACK_TITLE}{md(row.learner)}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
     flags = "".join(f", flagged **{md(flag)}**" for flag in row.flags)

@@ -37,8 +37,10 @@ from typing import Any, Iterator
 
 from grader import __version__
 from grader.classroom import spreadsheet
+from grader.classroom.feedback import FEEDBACK_TITLE
+from grader.engine.classreport import _loads
 from grader.errors import BadInputError, EnvironmentProblem, GraderError
-from grader.rubric import Rubric
+from grader.engine.rubric import Rubric
 
 try:
     import orjson
@@ -49,10 +51,8 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
-#: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch), ``;``-separated.
+#: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch ...), ``;``-separated.
 TRAILING_COLUMNS = ("flags",)
-#: How every feedback file starts (how a stale one is recognised as ours).
-FEEDBACK_TITLE = "# Failure Lab feedback: "
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
 #: The spool's tables (the scratch spool's and the --resume spool's alike).
@@ -61,8 +61,9 @@ SPOOL_TABLES = """
                                          max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
                                          feedback TEXT, flags TEXT, late INTEGER);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
+    CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
     CREATE TABLE IF NOT EXISTS processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
-                                          sticky TEXT, events TEXT);
+                                          sticky TEXT, events TEXT, fingerprint TEXT);
 """
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
@@ -128,17 +129,33 @@ def disk_errors(path: Path, option: str = "--out"):
         raise
 
 
+#: The values of gradebook.csv's ``<experiment>`` columns, exactly.
+EXPERIMENT_STATES = ("pass", "fail", "pending", "not-attempted")
+
+
+def experiment_cell(status: str) -> str:
+    """An experiment's value in gradebook.csv: one of :data:`EXPERIMENT_STATES`.
+
+    A check that could not run (``error``) withholds the points, so it is a
+    ``fail`` there; a learner with no graded runs (missing, nothing
+    readable) attempted nothing the grader saw.
+    """
+    if status == "error":
+        return "fail"
+    return status if status in EXPERIMENT_STATES else "not-attempted"
+
+
 def feedback_names(learners: list[str]) -> dict[str, str]:
     """learner -> the file name of their feedback, unique even on a case-insensitive file system.
 
     macOS and Windows would write ``bob.md`` and ``BOB.md`` to one file, so
-    learners whose ids fold to the same name (:func:`grader.learner.learner_key`)
+    learners whose ids fold to the same name (:func:`grader.engine.learner.learner_key`)
     each get ``<id>-<8 hex of the id>.md``: stable from batch to batch, and
     never another learner's plain name, since a learner id holds no ``-``.
     Everyone else gets :func:`feedback_file_name`: ``<id>.md``, or a safe
     name for an id that cannot be a file name as it is.
     """
-    from grader.learner import learner_key
+    from grader.engine.learner import learner_key
 
     folded: dict[str, int] = {}
     for name in learners:
@@ -167,7 +184,9 @@ def reserved_columns(rubric: Rubric) -> set[str]:
 @lru_cache(maxsize=1)
 def gradebook_schema() -> dict[str, Any]:
     """The JSON Schema of ``gradebook.json`` (it refers to the report schema for each learner's report)."""
-    return json.loads((Path(__file__).parent.parent / "schemas" / "gradebook.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("gradebook").read_text())
 
 
 def gradebook_validator() -> Any:
@@ -175,7 +194,7 @@ def gradebook_validator() -> Any:
     import jsonschema
     from referencing import Registry, Resource
 
-    from grader.report import report_schema
+    from grader.engine.report import report_schema
 
     report = report_schema()
     registry = Registry().with_resource(report["$id"], Resource.from_contents(report))
@@ -200,32 +219,6 @@ def report_json(report: Any) -> str:
     head = {"schema_version": report.schema_version}
     head.update((name, getattr(report, name)) for name in report.__dataclass_fields__ if name != "schema_version")
     return orjson.dumps(head).decode()
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    return orjson.loads(text) if orjson is not None else json.loads(text)
-
-
-def read_learners(path: Path) -> Iterator[dict[str, Any]]:
-    """Each learner entry of a ``gradebook.json`` in order, one at a time.
-
-    :meth:`Gradebook.finish` writes the head on the first line and each
-    learner on a line of its own (JSON text never holds a raw newline), so
-    reading line by line holds one learner's report at a time, not the
-    class. A file in any other layout (edited by hand) is read whole.
-    """
-    with Path(path).open(encoding="utf-8") as handle:
-        head = handle.readline()
-        if not head.rstrip("\n").endswith('"learners": ['):
-            handle.seek(0)
-            yield from json.load(handle)["learners"]
-            return
-        for line in handle:
-            line = line.rstrip("\n").rstrip(",")
-            if line and line != "]}":
-                yield _loads(line)
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -265,6 +258,11 @@ class Spooled:
     late: bool | None = None
     #: Runs that other learners also handed in (filled in by finish()).
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(timing fingerprint, workflow_id)`` of the learner's runs (see grader.engine.integrity.timing_fingerprint).
+    timings: list[tuple[str, str]] = field(default_factory=list)
+    #: What the learner handed in, when several learners share it (a group submission): runs under
+    #: one holder are not copies of each other. Empty means the learner alone.
+    holder: str = ""
 
 
 class Gradebook:
@@ -350,26 +348,26 @@ class Gradebook:
     def add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
         """Spool one learner, the ``(run_id, workflow_id)`` pairs graded for them and their runs' workers.
 
-        ``workers`` are :class:`grader.ownership.RunWorkers`, one per run, kept
+        ``workers`` are :class:`grader.engine.ownership.RunWorkers`, one per run, kept
         (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
         """
         with disk_errors(self.out_dir):
             self._add(row, runs, workers)
 
     def _add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late)))
+        self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
                                 [(rid, row.learner, wid) for rid, wid in runs if rid])
+        if row.timings:
+            self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
+                                [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
         if workers:
-            from grader.learner import learner_key
+            from grader.engine.learner import learner_key
 
             key = learner_key(row.learner)
-            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?)", [
-                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events))
+            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?,?)", [
+                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events), w.fingerprint)
                 for w in workers for identity, events in w.identities.items()
                 for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
         self.count += 1
@@ -379,6 +377,54 @@ class Gradebook:
         if now - self._last_commit >= COMMIT_SECONDS:
             self.db.commit()
             self._last_commit = now
+
+    def _store(self, row: Spooled) -> None:
+        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
+            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late)))
+
+    def replace(self, row: Spooled) -> None:
+        """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
+        with disk_errors(self.out_dir):
+            self._store(row)
+
+    def copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
+
+        One GROUP BY over the spooled fingerprints: linear in the runs, no run is compared with another.
+        Runs shared under one run id count too (the same run handed in twice is a copy as well);
+        learners of one group submission (one holder) are not copies of each other.
+        """
+        with disk_errors(self.out_dir):
+            return self._copied_runs()
+
+    def _copied_runs(self) -> dict[str, dict[str, list[str]]]:
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT fingerprint, holder, learner FROM timings WHERE fingerprint IN (
+                SELECT fingerprint FROM timings GROUP BY fingerprint HAVING COUNT(DISTINCT holder) > 1)
+            ORDER BY fingerprint, holder, learner""")
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for fingerprint, holder, learner in shared:
+            groups.setdefault(fingerprint, []).append((holder, learner))
+        found: dict[str, dict[str, list[str]]] = {}
+        for fingerprint, members in groups.items():
+            per_holder: dict[str, int] = {}
+            for holder, _ in members:
+                per_holder[holder] = per_holder.get(holder, 0) + 1
+            # A learner's others are named from the first few of each holder: linear in a big group.
+            head: list[tuple[str, str]] = []
+            shown_of: dict[str, int] = {}
+            for holder, learner in members:
+                if shown_of.get(holder, 0) <= MAX_NAMED and len(head) < 2 * (MAX_NAMED + 1):
+                    head.append((holder, learner))
+                    shown_of[holder] = shown_of.get(holder, 0) + 1
+            for holder, learner in members:
+                others = [n for h, n in head if h != holder][:MAX_NAMED]
+                more = len(members) - per_holder[holder] - len(others)
+                found.setdefault(learner, {})[fingerprint] = others + ([f"{more} more"] if more > 0 else [])
+        return found
 
     def duplicates(self) -> dict[str, list[dict[str, Any]]]:
         """learner -> the runs they share with other learners (run id, workflow id, the others)."""
@@ -407,13 +453,13 @@ class Gradebook:
         """learner -> ``(workflow_id, run_id)`` -> cross-talk findings, for runs sharing a worker process across learners.
 
         Only processes seen under two learners are looked at again, so a class
-        with a queue per learner costs one query. See :func:`grader.ownership.cross_talk`.
+        with a queue per learner costs one query. See :func:`grader.engine.ownership.cross_talk`.
         """
         with disk_errors(self.out_dir):
             return self._cross_talk()
 
     def _cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
-        from grader.ownership import RunWorkers, cross_talk
+        from grader.engine.ownership import RunWorkers, cross_talk
 
         self.db.commit()
         shared = self.db.execute("""
@@ -426,9 +472,9 @@ class Gradebook:
             return {}
         runs: dict[tuple[str, str], RunWorkers] = {}
         for learner, run_id in shared:
-            for _, _, rid, wid, identity, sticky, events in self.db.execute(
+            for _, _, rid, wid, identity, sticky, events, fingerprint in self.db.execute(
                     "SELECT * FROM processes WHERE learner = ? AND run_id = ?", (learner, run_id)):
-                run = runs.setdefault((learner, rid), RunWorkers(learner, wid, rid))
+                run = runs.setdefault((learner, rid), RunWorkers(learner, wid, rid, fingerprint=fingerprint))
                 run.identities[identity] = _loads(events)
                 if sticky:
                     run.stickies.setdefault(identity, set()).add(sticky)
@@ -541,7 +587,7 @@ class Gradebook:
                             "" if row.late is None else ("yes" if row.late else "no")]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
-            cells += [status, "" if points is None else f"{points:g}"]
+            cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
         cells.append("; ".join(row.flags))
         return cells
 

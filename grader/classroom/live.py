@@ -1,7 +1,7 @@
 """A class's histories read live: one listing, then each learner's runs, retried through faults.
 
 The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
-the learner id that owns each workflow id (:func:`grader.learner.learner_of`),
+the learner id that owns each workflow id (:func:`grader.engine.learner.learner_of`),
 instead of one listing per learner. Reads that fail for a passing reason
 (the server restarting, overloaded, a dropped connection) are retried with a
 bounded, doubling backoff; the budget is shared, so once the server has been
@@ -20,10 +20,10 @@ from typing import Awaitable, Callable, TypeVar
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from grader.connect import ServerTimeoutError, Target, rpc_deadline
+from grader.sources.connect import ServerTimeoutError, Target, rpc_deadline
 from grader.errors import ServerUnavailableError
-from grader.learner import learner_key, learner_of
-from grader.sources import visibility_query
+from grader.engine.learner import learner_key, learner_of
+from grader.sources.live import visibility_query
 
 T = TypeVar("T")
 
@@ -39,7 +39,7 @@ DEFAULT_RETRY_SECONDS = 30.0
 def is_transient(err: BaseException) -> bool:
     """True for a failure that may pass: the server restarting, overloaded, slow, or a dropped connection.
 
-    :func:`grader.connect.answered` turns a gone or silent server into
+    :func:`grader.sources.connect.answered` turns a gone or silent server into
     :class:`ServerUnavailableError`; its cause says which. Refused
     credentials and unknown workflows are not transient.
     """
@@ -53,9 +53,16 @@ def is_transient(err: BaseException) -> bool:
 class Retrier:
     """Retries transient RPC errors with a doubling backoff, within one budget shared by all reads."""
 
-    def __init__(self, budget: float = DEFAULT_RETRY_SECONDS, *, first: float = 0.2, cap: float = 2.0) -> None:
+    def __init__(self, budget: float = DEFAULT_RETRY_SECONDS, *, first: float = 0.2, cap: float = 2.0,
+                 notify: Callable[[str], None] | None = None) -> None:
         #: Seconds of continuous failure after which reads stop retrying.
         self.budget = budget
+        #: Where a stall is reported, once when it starts, once when it ends or is given up on
+        #: (a batch's progress line): a long silence must never look like a hang.
+        self.notify = notify
+        #: When the first call that failed in the current stall was started (monotonic).
+        self._stall_began: float | None = None
+        self._said_given_up = False
         self.first = first
         self.cap = cap
         #: When the server last started failing (monotonic), None while it answers.
@@ -81,6 +88,7 @@ class Retrier:
                 if now - self._last_probe < self.probe_every:
                     raise self._last_error
                 self._last_probe = now
+            started = time.monotonic()
             try:
                 result = await make()
             except (RPCError, ServerUnavailableError) as err:
@@ -89,9 +97,17 @@ class Retrier:
                 now = time.monotonic()
                 if self.down_since is None:
                     self.down_since = now
+                    self._stall_began = started
+                    self._say(f"the server is not answering ({_reason(err)}): waiting up to {self.budget:g} s "
+                              "for it, then carrying on")
                 left = self.budget - (now - self.down_since)
                 if given_up or left <= 0:
                     self._last_error = err
+                    if not self._said_given_up:
+                        self._said_given_up = True
+                        self._say(f"the server has not answered for {now - (self._stall_began or now):.0f} s: "
+                                  "reads left unanswered are marked not-gradable (grade them again later); "
+                                  f"still asking every {self.probe_every:g} s")
                     raise
                 self._last_error = err
                 if not counted:
@@ -101,12 +117,32 @@ class Retrier:
                 await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.0)))
                 delay = min(delay * 2, self.cap)
                 continue
+            if self.down_since is not None:
+                silent = time.monotonic() - (self._stall_began or self.down_since)
+                self._say(f"the server answers again after {silent:.0f} s of silence: carrying on")
             self.down_since = None
+            self._stall_began = None
+            self._said_given_up = False
             return result
+
+    def _say(self, text: str) -> None:
+        if self.notify is not None:
+            self.notify(text)
 
     def _given_up(self) -> bool:
         return (self.down_since is not None and self._last_error is not None
                 and time.monotonic() - self.down_since >= self.budget)
+
+
+def _reason(err: BaseException) -> str:
+    """A failed call's reason in a few words, for the stall message."""
+    if isinstance(err, ServerTimeoutError):
+        return "no answer within the RPC timeout"
+    if isinstance(err, ServerUnavailableError) and err.__cause__ is not None:
+        err = err.__cause__
+    if isinstance(err, RPCError):
+        return f"{err.status.name if err.status is not None else 'error'}: {str(err)[:80]}"
+    return str(err)[:80]
 
 
 async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
@@ -115,7 +151,7 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
 
     Only workflow ids that start with a valid learner id and ``-`` count;
     with ``learners``, only those learners' runs are kept. Ids match
-    case-insensitively (:func:`grader.learner.learner_key`): a learner given
+    case-insensitively (:func:`grader.engine.learner.learner_key`): a learner given
     in ``learners`` is returned under that spelling, others under the
     spelling most of their workflow ids use.
     """

@@ -37,7 +37,7 @@ from typing import Any, Iterator
 from grader.classroom.roster import CANVAS, MOODLE, Roster, learner_id_from_cell
 from grader.classroom.submissions import Submission, find_submissions, is_submission_name
 from grader.errors import BadInputError
-from grader.learner import learner_key
+from grader.engine.learner import learner_key
 
 FOLDERS, GRADESCOPE = "folders", "gradescope"
 GRADESCOPE_METADATA = "submission_metadata.yml"
@@ -181,7 +181,7 @@ def _give(download: Download, learner: str, name: str) -> None:
 def _match(download: Download, roster: Roster | None, entry: str, candidates: list[str], why: str) -> str | None:
     """The learner an entry belongs to: the first candidate on the roster (or, without one, the first valid name)."""
     if roster is not None:
-        # Ids match in any case (grader.learner.learner_key); the roster's spelling is kept.
+        # Ids match in any case (grader.engine.learner.learner_key); the roster's spelling is kept.
         keys = {learner_key(name): name for name in roster.learners}
         learner = next((keys[learner_key(c)] for c in candidates if learner_key(c) in keys), None)
         if learner is None:

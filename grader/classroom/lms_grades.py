@@ -57,7 +57,8 @@ def import_target(roster: Roster | None, lms_column: str | None) -> ImportTarget
 
     Checked before any grading, so a wrong ``--lms-column`` costs nothing.
     For Canvas, ``lms_column`` matches an assignment column by its whole
-    header, its title or its assignment id (ignoring case); it may be left
+    header, its title, its assignment id or the start of one title only
+    (ignoring case); it may be left
     out when the export has a single assignment; with several and none
     chosen, no file is written and the target says why (the gradebook is
     still written). Raises :class:`BadInputError` for a column that is not there.
@@ -90,6 +91,14 @@ def import_target(roster: Roster | None, lms_column: str | None) -> ImportTarget
         match = CANVAS_ASSIGNMENT.match(column.strip())
         if wanted in (column.strip().casefold(), match["title"].casefold(), match["id"]):
             return ImportTarget(CANVAS_IMPORT, export.header.index(column))
+    # The start of a title is enough when only one title starts that way ("Failure Lab" for
+    # "Failure Lab: break it on purpose (4711)").
+    starting = [c for c in assignments if CANVAS_ASSIGNMENT.match(c.strip())["title"].casefold().startswith(wanted)]
+    if len(starting) == 1:
+        return ImportTarget(CANVAS_IMPORT, export.header.index(starting[0]))
+    if len(starting) > 1:
+        raise BadInputError(f"--lms-column {lms_column!r} starts {len(starting)} assignment titles of the Canvas "
+                            f"export ({'; '.join(c.strip() for c in starting)}): pass the whole title or the id")
     raise BadInputError(f"--lms-column {lms_column!r} is not an assignment of the Canvas export ({listed}): "
                         "pass its title or its id")
 

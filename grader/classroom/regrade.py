@@ -8,24 +8,12 @@ class costs little memory.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from grader.engine.classreport import Cell, Change
 from grader.errors import BadInputError
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One experiment of one learner: its status, points and the finding behind a non-pass."""
-
-    status: str
-    points: float | None
-    finding: str = ""
-
-    def text(self) -> str:
-        """``fail 0/10``-like short form (points only)."""
-        return self.status if self.points is None else f"{self.status} {self.points:g}"
 
 
 @dataclass(frozen=True)
@@ -34,23 +22,6 @@ class Before:
 
     status: str
     cells: dict[str, Cell]
-
-
-@dataclass(frozen=True)
-class Change:
-    """One line of the regrade diff."""
-
-    learner: str
-    #: The experiment that changed, or "" when the learner's status changed (or they came or went).
-    experiment: str
-    old: str
-    new: str
-    #: The finding behind it: the new one when it still does not pass, else what was wrong before.
-    finding: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        """The change as JSON."""
-        return asdict(self)
 
 
 def finding(status: str, checks: Iterable[tuple[bool, str, str]], note: str = "") -> str:

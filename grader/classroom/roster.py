@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from grader.errors import BadInputError
-from grader.learner import learner_key
+from grader.engine.learner import learner_key
 
 #: The plain roster's column holding learner ids (matched ignoring case).
 LEARNER_COLUMN = "learner"

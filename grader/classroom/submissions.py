@@ -24,7 +24,7 @@ from typing import Iterator
 
 from grader.classroom.uploads import NOT_HISTORIES, Budget, Limits, Member, display_name, read_upload
 from grader.errors import BadInputError
-from grader.formats.safe import visible_controls
+from grader.escape import visible_controls
 
 __all__ = ["NOT_HISTORIES", "Member", "Submission", "MAX_NAME", "find_submissions", "bundle_paths",
            "read_members", "is_submission_name", "name_problem", "validate_submission_id"]
@@ -71,7 +71,7 @@ def name_problem(value: str) -> str:
     The rule every learner id meets, live or from files: no path (``/``,
     ``\\``, ``.`` or ``..``), no NUL or other control character, at most
     :data:`MAX_NAME` characters. A live id meets the stricter learner-id
-    rule on top (:func:`grader.learner.validate_learner_id`).
+    rule on top (:func:`grader.engine.learner.validate_learner_id`).
     """
     if not value:
         return "is empty"
@@ -161,7 +161,7 @@ def find_submissions(folder: Path) -> tuple[dict[str, Submission], list[str]]:
 def bundle_paths(submission: Submission) -> list[Path]:
     """The learner's entries that are bundles from `grader export` (a manifest.json inside).
 
-    They are read by :func:`grader.bundles.read_bundle`, which checks their
+    They are read by :func:`grader.sources.bundles.read_bundle`, which checks their
     hashes; a zip from an LMS without a manifest is read as plain files.
     Links and anything but a folder or a regular file are never bundles
     (:func:`read_members` names them).

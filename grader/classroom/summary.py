@@ -15,9 +15,9 @@ from typing import Any, Callable
 
 from tabulate import tabulate
 
-from grader.classroom.batch import STATUSES, BatchResult
+from grader.engine.classreport import STATUSES, BatchResult
 from grader.errors import BadInputError
-from grader.formats.safe import terminal
+from grader.escape import terminal
 
 #: Longest finding shown in a diff line.
 _FINDING = 100

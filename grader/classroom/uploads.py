@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import IO, Iterator
 
-from grader.formats.safe import visible_controls
+from grader.escape import visible_controls
 
 #: Names inside an upload that are never histories: ``manifest.json`` describes a bundle, not a run.
 NOT_HISTORIES = frozenset({"manifest.json"})

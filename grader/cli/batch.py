@@ -11,8 +11,8 @@ import click
 from grader.cli.options import connection_options, output_options, rubric_option
 from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
 
-if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("batch")
@@ -48,6 +48,9 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
               help="Also replay every history through the reference workflow, as `grader check --replay` "
                    "does: grading for the record checks all it can (milliseconds a history; the other "
                    "integrity rules always apply).")
+@click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
+              help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
+                   "their learners are flagged `simulate`.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
                    "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
@@ -56,7 +59,8 @@ if TYPE_CHECKING:  # grader.connect starts the SDK; --help should not pay for it
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, resume: bool, quiet: bool,
+            concurrency: int, limit: int, jobs: int | None, replay: bool, credit_simulate: bool, resume: bool,
+            quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
@@ -72,12 +76,16 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
       not-gradable      the server did not return their runs, even after
                         retrying: costs them nothing, grade again later
       unreadable-files  some files were bad (named); the rest were graded
+    and flags beside it for a look: suspect (a history the integrity rules
+    reject), copied-run (a run whose timings another learner's run has:
+    credited to neither), simulate (graded on runs grader simulate made).
 
     Progress goes to stderr (--quiet for none); stdout gets a short summary
     and, with --previous, the regrade diff. The other --format choices give
     the class table (markdown, html, junit, github) or one document per
-    learner (gradescope: a JSON object by learner; classroom: a
-    "<learner> result=..." line each).
+    learner (gradescope and classroom50: a JSON object by learner;
+    classroom, legacy: a "<learner> result=..." line each). A live batch
+    waits up to 30 s for a server that stops answering, and says so.
 
     \b
     Exit codes: 0 every learner has a row (the grades are in the files,
@@ -98,11 +106,12 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             lms_column=lms_column, due=due_at, resume=resume)
+                             lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, limit=limit, replay=replay, progress=progress,
-                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume)
+                           id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
+                           credit_simulate=credit_simulate)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).

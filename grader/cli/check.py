@@ -16,8 +16,8 @@ from grader.cli.options import (
     output_options,
 )
 
-if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("check")
@@ -88,7 +88,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
         raise click.UsageError("--learner and --all-learners exclude each other")
     graded_as = ""
     if histories and learner is not None:  # whose hand-in the files are: runs naming another learner earn nothing
-        from grader.learner import validate_learner_id
+        from grader.engine.learner import validate_learner_id
 
         learner = validate_learner_id(learner, what="--learner")
         graded_as = f"graded the files as learner {learner}'s work"
@@ -117,7 +117,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             # No table of zeros: say in one line per input what went wrong. Every other
             # format (a program, a CI page or a feedback file reads it) still gets its
             # document, errors listed in it, never an empty output.
-            from grader.formats.safe import terminal
+            from grader.escape import terminal
 
             for error in report.errors:
                 click.echo(f"grader: error: {terminal(error)}", err=True)
@@ -139,7 +139,7 @@ def _learner_to_grade(learner: str | None, all_learners: bool) -> tuple[str | No
     """
     import os
 
-    from grader.learner import validate_learner_id
+    from grader.engine.learner import validate_learner_id
 
     if all_learners:
         return None, "graded every learner's workflows (--all-learners)"
@@ -165,10 +165,10 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | Non
     question (exit 2) instead of a table.
     """
     from grader.background import run_sync
-    from grader.connect import connect
+    from grader.sources.connect import connect
     from grader.errors import BadInputError, ServerUnavailableError
-    from grader.formats.safe import terminal
-    from grader.sources import learners_at
+    from grader.escape import terminal
+    from grader.sources.live import learners_at
 
     target = connection.resolve()
 

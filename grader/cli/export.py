@@ -9,8 +9,8 @@ import click
 
 from grader.cli.options import connection_options
 
-if TYPE_CHECKING:  # grader.connect pulls in the SDK: imported only when the command runs
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect pulls in the SDK: imported only when the command runs
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("export")
@@ -35,13 +35,13 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, connect
     A run whose worker process also did work in another learner's runs on
     the same task queue (cross-talk: no credit) is named on stderr.
     """
-    from grader.bundles import export_learner
+    from grader.sources.bundles import export_learner
     from grader.background import run_sync
 
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")
     target = connection.resolve()
     def cross_talk(workflow_id: str, finding) -> None:
-        from grader.formats.safe import terminal
+        from grader.escape import terminal
 
         click.echo(f"grader: warning: {terminal(workflow_id)}: {finding.code}: {terminal(finding.message)}", err=True)
 

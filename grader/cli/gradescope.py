@@ -34,7 +34,7 @@ def command(out: Path, wheel: Path | None, run: bool, rubric: str) -> None:
     The rubric's `visibility` and `hint_visibility` per check decide what a
     learner sees and when; hints are shown after the due date by default.
     """
-    from grader.gradescope import build_autograder_zip, run_autograder
+    from grader.classroom.autograder import build_autograder_zip, run_autograder
 
     if run:
         results = run_autograder()

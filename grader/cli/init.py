@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from grader.workspace import DEFAULT_DIR
+from grader.lab.workspace import DEFAULT_DIR
 
 
 @click.command("init")
@@ -19,7 +19,7 @@ def command(directory: Path, solution: bool) -> None:
     The folder must be new or empty. Its README.md walks through the four
     experiments; the commands to start are printed at the end.
     """
-    from grader.workspace import init_app
+    from grader.lab.workspace import init_app
 
     written = init_app(directory, solution=solution)
     what = "reference solution" if solution else "exercise app"

@@ -18,7 +18,7 @@ EXPERIMENT_IDS = tuple(defaults.EXPERIMENTS)
 
 #: The flags of every command that talks to a server, named as the `temporal` CLI names them.
 #: None of them has a default here: unset means "ask the environment, then the profile, then
-#: grader.defaults" (grader.connect.resolve), so a default is written once and never shadows a variable.
+#: grader.defaults" (grader.sources.connect.resolve), so a default is written once and never shadows a variable.
 _CONNECTION_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--address", dict(metavar="HOST:PORT", help="Temporal server gRPC address (or TEMPORAL_ADDRESS)  "
                                                f"[default: {defaults.DEFAULT_ADDRESS}]")),
@@ -53,13 +53,13 @@ def connection_options(func: Any) -> Any:
     """Every connection flag, handed to the command as one ``connection: ConnectionSettings``.
 
     Flags beat environment variables, which beat the temporal.toml profile,
-    which beats the defaults; :mod:`grader.connect` does that layering.
+    which beats the defaults; :mod:`grader.sources.connect` does that layering.
     """
     names = [_param_name(flag) for flag, _ in _CONNECTION_FLAGS]
 
     @functools.wraps(func)
     def with_connection(*args: Any, **kwargs: Any) -> Any:
-        from grader.connect import ConnectionSettings
+        from grader.sources.connect import ConnectionSettings
 
         kwargs["connection"] = ConnectionSettings(**{name: kwargs.pop(name) for name in names})
         return func(*args, **kwargs)
@@ -91,7 +91,7 @@ def output_options(func: Any) -> Any:
 
 def rubric_option(func: Any) -> Any:
     """--rubric NAME|PATH."""
-    from grader.rubric import DEFAULT_RUBRIC
+    from grader.engine.rubric import DEFAULT_RUBRIC
 
     return click.option("--rubric", default=DEFAULT_RUBRIC, show_default=True, metavar="NAME|PATH",
                         help="A bundled rubric name or a rubric file (JSON or TOML).")(func)
@@ -107,7 +107,7 @@ def grading_options(func: Any) -> Any:
 
 def max_history_bytes_option(func: Any) -> Any:
     """--max-history-bytes: the largest history file read (bigger ones are refused unread)."""
-    from grader.history import DEFAULT_MAX_HISTORY_BYTES
+    from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES
 
     return click.option("--max-history-bytes", type=click.IntRange(1), default=DEFAULT_MAX_HISTORY_BYTES,
                         show_default=True, metavar="BYTES",
@@ -122,7 +122,7 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
     an input is refused, every format but the table (whose reader is a person,
     told in one line) still writes its document, as ``--output`` or stdout
     would get it: score 0, each experiment ungraded, the error as the finding
-    (:func:`grader.report.error_report`). The error's line still goes to
+    (:func:`grader.engine.report.error_report`). The error's line still goes to
     stderr and the exit code stays the error's own (2, 3 or 4; never 0).
     ``rubric`` (a name, a path or a loaded rubric) lists the experiments; when
     it cannot be loaded, the document lists none.
@@ -146,9 +146,8 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
 def _emit_error_document(err: Any, output_format: str, output_file: Path | None, *, rubric: Any,
                          experiments: tuple[str, ...]) -> None:
     from grader.errors import GraderError
-    from grader.formats import after_render, render, write_atomically
-    from grader.report import error_report
-    from grader.rubric import Rubric, load_rubric
+    from grader.engine.report import error_report
+    from grader.engine.rubric import Rubric, load_rubric
 
     loaded = rubric if isinstance(rubric, Rubric) or rubric is None else None
     if loaded is None:
@@ -157,26 +156,20 @@ def _emit_error_document(err: Any, output_format: str, output_file: Path | None,
         except GraderError:
             loaded = None
     report = error_report(str(err), loaded, experiments=experiments or None)
-    click.echo(f"grader: {err.label}{err}", err=True)
-    text = render(report, output_format)
-    if output_file is None:
-        click.echo(text, nl=False)
-    else:
-        write_atomically(output_file, text)
-    after_render(report, output_format)
-    sys.exit(err.exit_code)
+    emit_report(report, output_format, output_file, exit_code=err.exit_code)
 
 
 def emit_report(report: Any, output_format: str, output_file: Path | None = None, *,
-                failed: bool = False) -> None:
+                failed: bool = False, exit_code: int | None = None) -> None:
     """Print a report (or write it to ``output_file``), its skipped inputs on stderr, and exit.
 
     The exit code is the one the report earns. ``failed`` forces exit code 1
-    whatever the grade (simulate: an experiment never reached its end).
+    whatever the grade (simulate: an experiment never reached its end);
+    ``exit_code`` forces that code (an error's own, for its error report).
     """
     from grader.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
     from grader.formats import after_render, render, write_atomically
-    from grader.formats.safe import terminal
+    from grader.escape import terminal
 
     for error in report.errors:
         click.echo(f"grader: error: {terminal(error)}", err=True)
@@ -186,6 +179,8 @@ def emit_report(report: Any, output_format: str, output_file: Path | None = None
     else:
         write_atomically(output_file, text)
     after_render(report, output_format)
+    if exit_code is not None:
+        sys.exit(exit_code)
     if report.errors:
         sys.exit(EXIT_BAD_INPUT)
     sys.exit(EXIT_OK if report.passed and not failed else EXIT_FAILED)

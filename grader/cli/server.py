@@ -27,7 +27,8 @@ def command(port: int, ui_port: int | None, db_path: Path | None, ephemeral: boo
     While it runs, it notes its address and Web UI under
     ~/.local/state/failure-lab/servers/, so `grader check` links to that UI.
     """
-    from grader.server import forget_server, record_server, start_dev_server
+    from grader.lab.server import start_dev_server
+    from grader.sources.server_note import forget_server, record_server
 
     if db_path is not None and ephemeral:
         raise click.UsageError("--db and --ephemeral exclude each other")

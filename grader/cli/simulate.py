@@ -16,13 +16,13 @@ from grader.cli.options import (
     rubric_option,
 )
 
-if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
+    from grader.sources.connect import ConnectionSettings
 
 # The simulate command's choices and defaults live in the library, written once, in a
-# module light enough to import for `grader --help` (grader.simulate pulls in temporalio).
-from grader.simulate_options import KILL_POINTS, SIGNALS  # noqa: E402
-from grader.simulate_options import SimulationOptions as _Sim  # noqa: E402
+# module light enough to import for `grader --help` (grader.lab.simulate pulls in temporalio).
+from grader.lab.simulate_options import KILL_POINTS, SIGNALS  # noqa: E402
+from grader.lab.simulate_options import SimulationOptions as _Sim  # noqa: E402
 
 
 @click.command("simulate")
@@ -90,11 +90,11 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     from tabulate import tabulate
 
     from grader.api import grade_simulation
-    from grader.app import bundled_app, validate_app_dir
-    from grader.rubric import load_rubric
-    from grader.simulate import check_histories_dir, run_experiments
-    from grader.simulate_options import SimulationOptions
-    from grader.simulate import save_histories as write_histories
+    from grader.lab.app import bundled_app, validate_app_dir
+    from grader.engine.rubric import load_rubric
+    from grader.lab.simulate import check_histories_dir, run_experiments
+    from grader.lab.simulate_options import SimulationOptions
+    from grader.lab.simulate import save_histories as write_histories
 
     # Whatever breaks before the grade (no app, a worker that does not start, no server) still
     # gives every document format its document, score 0 and the error inside (CI never goes silent).

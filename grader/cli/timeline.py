@@ -9,8 +9,8 @@ import click
 
 from grader.cli.options import connection_options, max_history_bytes_option
 
-if TYPE_CHECKING:  # grader.connect stays unimported until a server is needed
-    from grader.connect import ConnectionSettings
+if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
+    from grader.sources.connect import ConnectionSettings
 
 
 @click.command("timeline")
@@ -26,9 +26,9 @@ def command(workflow_id: str | None, history_file: Path | None, max_history_byte
     Time since start, activity, attempt, worker and failure on each line, and
     a marker where a worker was lost.
     """
-    from grader.evidence import build_evidence
-    from grader.history import load_history_file
-    from grader.timeline import render_timeline
+    from grader.engine.evidence import build_evidence
+    from grader.engine.history import load_history_file
+    from grader.engine.timeline import render_timeline
 
     if (workflow_id is None) == (history_file is None):
         raise click.UsageError("give a WORKFLOW_ID or --history FILE (one of them)")
@@ -42,10 +42,10 @@ def command(workflow_id: str | None, history_file: Path | None, max_history_byte
 
 
 async def _fetch_for_timeline(connection: ConnectionSettings, workflow_id: str) -> Any:
-    from grader.connect import connect
+    from grader.sources.connect import connect
     from grader.errors import BadInputError
-    from grader.history import History
-    from grader.sources import fetch_one
+    from grader.engine.history import History
+    from grader.sources.live import fetch_one
 
     target = connection.resolve()
     client = await connect(target)

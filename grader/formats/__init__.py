@@ -1,7 +1,7 @@
 """Renderers: one module per output format, each turning a finished report into text.
 
 Every module here exposes ``render(report) -> str`` and reads nothing but the
-:class:`grader.report.Report` it is given (a format never reads a history).
+:class:`grader.engine.report.Report` it is given (a format never reads a history).
 ``FORMATS`` is the one list the shared ``--format`` option offers; modules are
 imported only when their format is asked for, so ``grader --help`` stays fast.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from grader.report import Report
+    from grader.engine.report import Report
 
 #: Format name -> module that renders it. The first is the default. Names are
 #: public interface (``--format NAME``); add a format with one line here.

@@ -1,8 +1,8 @@
 """What the class formats (``grader batch --format X``) share: the class table's cells and the reports.
 
-A class format renders a :class:`grader.classroom.batch.BatchResult`. The
+A class format renders a :class:`grader.engine.classreport.BatchResult`. The
 class table (markdown, html, junit, github) comes from the compact
-:class:`~grader.classroom.batch.ClassRow` each learner has in it. The
+:class:`~grader.engine.classreport.ClassRow` each learner has in it. The
 formats that hand a platform one document per learner (gradescope,
 classroom) need each learner's whole report, which a batch never keeps in
 memory: :func:`learner_reports` reads them back, one learner at a time, from
@@ -17,9 +17,8 @@ from typing import TYPE_CHECKING, Iterator
 from grader.formats.common import STATUS_WORD
 
 if TYPE_CHECKING:
-    from grader.classroom.batch import BatchResult, ClassRow
-    from grader.classroom.regrade import Cell
-    from grader.report import Report
+    from grader.engine.classreport import BatchResult, Cell, ClassRow
+    from grader.engine.report import Report
 
 #: The learner statuses that mean nothing could be graded for them.
 NOTHING_GRADED = ("missing", "not-gradable")
@@ -40,7 +39,7 @@ def score_words(row: "ClassRow") -> str:
 
 def headline(result: "BatchResult") -> str:
     """One sentence: how many learners, from where, and the counts per status."""
-    from grader.classroom.batch import STATUSES
+    from grader.engine.classreport import STATUSES
 
     counts = ", ".join(f"{result.counts.get(s, 0)} {s}" for s in STATUSES)
     line = f"{result.total} learners from {result.source}: {counts}."
@@ -74,9 +73,9 @@ class LearnerReport:
 
 def learner_reports(result: "BatchResult") -> Iterator[LearnerReport]:
     """Each learner of the gradebook the batch wrote, in its order, with the report rebuilt as a model."""
-    from grader.classroom.gradebook import read_learners
+    from grader.engine.classreport import read_learners
+    from grader.engine.report import report_from_dict
     from grader.errors import BadInputError
-    from grader.report import report_from_dict
 
     path = result.out_dir / "gradebook.json"
     try:

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from grader.checks import CheckResult
-    from grader.report import ExperimentReport, Report
+    from grader.engine.checks import CheckResult
+    from grader.engine.report import ExperimentReport, Report
 
 #: What each status is called in prose.
-STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
+STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR",
+               "not-attempted": "NOT ATTEMPTED"}
+
+#: The status of an experiment no run shows (and of each of its checks).
+NOT_ATTEMPTED = "not-attempted"
 
 #: The sentence a pending experiment gets wherever a format has room for one.
 STILL_RUNNING = "The workflow is still running: the grade is pending until it closes."
@@ -53,7 +57,8 @@ def explains(check: "CheckResult") -> bool:
     did not apply ("not needed: ..."), and a pass whose evidence is merely
     consistent when the check has advice for it (the table's rule too).
     """
-    return check.status != "pass" or not check.applies or (check.strength == "consistent" and bool(check.hint))
+    return (check.status not in ("pass", NOT_ATTEMPTED) or not check.applies
+            or (check.strength == "consistent" and bool(check.hint)))
 
 
 def shows_hint(check: "CheckResult") -> bool:
@@ -67,6 +72,11 @@ def evidence_strength(experiment: "ExperimentReport") -> str:
     if not strengths or experiment.status != "pass":
         return ""
     return "consistent" if "consistent" in strengths else "proven"
+
+
+def not_attempted(experiment: "ExperimentReport") -> bool:
+    """True for an experiment no run shows: it scores 0 and, when optional, is never a failure."""
+    return experiment.status == NOT_ATTEMPTED
 
 
 def is_bonus(check: "CheckResult") -> bool:

@@ -26,8 +26,8 @@ from typing import Mapping
 
 from grader.formats import markdown
 from grader.formats.common import STATUS_WORD, counted, pending_message, points, shows_hint
-from grader.formats.safe import workflow_command_data, workflow_command_property
-from grader.report import Report
+from grader.escape import workflow_command_data, workflow_command_property
+from grader.engine.report import Report
 
 
 def command(kind: str, title: str, message: str) -> str:
@@ -45,7 +45,9 @@ def annotations(report: Report) -> list[str]:
         is_counted = exp.id in counted_ids
         for chk in exp.checks:
             title = f"{exp.title}: {chk.title}"
-            if chk.required and chk.status in ("fail", "error"):
+            if chk.status == "not-attempted" and not exp.required:
+                continue  # an optional experiment nobody tried: nothing to warn about
+            if chk.required and chk.status in ("fail", "error", "not-attempted"):
                 message = chk.message + (f" Hint: {chk.hint}" if shows_hint(chk) else "")
                 if is_counted:
                     lines.append(command("error", title, message))

@@ -33,9 +33,9 @@ import math
 from typing import Any, Iterator
 
 from grader.formats.common import STATUS_WORD, check_title, counted, evidence_strength, pending_message, points, shows_hint
-from grader.formats.safe import markdown as md
-from grader.formats.safe import visible_controls
-from grader.report import Report
+from grader.escape import markdown as md
+from grader.escape import visible_controls
+from grader.engine.report import Report
 
 def whole_seconds(seconds: float) -> int:
     """``execution_time`` as the spec has it, whole seconds: rounded up, so a run that took any time shows 1 or more."""
@@ -53,10 +53,12 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
     number = 0
     for index, exp in enumerate(report.experiments, 1):
         is_counted = exp.id in counted_ids
+        if exp.status == "not-attempted" and not exp.required:
+            continue  # an optional experiment nobody tried is no failed test; the summary names it
         for check_index, chk in enumerate(exp.checks, 1):
             number += 1
             tags = [exp.id, "required" if chk.required else "bonus"]
-            if chk.status in ("pending", "error"):
+            if chk.status in ("pending", "error", "not-attempted"):
                 tags.append(chk.status)
             if not is_counted:
                 tags.append("not-counted")
@@ -64,9 +66,9 @@ def document(report: Report, *, execution_time: float = 0.0) -> dict[str, Any]:
                 tags.append(f"evidence-{chk.strength}")
             if not chk.applies:
                 tags.append("not-needed")
+            passed = chk.status == "pass"  # before its first use: it is per check
             if not chk.required and not passed:
                 tags.append("not-seen")
-            passed = chk.status == "pass"
             output = chk.message
             if chk.status == "pending":
                 output = pending_message(chk.message)

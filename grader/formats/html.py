@@ -4,7 +4,7 @@ The page needs nothing from elsewhere: CSS and SVG are inline, there is no
 script at all, so it opens offline, from a file, or inside an LMS that strips
 scripts. Tooltips are SVG ``<title>`` elements.
 
-Each run is drawn from the report's :class:`grader.runview.RunTimeline`
+Each run is drawn from the report's :class:`grader.engine.runview.RunTimeline`
 (this module never reads a history): a lane per worker process, a bar per
 activity attempt, the server's silences shaded, and marks for what the
 experiments are about (a lost worker and the takeover, the fix, the refund,
@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from html import escape
 
-from grader.report import ExperimentReport, Report
-from grader.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
+from grader.engine.report import ExperimentReport, Report, provenance_said
+from grader.engine.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
 
-_STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR"}
-_STATUS_SIGN = {"pass": "\u2713", "fail": "\u2717", "pending": "\u2026", "error": "!"}
+_STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "ERROR",
+                "not-attempted": "NOT ATTEMPTED"}
+_STATUS_SIGN = {"pass": "\u2713", "fail": "\u2717", "pending": "\u2026", "error": "!", "not-attempted": "\u2013"}
 
 #: Activity colours (a colour-blind-safe trio); each bar also carries the activity's name.
 _ACTIVITY_COLOUR = {"withdraw": "#3b6fb6", "deposit": "#2a9d6f", "refund": "#d9822b"}
@@ -90,6 +91,14 @@ def render(report: Report) -> str:
                      f"<ul>{items}</ul></section>")
     for index, exp in enumerate(report.experiments):
         parts.append(_experiment(exp, index, timelines, drawn))
+    for index, (key, timeline) in enumerate(k for k in timelines.items() if k[0] not in drawn):
+        # A run read but counted for no experiment (a plain transfer, an open run with
+        # nothing to show yet) is still drawn: the learner sees what their run did.
+        anchor = f"run-{index}"
+        parts.append(f'<section class="run" id="{anchor}" aria-labelledby="{anchor}-h"><h2 id="{anchor}-h">'
+                     f'A run that counts for no experiment</h2><p class="meta">workflow '
+                     f'<code>{escape(key[0])}</code> run <code>{escape(key[1] or "?")}</code>: its events show '
+                     "none of the experiments</p>" + _figure(timeline, f"{anchor}-run") + "</section>")
     parts.append("</main>")
     sources = ", ".join(escape(s) for s in report.sources) or "none"
     parts.append(f'<footer>Sources: {sources}. Rubric {escape(report.rubric.get("id", ""))} '
@@ -136,15 +145,17 @@ def _experiment(exp: ExperimentReport, index: int, timelines: dict, drawn: dict)
         where = f'workflow <code>{escape(ref.workflow_id)}</code> run <code>{escape(ref.run_id or "?")}</code>'
         if exp.candidates > 1:
             where += f" (the best of {exp.candidates} runs)"
-        out.append(f'<p class="meta">{where}</p>')
+        out.append(f'<p class="meta">{where}, {escape(provenance_said(ref.provenance))}</p>')
         link = ref.ui_link or ""
         if link.startswith(("http://", "https://")):
             out.append(f'<p class="meta"><a href="{escape(link)}">Open this run in the Temporal Web UI</a></p>')
         else:
             out.append(f'<p class="meta">from <code>{escape(ref.source)}</code></p>')
     elif exp.note:
-        out.append(f'<p class="meta">{escape(exp.note)}</p>')
-    out.append(_checks(exp))
+        out.append(f'<p class="meta">{"Not attempted: " if exp.status == "not-attempted" else ""}'
+                   f'{escape(exp.note)}</p>')
+    if exp.status != "not-attempted":  # no run, so no findings: the note above says what would count
+        out.append(_checks(exp))
     if ref is not None:
         key = (ref.workflow_id, ref.run_id)
         timeline = timelines.get(key)
@@ -583,7 +594,7 @@ _LEARNER_BADGE = {"graded": "pass", "missing": "bonus", "not-gradable": "error",
 
 def _esc(text: object) -> str:
     """Text from a history or roster for the page: control characters shown, markup escaped."""
-    from grader.formats.safe import visible_controls
+    from grader.escape import visible_controls
 
     return escape(visible_controls(text))
 

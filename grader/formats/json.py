@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from grader.errors import BadInputError
-from grader.report import Report
+from grader.engine.report import Report
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 

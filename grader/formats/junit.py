@@ -11,7 +11,7 @@ the check's title alone (:func:`stable_name`), never its points or its
 outcome, so a dashboard keeps one history per check however its score moves.
 
 The document is built with ElementTree, which escapes ``<``, ``&`` and
-quotes; :func:`grader.formats.safe.xml_text` first makes visible the control
+quotes; :func:`grader.escape.xml_text` first makes visible the control
 characters XML cannot hold, so whatever a history says, the XML stays valid.
 """
 
@@ -20,8 +20,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from grader.formats.common import counted, explains, pending_message, shows_hint
-from grader.formats.safe import xml_text
-from grader.report import CheckReport, ExperimentReport, Report
+from grader.escape import xml_text
+from grader.engine.report import CheckReport, ExperimentReport, Report
 
 
 def _num(value: float) -> str:
@@ -38,9 +38,12 @@ def stable_name(check: "CheckReport") -> str:
 
 
 def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
-    failures = sum(1 for c in exp.checks if c.required and c.status in ("fail", "pending"))
+    # An optional experiment nobody tried is skipped, never failed; a required one is a failure.
+    skip_all = exp.status == "not-attempted" and not exp.required
+    failures = 0 if skip_all else sum(1 for c in exp.checks if c.required and c.status in ("fail", "pending",
+                                                                                           "not-attempted"))
     errors = sum(1 for c in exp.checks if c.required and c.status == "error")
-    skipped = sum(1 for c in exp.checks if not c.required and c.status != "pass")
+    skipped = len(exp.checks) if skip_all else sum(1 for c in exp.checks if not c.required and c.status != "pass")
     suite = ET.Element("testsuite", {
         "name": xml_text(exp.title, keep_newlines=False),
         "id": exp.id,
@@ -90,9 +93,13 @@ def _suite(exp: ExperimentReport, *, is_counted: bool) -> ET.Element:
             f"hint: {xml_text(chk.hint)}" if shows_hint(chk) else "",
             f"check: {chk.id}",
         ) if part)
-        if not chk.required:
+        if skip_all:
+            ET.SubElement(case, "skipped").text = f"optional experiment not attempted: {message}"
+        elif not chk.required:
             if chk.status != "pass":
                 ET.SubElement(case, "skipped").text = f"bonus evidence not shown: {message}"
+        elif chk.status == "not-attempted":
+            ET.SubElement(case, "failure", {"message": message, "type": "not-attempted"}).text = body
         elif chk.status == "error":
             ET.SubElement(case, "error", {"message": message, "type": "error"}).text = body
         elif chk.status == "pending":
@@ -185,7 +192,10 @@ def render_gradebook(result) -> str:
                 # The common JUnit schema gives <skipped> no attributes: the reason is its text.
                 ET.SubElement(case, "skipped").text = xml_text(
                     f"{row.status}: not graded" if row.status == "missing" else "no grade for this experiment")
-            elif cell.status in ("fail", "pending"):
+            elif cell.status == "not-attempted" and exp_id in result.optional:
+                skipped += 1  # an optional experiment nobody tried is never a failure
+                ET.SubElement(case, "skipped").text = xml_text(f"optional experiment not attempted: {cell.finding}")
+            elif cell.status in ("fail", "pending", "not-attempted"):
                 failures += 1
                 message = pending_message(cell.finding) if cell.status == "pending" else cell.finding
                 ET.SubElement(case, "failure", {"message": xml_text(message, keep_newlines=False),

@@ -3,7 +3,7 @@
 One heading for the total, then per experiment a heading with its verdict,
 the run it was graded on (linked to the Web UI when known) and a table of
 its checks, with each failure's finding and hint below the table. Every
-piece of history text is escaped with :func:`grader.formats.safe.markdown`,
+piece of history text is escaped with :func:`grader.escape.markdown`,
 so a crafted name cannot break the table, inject links or mention anyone.
 """
 
@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from grader.formats.common import STATUS_WORD, check_title, evidence_strength, explains, points, shows_hint
-from grader.formats.safe import markdown as md
-from grader.formats.safe import markdown_code, visible_controls
-from grader.report import ExperimentReport, Report
+from grader.formats.common import NOT_ATTEMPTED, STATUS_WORD, check_title, evidence_strength, explains, points, shows_hint
+from grader.escape import markdown as md
+from grader.escape import markdown_code, visible_controls
+from grader.engine.report import ExperimentReport, Report, provenance_said
 
-_ICON = {"pass": "✅", "fail": "❌", "pending": "⏳", "error": "⚠️"}
+_ICON = {"pass": "✅", "fail": "❌", "pending": "⏳", "error": "⚠️", "not-attempted": "➖"}
 
 
 def _run_line(exp: ExperimentReport) -> str:
@@ -32,7 +32,7 @@ def _run_line(exp: ExperimentReport) -> str:
         run += f" · [open in the Web UI](<{target}>)"
     else:
         run += f" · from {markdown_code(ref.source)}"
-    return run
+    return run + f" · {provenance_said(ref.provenance)}"
 
 
 def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
@@ -47,6 +47,8 @@ def experiment_section(exp: ExperimentReport, *, level: int = 2) -> list[str]:
         lines += [run, ""]
     if exp.selection:  # why this run, when several could have been graded
         lines += [md(exp.selection), ""]
+    if exp.status == NOT_ATTEMPTED:  # no run to show checks for: say what would count
+        return lines + [f"Not attempted: {md(exp.note)}.", ""]
     lines += ["| | check | points |", "|---|---|---:|"]
     for chk in exp.checks:
         if not chk.applies:
@@ -102,7 +104,7 @@ def render_gradebook(result, *, level: int = 1) -> str:
     Columns: learner, status, flags, score, then each experiment's status
     and points; then who needs a look and why, and the regrade diff when
     ``--previous`` was given. ``result`` is a
-    :class:`grader.classroom.batch.BatchResult`.
+    :class:`grader.engine.classreport.BatchResult`.
     """
     from grader.formats.classbook import cell_words, headline, score_words, why
 

@@ -1,15 +1,16 @@
 """The default human report: per experiment, one row per check, with what to do under failures.
 
-Everything that came from a history goes through :func:`grader.formats.safe.terminal`,
+Everything that came from a history goes through :func:`grader.escape.terminal`,
 so a crafted failure message cannot move the cursor or rewrite a FAIL line.
 """
 
 from __future__ import annotations
 
+from grader.formats.common import NOT_ATTEMPTED
 from grader.formats.common import STATUS_WORD as _MARK
 from grader.formats.common import points as _points
-from grader.formats.safe import terminal
-from grader.report import Report
+from grader.escape import terminal
+from grader.engine.report import Report, provenance_said
 
 
 def _columns(rows: list[list[str]]) -> list[str]:
@@ -63,12 +64,15 @@ def render(report: Report) -> str:
             where = f"  workflow {terminal(exp.workflow.workflow_id)} run {terminal(exp.workflow.run_id or '?')}"
             if exp.candidates > 1:
                 where += f" (best of {exp.candidates})"
-            lines.append(where)
+            lines.append(f"{where}, {provenance_said(exp.workflow.provenance)}")
             lines.append(f"  {terminal(exp.workflow.ui_link or exp.workflow.source)}")
             if exp.selection:
                 lines.append(f"  {terminal(exp.selection)}")
         elif exp.note:
             lines.append(f"  {terminal(exp.note)}")
+        if exp.status == NOT_ATTEMPTED:  # one line says it; a row per check would repeat it
+            blocks.append("\n".join(lines))
+            continue
         rows, notes = [], []
         said = set()  # a still-running workflow gives every check the same message: say it once
         for chk in exp.checks:

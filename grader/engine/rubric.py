@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from grader.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS, Check
+from grader.engine.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS, Check
 from grader.errors import RubricError
 
 #: The rubric used when none is named.
@@ -55,7 +55,7 @@ class RubricExperiment:
     title: str
     #: Optional experiments are reported but kept out of the total score and exit code.
     required: bool
-    #: Check parameters, the defaults of grader.checks.DEFAULT_PARAMS overridden by the rubric.
+    #: Check parameters, the defaults of grader.engine.checks.DEFAULT_PARAMS overridden by the rubric.
     params: dict[str, Any]
     checks: tuple[RubricCheck, ...]
 

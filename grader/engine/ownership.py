@@ -29,9 +29,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from grader.history import History
-from grader.integrity import Finding
-from grader.learner import learner_key, learner_of, same_learner
+from grader.engine.history import History
+from grader.engine.integrity import Finding
+from grader.engine.learner import learner_key, learner_of, same_learner
 
 #: Finding codes (public: they appear in reports, gradebooks and feedback).
 OWNER_MISMATCH = "owner-mismatch"
@@ -60,11 +60,16 @@ class RunWorkers:
     identities: dict[str, list[int]] = field(default_factory=dict)
     #: identity -> the sticky queues (one per process) this run shows for it.
     stickies: dict[str, set[str]] = field(default_factory=dict)
+    #: The run's timing fingerprint (grader.engine.integrity), if it has one: a copy of a run has the
+    #: same, and is the ``copied-run`` finding's business, not cross-talk.
+    fingerprint: str | None = None
 
 
 def run_workers(history: History, learner: str) -> RunWorkers:
     """Walk ``history`` once for the worker identities that did work and the sticky queues they asked for."""
-    seen = RunWorkers(learner, history.workflow_id, history.run_id)
+    from grader.engine.integrity import timing_fingerprint
+
+    seen = RunWorkers(learner, history.workflow_id, history.run_id, fingerprint=timing_fingerprint(history))
     for event in history.events:
         attrs = event.attrs
         if event.type in _WORK_EVENTS:
@@ -95,8 +100,9 @@ _OTHERS_KEPT = 20
 def cross_talk(runs: Sequence[RunWorkers]) -> list[list[Finding]]:
     """For each run (same order), a ``cross-talk`` finding per worker process it shares with other learners' runs.
 
-    Two runs of one learner, or two copies of one run id (a copied hand-in,
-    reported as such elsewhere), are never cross-talk. Runs are grouped by
+    Two runs of one learner, or two copies of one run (the same run id or
+    the same timing fingerprint: a copied hand-in, reported as
+    ``copied-run``), are never cross-talk. Runs are grouped by
     process first, so a class where one worker served everyone costs time in
     proportion to the runs, not to their pairs.
     """
@@ -159,7 +165,7 @@ def cross_talk(runs: Sequence[RunWorkers]) -> list[list[Finding]]:
                         if len(others) >= _OTHERS_KEPT:
                             break
                 for i in indexes:
-                    kept = {j for j in others if not (runs[i].run_id and runs[i].run_id == runs[j].run_id)}
+                    kept = {j for j in others if not _copies(runs[i], runs[j])}
                     if not kept:
                         continue
                     seen, was_proven = shared.setdefault(i, {}).setdefault(identity, (set(), False))
@@ -185,6 +191,11 @@ def cross_talk(runs: Sequence[RunWorkers]) -> list[list[Finding]]:
                 + "; work done by another learner's worker earns no credit",
                 mine[:_EVENTS_SHOWN]))
     return found
+
+
+def _copies(a: RunWorkers, b: RunWorkers) -> bool:
+    """True when ``a`` and ``b`` are one run handed in twice (same run id or same timings)."""
+    return bool(a.run_id and a.run_id == b.run_id) or bool(a.fingerprint and a.fingerprint == b.fingerprint)
 
 
 def owner_findings(workflow_id: str, learner: str, *, manifest_learner: str | None = None,

@@ -2,7 +2,7 @@
 
 The HTML report draws each graded run as a timeline, but a renderer never
 reads a history: everything the picture needs is put into the report here,
-from the run's :class:`grader.evidence.RunEvidence`, while grading. The same
+from the run's :class:`grader.engine.evidence.RunEvidence`, while grading. The same
 model goes into ``--format json`` (``timelines``), so any other program can
 draw it too.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from grader import defaults
-from grader.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
+from grader.engine.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
 
 #: A silence between two consecutive events at least this long is drawn (as
 #: in ``grader timeline``, which prints a line for the same silences).
@@ -155,7 +155,7 @@ class _Builder:
 
     def build(self) -> RunTimeline:
         run = self.run
-        lost = {h.from_identity for h in run.handovers if h.final}
+        lost = {h.from_identity for h in run.handovers if h.final} | {c.identity for c in run.process_changes}
         lanes = [Lane(WORKFLOW_LANE, "workflow", 0.0 if self.origin else None, self.at_event(
             run.closed_event.event_id if run.closed_event else None))]
         for w in run.workers:
@@ -221,16 +221,23 @@ class _Builder:
                               f"refund{what} ({a.outcome}): the failed deposit compensated"))
 
     def is_fix(self, a: ActivityEvidence) -> bool:
-        """A live fix: the deposit failed with the bug, then completed on a worker that was not the scheduler.
+        """A live fix: the deposit failed with the bug, then completed in a worker process that was not
+        the scheduler's (another identity, other code, or a process change under a shared identity).
 
         When both workers stamped a code fingerprint (build id) and it did not
-        change, the restart brought no new code: that is not drawn as a fix.
+        change, the restart brought no new code: that is not drawn as a fix
+        (the live-fix check fails it too).
         """
         lf = a.last_failure
-        same_code = bool(a.scheduled_build_id) and a.scheduled_build_id == a.started_build_id
-        return (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
-                and lf is not None and lf.kind == "application" and bool(a.finished_by)
-                and bool(a.scheduled_by) and a.finished_by != a.scheduled_by and not same_code)
+        if not (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
+                and lf is not None and lf.kind == "application" and a.finished_by and a.scheduled_by):
+            return False
+        if a.scheduled_build_id and a.scheduled_build_id == a.started_build_id:
+            return False
+        new_code = bool(a.scheduled_build_id and a.started_build_id)  # differ, by the line above
+        restarted = any(c.event_id > a.scheduled_event_id or c.last_old_event_id >= a.scheduled_event_id
+                        for c in self.run.process_changes)
+        return a.finished_by != a.scheduled_by or new_code or restarted
 
     def is_refund(self, a: ActivityEvidence) -> bool:
         """A refund scheduled after a deposit that failed: compensation."""
@@ -273,6 +280,12 @@ class _Builder:
             else:
                 marks.append(Mark("handover", h.to_identity, at, h.event_id,
                                   f"work moved from {h.from_identity} to {h.to_identity} (both alive)"))
+        for c in run.process_changes:
+            # One lane (one identity), two processes: the loss and the takeover on that lane.
+            marks.append(Mark("lost", c.identity, self.at_event(c.last_old_event_id), c.last_old_event_id,
+                              f"worker {c.identity}'s process lost: {c.how} (event {c.event_ids[-2] if len(c.event_ids) > 2 else c.last_old_event_id})"))
+            marks.append(Mark("takeover", c.identity, self.at_event(c.event_id), c.event_id,
+                              f"a new process with the same identity {c.identity} took over: {c.describe()}"))
         for s in silences:
             if s.outage:
                 marks.append(Mark("outage", WORKFLOW_LANE, s.start, s.after_event_id,

@@ -26,7 +26,7 @@ import textwrap
 from datetime import datetime
 from typing import Any
 
-from grader.evidence import (
+from grader.engine.evidence import (
     CLOSE_STATUS,
     FailureInfo,
     Handover,
@@ -40,7 +40,7 @@ from grader.evidence import (
     sticky_queue_owner,
     strip_prefix,
 )
-from grader.history import Event, History, as_int, decode_payloads, parse_time
+from grader.engine.history import Event, History, as_int, decode_payloads, parse_time
 
 #: A silence between two consecutive events at least this long gets its own line.
 SILENCE_SECONDS = 5.0
@@ -66,7 +66,7 @@ def render_timeline(history: History, run: RunEvidence | None = None) -> str:
     run = run if run is not None else build_evidence(history)
     renderer = _Renderer(history, run)
     # Ids and failure messages are the history's text: show control characters, never obey them.
-    from grader.formats.safe import visible_controls
+    from grader.escape import visible_controls
 
     return "\n".join(visible_controls(line, keep_newlines=True) for line in renderer.lines()) + "\n"
 
@@ -86,6 +86,8 @@ class _Renderer:
         #: Worker identities that already ran a workflow task.
         self.seen_task_workers: set[str] = set()
         self.handovers: dict[int, Handover] = {h.event_id: h for h in run.handovers}
+        #: Processes replaced under one shared identity, by the event the new process took over at.
+        self.process_changes = {c.event_id: c for c in run.process_changes}
 
     def lines(self) -> list[str]:
         out = [self.header()]
@@ -102,6 +104,10 @@ class _Renderer:
             handover = self.handovers.get(event.id)
             if handover is not None:
                 out.append(self.marker(_handover_text(handover)))
+            change = self.process_changes.get(event.id)
+            if change is not None:
+                out.append(self.marker(f"!! worker {change.identity}'s process lost ({change.how}); a new process "
+                                       "with the same identity took over"))
             text = self.describe(event)
             if text is not None:
                 out.append(self.event_line(event, when, text))

@@ -22,9 +22,9 @@ run, each in the ``temporal workflow show --output json`` form, and a
 What a manifest proves, and what it does not: the hashes show a file was not
 changed *after* the export, and the workflow and run ids must agree with the
 history's own. A learner can still edit a file and recompute its hash, since
-nothing here is secret; that is what the rules of :mod:`grader.integrity`
+nothing here is secret; that is what the rules of :mod:`grader.engine.integrity`
 are for. :func:`read_bundle` turns a bundle into the same
-:class:`grader.sources.Loaded` every other source gives, with a hash
+:class:`grader.sources.loaded.Loaded` every other source gives, with a hash
 mismatch as an integrity finding on that history.
 """
 
@@ -40,10 +40,10 @@ from typing import Any, Sequence
 
 from grader import __version__, defaults
 from grader.errors import BadInputError, HistoryError
-from grader.history import load_json_text
-from grader.integrity import Finding
-from grader.learner import validate_learner_id
-from grader.sources import Loaded
+from grader.engine.history import load_json_text
+from grader.engine.integrity import Finding
+from grader.engine.learner import validate_learner_id
+from grader.sources.loaded import Loaded
 
 # hashlib and zipfile are imported where a bundle is really written or read: every
 # `grader check --history` imports this module to recognise bundles, and those two
@@ -91,7 +91,9 @@ class Manifest:
 @lru_cache(maxsize=1)
 def manifest_schema() -> dict[str, Any]:
     """The JSON Schema of ``manifest.json``."""
-    return json.loads((Path(__file__).parent / "schemas" / "bundle-manifest.schema.json").read_text())
+    from grader.resources import schema_path
+
+    return json.loads(schema_path("bundle-manifest").read_text())
 
 
 def history_file_name(workflow_id: str, run_id: str) -> str:
@@ -206,7 +208,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         try:
-            history = load_json_text(data, source=source, workflow_id=None)
+            history = load_json_text(data, source=source, workflow_id=None, source_kind="bundle")
         except HistoryError as err:
             loaded.errors.append(str(err))
             continue
@@ -222,7 +224,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
     for name in members.unlisted_histories(listed):
         source = members.source(name)
         try:
-            history = load_json_text(members.read(name), source=source)
+            history = load_json_text(members.read(name), source=source, source_kind="bundle")
         except (BadInputError, HistoryError) as err:
             loaded.errors.append(str(err))
             continue
@@ -343,15 +345,15 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
     ``connection`` is where (settings, a target or a plain address; see
-    :func:`grader.connect.as_target`). Every call is bounded by the target's
+    :func:`grader.sources.connect.as_target`). Every call is bounded by the target's
     RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
     server answers, and :class:`BadInputError` when the learner has no runs.
     ``on_cross_talk(workflow_id, finding)`` hears of each exported run that
     shares a worker process with another learner's run on the same task
-    queue (grader.ownership): the learner learns it before handing in.
+    queue (grader.engine.ownership): the learner learns it before handing in.
     """
-    from grader.connect import answered, as_target, connect, rpc_deadline
-    from grader.sources import newest_runs, visibility_query
+    from grader.sources.connect import answered, as_target, connect, rpc_deadline
+    from grader.sources.live import newest_runs, visibility_query
 
     query = visibility_query(validate_learner_id(learner, what="--learner"))
     destination = Path(destination)
@@ -379,10 +381,10 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
 async def _tell_cross_talk(client: Any, target: Any, runs: Sequence[tuple[str, str, dict[str, Any]]],
                            learner: str, tell: Any, *, limit: int) -> None:
     """Compare the exported runs' workers with other learners' runs on their task queues; tell each finding."""
-    from grader.history import history_from_document
-    from grader.learner import learner_of
-    from grader.ownership import cross_talk, run_workers
-    from grader.sources import queue_neighbours
+    from grader.engine.history import history_from_document
+    from grader.engine.learner import learner_of
+    from grader.engine.ownership import cross_talk, run_workers
+    from grader.sources.live import queue_neighbours
 
     histories = [history_from_document(doc, source=f"export {wid}", workflow_id=wid) for wid, _, doc in runs]
     for history, (_, run_id, _) in zip(histories, runs):

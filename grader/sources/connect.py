@@ -335,7 +335,7 @@ def resolve_ui_url(settings: ConnectionSettings, *, address: str, environ: Mappi
         value = data.get("profile", {}).get(profile_name or "default", {}).get("ui_url")
         if isinstance(value, str) and value:
             return _check_ui_url(value)
-    from grader.server import recorded_ui_url
+    from grader.sources.server_note import recorded_ui_url
 
     return recorded_ui_url(address)
 

@@ -3,12 +3,12 @@
 A grade is only as good as the history under it, and a history is a JSON file
 a learner can edit. This module looks for what an edit leaves behind and
 turns it into findings; a history with any finding is *suspect*, and an
-experiment never passes on a suspect history (see :mod:`grader.report`).
+experiment never passes on a suspect history (see :mod:`grader.engine.report`).
 
 Pure: histories in, findings out. No I/O, no server, no SDK. Reading a
 bundle's manifest (hash mismatches) and replaying a history through the
-reference workflow happen elsewhere (:mod:`grader.bundles`,
-:mod:`grader.replay`) and arrive here as findings and notes.
+reference workflow happen elsewhere (:mod:`grader.sources.bundles`,
+:mod:`grader.lab.replay`) and arrive here as findings and notes.
 
 Every rule was measured on real histories before it was written: the
 goldens in ``tests/goldens`` (21 runs of this project's app: crashes by
@@ -71,7 +71,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import PurePath
 from typing import Any, Iterable, Mapping, Sequence
 
-from grader.history import Event, History, decode_payloads
+from grader.engine.history import Event, History, decode_payloads
 
 CONSISTENT, SUSPECT = "consistent", "suspect"
 
@@ -83,6 +83,16 @@ RETRY_SLACK = timedelta(milliseconds=100)
 EAGER_WINDOW = timedelta(microseconds=250)
 #: How far a version-7 run id's embedded time may be from the start event.
 RUN_ID_SLACK_MS = 5000
+#: A retry that follows a timeout is dispatched this soon after its backoff ends when a worker is
+#: polling (measured on the crash goldens: 2-7 ms); an application failure landing there is a coincidence.
+TIMEOUT_RETRY_WINDOW = timedelta(milliseconds=20)
+#: A worker process stops polling its sticky queue only when it shuts down, which takes longer than
+#: this after its last recorded act; another worker taking a task from that queue sooner is an edit.
+STICKY_QUIET = timedelta(milliseconds=20)
+#: Time between scheduling and the last attempt that the claimed attempts and backoffs do not explain,
+#: on a worker process that never left, from which a missing attempt is inferred (at least this, and
+#: at least half the backoff one more attempt would have waited).
+UNEXPLAINED_GAP = timedelta(seconds=1)
 
 _WFT_SCHEDULED, _WFT_STARTED = "WorkflowTaskScheduled", "WorkflowTaskStarted"
 _WFT_COMPLETED = "WorkflowTaskCompleted"
@@ -272,7 +282,9 @@ def inspect_history(history: History) -> list[Finding]:
     _structure(events, by_id, add)
     _times(events, by_id, when, add)
     _retries(events, by_id, when, add)
+    _retry_timing(events, by_id, when, add)
     _workers(events, by_id, when, add)
+    _sticky_handover(events, by_id, when, add)
     _run_id(history, when, add)
     return findings
 
@@ -474,6 +486,163 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                             [scheduled.id, started.id, event.id]))
 
 
+def _application_failure(failure: Any) -> bool:
+    """True for a failure the application raised (a worker reported it), not a timeout or a cancel."""
+    return isinstance(failure, dict) and isinstance(failure.get("applicationFailureInfo"), dict)
+
+
+def _next_backoff(policy: Mapping[str, Any], retries: int) -> timedelta:
+    """The backoff before retry number ``retries + 1`` under ``policy``."""
+    return _backoff_total(policy, retries + 1) - _backoff_total(policy, retries)
+
+
+def _retry_timing(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
+                  add: Any) -> None:
+    """The last attempt's start time against the failures and attempt count the history claims.
+
+    Two things a real retry's timing gives away:
+
+    - A retry after a start-to-close timeout starts right when the timeout
+      plus the backoff ran out (the server's timer fires; a polling worker
+      gets it in milliseconds). An application failure ends an attempt
+      whenever the code raised, so a last attempt that starts within
+      :data:`TIMEOUT_RETRY_WINDOW` of ``k`` whole timeouts plus the backoffs
+      was retried after timeouts, whatever its ``lastFailure`` says
+      (a crash run whose last failure was swapped for the bug's error).
+    - On one worker process that never left (the same sticky queue before
+      and after, no workflow task timed out), every retry is dispatched when
+      its backoff ends; the attempts' own time is bounded by the last
+      attempt's duration when every attempt failed the same way. Time beyond
+      that, as much as another attempt's backoff, is an attempt the history
+      no longer shows (an attempt number and retry limit lowered together).
+    """
+    for event in events:
+        if event.type != _AT_STARTED:
+            continue
+        attempt = as_int(event.attrs.get("attempt"), 1)
+        scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+        if attempt < 2 or scheduled is None or scheduled.type != _AT_SCHEDULED:
+            continue
+        start, scheduled_at = times[event.id], times[scheduled.id]
+        last_failure = event.attrs.get("lastFailure")
+        if start is None or scheduled_at is None or not _application_failure(last_failure) or \
+                last_failure["applicationFailureInfo"].get("nextRetryDelay"):
+            continue
+        policy = scheduled.attrs.get("retryPolicy")
+        policy = policy if isinstance(policy, dict) else {}
+        activity_type = scheduled.attrs.get("activityType")
+        name = activity_type.get("name") if isinstance(activity_type, dict) else None
+        name = name if isinstance(name, str) and name else "activity"
+        gap = start - scheduled_at
+        backoffs = _backoff_total(policy, attempt - 1)
+        timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
+        if timeout:
+            for timeouts in range(1, min(attempt, 50)):
+                edge = backoffs + timedelta(seconds=timeout * timeouts)
+                if edge <= gap <= edge + TIMEOUT_RETRY_WINDOW:
+                    add(Finding("retry-timed-like-timeout", f"{name} attempt {attempt} (event {event.id}) started "
+                                f"{_ms(gap)} after scheduling, {_ms(gap - edge)} after {timeouts} start-to-close "
+                                f"timeout(s) of {timeout:g} s plus the backoffs would retry it, yet its last "
+                                "failure is an application error, which ends an attempt whenever the code raises",
+                                [scheduled.id, event.id]))
+                    break
+        _unexplained_gap(event, scheduled, attempt, name, gap, backoffs, policy, events, by_id, times, add)
+
+
+def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, gap: timedelta,
+                     backoffs: timedelta, policy: Mapping[str, Any], events: list[Event],
+                     by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+    """Flag time between scheduling and the last attempt that no claimed attempt or backoff explains."""
+    close = next((e for e in events[started.id:] if e.type in _AT_CLOSES
+                  and as_int(e.attrs.get("scheduledEventId")) == scheduled.id), None)
+    if close is None or close.type != "ActivityTaskFailed" or times[close.id] is None:
+        return
+    failure, last = close.attrs.get("failure"), started.attrs.get("lastFailure")
+    # Only when every attempt failed the same way does the last attempt's length stand for the others'.
+    if not _application_failure(failure) or \
+            failure["applicationFailureInfo"].get("type") != last["applicationFailureInfo"].get("type"):
+        return
+    completed = by_id.get(as_int(scheduled.attrs.get("workflowTaskCompletedEventId")))
+    worker = started.attrs.get("identity")
+    if completed is None or not worker or completed.attrs.get("identity") != worker:
+        return
+    before = _sticky_suffix_before(events, completed.id)
+    after = _sticky_suffix_after(events, close.id)
+    if before is None or before != after:
+        return  # no proof that one process lived through the retries
+    if any(e.type == "WorkflowTaskTimedOut" for e in events[completed.id:close.id]):
+        return
+    duration = times[close.id] - times[started.id]
+    unexplained = gap - backoffs - duration * (attempt - 1)
+    threshold = max(UNEXPLAINED_GAP, _next_backoff(policy, attempt - 1) / 2)
+    if unexplained >= threshold:
+        add(Finding("retry-gap-unexplained", f"{name} attempt {attempt} (event {started.id}) started "
+                    f"{_ms(gap)} after scheduling on the worker process that scheduled it and never left; "
+                    f"{attempt - 1} failed attempt(s) like the last ({_ms(duration)}) and their backoffs "
+                    f"({_ms(backoffs)}) leave {_ms(unexplained)} unexplained, as long as another attempt would "
+                    "take: the attempt number or the retry policy was edited", [scheduled.id, started.id]))
+
+
+def _sticky_suffix(event: Event) -> str | None:
+    queue = event.attrs.get("taskQueue")
+    if not isinstance(queue, dict) or not str(queue.get("kind", "")).endswith("STICKY"):
+        return None
+    suffix = str(queue.get("name") or "").rpartition("-")[2]
+    return suffix if _CORE_SUFFIX.fullmatch(suffix) else None
+
+
+def _sticky_suffix_before(events: list[Event], completed_id: int) -> str | None:
+    """The sticky queue of the workflow task completed at ``completed_id`` (its scheduling event's)."""
+    completed = events[completed_id - 1] if 0 < completed_id <= len(events) else None
+    if completed is None or completed.id != completed_id:
+        return None
+    scheduled_id = as_int(completed.attrs.get("scheduledEventId"))
+    scheduled = events[scheduled_id - 1] if 0 < scheduled_id <= len(events) else None
+    return _sticky_suffix(scheduled) if scheduled is not None and scheduled.type == _WFT_SCHEDULED else None
+
+
+def _sticky_suffix_after(events: list[Event], after_id: int) -> str | None:
+    """The sticky queue of the first workflow task scheduled after event ``after_id``."""
+    for event in events[after_id:]:
+        if event.type == _WFT_SCHEDULED:
+            return _sticky_suffix(event)
+    return None
+
+
+def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
+                     add: Any) -> None:
+    """A worker taking a task from another's sticky queue: the owner must have shut down first.
+
+    A sticky queue is polled by one process until it shuts down (then the
+    server hands its tasks to the normal queue, which is how the SIGINT and
+    live-fix goldens show a new worker starting them at once). A process
+    that acted a moment before the task was scheduled was still polling:
+    another worker starting that task means the identities were re-signed.
+    """
+    last_act: dict[str, Event] = {}
+    for event in events:
+        identity = event.attrs.get("identity")
+        if event.type == _WFT_STARTED:
+            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            if scheduled is not None and isinstance(identity, str) and identity:
+                queue = scheduled.attrs.get("taskQueue")
+                suffix = _sticky_suffix(scheduled)
+                owner = str(queue.get("name") or "").rpartition("-")[0] if suffix else ""
+                acted = last_act.get(owner)
+                if owner and owner != identity and acted is not None and times[acted.id] is not None and \
+                        times[scheduled.id] is not None and \
+                        timedelta(0) <= times[scheduled.id] - times[acted.id] < STICKY_QUIET:
+                    add(Finding("sticky-taken-from-live-worker", f"event {event.id}: {identity} started a "
+                                f"workflow task on {owner}'s sticky queue (event {scheduled.id}), "
+                                f"{_ms(times[scheduled.id] - times[acted.id])} after {owner} last acted "
+                                f"(event {acted.id}); a worker that was still polling gets its own sticky "
+                                "tasks", [acted.id, scheduled.id, event.id]))
+        if isinstance(identity, str) and identity and event.type != "WorkflowExecutionStarted" and \
+                event.type != _AT_STARTED:
+            # An activity's start is stamped with when the attempt began, not when it was written.
+            last_act[identity] = event
+
+
 def _non_retryable_claim(event: Event, policy: Any, add: Any) -> None:
     """An application failure the server called non-retryable must say so itself or be listed in the policy.
 
@@ -666,3 +835,59 @@ def _disagreement(a: History, b: History, pa: list[tuple[Any, ...]],
             return (f"one copy closes at event {len(shorter.events)} and the other goes on",
                     [len(shorter.events)])
     return None
+
+
+# --- copies across learners --------------------------------------------------
+
+_TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
+#: A fingerprint is only taken from a run with at least this many distinct time steps between events,
+#: recorded to the microsecond or finer: fewer (a run stopped at its first task, times cut to seconds)
+#: could match another learner's run by chance.
+MIN_DISTINCT_STEPS = 4
+
+
+def _nanoseconds(text: Any) -> tuple[int, int] | None:
+    """An RFC 3339 time as (nanoseconds since the epoch, fraction digits written), or None."""
+    match = _TIME.match(text) if isinstance(text, str) else None
+    if match is None:
+        return None
+    base, fraction, zone = match.groups()
+    try:
+        seconds = int(datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone)).timestamp())
+    except ValueError:
+        return None
+    fraction = fraction or ""
+    return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")), len(fraction.rstrip("0"))
+
+
+def timing_fingerprint(history: History) -> str | None:
+    """A hash of the run's shape in time: each event's type and its offset from the start, in nanoseconds.
+
+    Two runs made by two people never share it: the server stamps every
+    event to the nanosecond. A copy of another learner's run with every id,
+    name and identity renamed keeps it, and so does a copy whose times were
+    all shifted by one amount. Computed once per run, so a class is checked
+    for copies by grouping equal hashes: linear in the runs, no run compared
+    with another. None when the run holds too little timing to tell
+    (:data:`MIN_DISTINCT_STEPS`), so short runs never match by chance.
+    """
+    import hashlib
+
+    events = history.events
+    first = _nanoseconds(events[0].time) if events else None
+    if first is None:
+        return None
+    digest = hashlib.sha256()
+    steps: set[int] = set()
+    precise = first[1] >= 6
+    for event in events:
+        stamp = _nanoseconds(event.time)
+        if stamp is None:
+            return None
+        offset = stamp[0] - first[0]
+        steps.add(offset)
+        precise = precise or stamp[1] >= 6
+        digest.update(f"{event.type}:{offset};".encode())
+    if not precise or len(steps) - 1 < MIN_DISTINCT_STEPS:
+        return None
+    return digest.hexdigest()

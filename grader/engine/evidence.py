@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from grader.history import History, as_int, decode_payloads, parse_duration, parse_time
+from grader.engine.history import History, as_int, decode_payloads, parse_duration, parse_time
 
 #: Identities that are not worker processes.
 NON_WORKER_PREFIXES = ("temporal-cli:", "history-service", "tctl@")
@@ -343,6 +343,61 @@ class Handover:
 
 
 @dataclass(slots=True)
+class ProcessChange:
+    """A worker process that was lost while the run was open, and another process
+    *with the same identity* that went on with the work.
+
+    An identity is a string anyone can set (``Worker(identity=...)``), so two
+    processes may share one; the history still tells them apart. Each process
+    polls a sticky queue of its own, ``<identity>-<32 hex>``, and the server
+    sends a run's next workflow task there. Two signs are read:
+
+    - ``new sticky queue``: the identity's workflow tasks moved to a second
+      sticky queue name, which only a second process has;
+    - ``worker shut down``: an activity attempt failed with the SDK's
+      worker-shutdown failure and was retried under the same identity: the
+      process that ran it stopped, so another one ran the retry;
+    - ``sticky queue unanswered``: a workflow task waited on the process's
+      sticky queue until the server timed it out (SCHEDULE_TO_START, on time,
+      so the server was running), the work went on from the normal queue
+      under the same identity, and that sticky queue was never used again: a
+      live process would have taken the task within milliseconds.
+
+    Changes between *different* identities are :class:`Handover` objects.
+    """
+
+    identity: str
+    #: The first event the new process certainly did (a workflow task it started).
+    event_id: int
+    #: The lost process's sticky queue.
+    old_queue: str
+    #: "new sticky queue", "sticky queue unanswered" or "worker shut down".
+    how: str
+    #: The events it rests on, in order.
+    event_ids: tuple[int, ...]
+    #: The last event before the change that the old process is known to have been alive for
+    #: (the task left on its sticky queue, or its queue's last use).
+    last_old_event_id: int
+    #: How long the task waited on the lost sticky queue, for "sticky queue unanswered".
+    waited_seconds: float | None = None
+
+    def describe(self) -> str:
+        """One sentence a learner can check against the Web UI's events."""
+        if self.how == "worker shut down":
+            return (f"worker identity {self.identity} is shared by two processes: the attempt before event "
+                    f"{self.event_id} was lost because its worker shut down, and the retry ran in another "
+                    "process with the same identity")
+        if self.how == "sticky queue unanswered":
+            return (f"worker identity {self.identity} is shared by two processes: the workflow task on its "
+                    f"sticky queue {self.old_queue} went unanswered for {self.waited_seconds or 0:.1f} s "
+                    f"until the server timed it out (event {self.event_ids[1]}), and a new process with the "
+                    f"same identity took the work from the normal queue at event {self.event_id}")
+        return (f"worker identity {self.identity} is shared by two processes: its workflow tasks moved from "
+                f"sticky queue {self.old_queue} to a new one at event {self.event_id}, which only a new "
+                "process polls")
+
+
+@dataclass(slots=True)
 class EventRef:
     """A pointer to one event, for evidence lists."""
 
@@ -406,7 +461,7 @@ class RunEvidence:
     #: Decoded payloads shared by the whole history (see decode_payloads).
     payload_cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: Event id -> its time, for events whose time is readable: what a picture
-    #: of the run needs to place handovers, silences and marks (grader.runview).
+    #: of the run needs to place handovers, silences and marks (grader.engine.runview).
     event_times: dict[int, datetime] = field(default_factory=dict, repr=False, compare=False)
     #: Scratch space where checks keep what several of them derive from this
     #: run (evidence lines, per-activity verdicts), so it is built once.
@@ -428,6 +483,39 @@ class RunEvidence:
     def silences(self) -> list["Silence"]:
         """Every stretch between two consecutive events, longest first, with what explains it."""
         return self.silences_over(0.0)
+
+    @cached_property
+    def process_changes(self) -> list[ProcessChange]:
+        """Processes lost and replaced under one shared identity (see :class:`ProcessChange`).
+
+        Built on first use from the events; identity changes are :attr:`handovers`.
+        """
+        after = self.resets[-1].event_id if self.resets else 0
+        changes = find_process_changes(self.raw_events, after=after)
+        for a in self.activities:
+            lf = a.last_failure
+            # The SDK reports an attempt lost to its worker shutting down: that process stopped,
+            # so the retry, under the same identity, ran in another one.
+            if (lf is not None and lf.kind == "worker_shutdown" and a.attempt > 1 and a.started_event_id
+                    and a.started_event_id > after and a.started_by and a.started_by == a.scheduled_by
+                    and not any(c.identity == a.started_by and c.event_id <= a.started_event_id for c in changes)):
+                changes.append(ProcessChange(a.started_by, a.started_event_id, "", "worker shut down",
+                                             (a.scheduled_event_id, a.started_event_id), a.scheduled_event_id))
+        changes.sort(key=lambda c: c.event_id)
+        # One restart seen twice (the shutdown, then the new process's own sticky queue) is one change.
+        kept: list[ProcessChange] = []
+        for c in changes:
+            previous = next((k for k in reversed(kept) if k.identity == c.identity), None)
+            if c.how == "new sticky queue" and previous is not None and previous.how == "worker shut down":
+                continue
+            kept.append(c)
+        return kept
+
+    @property
+    def process_lost(self) -> bool:
+        """True when a worker process was lost while the run was open and another process took over:
+        a handover that never went back, or a process change under a shared identity."""
+        return any(h.final for h in self.handovers) or bool(self.process_changes)
 
     @cached_property
     def input(self) -> Any:
@@ -649,6 +737,12 @@ class Silence:
     #: The activity whose final attempt was running all through the silence (started
     #: before it, closed after it), if any.
     attempt: ActivityEvidence | None = None
+    #: What kind of thing explains it: "" (nothing), "no-activities", "reset", "no-worker-yet",
+    #: "no-worker-after", "worker-changed", "new-process", "retry", "timer" or "slow-attempt".
+    kind: str = ""
+    #: Proof that the server was unreachable during it, in words (an attempt that completed past
+    #: its deadline on the same worker, a server timer that fired late); "" when there is none.
+    proof: str = ""
 
     @property
     def counts(self) -> bool:
@@ -656,16 +750,40 @@ class Silence:
         return not self.explained_by
 
     @property
+    def proven(self) -> bool:
+        """True when the silence fits an outage and the history proves the server was unreachable."""
+        return self.counts and bool(self.proof)
+
+    @property
+    def same_worker(self) -> bool:
+        """True for a silence with one worker process on both sides, whatever explains it: what
+        pausing the server (or cutting the network) while a transfer runs leaves."""
+        return self.kind in ("", "retry", "slow-attempt")
+
+    @property
     def outlived_deadline(self) -> bool:
         """True when the activity running through it completed, on that same attempt and worker,
         after its start-to-close deadline: a running server would have timed the attempt out
         (only a frozen or stopped server lets it finish).
         """
-        a = self.attempt
-        if a is None or a.outcome != "completed" or not a.started_by or a.started_by != a.finished_by:
-            return False
-        took, limit = a.final_attempt_duration(), a.start_to_close_timeout
-        return bool(took and limit and took > limit + DEADLINE_SLACK)
+        return self.attempt is not None and outlived_deadline(self.attempt)
+
+
+def outlived_deadline(a: ActivityEvidence) -> bool:
+    """True when ``a``'s final attempt completed on the worker that started it, past its
+    start-to-close deadline: a running server would have timed it out."""
+    if a.outcome != "completed" or not a.started_by or a.started_by != a.finished_by:
+        return False
+    took, limit = a.final_attempt_duration(), a.start_to_close_timeout
+    return bool(took and limit and took > limit + DEADLINE_SLACK)
+
+
+def late_attempt_text(a: ActivityEvidence) -> str:
+    """Why an attempt that outlived its deadline proves the server was away, in words."""
+    took = a.final_attempt_duration()
+    return (f"{a.activity_type} attempt {a.attempt} completed {took.total_seconds():.1f} s after it started, "
+            f"past its {a.start_to_close_timeout.total_seconds():g} s start-to-close deadline, on the same "
+            "worker: a running server would have timed it out, so the server was unreachable")
 
 
 #: How far past its start-to-close deadline an attempt must complete to prove a
@@ -730,7 +848,7 @@ def silence_cause(run: RunEvidence, after: int) -> str:
         if a.started_event_id == after and a.attempt > 1:
             lf = a.last_failure
             return "waiting for a timeout" if lf and lf.kind == "timeout" else "retrying"
-    if any(h.event_id == after for h in run.handovers):
+    if any(h.event_id == after for h in run.handovers) or any(c.event_id == after for c in run.process_changes):
         return "waiting for another worker"
     if not any(w.first_event_id < after for w in run.workers):
         return "no worker running?"
@@ -738,20 +856,26 @@ def silence_cause(run: RunEvidence, after: int) -> str:
 
 
 def silence_label(run: RunEvidence, before: int, after: int, *, minimum: float) -> tuple[str, bool]:
-    """What to call the silence between events ``before`` and ``after``, and whether it fits an outage.
+    """What to call the silence between events ``before`` and ``after``, and whether it is a proven outage.
 
-    Only a silence the network-partition check would count is called "server
-    unreachable?"; one the guess cannot name but the check explains says what
-    explains it. ``minimum`` is the shortest silence the caller shows (the
-    verdicts of those are worked out once per run and kept).
+    The same reading as the network-partition check's: only a silence that
+    nothing else explains *and* whose events prove the server was unreachable
+    is called "server unreachable" (and drawn as an outage); an unexplained
+    silence without that proof says so; one the guess cannot name but the
+    check explains says what explains it. ``minimum`` is the shortest silence
+    the caller shows (the verdicts of those are worked out once per run and kept).
     """
     verdict = next((j for j in run.silences_over(minimum) if (j.before_event_id, j.after_event_id) == (before, after)),
                    None)
+    if verdict is not None and verdict.proven:
+        return "server unreachable: proven", True
     if verdict is not None and verdict.counts:
-        return "server unreachable?", True
+        return "unexplained, but nothing proves the server was unreachable", False
     cause = silence_cause(run, after)
-    if cause == "server unreachable?" and verdict is not None:
-        return f"not an outage: {verdict.explained_by}", False
+    if cause == "server unreachable?":
+        if verdict is not None:
+            return f"not an outage: {verdict.explained_by}", False
+        return "no outage proven", False
     return cause, False
 
 
@@ -803,29 +927,41 @@ def find_silences(run: RunEvidence, minimum: float = 0.0) -> list[Silence]:
         event = events[position[after_id]]
         before = _worker_up_to(events, position[before_id])
         after = _worker_from(events, position[after_id])
-        why = ""
+        why = kind = ""
+        attempt = next((a for a in run.activities if a.started_event_id and a.closed_event_id
+                        and a.started_event_id <= before_id and a.closed_event_id >= after_id), None)
         if not run.activities:
-            why = "the run ran no activities, so no outage could catch any work"
+            why, kind = "the run ran no activities, so no outage could catch any work", "no-activities"
         elif after_id in reset_at:
-            why = "the run was reset here: the events before it are copies of an older run's"
+            why, kind = "the run was reset here: the events before it are copies of an older run's", "reset"
         elif before is None:
-            why = "no worker had picked the run up yet"
+            why, kind = "no worker had picked the run up yet", "no-worker-yet"
         elif after is None:
-            why = "no worker worked after it"
+            why, kind = "no worker worked after it", "no-worker-after"
         elif before != after:
-            why = f"the worker changed across it ({before} -> {after}): a crash or a restart"
+            why, kind = f"the worker changed across it ({before} -> {after}): a crash or a restart", "worker-changed"
         else:
             if queue_seen is None:
                 queue_seen = _sticky_queues(events)
-            if _new_process_after(queue_seen, before, after_id):
+            change = next((c for c in run.process_changes if c.identity == before
+                           and c.last_old_event_id <= before_id and after_id <= c.event_id), None)
+            if change is not None:
+                why, kind = f"{change.describe()}: a crash or a restart", "new-process"
+            elif _new_process_after(queue_seen, before, after_id):
                 why = f"worker {before} started a new process (a new sticky queue) after it: a restart"
+                kind = "new-process"
             elif after_id in retried:
                 why = _retry_explains(retried[after_id])
+                kind = "retry" if why else ""
             elif event.type == "TimerFired":
                 why = _timer_explains(events, position, event, gap)
-        attempt = next((a for a in run.activities if a.started_event_id and a.closed_event_id
-                        and a.started_event_id <= before_id and a.closed_event_id >= after_id), None)
-        silences.append(Silence(gap.total_seconds(), before_id, after_id, before, after, why, attempt))
+                kind = "timer" if why else ""
+            if not why and attempt is not None:
+                why = _slow_attempt_explains(attempt)
+                kind = "slow-attempt" if why else ""
+        proof = _outage_proof(run, events, position, event, attempt, retried.get(after_id)) if not why else ""
+        silences.append(Silence(gap.total_seconds(), before_id, after_id, before, after, why, attempt,
+                                kind, proof))
     silences.sort(key=lambda s: -s.seconds)
     return silences
 
@@ -892,6 +1028,159 @@ def _timer_explains(events: list[Any], position: dict[int, int], fired: Any, gap
     if duration is None or gap > duration + _RETRY_SLACK:
         return ""
     return f"a workflow timer of {duration.total_seconds():g} s"
+
+
+def _slow_attempt_explains(a: ActivityEvidence) -> str:
+    """Why a silence inside ``a``'s final attempt is that attempt being slow, or "" when it cannot be.
+
+    An attempt that completed within its start-to-close deadline on the worker
+    that started it fits a slow call just as well as a paused server; one that
+    completed past the deadline cannot be a slow call (the server would have
+    timed it out) and is left unexplained, with its proof.
+    """
+    if a.outcome != "completed" or not a.started_by or a.started_by != a.finished_by or outlived_deadline(a):
+        return ""
+    limit = a.start_to_close_timeout
+    within = (f"within its {limit.total_seconds():g} s start-to-close deadline" if limit
+              else "and it has no start-to-close deadline")
+    return (f"{a.activity_type} attempt {a.attempt} ran on worker {a.started_by} all through it and completed "
+            f"{within}: a slow call leaves the same silence, so it proves no outage")
+
+
+#: How late a server timer must fire to prove the server was not running: a
+#: running dev server fires timers within milliseconds, a loaded one within a second.
+LATE_TIMER_SLACK = timedelta(seconds=2)
+
+
+def _outage_proof(run: RunEvidence, events: list[Any], position: dict[int, int], event: Any,
+                  attempt: ActivityEvidence | None, retry: ActivityEvidence | None = None) -> str:
+    """Proof, from the events around an unexplained silence, that the server was unreachable; "" if none.
+
+    A running server times out an attempt at its start-to-close deadline and
+    fires its own timers on time. So an attempt that completed past its
+    deadline on the same worker, or a timer or a timeout recorded well after it
+    was due, can only mean the server itself stopped for that long.
+    """
+    if attempt is not None and outlived_deadline(attempt):
+        return late_attempt_text(attempt)
+    if event.when is None:
+        return ""
+    if retry is not None:
+        return _late_timeout_text(retry)
+    due: datetime | None = None
+    what = ""
+    if event.type == "TimerFired":
+        index = position.get(as_int(event.attrs.get("startedEventId")))
+        started = events[index] if index is not None else None
+        duration = parse_duration(started.attrs.get("startToFireTimeout")) if started is not None else None
+        if started is not None and started.when is not None and duration is not None:
+            due, what = started.when + duration, f"the workflow timer of {duration.total_seconds():g} s"
+    elif event.type == "WorkflowTaskTimedOut" and strip_prefix(
+            event.attrs.get("timeoutType"), "TIMEOUT_TYPE_") == "START_TO_CLOSE":
+        index = position.get(as_int(event.attrs.get("startedEventId")))
+        scheduled = position.get(as_int(event.attrs.get("scheduledEventId")))
+        limit = parse_duration(events[scheduled].attrs.get("startToCloseTimeout")) if scheduled is not None else None
+        if index is not None and events[index].when is not None and limit is not None:
+            due, what = events[index].when + limit, f"the workflow task's {limit.total_seconds():g} s timeout"
+    elif event.type == "ActivityTaskTimedOut":
+        a = next((x for x in run.activities if x.closed_event_id == event.id), None)
+        failure = a.failure if a is not None else None
+        if (a is not None and a.started_at is not None and a.start_to_close_timeout is not None
+                and failure is not None and failure.timeout_type == "START_TO_CLOSE"):
+            due = a.started_at + a.start_to_close_timeout
+            what = f"{a.activity_type}'s {a.start_to_close_timeout.total_seconds():g} s start-to-close timeout"
+    if due is None or event.when - due <= LATE_TIMER_SLACK:
+        return ""
+    return (f"{what} was recorded at event {event.id}, {(event.when - due).total_seconds():.1f} s after it was "
+            "due: a running server keeps its timers, so the server was unreachable")
+
+
+def _late_timeout_text(a: ActivityEvidence) -> str:
+    """Proof from a retried attempt whose earlier attempts timed out: "" when there is none.
+
+    Called for a silence ending at ``a``'s retried attempt with the same worker
+    process on both sides, which was polling all along. A running server times
+    each attempt out at its start-to-close deadline and hands the retry to
+    that worker's waiting poll at once, so the retried attempt starts within
+    :func:`retry_time_bound` of the scheduling. Starting well after that bound
+    means the server recorded the timeout long after it was due.
+    """
+    lf = a.last_failure
+    if lf is None or lf.kind != "timeout" or lf.timeout_type not in ("START_TO_CLOSE", "HEARTBEAT"):
+        return ""
+    bound = retry_time_bound(a)
+    scheduled = parse_time(a.scheduled_time)
+    if bound is None or scheduled is None or a.started_at is None:
+        return ""
+    late = a.started_at - scheduled - bound
+    if late <= LATE_TIMER_SLACK:
+        return ""
+    return (f"{a.activity_type} attempt {a.attempt} started {(a.started_at - scheduled).total_seconds():.1f} s after "
+            f"it was scheduled, {late.total_seconds():.1f} s later than {a.attempt - 1} attempt(s) timing out at "
+            f"their deadline and the backoff allow, with the same worker polling: the server recorded the "
+            "timeout long after it was due, so the server was unreachable")
+
+
+#: The longest a workflow task may wait on a sticky queue before a *running* server times it
+#: out: the SDKs' default sticky schedule-to-start timeout is 5 s (Go, Java) or 10 s (Python,
+#: TypeScript), plus slack. A later timeout may be a frozen server catching up on its timers.
+STICKY_TIMEOUT_BOUND = timedelta(seconds=12)
+
+
+def find_process_changes(events: list[Any], *, after: int = 0) -> list[ProcessChange]:
+    """Processes lost and replaced under one identity, from the sticky queues (see :class:`ProcessChange`).
+
+    Events up to ``after`` (a reset point) are an older run's copies and are skipped.
+    """
+    sticky_of: dict[int, str] = {}  # WorkflowTaskScheduled event id -> its sticky queue
+    uses: dict[str, list[int]] = {}  # sticky queue -> the WorkflowTaskScheduled ids that used it
+    position: dict[int, int] = {}
+    for index, event in enumerate(events):
+        position[event.id] = index
+        if event.type == "WorkflowTaskScheduled" and event.id > after:
+            queue = event.attrs.get("taskQueue")
+            if isinstance(queue, dict) and queue.get("kind") == "TASK_QUEUE_KIND_STICKY":
+                name = str(queue.get("name") or "")
+                if is_worker_identity(sticky_queue_owner(name)):
+                    sticky_of[event.id] = name
+                    uses.setdefault(name, []).append(event.id)
+    if not sticky_of:
+        return []
+    changes: list[ProcessChange] = []
+    gone: set[str] = set()
+    for index, event in enumerate(events):
+        if event.type != "WorkflowTaskTimedOut" or event.id <= after or strip_prefix(
+                event.attrs.get("timeoutType"), "TIMEOUT_TYPE_") != "SCHEDULE_TO_START":
+            continue
+        scheduled_id = as_int(event.attrs.get("scheduledEventId"))
+        name = sticky_of.get(scheduled_id)
+        if name is None or any(u > event.id for u in uses[name]):
+            continue  # not a sticky task, or its process answered on that queue later: it lived on
+        scheduled = events[position[scheduled_id]]
+        if scheduled.when is None or event.when is None or event.when - scheduled.when > STICKY_TIMEOUT_BOUND:
+            continue  # a late timeout may be a frozen server catching up, not a lost process
+        owner = sticky_queue_owner(name)
+        taken = next((e for e in events[index + 1:] if e.type == "WorkflowTaskStarted"), None)
+        if taken is None or taken.attrs.get("identity") != owner:
+            continue  # nobody went on, or another identity did (a Handover)
+        gone.add(name)
+        changes.append(ProcessChange(owner, taken.id, name, "sticky queue unanswered",
+                                     (scheduled_id, event.id, taken.id), scheduled_id,
+                                     (event.when - scheduled.when).total_seconds()))
+    last: dict[str, tuple[str, int]] = {}  # identity -> (its latest sticky queue, where it was used)
+    for scheduled_id in sorted(sticky_of):
+        name = sticky_of[scheduled_id]
+        owner = sticky_queue_owner(name)
+        previous = last.get(owner)
+        if previous and previous[0] != name and previous[0] not in gone and max(uses[previous[0]]) < scheduled_id:
+            # The completion that named the new queue is the new process's first certain work.
+            started = next((e.id for e in reversed(events[:position[scheduled_id]])
+                            if e.type == "WorkflowTaskStarted" and e.attrs.get("identity") == owner), scheduled_id)
+            changes.append(ProcessChange(owner, started, previous[0], "new sticky queue",
+                                         (previous[1], scheduled_id), previous[1]))
+        last[owner] = (name, scheduled_id)
+    changes.sort(key=lambda c: c.event_id)
+    return changes
 
 
 def _new_process_after(queue_seen: dict[str, int], identity: str, event_id: int) -> bool:

@@ -15,15 +15,16 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.checks import ERROR, FAIL, PASS, PENDING, PROVEN, CheckResult, run_check
-from grader.evidence import RunEvidence
-from grader.history import parse_time
-from grader.inprogress import RunInProgress, newest_open_run
-from grader.integrity import IntegrityEntry
-from grader.rubric import Rubric, RubricExperiment
+from grader.engine.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+                                  CheckResult, experiment_shown, pending_result, run_check)
+from grader.engine.evidence import RunEvidence
+from grader.engine.history import parse_time
+from grader.engine.integrity import IntegrityEntry
+from grader.engine.rubric import Rubric, RubricExperiment
+from grader.engine.inprogress import RunInProgress, newest_open_run
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
-    from grader.runview import RunTimeline
+    from grader.engine.runview import RunTimeline
 
 SCHEMA_VERSION = 1
 
@@ -31,6 +32,20 @@ SCHEMA_VERSION = 1
 #: A graded check as the report holds it: the check's result with its title,
 #: points and required flag filled in (one object, no copy per check).
 CheckReport = CheckResult
+
+
+#: Each provenance (see grader.engine.history.PROVENANCES) in words, for the renderers.
+PROVENANCE_SAID = {
+    "server": "read live from the server",
+    "file": "handed in as a file",
+    "bundle": "handed in as an export bundle",
+    "simulate": "made by grader simulate",
+}
+
+
+def provenance_said(provenance: str) -> str:
+    """Where a run's evidence came from, in words (``evidence read live from the server``)."""
+    return "evidence " + PROVENANCE_SAID.get(provenance, provenance)
 
 
 @dataclass(slots=True)
@@ -43,6 +58,9 @@ class WorkflowRef:
     source: str
     #: Web UI link for runs read from a server, else None.
     ui_link: str | None = None
+    #: Where the evidence came from: ``server`` (read live by the grader), ``file`` or ``bundle``
+    #: (handed in), ``simulate`` (made by ``grader simulate``); see grader.engine.history.PROVENANCES.
+    provenance: str = "file"
 
 
 @dataclass(slots=True)
@@ -67,12 +85,12 @@ class ExperimentReport:
 
 @dataclass(slots=True)
 class OwnershipEntry:
-    """A run that is not the graded learner's own work (``owner-mismatch``, ``cross-talk``; see grader.ownership)."""
+    """A run that is not the graded learner's own work (``owner-mismatch``, ``cross-talk``; see grader.engine.ownership)."""
 
     source: str
     workflow_id: str
     run_id: str
-    findings: list  # list[grader.integrity.Finding]
+    findings: list  # list[grader.engine.integrity.Finding]
 
 
 @dataclass
@@ -89,11 +107,11 @@ class Report:
     sources: list[str] = field(default_factory=list)
     #: One line per input that could not be graded (bad files), which did not stop the others.
     errors: list[str] = field(default_factory=list)
-    #: One verdict per history read: consistent, or suspect with findings (see grader.integrity).
+    #: One verdict per history read: consistent, or suspect with findings (see grader.engine.integrity).
     integrity: list[IntegrityEntry] = field(default_factory=list)
     #: Runs that are not the learner's own work, with why (no experiment passes on them).
     ownership: list[OwnershipEntry] = field(default_factory=list)
-    #: The newest run still open when read (grader.inprogress), or None.
+    #: The newest run still open when read (grader.engine.inprogress), or None.
     in_progress: RunInProgress | None = None
     schema_version: int = SCHEMA_VERSION
 
@@ -107,13 +125,13 @@ class Report:
 
     @property
     def timelines(self) -> list[RunTimeline]:
-        """A picture model of each graded run (grader.runview), in the order experiments first use them.
+        """A picture model of each graded run (grader.engine.runview), in the order experiments first use them.
 
         Built on first use: grading many histories in bulk never pays for pictures it does not draw.
         """
         built = self.__dict__.get("_timelines")
         if built is None:
-            from grader.runview import build_timeline
+            from grader.engine.runview import build_timeline
 
             runs = {id(r): r for r in self.__dict__.get("graded_runs", ())}
             built = self.__dict__["_timelines"] = [build_timeline(r) for r in runs.values()]
@@ -121,8 +139,12 @@ class Report:
 
     @property
     def graded_nothing(self) -> bool:
-        """True when no experiment had a run to grade (nothing found, or every input was bad)."""
-        return all(e.workflow is None for e in self.experiments)
+        """True when no run was read to grade (nothing found, or every input was bad).
+
+        Runs that show no experiment were still graded: their experiments are ``not-attempted``
+        (or ``pending`` while such a run is open).
+        """
+        return all(e.workflow is None and e.status in (FAIL, ERROR) for e in self.experiments)
 
     @property
     def passed(self) -> bool:
@@ -137,7 +159,7 @@ def report_from_dict(data: dict[str, Any]) -> Report:
     ``gradebook.json`` without grading again; timelines are not rebuilt
     (they need the run), so a format that draws runs cannot use it.
     """
-    from grader.integrity import Finding
+    from grader.engine.integrity import Finding
 
     def known(cls: type, values: dict[str, Any]) -> dict[str, Any]:
         names = cls.__dataclass_fields__
@@ -201,7 +223,8 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
 def _workflow_ref(run: RunEvidence) -> WorkflowRef:
     ref = run.memo.get("workflow-ref")  # one per run, shared by its experiments
     if ref is None:
-        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link)
+        ref = run.memo["workflow-ref"] = WorkflowRef(run.workflow_id, run.run_id, run.source, run.ui_link,
+                                                     run.source_kind)
     return ref
 
 
@@ -221,13 +244,36 @@ def gate(report: ExperimentReport, entry: IntegrityEntry | None) -> ExperimentRe
     codes = sorted({f.code for f in entry.findings})
     for chk in report.checks:
         chk.score = 0.0
+    # A copy of a classmate's run may be an untouched history: say so, not "edited".
+    copied = codes == ["copied-run"]
     report.checks.append(CheckResult(
         INTEGRITY_CHECK, FAIL,
         f"the history is suspect ({', '.join(codes)}): {entry.findings[0].message}; points withheld",
-        hint="grade a history exported straight from the server (`grader export`), unedited",
+        hint="hand in a run of your own" if copied else
+        "grade a history exported straight from the server (`grader export`), unedited",
         evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
                   for f in entry.findings for eid in (f.event_ids[:1] or [None])],
         title="The history is as the server recorded it", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
+#: The check line an experiment graded on a run ``grader simulate`` made gets under ``--no-credit-simulate``.
+SIMULATE_CHECK = "provenance.not-simulated"
+
+
+def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> ExperimentReport:
+    """Credit nothing for a run ``grader simulate`` made (``--no-credit-simulate``), and say why."""
+    if run.source_kind != "simulate":
+        return report
+    for chk in report.checks:
+        chk.score = 0.0
+    report.checks.append(CheckResult(
+        SIMULATE_CHECK, FAIL, "this run was made by `grader simulate` (its mark is on the start event), which "
+        "this grading does not credit; points withheld",
+        hint="do the experiment yourself with your own worker and hand in that run",
+        title="The run is the learner's own, not grader simulate's", required=True))
     report.score = 0.0
     report.status = FAIL
     return report
@@ -270,11 +316,12 @@ def gate_ownership(report: ExperimentReport, findings: Sequence | None) -> Exper
 
 
 def combine_statuses(statuses: Iterable[str]) -> str:
-    """The worst of several statuses: error, then fail, then pending, else pass."""
+    """The worst of several statuses: error, then fail (a counted experiment not attempted is
+    failed for the whole grade), then pending, else pass."""
     statuses = statuses if isinstance(statuses, list) else list(statuses)
     if ERROR in statuses:
         return ERROR
-    if FAIL in statuses:
+    if FAIL in statuses or NOT_ATTEMPTED in statuses:
         return FAIL
     if PENDING in statuses:
         return PENDING
@@ -290,6 +337,47 @@ def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
+def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
+    """An experiment that none of the runs shows: ``not-attempted``, 0 points, ``note`` says how to do it.
+
+    Every check is listed (so formats that show one line per check still do),
+    each ``not-attempted`` with the same message.
+    """
+    message = f"not attempted: {note}"
+    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
+                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+              for rc in spec.checks]
+    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
+    """An experiment no closed run shows while ``run`` is still open and shows none yet: ``pending``.
+
+    The open run may still turn into it (a worker killed a moment ago shows
+    no takeover yet), so each check waits for the run to close.
+    """
+    note = f"workflow {run.workflow_id} is still running and shows no experiment's events yet"
+    checks = []
+    for rc in spec.checks:
+        result = pending_result(rc.id, run, "it shows no experiment's events yet")
+        result.title, result.max_score, result.required = rc.check.title, rc.points, rc.required
+        result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        checks.append(result)
+    return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
+                            sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+#: What each experiment's defining events are, for the note of an experiment no run shows.
+_DEFINED_BY = {
+    "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
+    "live-fix": "no run's deposit failed with the app's own error and was retried",
+    "crash-recovery": "no run lost a worker process while it was open with another process taking over",
+    "network-partition": "no run has a silence with the same worker on both sides (a paused server) "
+                         "or an attempt that outlived its deadline",
+}
+
+
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -298,32 +386,55 @@ def grade(
     sources: Sequence[str] = (),
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
+    credit_simulate: bool = True,
     held: Sequence[Sequence] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
-    Each experiment is graded on the most convincing run (see
-    :func:`select_run`), and its report says why. With ``experiments`` only
-    those are graded, and all of them count for the overall status, optional
-    or not. ``integrity`` holds one entry per run (same order): a run whose
-    history is suspect cannot pass (:func:`gate`), so an honest run wins over it.
-    ``held`` holds, per run (same order), the ownership findings
-    (:mod:`grader.ownership`) that keep it from passing (:func:`gate_ownership`).
+    One run, one experiment: each run counts only for the experiment its
+    defining events show (:func:`grader.engine.checks.experiment_shown`), and each
+    experiment is graded on the most convincing of the runs that show it (see
+    :func:`select_run`), its report saying why. An experiment no run shows is
+    ``not-attempted`` and scores 0; a run that shows none (a plain transfer)
+    earns nothing. With ``experiments`` only those are graded, and all of
+    them count for the overall status, optional or not. ``integrity`` holds
+    one entry per run (same order): a run whose history is suspect cannot
+    pass (:func:`gate`), so an honest run wins over it.
+    Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
+    (:func:`withhold_simulated`). ``held`` holds, per run (same order), the
+    ownership findings (:mod:`grader.engine.ownership`: cross-talk,
+    owner-mismatch) that keep it from passing (:func:`gate_ownership`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
+    partition = rubric.experiment("network-partition")
+    minimum = float((partition.params if partition else DEFAULT_PARAMS)["min_outage_seconds"])
+    shown = {id(run): experiment_shown(run, min_outage_seconds=minimum) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
             reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
             continue
-        best_run, best = select_run([(run, gate_ownership(gate(grade_experiment(spec, run), verdicts.get(id(run))),
-                                                          holds.get(id(run))))
-                                     for run in runs])
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
+        if not candidates:
+            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
+            if still_open:  # it may yet become this experiment: wait for it, as its checks would
+                reports.append(awaited_experiment(spec, still_open[0]))
+            else:
+                reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
+            continue
+        graded = [(run, gate_ownership(gate(grade_experiment(spec, run), verdicts.get(id(run))),
+                                       holds.get(id(run))))
+                  for run in candidates]
+        if not credit_simulate:
+            graded = [(run, withhold_simulated(report, run)) for run, report in graded]
+        best_run, best = select_run(graded)
         reports.append(best)
         graded_runs.append(best_run)
+    if not graded_runs and runs:
+        graded_runs.append(runs[0])  # nothing counted: the newest run is still drawn for the learner
     report = assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
                       runs=graded_runs, integrity=integrity)
     report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))

@@ -12,6 +12,10 @@ The shared first step is :func:`visible_controls`: control characters
 (C0, DEL, C1) and the Unicode bidirectional overrides become visible
 ``\\xNN`` / ``\\uNNNN`` escapes, so a reader sees that something odd was
 there instead of having it act on their terminal or page.
+
+It sits at the top level, below both its users: the formats, and the
+engine's text timeline (:mod:`grader.engine.timeline`), which must not
+import the formats.
 """
 
 from __future__ import annotations

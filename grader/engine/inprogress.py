@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from grader.checks import what_it_is_doing
-from grader.evidence import RunEvidence
-from grader.history import parse_time
+from grader.engine.checks import what_it_is_doing
+from grader.engine.evidence import RunEvidence
+from grader.engine.history import parse_time
 
 #: A silence this long in an open run is worth naming (the partition check decides what it was).
 _LONG_SILENCE = 10.0

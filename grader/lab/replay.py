@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from grader import defaults
-from grader.history import History
-from grader.integrity import Finding, inspect_history
+from grader.engine.history import History
+from grader.engine.integrity import Finding, inspect_history
 
 _ACTIVITIES = {defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND}
 #: Modules of the reference app the workflow imports by these plain names.
@@ -106,7 +106,7 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
     a handful of shapes, and the replay of a shape is what costs milliseconds.
     Only clean verdicts are remembered, so a history that is not replayed
     clean is always replayed for itself. ``inspected`` is
-    :func:`~grader.integrity.inspect_history` of each history, when the caller has it.
+    :func:`~grader.engine.integrity.inspect_history` of each history, when the caller has it.
     """
     outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
     groups: dict[float, list[int]] = {}

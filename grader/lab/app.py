@@ -25,9 +25,9 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from grader import defaults
-from grader.connect import Target, as_target, isolated_environment
+from grader.sources.connect import Target, as_target, isolated_environment
 from grader.errors import AppError
-from grader.processes import spawn, stop_process, tail
+from grader.lab.processes import spawn, stop_process, tail
 
 #: Files every transfer app folder has.
 APP_FILES = ("run_worker.py", "workflows.py", "activities.py")
@@ -118,6 +118,8 @@ class WorkerProcess:
     #: Identity the worker polls with (``pid@host``), once seen by the server.
     identity: str | None = None
     started_at: float = field(default_factory=time.monotonic)
+    #: The same moment by the wall clock, to compare with the server's poller times.
+    started_wall: float = field(default_factory=time.time)
 
     @property
     def pid(self) -> int:
@@ -170,7 +172,12 @@ def start_worker(app_dir: Path, settings: AppSettings, *, log_dir: Path | None =
 
 async def task_queue_pollers(client: Client, task_queue: str) -> list[str]:
     """Identities currently polling ``task_queue`` for workflow or activity tasks."""
-    identities: list[str] = []
+    return [identity for identity, _ in await task_queue_poller_times(client, task_queue)]
+
+
+async def task_queue_poller_times(client: Client, task_queue: str) -> list[tuple[str, float]]:
+    """Each poller of ``task_queue`` (workflow and activity) and when it last polled (Unix seconds)."""
+    pollers: list[tuple[str, float]] = []
     for kind in (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY):
         resp = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
@@ -179,8 +186,9 @@ async def task_queue_pollers(client: Client, task_queue: str) -> list[str]:
                 task_queue_type=kind,
             )
         )
-        identities += [p.identity for p in resp.pollers]
-    return identities
+        pollers += [(p.identity, p.last_access_time.ToSeconds() + p.last_access_time.nanos / 1e9)
+                    for p in resp.pollers]
+    return pollers
 
 
 async def wait_for_poller(client: Client, worker: WorkerProcess, *, timeout: float = 30.0) -> str:
@@ -197,8 +205,17 @@ async def wait_for_poller(client: Client, worker: WorkerProcess, *, timeout: flo
                 f"the app's worker exited at start with code {worker.process.returncode}"
                 + (f": {tail(worker.log_path, 3)}" if tail(worker.log_path) else "")
             )
-        for ident in await task_queue_pollers(client, worker.settings.task_queue):
+        pollers = await task_queue_poller_times(client, worker.settings.task_queue)
+        for ident, _ in pollers:
             if ident.startswith(prefix):
+                worker.identity = ident
+                return ident
+        for ident, polled in pollers:
+            # An app that sets Worker(identity=...) polls under a name without its pid (and a
+            # restarted worker under the name of the one it replaces): a poll that is not
+            # another process's pid@host, made after this process started, is this one's.
+            pid, at, _ = ident.partition("@")
+            if not (at and pid.isdigit()) and polled > worker.started_wall:
                 worker.identity = ident
                 return ident
         if time.monotonic() > deadline:

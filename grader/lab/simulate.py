@@ -39,15 +39,15 @@ from google.protobuf.json_format import MessageToDict
 from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
-from grader.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
-from grader.connect import ConnectionSettings, Target, as_target, connect
+from grader.lab.app import AppSettings, WorkerProcess, start_worker, validate_app_dir, wait_for_poller
+from grader.sources.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, ServerUnavailableError, SimulationError
-from grader.evidence import classify_failure
-from grader.learner import workflow_prefix
-from grader.processes import tail
-from grader.server import DevServer, free_port, start_dev_server
+from grader.engine.evidence import classify_failure
+from grader.engine.learner import workflow_prefix
+from grader.lab.processes import tail
+from grader.lab.server import DevServer, free_port, start_dev_server
 # The knobs live in a module free of temporalio, so `grader --help` can show them without loading this one.
-from grader.simulate_options import KILL_POINTS, SIGNALS, SimulationOptions  # noqa: F401
+from grader.lab.simulate_options import KILL_POINTS, SIGNALS, SimulationOptions  # noqa: F401
 
 #: The experiments, in the order they run.
 EXPERIMENTS = tuple(defaults.EXPERIMENTS)
@@ -171,8 +171,12 @@ class Lab:
         server: DevServer | None = None,
         options: SimulationOptions = SimulationOptions(),
         progress: Callable[[str], None] = lambda _msg: None,
+        mark: bool = True,
     ) -> None:
         self.client = client
+        #: Put :data:`grader.defaults.SIMULATE_MARK` on every workflow started, so the grader can tell
+        #: these runs from a learner's own (only the golden recordings, which stand for learners' runs, turn it off).
+        self.mark = mark
         self.app_dir = app_dir
         #: Where workers connect, in full (TLS, API key), and its gRPC address for messages.
         self.target = as_target(address, client.namespace)
@@ -339,9 +343,11 @@ class Trial:
             "amount": amount,
             "reference_id": str(uuid.uuid4()),
         }
+        # The memo is written into the start event, so the mark travels with every export of the run.
+        memo = {defaults.SIMULATE_MARK: {"tool": "grader simulate", "experiment": self.name}} if self.lab.mark else None
         self.handle = await self.lab.client.start_workflow(
             defaults.WORKFLOW_TYPE, details, id=self.workflow_id, task_queue=self.task_queue,
-            rpc_timeout=_RPC_TIMEOUT,
+            rpc_timeout=_RPC_TIMEOUT, memo=memo,
         )
         self.say(f"transfer {self.workflow_id} started on task queue {self.task_queue}")
         return self.handle

@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from grader import defaults
-from grader.evidence import DEADLINE_SLACK, ActivityEvidence, RunEvidence, payment_field
+from grader.engine.evidence import ActivityEvidence, RunEvidence, late_attempt_text, outlived_deadline, payment_field
 
 PASS, FAIL, PENDING, ERROR = "pass", "fail", "pending", "error"
+#: An experiment (and each of its checks) that no run shows: it scores 0 and, optional, is never a failure.
+NOT_ATTEMPTED = "not-attempted"
 
 W, D, R = defaults.ACTIVITY_WITHDRAW, defaults.ACTIVITY_DEPOSIT, defaults.ACTIVITY_REFUND
 
@@ -27,7 +29,8 @@ class CheckResult:
 
     #: The check's stable id, e.g. ``live-fix.deposit-retried``.
     id: str
-    #: pass, fail, pending (the run is still open) or error (the check could not run).
+    #: pass, fail, pending (the run is still open), error (the check could not run) or
+    #: not-attempted (no run shows the check's experiment).
     status: str
     #: One line saying what was found.
     message: str
@@ -244,6 +247,10 @@ def crash_worker_replaced(run: RunEvidence, params: Mapping[str, Any]) -> CheckR
         return CheckResult(cid, PASS, f"work moved from worker {h.from_identity} to {h.to_identity} "
                                       f"at event {h.event_id} and never went back",
                            evidence=[ev(h.event_id, "handover", f"{h.from_identity} -> {h.to_identity}")])
+    if run.process_changes:
+        c = run.process_changes[0]
+        return CheckResult(cid, PASS, c.describe(),
+                           evidence=[ev(i, "process change", c.how) for i in c.event_ids])
     restarted = [w for w in run.workers if len(w.sticky_queues) > 1]
     if restarted:
         w = restarted[0]
@@ -253,10 +260,10 @@ def crash_worker_replaced(run: RunEvidence, params: Mapping[str, Any]) -> CheckR
     if run.is_open and len(run.workers) <= 1:
         return pending_result(cid, run, "kill the worker while an activity runs and start a new one")
     if run.identity_looks_fixed:
-        return CheckResult(cid, FAIL, f"every task ran under the fixed identity {worker_ids(run)}, so a "
-                                      "restart cannot be seen in this history",
-                           hint="remove identity=... from Worker(...) so each worker process gets its "
-                                "own pid@host identity, then repeat the experiment")
+        return CheckResult(cid, FAIL, f"every task ran under the fixed identity {worker_ids(run)}, and its "
+                                      "sticky queue never went unanswered nor changed: no worker process was lost",
+                           hint="kill the worker while the withdraw or deposit is running, then start it "
+                                "again and let the transfer finish")
     if run.handovers:
         return CheckResult(cid, FAIL, f"workers {worker_ids(run)} shared the work, but none stopped "
                                       "while the transfer ran: that is load sharing, not a crash",
@@ -341,6 +348,16 @@ def crash_interrupted_activity(run: RunEvidence, params: Mapping[str, Any]) -> C
                                           f"after attempt {a.attempt - 1} was lost ({lf.describe()}) "
                                           f"on {a.scheduled_by}",
                                evidence=[activity_ev(a)])
+        # One identity shared by two processes: the process that scheduled the
+        # activity is shown gone after it, and no other process change came between.
+        change = next((c for c in run.process_changes if c.identity == a.started_by == a.scheduled_by
+                       and c.last_old_event_id >= a.scheduled_event_id), None)
+        if lost and change is not None:
+            return CheckResult(cid, PASS, f"{a.activity_type} attempt {a.attempt} was retried after attempt "
+                                          f"{a.attempt - 1} was lost ({lf.describe()}), and the process that "
+                                          f"ran it is gone: {change.describe()}",
+                               evidence=[activity_ev(a)] + [ev(i, "process change", change.how)
+                                                            for i in change.event_ids])
     if run.is_open:
         return pending_result(cid, run, "an interrupted activity should be retried on the new worker")
     return CheckResult(cid, FAIL, "no activity shows an attempt lost with its worker: the worker was "
@@ -414,11 +431,19 @@ def fix_by_restart(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                            hint="the retry policy gave up before the fix: keep retrying (no attempt "
                                 "limit) while you fix the code", evidence=[activity_ev(dep)])
     if dep.finished_by and dep.scheduled_by and dep.finished_by != dep.scheduled_by:
-        return _fix_deployed(cid, dep)
+        return _fix_deployed(cid, dep, f"the deposit completed on {dep.finished_by}, a different worker from "
+                                       f"{dep.scheduled_by} that scheduled it")
+    restart = next((c for c in run.process_changes if c.event_id > dep.scheduled_event_id
+                    or c.last_old_event_id >= dep.scheduled_event_id), None)
+    if restart is not None:
+        return _fix_deployed(cid, dep, f"the deposit completed after the worker was restarted ({restart.describe()})")
+    if _fingerprints(dep) and dep.scheduled_build_id != dep.started_build_id:
+        return _fix_deployed(cid, dep, f"the deposit completed on a worker running other code than the one "
+                                       f"that scheduled it (identity {dep.finished_by} is shared)")
     if run.identity_looks_fixed:
-        return CheckResult(cid, FAIL, f"the worker identity {dep.finished_by} is fixed, so the restart "
-                                      "that deployed the fix cannot be seen",
-                           hint="remove identity=... from Worker(...) and repeat the experiment",
+        return CheckResult(cid, FAIL, f"the worker identity {dep.finished_by} is fixed, and nothing in the "
+                                      "history shows a new process or new code finished the deposit",
+                           hint="stop the worker, fix the deposit, start the worker again",
                            evidence=[activity_ev(dep)])
     return CheckResult(cid, FAIL, f"the deposit completed on {dep.finished_by or 'an unknown worker'}, "
                                   "the same worker that scheduled it: the worker was never restarted",
@@ -426,28 +451,33 @@ def fix_by_restart(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
                        evidence=[activity_ev(dep)])
 
 
-def _fix_deployed(cid: str, dep: ActivityEvidence) -> CheckResult:
-    """A new worker finished the deposit: did its code differ from the buggy worker's?
+def _fingerprints(dep: ActivityEvidence) -> bool:
+    """True when both the task that scheduled the deposit and its final attempt carry this project's
+    code fingerprint as their build id."""
+    return all(b and b.startswith(defaults.FINGERPRINT_PREFIX)
+               for b in (dep.scheduled_build_id, dep.started_build_id))
+
+
+def _fix_deployed(cid: str, dep: ActivityEvidence, moved: str) -> CheckResult:
+    """A new worker process finished the deposit: did its code differ from the buggy worker's?
 
     This project's workers stamp a fingerprint of their code as the build id
     (``failure-lab-<hex>``), which the server records on the task that
-    scheduled the deposit and on the deposit's final attempt. Other apps
-    record the SDK's automatic build id, which does not change when only an
-    activity's body changes, so it can neither prove nor disprove a fix.
+    scheduled the deposit and on the deposit's final attempt. A restart with
+    the same fingerprint deployed no change, so it did not fix anything: the
+    check fails rather than pass with a finding that says the opposite. Other
+    apps record the SDK's automatic build id, which does not change when only
+    an activity's body changes, so it can neither prove nor disprove a fix.
     """
-    moved = f"the deposit completed on {dep.finished_by}, a different worker from {dep.scheduled_by} " \
-            "that scheduled it"
     before, after = dep.scheduled_build_id, dep.started_build_id
-    ours = all(b and b.startswith(defaults.FINGERPRINT_PREFIX) for b in (before, after))
-    if ours and before != after:
+    if _fingerprints(dep) and before != after:
         return CheckResult(cid, PASS, f"{moved}, running changed code ({before} -> {after})",
                            evidence=[activity_ev(dep)], strength=PROVEN)
-    if ours:
-        return CheckResult(cid, PASS, f"{moved}, but with the same code ({after}): the restart itself "
-                                      "deployed no change",
-                           hint="the code fingerprint did not change: fix the deposit line and save the file "
-                                "before you restart the worker",
-                           evidence=[activity_ev(dep)], strength=CONSISTENT)
+    if _fingerprints(dep):
+        return CheckResult(cid, FAIL, f"{moved}, but with the same code ({after}): the restart deployed no "
+                                      "change, so it did not fix the deposit",
+                           hint="fix the deposit line and save the file before you restart the worker",
+                           evidence=[activity_ev(dep)])
     return CheckResult(cid, PASS, f"{moved} (the history's build ids cannot show whether the code changed)",
                        evidence=[activity_ev(dep)], strength=CONSISTENT)
 
@@ -641,52 +671,47 @@ def silence_ev(s: Any) -> dict[str, Any]:
     return ev(s.after_event_id, "silence", detail)
 
 
-def _late_attempt_text(a: ActivityEvidence) -> str:
-    took = a.final_attempt_duration()
-    return (f"{a.activity_type} attempt {a.attempt} completed {took.total_seconds():.1f} s after it started, "
-            f"past its {a.start_to_close_timeout.total_seconds():g} s start-to-close deadline, on the same "
-            "worker: a running server would have timed it out, so the server was frozen")
-
-
-@check("network-partition.outage-gap", "The history shows a silence as long as the outage")
+@check("network-partition.outage-gap", "The history proves the server was unreachable")
 def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
-    """A silence of at least ``min_outage_seconds`` that only an outage explains.
+    """A silence of at least ``min_outage_seconds`` that only an outage explains, with proof of it.
 
-    It counts only with the same worker on both sides and nothing else to
-    account for it (see :func:`grader.evidence.find_silences`): crashes,
-    restarts, a run nobody had picked up, retries of a slow attempt, timers
-    and runs with no activities all leave silences too. The evidence is
-    *proven* when an activity attempt ran through the silence and completed
-    past its start-to-close deadline (only a frozen server allows that), else
-    *consistent*: a very slow call or a frozen worker would look the same.
+    A silence counts only with the same worker process on both sides and
+    nothing else to account for it (see :func:`grader.engine.evidence.find_silences`):
+    crashes, restarts, a run nobody had picked up, retries, timers, slow calls
+    and runs with no activities all leave silences too. A long gap alone is no
+    proof: the check passes only when the history shows the server was
+    unreachable, an attempt that completed past its start-to-close deadline
+    on the same worker, or a timer or timeout the server recorded well after
+    it was due (:attr:`grader.engine.evidence.Silence.proof`).
     """
     cid = "network-partition.outage-gap"
     minimum = float(params["min_outage_seconds"])
+    hint = ("pause the server (or cut the network) for about 30 s while the deposit runs, and keep the worker "
+            "running: longer than the activity's start-to-close timeout, so that the attempt still completing "
+            "after its deadline proves the server was away")
     if run.longest_gap is None:
         if run.is_open:
             return pending_result(cid, run, "the outage should leave a silence in the history")
         return CheckResult(cid, FAIL, "the history has no event times to measure a silence",
                            hint="grade a history exported with its event times")
     counted = outage_silences(run, minimum)
-    if counted:
-        proven = [s for s in counted if s.outlived_deadline]
-        best = proven[0] if proven else counted[0]
-        message = (f"{best.seconds:.1f} s passed between events {best.before_event_id} and "
-                   f"{best.after_event_id} with worker {best.worker_before} on both sides")
-        evidence = [silence_ev(best)]
-        if proven:
-            evidence.append(activity_ev(best.attempt))
-            message += f"; {_late_attempt_text(best.attempt)}"
-            return CheckResult(cid, PASS, message, evidence=evidence, strength=PROVEN)
-        message += ("; it fits an outage, but a very slow call or a paused worker would leave the same "
-                    "silence")
-        return CheckResult(cid, PASS, message, evidence=evidence, strength=CONSISTENT,
-                           hint="for proof, keep the server paused longer than the activity's start-to-close "
-                                "timeout: an attempt that still completes past that deadline proves the outage")
+    proven = [s for s in counted if s.proof]
+    if proven:
+        best = proven[0]
+        return CheckResult(cid, PASS, f"{best.seconds:.1f} s passed between events {best.before_event_id} and "
+                                      f"{best.after_event_id} with worker {best.worker_before} on both sides; "
+                                      f"{best.proof}",
+                           evidence=[silence_ev(best)] + ([activity_ev(best.attempt)] if best.attempt else []),
+                           strength=PROVEN)
     if run.is_open:
-        return pending_result(cid, run, "the outage should leave a silence in the history")
+        return pending_result(cid, run, "the outage should leave a silence the history can prove")
+    if counted:
+        s = counted[0]
+        return CheckResult(cid, FAIL, f"{s.seconds:.1f} s passed between events {s.before_event_id} and "
+                                      f"{s.after_event_id} with worker {s.worker_before} on both sides, but "
+                                      "nothing proves the server was unreachable: a long gap alone is not an "
+                                      "outage", hint=hint, evidence=[silence_ev(s)])
     long_enough = run.silences_over(minimum)
-    hint = "pause the server (or cut the network) for about 30 s while the deposit runs, and keep the worker running"
     if long_enough:
         s = long_enough[0]
         return CheckResult(cid, FAIL, f"the {s.seconds:.1f} s silence after event {s.before_event_id} is not an "
@@ -700,35 +725,23 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
 
 @check("network-partition.activity-survived", "An activity caught by the outage finished on the same worker")
 def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
-    """The outage fell while an activity was under way and the worker that had it finished it.
+    """An activity attempt was under way through a proven outage and the worker that ran it completed it.
 
-    Two signatures are measured. *Proven*: the attempt completed long past
-    its start-to-close deadline on the same worker (a frozen server fires no
-    timeout). *Consistent*: an outage silence lies within the activity's
-    life, and the worker that scheduled it completed it; the server may have
-    timed the attempt out on waking and the same worker retried it. A retry
-    after a timeout alone is not enough: a slow attempt leaves that too.
+    The measured signature: the attempt completed past its start-to-close
+    deadline on the same worker (a frozen server fires no timeout). A retry
+    after a timeout, or an attempt that merely spans a long gap, is not
+    enough: a slow call leaves that too.
     """
     cid = "network-partition.activity-survived"
     for a in run.activities:
-        took = a.final_attempt_duration()
-        if (a.outcome == "completed" and took and a.start_to_close_timeout and a.started_by
-                and a.started_by == a.finished_by and took > a.start_to_close_timeout + DEADLINE_SLACK):
-            return CheckResult(cid, PASS, _late_attempt_text(a), evidence=[activity_ev(a)], strength=PROVEN)
-    minimum = float(params["min_outage_seconds"])
-    for s in outage_silences(run, minimum):
-        for a in run.activities:
-            if (a.outcome == "completed" and a.closed_event_id and a.scheduled_event_id <= s.before_event_id
-                    and a.closed_event_id >= s.after_event_id and a.finished_by
-                    and a.finished_by == s.worker_before):
-                return CheckResult(cid, PASS, f"{a.activity_type} was under way during the "
-                                              f"{s.seconds:.1f} s silence and worker {a.finished_by} still "
-                                              f"completed it (attempt {a.attempt})",
-                                   evidence=[silence_ev(s), activity_ev(a)], strength=CONSISTENT)
+        if outlived_deadline(a):
+            return CheckResult(cid, PASS, late_attempt_text(a), evidence=[activity_ev(a)], strength=PROVEN)
     if run.is_open:
         return pending_result(cid, run, "the activity running during the outage should complete after it")
-    return CheckResult(cid, FAIL, "no activity was caught by an outage: no outage silence fell while an "
-                                  "activity was under way", hint="pause the server while the deposit is running")
+    return CheckResult(cid, FAIL, "no activity attempt outlived its start-to-close deadline on the same worker: "
+                                  "no outage is shown to have caught an activity",
+                       hint="pause the server while the deposit is running, for longer than its "
+                            "start-to-close timeout")
 
 
 # --- small helpers ----------------------------------------------------------
@@ -744,3 +757,64 @@ def _mentions(text: str, value: Any) -> bool:
 def _short(text: str, limit: int = 80) -> str:
     text = " ".join(str(text).split())
     return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+# --- which experiment a run shows -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Shown:
+    """The one experiment a run counts for, and the events that say so."""
+
+    #: An experiment id, or None for a run that shows none (a plain transfer).
+    experiment: str | None
+    #: One sentence naming the defining events.
+    why: str
+
+
+def experiment_shown(run: RunEvidence, *, min_outage_seconds: float = DEFAULT_PARAMS["min_outage_seconds"]) -> Shown:
+    """The one experiment ``run``'s defining events show, first match wins.
+
+    1. compensation: the deposit failed for good (retries used up, a
+       non-retryable error, or its overall timeout);
+    2. live-fix: the deposit failed with the app's own error (not a timeout,
+       not the SDK's worker-shutdown failure) and was retried;
+    3. crash-recovery: a worker process was lost while the run was open and
+       another process took over (a new identity, or a shared identity whose
+       sticky queue shows the new process: :class:`grader.engine.evidence.ProcessChange`);
+    4. network-partition: a silence of at least ``min_outage_seconds`` with
+       the same worker process on both sides, or an attempt that outlived its
+       deadline on one worker.
+
+    A run that shows none counts for no experiment. A run still open counts
+    for what its events show so far (a failing deposit seen in ``describe()``
+    included), so its checks are pending until it closes.
+    """
+    dep = _deposit(run)
+    if dep is not None and dep.outcome in ("failed", "timed_out") and dep.retry_state in _GAVE_UP:
+        return Shown("compensation", f"the deposit failed for good ({dep.retry_state}, event {dep.closed_event_id})")
+    if dep is not None and dep.attempt >= 2 and dep.last_failure and dep.last_failure.kind == "application":
+        return Shown("live-fix", f"the deposit failed with {dep.last_failure.describe()} and was retried "
+                                 f"(attempt {dep.attempt}, event {dep.started_event_id})")
+    for p in run.pending or ():
+        if p.activity_type.lower() == D and p.last_failure and p.last_failure.kind == "application" and p.attempt >= 2:
+            return Shown("live-fix", f"the deposit is failing with {p.last_failure.describe()} and being "
+                                     f"retried (attempt {p.attempt})")
+    final = next((h for h in run.handovers if h.final), None)
+    if final is not None:
+        return Shown("crash-recovery", f"worker {final.from_identity} was lost and {final.to_identity} took over "
+                                       f"at event {final.event_id}")
+    if run.process_changes:
+        return Shown("crash-recovery", run.process_changes[0].describe())
+    restarted = next((w for w in run.workers if len(w.sticky_queues) > 1), None)
+    if restarted is not None:
+        return Shown("crash-recovery", f"worker identity {restarted.identity} polled {len(restarted.sticky_queues)} "
+                                       "sticky queues, one per process")
+    late = next((a for a in run.activities if outlived_deadline(a)), None)
+    if late is not None:
+        return Shown("network-partition", late_attempt_text(late))
+    silence = next((s for s in run.silences_over(min_outage_seconds) if s.same_worker), None)
+    if silence is not None:
+        return Shown("network-partition", f"{silence.seconds:.1f} s without an event after event "
+                                          f"{silence.before_event_id}, worker {silence.worker_before} on both sides")
+    return Shown(None, "no experiment's defining events")

@@ -107,7 +107,8 @@ class History:
     events: list[Event]
     #: Where the history was read: a file path or ``server address/namespace``.
     source: str
-    #: "file" or "server".
+    #: Where the evidence came from (its provenance, one of :data:`PROVENANCES`): ``server`` read live
+    #: by the grader, ``file`` or ``bundle`` handed in, ``simulate`` made by ``grader simulate``.
     source_kind: str = "file"
     #: For a run read live while still open: what the server says it is doing
     #: (a list of pending activities as plain dicts), else None.
@@ -121,6 +122,17 @@ class History:
     def workflow_type(self) -> str:
         """Type name from the first event."""
         return self.events[0].attrs.get("workflowType", {}).get("name", "")
+
+
+#: Every provenance a history can have (public interface: the report's ``workflow.provenance``).
+PROVENANCES = ("server", "file", "bundle", "simulate")
+
+
+def made_by_simulate(first: Event) -> bool:
+    """True when the start event carries the memo ``grader simulate`` puts on the workflows it starts."""
+    memo = first.attrs.get("memo")
+    fields = memo.get("fields") if isinstance(memo, dict) else None
+    return isinstance(fields, dict) and defaults.SIMULATE_MARK in fields
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -566,13 +578,14 @@ def _walk_info(raw: Any) -> tuple[str, str, Any]:
 # --- reading --------------------------------------------------------------
 
 
-def load_json_text(text: str | bytes, *, source: str, workflow_id: str | None = None) -> History:
+def load_json_text(text: str | bytes, *, source: str, workflow_id: str | None = None,
+                   source_kind: str = "file") -> History:
     """Parse and validate one history document; raise :class:`HistoryError` naming ``source``."""
     try:
         doc = _parse_json(text)
     except ValueError as err:
         raise HistoryError(f"{source}: {_not_json_reason(text, err)}") from None
-    return history_from_document(doc, source=source, workflow_id=workflow_id)
+    return history_from_document(doc, source=source, workflow_id=workflow_id, source_kind=source_kind)
 
 
 _EXPORT_HINT = "export a history with `temporal workflow show -w ID --output json > FILE`"
@@ -651,7 +664,12 @@ def _parse_json_stdlib(text: str | bytes) -> Any:
 
 def history_from_document(doc: Any, *, source: str, workflow_id: str | None = None,
                           source_kind: str = "file") -> History:
-    """Validate a decoded JSON history document and build a :class:`History`."""
+    """Validate a decoded JSON history document and build a :class:`History`.
+
+    ``source_kind`` is where it was read (``file``, ``bundle``, ``server``);
+    a history whose start event carries ``grader simulate``'s mark is
+    ``simulate`` wherever it was read.
+    """
     raw_events, notes = _find_events(doc, source)
     events = _events(raw_events, source)
     first = events[0]
@@ -667,6 +685,8 @@ def history_from_document(doc: Any, *, source: str, workflow_id: str | None = No
         notes.append("payloads in shorthand form (HTTP API)")
     wid = workflow_id or first.attrs.get("workflowId") or _id_from_source(source)
     run_id = first.attrs.get("originalExecutionRunId") or ""
+    if made_by_simulate(first):
+        source_kind = "simulate"
     return History(workflow_id=wid, run_id=run_id, events=events, source=source,
                    source_kind=source_kind, notes=notes)
 

