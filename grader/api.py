@@ -15,6 +15,7 @@ from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 from grader.sources.files import read_files
 from grader.sources.live import DEFAULT_LIMIT, read_live
 from grader.sources.loaded import Loaded
@@ -36,6 +37,7 @@ def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC
     with another learner's run, among the histories or ``loaded.others``, are
     ``cross-talk``. Neither passes.
     """
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
@@ -112,6 +114,7 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
     ``learner``, the files are graded as that learner's work, and a run
     naming another learner is an ``owner-mismatch``.
     """
+    all_packs()  # which workflow types are histories to grade
     return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments,
                         replay=replay, learner=learner)
 
@@ -127,6 +130,7 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
     graded as theirs), compared with other learners' runs on the same task
     queues for cross-talk.
     """
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
@@ -152,6 +156,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
 
     from grader.engine.history import history_from_document
     from grader.engine.report import assemble, gate, grade_experiment, ungraded_experiment
+
+    all_packs()  # the packs' checks and names, before a rubric or history is read
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from grader.errors import ServerUnavailableError
 from grader.engine.report import ExperimentReport, Report
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 if TYPE_CHECKING:  # grader.sources.connect is imported only when a server is watched
     from grader.sources.connect import ConnectionSettings, Target
@@ -185,6 +186,7 @@ async def watch_live(
     from grader.sources.connect import as_target, connect
     from grader.sources.live import DEFAULT_LIMIT, read_live
 
+    all_packs()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     target = as_target(connection, namespace)
     client = await connect(target)
@@ -219,6 +221,7 @@ async def watch_files(
     from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES
     from grader.sources.files import read_files
 
+    all_packs()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     max_bytes = max_history_bytes or DEFAULT_MAX_HISTORY_BYTES
 

@@ -592,7 +592,8 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
         assert process.wait(timeout=30) == 130
     assert time.monotonic() - began < 5
     assert rest.strip().splitlines()[-1] == "grader: interrupted"
-    assert list(out.iterdir()) == []  # no gradebook, no feedback, no spool
+    # No gradebook, no feedback, no staging folder; what it had graded stays for `--resume`.
+    assert [p.name for p in out.iterdir()] == [".grader-resume"]
 
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):

@@ -36,8 +36,8 @@ def test_check_shows_the_open_run_above_an_older_finished_one(tmp_path: Path):
     result = CliRunner().invoke(cli, ["check", "--history", str(tmp_path), "--experiment", "crash-recovery"])
     assert result.stdout.splitlines()[0] == (
         "Run in progress: sim-sigkill-during-deposit-ad48f60c (run 01a20f87): waiting for its next workflow "
-        "task; already shows work moved from 15502@worker-host to 15551@worker-host at "
-        "event 12 (crash-recovery)")
+        "task; already shows worker 15502@worker-host was lost and 15551@worker-host took over at event 12 "
+        "(crash-recovery)")
     # The table below still grades the most convincing run; the line above says which run is going on.
     assert "Crash recovery: " in result.stdout
     as_json = CliRunner().invoke(cli, ["check", "--history", str(tmp_path), "--format", "json"])
@@ -51,8 +51,7 @@ def test_an_open_run_that_refunds_shows_compensation(tmp_path: Path):
     result = CliRunner().invoke(cli, ["check", "--history", str(path), "--format", "json"])
     in_progress = json.loads(result.stdout)["in_progress"]
     assert in_progress["experiments"] == ["compensation"]
-    assert in_progress["signs"] == ["the deposit failed for good at event 13 (compensation)",
-                                    "a refund was scheduled at event 17 (compensation)"]
+    assert in_progress["signs"] == ["the deposit failed for good (MAXIMUM_ATTEMPTS_REACHED, event 13) (compensation)"]
     assert in_progress["waiting_for"] == "refund scheduled (event 17) and not finished"
 
 

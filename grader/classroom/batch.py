@@ -25,7 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
-from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
+from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -35,19 +36,20 @@ from grader.classroom.lms_grades import ImportTarget, import_target, write_impor
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
 from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
-                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+                                       UNFAMILIAR_CLIENT, UNREADABLE_FILES, Attention, BatchResult, Cell, Change,
+                                       ClassRow)
 from grader.sources.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, HistoryError, ServerUnavailableError
 from grader.engine.evidence import build_evidence
 from grader.engine.history import History, load_json_text
-from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
 from grader.engine.ownership import run_workers
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
-DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
 
 @dataclass
@@ -123,6 +125,35 @@ def note_provenance(result: LearnerResult) -> None:
         result.problems.append(f"graded on runs made by `grader simulate` (its mark is on the start event): "
                                f"{', '.join(made)}")
         _flag(result, SIMULATE)
+
+
+#: How many runs of an unfamiliar client a problem line names before it counts the rest.
+_NAMED_RUNS = 5
+
+
+def note_clients(result: LearnerResult, histories: list[History]) -> None:
+    """Name the runs started from a client that none of the learner's graded runs came from.
+
+    Anyone who can start workflows on a shared server can start them under
+    another learner's id: such runs are graded like the rest (an honest run
+    still wins), and named here so the instructor can look. A learner's own
+    runs come from their machine (:func:`grader.engine.integrity.starter_client`);
+    the runs their grade rests on say which machine that is.
+    """
+    if result.report is None or len(histories) < 2:
+        return
+    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
+    strangers = [h for h in histories if starter_client(h) not in familiar]
+    if not strangers or not familiar:
+        return
+    clients = sorted({starter_client(h) or "an unrecorded client" for h in strangers})
+    named = ", ".join(h.workflow_id for h in strangers[:_NAMED_RUNS])
+    more = f" and {len(strangers) - _NAMED_RUNS} more" if len(strangers) > _NAMED_RUNS else ""
+    result.problems.append(f"{len(strangers)} run(s) started from an unfamiliar client ({', '.join(clients[:3])}), "
+                           f"not the one the graded runs came from ({', '.join(sorted(familiar)[:3])}): "
+                           f"{named}{more}")
+    _flag(result, UNFAMILIAR_CLIENT)
 
 
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
@@ -295,6 +326,7 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
                  validate: Callable[[str, str], str], *,
                  id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
+    all_packs()  # the packs' checks and names, before the rubric or any history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     if id_column is not None and roster_path is None:
         raise BadInputError("--id-column names a column of the roster: pass --roster too")
@@ -350,7 +382,7 @@ async def batch_live(
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
-    limit: int = DEFAULT_LIMIT,
+    since: str | datetime | None = defaults.BATCH_SINCE,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     replay: bool = True,
     progress: Progress | None = None,
@@ -361,14 +393,22 @@ async def batch_live(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
+    History reads go out at most ``max_rps`` a second and listing pages at
+    most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
+    server throttles anyway, the pace halves and ``progress`` says so.
+
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
-    with at most ``concurrency`` reads in flight over one client, and graded
-    as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    workflow of the pack's type. Every run each learner started since
+    ``since`` (a duration back from now such as ``120d``, a date, or None for
+    all) is read, with at most ``concurrency`` reads in flight over one
+    client, and graded as soon as they arrive; runs started from a client
+    none of the learner's graded runs came from are named (``unfamiliar-client``). ``on_result`` sees each learner as it is graded.
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are read (see
     :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
@@ -381,15 +421,25 @@ async def batch_live(
     target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
+    since_at = parse_since(since) if isinstance(since, str) else since
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
     # One retrier for every call, the first connection included: a server that stalls (paused,
     # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    if max_rps <= 0 or max_visibility_rps <= 0:
+        raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
     retrier = Retrier(retry_seconds, notify=progress.say)
     client = client or await retrier.call(lambda: connect(target))
+
+    def slowed(what: str) -> Callable[[float], None]:
+        return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
+                                         f"{rate:.0f} a second")
+
+    reads = Pacer(max_rps, on_slow=slowed("history reads"))
+    listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -400,12 +450,12 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+            raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+    key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
                       lms_column=lms_column, due=due, credit_simulate=credit_simulate)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
@@ -414,7 +464,7 @@ async def batch_live(
         collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
                           retrier=retrier, emit=collect, replay=replay, due=due, marked=marked,
-                          credit_simulate=credit_simulate)
+                          credit_simulate=credit_simulate, pacer=reads)
         # Copies and cross-talk are known only once the whole class is read: grade those learners again,
         # the copied runs and the runs a classmate's worker did work in now credited to no one.
         # A learner a resumed batch graded before counts too: the whole class is looked at.
@@ -431,7 +481,7 @@ async def batch_live(
 
             await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
                               retrier=retrier, emit=regraded, replay=replay, due=due, marked=marked,
-                              credit_simulate=credit_simulate, copied=copies,
+                              credit_simulate=credit_simulate, copied=copies, pacer=reads,
                               held={k: v for name in held for k, v in held[name].items()})
         progress.close()
         result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
@@ -444,8 +494,10 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
                       credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
-                      held: dict | None = None) -> None:
+                      pacer: Pacer | None = None, held: dict | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
+
+    Each read first takes its turn from ``pacer``.
 
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
@@ -459,12 +511,14 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+            # Without the SDK's retries: a throttled read comes back to the Retrier, which paces and says so.
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target,
+                                                        sdk_retries=False), pacer=pacer)
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
         if not targets:
-            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            result.problems.append(f"no {_workflow_label(rubric)} workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         histories, errors, unreachable = [], [], False
@@ -484,7 +538,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             else:
                 histories.append(item)
                 result.runs.append((item.run_id, workflow_id))
-        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # A run the server returned but that is no history of the graded type is the learner's, so it is
         # graded (and named), unlike a run the server could not return.
         result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
                                        unreachable=unreachable)
@@ -497,6 +551,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
             note_provenance(result)
+            note_clients(result, histories)
             note_ownership(result)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
@@ -657,6 +712,10 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    if replay:
+        from grader.lab.replay import preload
+
+        preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
@@ -717,12 +776,20 @@ def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | No
 
 @lru_cache(maxsize=4)
 def _process_rubric(path: str) -> Rubric:
+    all_packs()  # a pool process starts with none loaded (--pack-path reaches it through the environment)
     return load_rubric(path)
 
 
 #: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
 #: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
 MAX_PROBLEMS = 50
+
+
+def _workflow_label(rubric: Rubric) -> str:
+    """The workflow type a rubric's experiments grade, as messages name it."""
+    from grader.engine.catalog import workflow_label_of
+
+    return workflow_label_of(rubric.experiments[0].id) if rubric.experiments else "matching"
 
 
 def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
@@ -787,17 +854,22 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     findings: dict = {}
     claims: dict[str, str] = {}
     folders: dict[str, list[str]] = {}
-    for path in bundle_paths(submission):
+    bundles = bundle_paths(submission)
+    for path in bundles:
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
         claims.update(loaded.claims)
-    for member in read_members(submission, skip_bundles=True):
+    # What stopped the reading of a whole upload (a limit reached) is said before the lines about
+    # single files, so the cap on problem lines never hides it.
+    labels = {display_name(name) for name in submission.names}
+    upload_wide: list[str] = []
+    for member in read_members(submission, skip_bundles=bundles):
         sources.append(member.name)
         if member.error:
-            errors.append(member.error)
+            (upload_wide if member.name in labels else errors).append(member.error)
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
@@ -805,7 +877,7 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
-    errors = cap_lines(errors)
+    errors = cap_lines(upload_wide + errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.

@@ -437,16 +437,19 @@ class Gradebook:
         for run_id, learner, workflow_id in shared:
             by_run.setdefault(run_id, []).append((learner, workflow_id))
         found: dict[str, list[dict[str, Any]]] = {}
+        seen: set[tuple[str, str, str]] = set()
         for run_id, holders in by_run.items():
             names = sorted({learner for learner, _ in holders})
+            # Each holder names up to MAX_NAMED others: the first MAX_NAMED + 1 names always hold
+            # them, so the cost is linear in the holders (50,000 learners handing in one run).
+            first = names[:MAX_NAMED + 1]
             for learner, workflow_id in holders:
-                others = [n for n in names if n != learner]
-                if not others:
+                if len(names) < 2 or (learner, run_id, workflow_id) in seen:
                     continue
-                entry = {"run_id": run_id, "workflow_id": workflow_id,
-                         "also_under": others[:MAX_NAMED], "others": len(others)}
-                if entry not in found.setdefault(learner, []):
-                    found[learner].append(entry)
+                seen.add((learner, run_id, workflow_id))
+                found.setdefault(learner, []).append({
+                    "run_id": run_id, "workflow_id": workflow_id,
+                    "also_under": [n for n in first if n != learner][:MAX_NAMED], "others": len(names) - 1})
         return found
 
     def cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:

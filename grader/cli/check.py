@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is n
 @click.option("--all-learners", is_flag=True,
               help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
+              help="Without --workflow-id or a learner: how many of the newest MoneyTransfer runs to read "
+                   "(a learner's runs are all read).")
 @click.option("--replay/--no-replay", default=False, show_default=True,
               help="Also replay each history through the reference workflow (integrity). It loads the "
                    "Temporal SDK, about 0.3 s, so this quick check leaves it to `grader batch` and the "

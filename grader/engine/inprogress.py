@@ -13,15 +13,11 @@ a refund), read from the history so far and, live, from ``describe()``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from grader.engine.checks import what_it_is_doing
+from grader.engine.checks import ANY_EXPERIMENT, Shown, experiment_shown, what_it_is_doing
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
-
-#: A silence this long in an open run is worth naming (the partition check decides what it was).
-_LONG_SILENCE = 10.0
-
 
 @dataclass(slots=True)
 class RunInProgress:
@@ -33,9 +29,9 @@ class RunInProgress:
     start_time: str
     #: What it waits for: "deposit scheduled, attempt 3, last failure ValueError: ...".
     waiting_for: str
-    #: Ids of the experiments whose events it already shows, in the order seen below.
+    #: The experiment whose defining events it already shows (at most one: one run, one experiment).
     experiments: list[str] = field(default_factory=list)
-    #: One phrase per such sign, with its event ids ("a new worker took over at event 12").
+    #: The events that show it, with their ids ("... took over at event 12 (crash-recovery)").
     signs: list[str] = field(default_factory=list)
     #: Its Web UI page, when read from a server whose UI is known.
     ui_link: str | None = None
@@ -53,8 +49,14 @@ class RunInProgress:
         return text
 
 
-def newest_open_run(runs: Sequence[RunEvidence]) -> RunInProgress | None:
-    """The open run that started last among ``runs``, or None when every run has closed."""
+def newest_open_run(runs: Sequence[RunEvidence], shown: Mapping[int, Shown] | None = None) -> RunInProgress | None:
+    """The open run that started last among ``runs``, or None when every run has closed.
+
+    Which experiment it already shows is its pack's classifier's reading
+    (:func:`grader.engine.checks.experiment_shown`), the same that decides
+    what the run counts for once it closes; ``shown`` holds that reading by
+    ``id(run)`` when the caller has it already.
+    """
     open_runs = [r for r in runs if r.is_open]
     if not open_runs:
         return None
@@ -64,49 +66,10 @@ def newest_open_run(runs: Sequence[RunEvidence]) -> RunInProgress | None:
         return when.timestamp() if when else float("-inf")
 
     run = max(open_runs, key=started)
-    found = signs_of(run)
-    experiments: list[str] = []
-    for experiment, _ in found:
-        if experiment not in experiments:
-            experiments.append(experiment)
-    return RunInProgress(run.workflow_id, run.run_id, run.start_time, what_it_is_doing(run), experiments,
-                         [f"{sign} ({experiment})" for experiment, sign in found], run.ui_link)
-
-
-def signs_of(run: RunEvidence) -> list[tuple[str, str]]:
-    """``(experiment id, phrase)`` for each experiment-defining event an open run already shows.
-
-    These are signs, not verdicts: the checks decide once the run closes.
-    """
-    signs: list[tuple[str, str]] = []
-    deposits = run.activities_of("deposit")
-    for a in deposits:
-        if a.outcome == "failed":
-            signs.append(("compensation", f"the deposit failed for good at event {a.closed_event_id}"))
-    for a in run.activities_of("refund"):
-        signs.append(("compensation", f"a refund was scheduled at event {a.scheduled_event_id}"))
-    failures = [(p.attempt, p.last_failure) for p in run.pending or () if p.activity_type == "deposit"]
-    failures += [(a.attempt, a.last_failure) for a in deposits if a.outcome != "failed"]
-    for attempt, failure in failures:
-        if failure is not None and failure.kind == "application" and attempt > 1:
-            signs.append(("live-fix", f"the deposit is on attempt {attempt} after {failure.describe()}"))
-            break
-    for handover in run.handovers:
-        signs.append(("crash-recovery", f"work moved from {handover.from_identity} to {handover.to_identity} "
-                                        f"at event {handover.event_id}"))
-        break
-    else:
-        if run.lost_worker_signs:
-            lost = run.lost_worker_signs[0]
-            signs.append(("crash-recovery", f"a workflow task timed out on a worker's sticky queue at event "
-                                            f"{lost.event_id}"))
-        else:
-            for p in run.pending or ():
-                if p.last_failure is not None and p.last_failure.kind in ("timeout", "worker_shutdown"):
-                    signs.append(("crash-recovery", f"the {p.activity_type} is retrying after "
-                                                    f"{p.last_failure.describe()} (attempt {p.attempt})"))
-                    break
-    if run.longest_gap is not None and run.longest_gap[0] >= _LONG_SILENCE:
-        seconds, before, after = run.longest_gap
-        signs.append(("network-partition", f"a silence of {seconds:.0f} s between events {before} and {after}"))
-    return signs
+    seen = (shown or {}).get(id(run)) or experiment_shown(run)
+    experiments, signs = [], []
+    if seen.experiment not in (None, ANY_EXPERIMENT):
+        experiments.append(seen.experiment)
+        signs.append(f"{seen.why} ({seen.experiment})")
+    return RunInProgress(run.workflow_id, run.run_id, run.start_time, what_it_is_doing(run), experiments, signs,
+                         run.ui_link)

@@ -15,7 +15,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.engine.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+from grader.engine import catalog
+from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
                                   CheckResult, experiment_shown, pending_result, run_check)
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
@@ -194,6 +195,19 @@ def report_schema() -> dict[str, Any]:
     return json.loads(schema_path("report").read_text())
 
 
+#: Events a check line lists as its evidence; a run of 40,000 activities listed every one, in every
+#: format (a 37 MB JSON report). The rest are counted in one more entry.
+MAX_EVIDENCE = 50
+
+
+def cap_evidence(evidence: list[dict[str, Any]], most: int = MAX_EVIDENCE) -> list[dict[str, Any]]:
+    """``evidence`` with at most ``most`` events kept and a last entry counting the others."""
+    if len(evidence) <= most:
+        return evidence
+    return evidence[:most] + [{"event_id": None, "event_type": "more",
+                               "detail": f"... and {len(evidence) - most} more events like these"}]
+
+
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
     """Run one experiment's checks on one run and weigh them."""
     checks = []
@@ -207,6 +221,7 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
         result.max_score = rc.points
         result.required = rc.required
         result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        result.evidence = cap_evidence(result.evidence)
         score += points
         max_score += rc.points
         if rc.required:
@@ -368,16 +383,6 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
 
-#: What each experiment's defining events are, for the note of an experiment no run shows.
-_DEFINED_BY = {
-    "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
-    "live-fix": "no run's deposit failed with the app's own error and was retried",
-    "crash-recovery": "no run lost a worker process while it was open with another process taking over",
-    "network-partition": "no run has a silence with the same worker on both sides (a paused server) "
-                         "or an attempt that outlived its deadline",
-}
-
-
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -408,22 +413,27 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    partition = rubric.experiment("network-partition")
-    minimum = float((partition.params if partition else DEFAULT_PARAMS)["min_outage_seconds"])
-    shown = {id(run): experiment_shown(run, min_outage_seconds=minimum) for run in runs}
+    params: dict = {}
+    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    shown = {id(run): experiment_shown(run, params) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
-            reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
+            reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
+                                                           "was found to grade"))
             continue
-        candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
+        owner = catalog.experiment_owner(spec.id)
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id
+                      or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
+                          and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
         if not candidates:
             still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
             if still_open:  # it may yet become this experiment: wait for it, as its checks would
                 reports.append(awaited_experiment(spec, still_open[0]))
             else:
-                reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
+                reports.append(not_attempted_experiment(spec, catalog.defined_by(spec.id)))
             continue
         graded = [(run, gate_ownership(gate(grade_experiment(spec, run), verdicts.get(id(run))),
                                        holds.get(id(run))))
@@ -439,7 +449,7 @@ def grade(
                       runs=graded_runs, integrity=integrity)
     report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))
                         for run in runs if id(run) in holds]
-    report.in_progress = newest_open_run(runs)
+    report.in_progress = newest_open_run(runs, shown)
     return report
 
 
