@@ -276,7 +276,8 @@ def _shared_run(dup: dict) -> str:
 
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
             not_on_roster: list[str], ignored: list[str], retried: int = 0,
-            warnings: list[str] | None = None) -> BatchResult:
+            warnings: list[str] | None = None,
+            lms_import: tuple[Roster | None, ImportTarget | None, Rubric] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
     changes: list[Change] | None = [] if previous is not None else None
@@ -308,14 +309,26 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             seen.add(row.learner)
             changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
 
-    written = book.finish(on_row)
+    warnings = list(warnings or [])
+
+    def import_file(staging: Path) -> list[str]:
+        """canvas-import.csv or moodle-import.csv, staged with the gradebook so they swap in together."""
+        roster, target, rubric = lms_import or (None, None, book.rubric)
+        if target is None or roster is None:
+            return []
+        scores = ((row.learner, row.status, row.score) for row in learners)
+        path, said = write_import(roster, target, scores, staging, max_score=max_score or _rubric_max(rubric))
+        warnings.extend(said)
+        return [path.name] if path is not None else []
+
+    written = book.finish(on_row, also=import_file)
     if previous is not None:
         changes.extend(regrade.gone(previous, seen))
     return BatchResult(
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
-        learners=learners, warnings=list(warnings or []),
+        learners=learners, warnings=warnings,
         experiments=[(e.id, e.title) for e in book.rubric.experiments],
         optional=[e.id for e in book.rubric.experiments if not e.required],
         rubric={"id": book.rubric.id, "version": book.rubric.version},
@@ -484,10 +497,9 @@ async def batch_live(
                               credit_simulate=credit_simulate, copied=copies, pacer=reads,
                               held={k: v for name in held for k, v in held[name].items()})
         progress.close()
-        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
-        _write_import(result, class_roster, target_column, rubric)
-        return result
+        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [],
+                       lms_import=(class_roster, target_column, rubric))
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
@@ -652,9 +664,9 @@ def batch_files(
                         held=held.get(name)), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
-                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
+                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [],
+                             lms_import=(class_roster, target_column, rubric))
             result.unmatched = download.unmatched
-            _write_import(result, class_roster, target_column, rubric)
             return result
 
 
@@ -662,18 +674,6 @@ def _hint(download: Download, learner: str) -> LateHint | None:
     """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
     marked, when = download.late.get(learner), download.submitted_at.get(learner)
     return LateHint(marked, when) if marked is not None or when is not None else None
-
-
-def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
-    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
-    if target is None or roster is None:
-        return
-    scores = ((row.learner, row.status, row.score) for row in result.learners)
-    path, warnings = write_import(roster, target, scores, result.out_dir,
-                                  max_score=result.max_score or _rubric_max(rubric))
-    if path is not None:
-        result.written.append(path)
-    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:

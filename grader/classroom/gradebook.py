@@ -508,23 +508,28 @@ class Gradebook:
                           report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
                           late=None if r[11] is None else bool(r[11]))
 
-    def finish(self, on_row=None) -> list[Path]:
+    def finish(self, on_row=None, *, also=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
 
         Everything is written into the staging folder first and put in place
         together at the end (see the module docstring). ``on_row(row)`` sees
         every learner (with its duplicates filled in) as it is written, for
         the regrade diff and the summary, without a second pass.
+        ``also(staging_folder)`` may write more files of the same gradebook
+        there (an LMS import file) and returns their names: they are put in
+        place with the rest.
         """
         with disk_errors(self.out_dir):
             self._write_staged(on_row)
             self._keep_foreign_feedback()
-            (self._tmp / _COMMIT).touch()
+            extra = list(also(self._tmp)) if also is not None else []
+            # The mark lists the extra files, so a batch that finishes this commit knows them too.
+            (self._tmp / _COMMIT).write_text("".join(f"{name}\n" for name in extra), encoding="utf-8")
         # From the commit mark on the new gradebook is decided (recover() completes it if this process
         # dies): the --resume spool has served its purpose.
         self._finished = True
         commit(self._tmp, self.out_dir)
-        return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
+        return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv", *(self.out_dir / n for n in extra)]
 
     def _write_staged(self, on_row) -> None:
         from grader.classroom.feedback import render_feedback
@@ -650,7 +655,10 @@ def commit(staging: Path, out_dir: Path) -> None:
             # Moved aside into the staging folder, which is removed once the commit is done.
             os.rename(out_dir / "feedback", staging / f"feedback.old-{secrets.token_hex(4)}")
         os.rename(new_feedback, out_dir / "feedback")
-    for name in ("gradebook.csv", "gradebook.json"):
+    mark = staging / _COMMIT
+    extra = [n for n in mark.read_text(encoding="utf-8").splitlines() if n and "/" not in n] if mark.exists() else []
+    # gradebook.json last: once it is the new one, everything else already is.
+    for name in (*extra, "gradebook.csv", "gradebook.json"):
         if (staging / name).exists():
             os.replace(staging / name, out_dir / name)
 

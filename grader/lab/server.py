@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.metadata
+import json
 import os
 import shutil
 import signal
