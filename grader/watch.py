@@ -62,7 +62,19 @@ def summary_line(report: Report) -> str:
             waits.append(waiting)
     total = f"total {_WORD.get(report.status, report.status)} {report.score:g}/{report.max_score:g}"
     line = "; ".join(parts + [total])
-    return f"{line} (waiting: {' | '.join(waits)})" if waits else line
+    line = f"{line} (waiting: {' | '.join(waits)})" if waits else line
+    if report.in_progress is not None:
+        line = f"{report.in_progress.line()} | {line}"
+    return line
+
+
+def finished(report: Report) -> bool:
+    """True when the watch may end: every experiment asked for passes and no run is still open.
+
+    A run in progress is followed until it closes, even when older runs
+    already pass: it is the one the learner is working on.
+    """
+    return report.passed and report.in_progress is None
 
 
 @dataclass
@@ -107,6 +119,8 @@ async def watch(
 ) -> Report:
     """Call ``poll`` every ``interval`` seconds and show the grade when it changed; return it once it passes.
 
+    A run still open is followed until it closes (see :func:`finished`).
+
     ``what`` names what is watched (shown on a terminal). ``tty`` defaults to
     whether ``out`` is a terminal. A poll slower than ``poll_timeout`` (a
     frozen server) or a server that stops answering is shown and retried.
@@ -142,9 +156,9 @@ async def watch(
             shown = state
             head = (f"Watching {what}, every {interval:g} s; last change at {time.strftime('%H:%M:%S')}. "
                     "Ctrl+C to stop.\n\n")
-            done = "\nEvery experiment asked for passes.\n" if report is not None and report.passed else ""
+            done = "\nEvery experiment asked for passes.\n" if report is not None and finished(report) else ""
             screen.show(head + block_body + done, line)
-        if report is not None and report.passed:
+        if report is not None and finished(report):
             return report
         await asyncio.sleep(interval)
 
@@ -180,7 +194,7 @@ async def watch_live(
     async def poll() -> Report:
         loaded = await read_live(target, workflow_ids=workflow_ids, learner=learner,
                                  limit=limit or DEFAULT_LIMIT, client=client)
-        return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+        return grade_loaded(loaded, rubric=rubric, experiments=experiments, learner=learner)
 
     where = f"{target.address} (namespace {target.namespace})"
     who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -200,3 +201,16 @@ def test_batch_gives_one_result_per_learner(tmp_path: Path, checkout: tuple[Path
     assert documents["carol"]["tests"] == [] and documents["carol"]["max-score"] == 0
     assert documents["ada"]["score"] > documents["bob"]["score"]
 
+
+
+def test_a_check_that_passed_on_a_suspect_history_is_not_passed(tmp_path: Path):
+    """Integrity withholds the points of a forged history; its checks keep their status but are not "passed"."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_forgeries.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)
+    forged = tmp_path / "fake-compensation" / "fake-compensation.json"
+    report = api.check_files([forged], experiments=["compensation"], replay=False)
+    document = classroom50.document(report, classroom50.Identity(datetime="2026-12-01T09:30:00Z"))
+    validate(document)
+    assert document["score"] == 0
+    assert all(not t["passed"] for t in document["tests"] if t["max-score"])
+    assert any(t["status"] == "pass" for t in document["tests"])  # what the history would have proved

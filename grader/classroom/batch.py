@@ -44,6 +44,7 @@ from grader.engine.evidence import build_evidence
 from grader.engine.history import History, load_json_text
 from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.ownership import run_workers
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.packs import all_packs
@@ -67,12 +68,15 @@ class LearnerResult:
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
     #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
-    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`).
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`), and ``cross-talk`` or
+    #: ``owner-mismatch`` when a run is not only the learner's own work (grader.engine.ownership).
     flags: list[str] = field(default_factory=list)
     #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
     timings: list[tuple[str, str]] = field(default_factory=list)
     #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
     holder: str = ""
+    #: The worker processes each graded run shows, for finding cross-talk across the class.
+    workers: list = field(default_factory=list)
     #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
     late: bool | None = None
 
@@ -80,6 +84,17 @@ class LearnerResult:
 def _flag(result: LearnerResult, flag: str) -> None:
     if flag not in result.flags:
         result.flags.append(flag)
+
+
+def note_ownership(result: LearnerResult) -> None:
+    """Flag a learner with a run that is not their own work, with one problem line per such run and finding.
+
+    The flags are the finding codes: ``cross-talk`` and ``owner-mismatch`` (grader.engine.ownership).
+    """
+    for entry in result.report.ownership if result.report is not None else ():
+        for finding in entry.findings:
+            result.problems.append(f"{entry.source} {entry.workflow_id}: {finding.code}: {finding.message}")
+            _flag(result, finding.code)
 
 
 def note_integrity(result: LearnerResult) -> None:
@@ -159,7 +174,9 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
 
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
                findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
-               copied: Mapping[str, list[str]] | None = None) -> Report:
+               copied: Mapping[str, list[str]] | None = None, learner: str | None = None,
+               claims: dict[str, str] | None = None, folders: dict[str, list[str]] | None = None,
+               known: set[str] | None = None, held: dict | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
@@ -170,15 +187,28 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
     handed in to those learners: such a run gets a ``copied-run`` finding,
     so it is credited to no one. Without ``credit_simulate`` a run made by
     ``grader simulate`` earns nothing.
+    With ``learner``, a run that names another learner (its workflow id,
+    its bundle's manifest in ``claims``, its folders in ``folders``, both by
+    history source; ids count when in ``known``) is ``owner-mismatch``.
+    ``held`` adds findings made across the class, by ``(workflow_id,
+    run_id)`` (cross-talk). No run with such a finding passes.
     """
     from grader.api import check_integrity
+    from grader.engine.ownership import owner_findings
     from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
     more = _copied_findings(histories, copied) if copied else None
     integrity = check_integrity(loaded, replay=replay, more_findings=more)
+    holds = []
+    for history in histories:
+        found = list((held or {}).get((history.workflow_id, history.run_id), ()))
+        if learner is not None:
+            found += owner_findings(history.workflow_id, learner, manifest_learner=(claims or {}).get(history.source),
+                                    folders=(folders or {}).get(history.source, ()), known=known)
+        holds.append(found)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity, credit_simulate=credit_simulate)
+                 integrity=integrity, credit_simulate=credit_simulate, held=holds)
 
 
 def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
@@ -231,10 +261,11 @@ class _Collector:
         self.on_result = on_result
 
     def __call__(self, result: LearnerResult) -> None:
-        self.book.add(_to_row(result, self.rubric), result.runs)
+        self.book.add(_to_row(result, self.rubric), result.runs, result.workers)
         self.progress.advance()
         if self.on_result is not None:
             self.on_result(result)
+
 
 
 def _shared_run(dup: dict) -> str:
@@ -443,19 +474,28 @@ async def batch_live(
                    retry_statuses=(NOT_GRADABLE,)) as book:
         everyone, plan = plan, _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
+        collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked, credit_simulate=credit_simulate, pacer=reads)
+                          retrier=retrier, emit=collect, replay=replay, due=due, marked=marked,
+                          credit_simulate=credit_simulate, pacer=reads)
+        # Copies and cross-talk are known only once the whole class is read: grade those learners again,
+        # the copied runs and the runs a classmate's worker did work in now credited to no one.
+        # A learner a resumed batch graded before counts too: the whole class is looked at.
         copies = book.copied_runs()
-        if copies:
-            # Copies are known only once the whole class is read: grade those learners again, the
-            # copied runs now credited to no one.
-            # A learner a resumed batch graded before counts too: the whole class is looked at.
-            await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
-                              rubric=rubric, concurrency=concurrency, retrier=retrier,
-                              emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
-                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies,
-                              pacer=reads)
+        held = book.cross_talk()
+        if copies or held:
+            again = [item for item in everyone if item[1] in copies or item[1] in held]
+
+            def regraded(result: LearnerResult) -> None:
+                if result.status == NOT_GRADABLE and result.learner in held:
+                    # The server went away since: hold back what the first grade credited.
+                    result = withhold_spooled(book, result.learner, held[result.learner], rubric)
+                book.replace(_to_row(result, rubric))
+
+            await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
+                              retrier=retrier, emit=regraded, replay=replay, due=due, marked=marked,
+                              credit_simulate=credit_simulate, copied=copies, pacer=reads,
+                              held={k: v for name in held for k, v in held[name].items()})
         progress.close()
         return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
                        retried=retrier.retried, warnings=class_roster.warnings if class_roster else [],
@@ -466,12 +506,13 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
                       credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
-                      pacer: Pacer | None = None) -> None:
+                      pacer: Pacer | None = None, held: dict | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
 
     Each read first takes its turn from ``pacer``.
 
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
+    ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
     """
     from grader.sources.live import fetch_run
 
@@ -518,10 +559,12 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay, credit_simulate=credit_simulate,
-                                       copied=(copied or {}).get(name))
+                                       copied=(copied or {}).get(name), learner=name, held=held)
+            result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
             note_provenance(result)
             note_clients(result, histories)
+            note_ownership(result)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
@@ -594,26 +637,31 @@ def batch_files(
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
                           id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+        # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
+        known = {learner_key(name) for name in (*download.submissions,
+                                                *(class_roster.learners if class_roster else ()))}
         with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
                        resume=resume) as book:
             everyone, plan = plan, _left_to_grade(plan, book, progress)
+            collect = _Collector(book, rubric, progress, on_result)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          due=due, credit_simulate=credit_simulate)
+                                          due=due, credit_simulate=credit_simulate, known=known)
             else:
-                collect = _Collector(book, rubric, progress, on_result)
                 for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
                                              replay=replay, due=due, late_hint=hint,
-                                             credit_simulate=credit_simulate))
+                                             credit_simulate=credit_simulate, known=known))
             copies = book.copied_runs()
-            # Copies are known only once the whole class is read: grade those learners again, the
-            # copied runs now credited to no one (a learner a resumed batch graded before counts too).
+            held = book.cross_talk()
+            # Copies and cross-talk are known only once the whole class is read: grade those learners
+            # again, those runs now credited to no one (a learner a resumed batch graded before counts too).
             for position, name, cells, submission, hint in everyone:
-                if name in copies:
+                if name in copies or name in held:
                     book.replace(_to_row(grade_submission(
                         name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
-                        late_hint=hint, credit_simulate=credit_simulate, copied=copies[name]), rubric))
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies.get(name), known=known,
+                        held=held.get(name)), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
                              ignored=download.ignored, warnings=class_roster.warnings if class_roster else [],
@@ -654,7 +702,8 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True,
+                              known: set[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -671,7 +720,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate, known))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -708,20 +757,20 @@ def die_with_parent(parent: int) -> None:
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
     for future in done:
         rows = future.result()
-        for row, runs in rows:
-            book.add(row, runs)
+        for row, runs, workers in rows:
+            book.add(row, runs, workers)
         progress.advance(len(rows))
 
 
 def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
-                 credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
+                 credit_simulate: bool = True, known: set[str] | None = None) -> list[tuple]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  due=due, late_hint=hint, credit_simulate=credit_simulate)
-        rows.append((_to_row(result, rubric), result.runs))
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
+        rows.append((_to_row(result, rubric), result.runs, result.workers))
     return rows
 
 
@@ -753,7 +802,8 @@ def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
                      due: datetime | None = None, late_hint: LateHint | None = None,
-                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
+                     known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
@@ -762,13 +812,17 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
     ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
+    A run whose bundle manifest, workflow id or folder names another learner
+    (ids count when their key is in ``known``, the class) is
+    ``owner-mismatch``; ``held`` adds cross-talk found across the class.
     Whatever the upload holds, the answer is this learner's row: a failure
     of ours on their files makes them ``unreadable-files`` with the reason,
     never stops the class.
     """
     try:
         return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
-                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied)
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied,
+                                 known=known, held=held)
     except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
         from grader.errors import write_crash_report
 
@@ -786,7 +840,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
 def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                       roster: dict[str, str] | None, position: int, replay: bool,
                       due: datetime | None = None, late_hint: LateHint | None = None,
-                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
+                      known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -797,6 +852,8 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     sources: list[str] = []
     errors: list[str] = list(submission.problems)
     findings: dict = {}
+    claims: dict[str, str] = {}
+    folders: dict[str, list[str]] = {}
     bundles = bundle_paths(submission)
     for path in bundles:
         loaded = read_bundle(path)
@@ -804,6 +861,7 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
+        claims.update(loaded.claims)
     # What stopped the reading of a whole upload (a limit reached) is said before the lines about
     # single files, so the cap on problem lines never hides it.
     labels = {display_name(name) for name in submission.names}
@@ -815,6 +873,7 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
+            folders[member.name] = _inner_folders(member.name)
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
@@ -831,9 +890,58 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
-                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied)
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied,
+                               learner=learner, claims=claims, folders=folders, known=known, held=held)
+    result.workers = [run_workers(h, learner) for h in histories]
     note_integrity(result)
     note_provenance(result)
+    note_ownership(result)
     result.late = is_late(result.report, histories, due=due, hint=late_hint)
     result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result
+
+
+def withhold_spooled(book: Gradebook, learner: str, held: dict, rubric: Rubric) -> LearnerResult:
+    """A learner's first grade with the cross-talk runs in ``held`` gated, when their runs cannot be read again.
+
+    Grading again would pick the best run that is still the learner's own;
+    without the runs, every experiment graded on a held run loses its points,
+    so cross-talk never passes even when the server went away mid-batch.
+    """
+    from grader.engine.report import OwnershipEntry, assemble, gate_ownership, report_from_dict
+
+    row = book.row(learner)
+    result = LearnerResult(learner, row.status, roster=row.roster, position=row.position,
+                           problems=[p for p in row.problems], flags=list(row.flags), late=row.late)
+    if row.report_json is None:
+        return result
+    report = report_from_dict(_json_loads(row.report_json))
+    for exp in report.experiments:
+        ref = exp.workflow
+        if ref is not None and (ref.workflow_id, ref.run_id) in held:
+            gate_ownership(exp, held[(ref.workflow_id, ref.run_id)])
+    gated = assemble(report.experiments, rubric, sources=report.sources, errors=report.errors,
+                     integrity=report.integrity)
+    gated.ownership = report.ownership + [OwnershipEntry("", wid, rid, list(found))
+                                          for (wid, rid), found in held.items()]
+    gated.in_progress = report.in_progress
+    result.report = gated
+    note_ownership(result)
+    return result
+
+
+def _json_loads(text: str):
+    import json
+
+    return json.loads(text)
+
+
+def _inner_folders(member_name: str) -> list[str]:
+    """The folders a file sits in inside a submission: ``ada.zip:carol-bundle/x.json`` -> ``["carol-bundle"]``.
+
+    The submission's own entry (``ada/``, ``ada.zip``) is left out: it names the learner being graded.
+    """
+    inner = member_name.split(":", 1)[1] if ".zip:" in member_name else member_name.split("/", 1)[-1]
+    if inner == member_name and "/" not in member_name:
+        return []
+    return [part for part in inner.split("/")[:-1] if part]

@@ -51,6 +51,8 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
+#: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch ...), ``;``-separated.
+TRAILING_COLUMNS = ("flags",)
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
 #: The spool's tables (the scratch spool's and the --resume spool's alike).
@@ -60,6 +62,8 @@ SPOOL_TABLES = """
                                          feedback TEXT, flags TEXT, late INTEGER);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
     CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
+    CREATE TABLE IF NOT EXISTS processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
+                                          sticky TEXT, events TEXT, fingerprint TEXT);
 """
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
@@ -157,9 +161,9 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
 
 
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
-    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two."""
+    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, late, per experiment two, flags."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
-    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment]
+    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment, *TRAILING_COLUMNS]
 
 
 def reserved_columns(rubric: Rubric) -> set[str]:
@@ -331,12 +335,16 @@ class Gradebook:
             pass
         self._lock_fd = fd
 
-    def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
-        with disk_errors(self.out_dir):
-            self._add(row, runs)
+    def add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
+        """Spool one learner, the ``(run_id, workflow_id)`` pairs graded for them and their runs' workers.
 
-    def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
+        ``workers`` are :class:`grader.engine.ownership.RunWorkers`, one per run, kept
+        (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
+        """
+        with disk_errors(self.out_dir):
+            self._add(row, runs, workers)
+
+    def _add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
         self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
@@ -344,6 +352,14 @@ class Gradebook:
         if row.timings:
             self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
                                 [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
+        if workers:
+            from grader.engine.learner import learner_key
+
+            key = learner_key(row.learner)
+            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?,?)", [
+                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events), w.fingerprint)
+                for w in workers for identity, events in w.identities.items()
+                for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
         self.count += 1
         # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
         # (a commit per learner would cost more than a small learner's grading).
@@ -425,6 +441,53 @@ class Gradebook:
                     "run_id": run_id, "workflow_id": workflow_id,
                     "also_under": [n for n in first if n != learner][:MAX_NAMED], "others": len(names) - 1})
         return found
+
+    def cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
+        """learner -> ``(workflow_id, run_id)`` -> cross-talk findings, for runs sharing a worker process across learners.
+
+        Only processes seen under two learners are looked at again, so a class
+        with a queue per learner costs one query. See :func:`grader.engine.ownership.cross_talk`.
+        """
+        with disk_errors(self.out_dir):
+            return self._cross_talk()
+
+    def _cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
+        from grader.engine.ownership import RunWorkers, cross_talk
+
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT learner, run_id FROM processes WHERE sticky IN (
+                SELECT sticky FROM processes WHERE sticky IS NOT NULL GROUP BY sticky
+                HAVING COUNT(DISTINCT lkey) > 1)
+            OR identity IN (
+                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)""").fetchall()
+        if not shared:
+            return {}
+        runs: dict[tuple[str, str], RunWorkers] = {}
+        for learner, run_id in shared:
+            for _, _, rid, wid, identity, sticky, events, fingerprint in self.db.execute(
+                    "SELECT * FROM processes WHERE learner = ? AND run_id = ?", (learner, run_id)):
+                run = runs.setdefault((learner, rid), RunWorkers(learner, wid, rid, fingerprint=fingerprint))
+                run.identities[identity] = _loads(events)
+                if sticky:
+                    run.stickies.setdefault(identity, set()).add(sticky)
+        ordered = list(runs.values())
+        held: dict[str, dict[tuple[str, str], list]] = {}
+        for run, found in zip(ordered, cross_talk(ordered)):
+            if found:
+                held.setdefault(run.learner, {})[(run.workflow_id, run.run_id)] = found
+        return held
+
+    def row(self, learner: str) -> Spooled:
+        """One spooled learner (KeyError when there is none)."""
+        self.db.commit()
+        r = self.db.execute("SELECT * FROM learners WHERE learner = ?", (learner,)).fetchone()
+        if r is None:
+            raise KeyError(learner)
+        return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
+                       roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
+                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                       late=None if r[11] is None else bool(r[11]))
 
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id)."""
@@ -523,6 +586,7 @@ class Gradebook:
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
+        cells.append("; ".join(row.flags))
         return cells
 
     def _json_entry(self, row: Spooled) -> str:

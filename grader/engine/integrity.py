@@ -609,6 +609,10 @@ def _sticky_suffix_after(events: list[Event], after_id: int) -> str | None:
     return None
 
 
+#: Ends a worker reports for the task it started (a WorkflowTaskFailed may come from the server: a reset).
+_CLOSED_BY_ITS_WORKER = frozenset({"ActivityTaskCompleted", "ActivityTaskFailed", _WFT_COMPLETED})
+
+
 def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
                      add: Any) -> None:
     """A worker taking a task from another's sticky queue: the owner must have shut down first.
@@ -618,10 +622,21 @@ def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[i
     live-fix goldens show a new worker starting them at once). A process
     that acted a moment before the task was scheduled was still polling:
     another worker starting that task means the identities were re-signed.
+    And the worker that started a task reports its end: a task started by
+    one identity and completed by another was re-signed half-way (an app
+    that completes activities asynchronously from elsewhere would differ;
+    the money-transfer apps do not).
     """
     last_act: dict[str, Event] = {}
     for event in events:
         identity = event.attrs.get("identity")
+        if event.type in _CLOSED_BY_ITS_WORKER and isinstance(identity, str) and identity:
+            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+            by = started.attrs.get("identity") if started is not None else None
+            if isinstance(by, str) and by and by != identity:
+                add(Finding("task-closed-by-another", f"event {event.id} ({event.type}) is signed {identity}, but "
+                            f"{by} started that task (event {started.id}): the worker that runs a task reports "
+                            "its end", [started.id, event.id]))
         if event.type == _WFT_STARTED:
             scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
             if scheduled is not None and isinstance(identity, str) and identity:

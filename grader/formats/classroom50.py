@@ -170,7 +170,8 @@ def tests(report: Report, *, scale: int | None = None) -> list[dict[str, Any]]:
             found.append({
                 "test-name": visible_controls(f"{exp.title}: {check_title(chk)}"
                                               + ("" if is_counted else " (optional, not counted)")),
-                "passed": chk.status == "pass",
+                # A check that passed on a suspect history keeps its status but not its points: not passed.
+                "passed": chk.status == "pass" and chk.score >= chk.max_score,
                 "score": min(most, round(chk.score * scale)) if is_counted else 0,
                 "max-score": most,
                 "message": visible_controls(message),

@@ -208,31 +208,57 @@ def replay_key(history: History) -> Any:
     """
     shorthand = any(note.startswith("payloads in shorthand") for note in history.notes)
     shape: list[Any] = [shorthand]
+    get = dict.get
     for event in history.events:
         a = event.attrs
-        refs = _atoms(a.get("scheduledEventId"), a.get("startedEventId"), a.get("workflowTaskCompletedEventId"),
-                      a.get("initiatedEventId"))
+        # Plain values go in as they are; an odd one (a list where an id goes, in a hand-edited file)
+        # makes the shape unhashable, and the careful spelling below takes over.
+        refs = (get(a, "scheduledEventId"), get(a, "startedEventId"), get(a, "workflowTaskCompletedEventId"),
+                get(a, "initiatedEventId"))
         kind = event.type
-        if kind == "ActivityTaskScheduled":
-            detail: Any = (*_atoms(a.get("activityId"), _name(a.get("activityType"))),
-                           _payloads_shape(a.get("input")))
-        elif kind in ("TimerStarted", "TimerFired", "TimerCanceled"):
-            detail = _atoms(a.get("timerId"), a.get("startToFireTimeout"))
-        elif kind == "WorkflowTaskCompleted":
-            meta = a.get("sdkMetadata")
-            detail = repr(meta) if meta else None
-        elif kind in ("ActivityTaskCompleted", "WorkflowExecutionCompleted"):
-            detail = _payloads_shape(a.get("result"))
-        elif kind == "WorkflowExecutionStarted":
-            detail = (*_atoms(_name(a.get("workflowType"))), _payloads_shape(a.get("input")))
-        elif kind in ("ActivityTaskFailed", "WorkflowExecutionFailed", "WorkflowTaskFailed"):
-            detail = (*_atoms(a.get("retryState"), a.get("cause")), _failure_shape(a.get("failure")))
-        elif kind == "ActivityTaskTimedOut":
-            detail = (*_atoms(a.get("retryState")), _failure_shape(a.get("failure")))
-        else:
-            detail = None
-        shape.append((kind, refs, detail))
-    return tuple(shape)
+        if kind in _PLAIN_EVENTS:
+            shape.append((kind, refs))
+            continue
+        shape.append((kind, refs, _detail(kind, a)))
+    key = tuple(shape)
+    try:
+        hash(key)
+    except TypeError:
+        key = tuple([shorthand, *((e.type, _atoms(get(e.attrs, "scheduledEventId"), get(e.attrs, "startedEventId"),
+                                                     get(e.attrs, "workflowTaskCompletedEventId"),
+                                                     get(e.attrs, "initiatedEventId")), _detail(e.type, e.attrs, True))
+                                   for e in history.events)])
+    return key
+
+
+#: Event types whose attributes a replay does not read beyond their references.
+_PLAIN_EVENTS = frozenset({"WorkflowTaskScheduled", "WorkflowTaskStarted", "ActivityTaskStarted",
+                           "WorkflowTaskTimedOut"})
+
+
+def _detail(kind: str, a: dict, careful: bool = False) -> Any:
+    """What of one event's attributes a replay depends on (``careful``: odd values turned into text)."""
+    atoms = _atoms if careful else _plain
+    if kind == "ActivityTaskScheduled":
+        return (*atoms(a.get("activityId"), _name(a.get("activityType"))), _payloads_shape(a.get("input")))
+    if kind in ("TimerStarted", "TimerFired", "TimerCanceled"):
+        return atoms(a.get("timerId"), a.get("startToFireTimeout"))
+    if kind == "WorkflowTaskCompleted":
+        meta = a.get("sdkMetadata")
+        return repr(meta) if meta else None
+    if kind in ("ActivityTaskCompleted", "WorkflowExecutionCompleted"):
+        return _payloads_shape(a.get("result"))
+    if kind == "WorkflowExecutionStarted":
+        return (*atoms(_name(a.get("workflowType"))), _payloads_shape(a.get("input")))
+    if kind in ("ActivityTaskFailed", "WorkflowExecutionFailed", "WorkflowTaskFailed"):
+        return (*atoms(a.get("retryState"), a.get("cause")), _failure_shape(a.get("failure")))
+    if kind == "ActivityTaskTimedOut":
+        return (*atoms(a.get("retryState")), _failure_shape(a.get("failure")))
+    return None
+
+
+def _plain(*values: Any) -> tuple:
+    return values
 
 
 def _atoms(*values: Any) -> tuple:
@@ -276,8 +302,11 @@ def _payload_shape(payload: dict) -> Any:
             shape = ("json", _value_shape(_parse_json(binascii.a2b_base64(data, strict_mode=True))))
         except (ValueError, TypeError):
             return repr(payload)
-        if len(_json_shapes) < 10_000:  # the same texts recur (an input copied into each activity)
-            _json_shapes[data] = shape
+        # The same text recurs within a run (its input is copied into each activity); across a class
+        # the texts differ, so the memory is emptied rather than left full of other learners' inputs.
+        if len(_json_shapes) >= 10_000:
+            _json_shapes.clear()
+        _json_shapes[data] = shape
     return shape
 
 

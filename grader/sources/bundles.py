@@ -233,6 +233,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
         if not any(f.code == "manifest-mismatch" for f in findings):
             history.run_id = entry.run_id
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         if findings:
             loaded.findings[source] = findings
     for name, times in repeated.items():
@@ -248,6 +249,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         loaded.findings[source] = [Finding("bundle-unlisted", f"{name} is in the bundle but not in its "
                                            "manifest: it was added after the export")]
 
@@ -378,13 +380,17 @@ class _Members:
 
 
 async def export_learner(destination: Path, *, learner: str, connection: Any = None, limit: int = 100,
-                         as_zip: bool = False, client: Any = None) -> Manifest:
+                         as_zip: bool = False, client: Any = None,
+                         on_cross_talk: Any = None) -> Manifest:
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
     ``connection`` is where (settings, a target or a plain address; see
     :func:`grader.sources.connect.as_target`). Every call is bounded by the target's
     RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
     server answers, and :class:`BadInputError` when the learner has no runs.
+    ``on_cross_talk(workflow_id, finding)`` hears of each exported run that
+    shares a worker process with another learner's run on the same task
+    queue (grader.engine.ownership): the learner learns it before handing in.
     """
     from grader.sources.connect import answered, as_target, connect, rpc_deadline
     from grader.sources.live import newest_runs, visibility_query
@@ -405,5 +411,29 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         history = await answered(handle.fetch_history(rpc_timeout=rpc_deadline(target)), target)
         runs.append((execution.id, execution.run_id, json.loads(history.to_json())))
-    return write_bundle(runs, destination, server_address=target.address, namespace=target.namespace,
-                        learner=learner, as_zip=as_zip)
+    manifest = write_bundle(runs, destination, server_address=target.address, namespace=target.namespace,
+                            learner=learner, as_zip=as_zip)
+    if on_cross_talk is not None:
+        await _tell_cross_talk(client, target, runs, learner, on_cross_talk, limit=limit)
+    return manifest
+
+
+async def _tell_cross_talk(client: Any, target: Any, runs: Sequence[tuple[str, str, dict[str, Any]]],
+                           learner: str, tell: Any, *, limit: int) -> None:
+    """Compare the exported runs' workers with other learners' runs on their task queues; tell each finding."""
+    from grader.engine.history import history_from_document
+    from grader.engine.learner import learner_of
+    from grader.engine.ownership import cross_talk, run_workers
+    from grader.sources.live import queue_neighbours
+
+    histories = [history_from_document(doc, source=f"export {wid}", workflow_id=wid) for wid, _, doc in runs]
+    for history, (_, run_id, _) in zip(histories, runs):
+        history.run_id = run_id
+    others = await queue_neighbours(client, target, histories, learner, limit=min(limit, 50))
+    if not others:
+        return
+    workers = [run_workers(h, learner) for h in histories]
+    workers += [run_workers(h, learner_of(h.workflow_id) or h.workflow_id) for h in others]
+    for history, found in zip(histories, cross_talk(workers)):
+        for finding in found:
+            tell(history.workflow_id, finding)

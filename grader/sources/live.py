@@ -102,7 +102,46 @@ async def read_live(
             loaded.histories.append(item)
         else:
             loaded.errors.append(item)
+    if learner and loaded.histories:
+        loaded.others = await queue_neighbours(client, target, loaded.histories, learner, limit=limit)
     return loaded
+
+
+async def queue_neighbours(client: Client, target: Target, histories: Sequence[History], learner: str, *,
+                           limit: int = DEFAULT_LIMIT) -> list[History]:
+    """Other learners' newest runs (up to ``limit`` a queue) on the task queues ``learner``'s runs used.
+
+    A worker takes whatever its queue holds, so another learner's worker can
+    only have done this learner's work if it polled one of these queues: its
+    runs there are where its sticky queue and identity show. With a task
+    queue per learner (the apps' default) the listing finds nobody else and
+    nothing more is read.
+    """
+    import asyncio
+
+    from grader.engine.ownership import task_queue_of
+    from grader.sources.connect import answered, rpc_deadline
+
+    queues = sorted({q for q in map(task_queue_of, histories) if q})
+    found: list = []
+    for queue in queues:
+        query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)} AND TaskQueue = {_quote(queue)}"
+
+        async def listing() -> list:
+            return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
+                    if not owns(learner, e.id)]
+
+        runs = await answered(listing(), target)
+        runs.sort(key=lambda e: e.start_time, reverse=True)
+        found += runs[:limit]
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def one(workflow_id: str, run_id: str) -> History | str:
+        async with gate:
+            return await fetch_one(client, workflow_id, run_id, target=target)
+
+    fetched = await asyncio.gather(*(one(e.id, e.run_id) for e in found))
+    return [h for h in fetched if isinstance(h, History)]
 
 
 def _quote(value: str) -> str:
