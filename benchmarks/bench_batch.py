@@ -19,10 +19,16 @@ the same run and alternating, best of ``--repeat``:
 
 Targets: (d) under 2 s for 100 learners x 4 runs, and (d) <= 2x (c).
 
+One worker process makes every learner's runs here, which on a shared server
+is cross-talk (grader.engine.ownership): every learner is flagged and, once
+the class is read, read and graded a second time with the finding. (d)
+therefore measures the worst case, a class whose learners all shared one
+worker; a class with a worker per learner skips that second pass.
+
 Files: for each size in ``--classes``, a submissions folder is generated in a
 temporary folder: one folder per learner holding four goldens (one per
-experiment), each copy with a run id of its own, as real submissions would
-have. Each size is graded by ``grader batch --submissions`` in a fresh child
+experiment), each copy with a run id, timings and worker host of its own, as
+real submissions would have. Each size is graded by ``grader batch --submissions`` in a fresh child
 process, which reports its wall time and its peak resident memory
 (``ru_maxrss``), and that of its largest grading process (one per CPU). Target: under 10 s for 10,000 learners, and a peak memory
 that does not grow with the class size.
@@ -151,6 +157,12 @@ def _own_timing(data: bytes, nanoseconds: int) -> bytes:
     return data[:at] + head + b"." + moved + data[end:]
 
 
+def _own_workers(data: bytes, learner: int) -> bytes:
+    """The history with its workers on a host of the learner's own: each learner runs their own worker
+    processes, as a real class does (one process in two learners' runs is cross-talk, credited to neither)."""
+    return data.replace(b"@worker-host", f"@host-{learner:05d}".encode())
+
+
 def make_submissions(root: Path, learners: int) -> int:
     """``learners`` folders of goldens, every copy with a fresh run id; the number of histories written.
 
@@ -169,7 +181,8 @@ def make_submissions(root: Path, learners: int) -> int:
         folder.mkdir(parents=True)
         for k in range(1 if i % 10 == 9 else 2):
             name, data, run_id = goldens[(i + k) % len(goldens)]
-            (folder / f"{name}.json").write_bytes(_own_timing(data.replace(run_id, str(uuid.uuid4()).encode()), i))
+            (folder / f"{name}.json").write_bytes(
+                _own_workers(_own_timing(data.replace(run_id, str(uuid.uuid4()).encode()), i), i))
             written += 1
     return written
 

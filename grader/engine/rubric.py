@@ -168,6 +168,9 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>", check_schema: bool 
     experiments = []
     seen: set[str] = set()
     for index, exp in enumerate(data["experiments"]):
+        if exp["id"] not in EXPERIMENTS:
+            raise RubricError(f"{source}: invalid rubric at experiments/{index}/id: no experiment {exp['id']!r} "
+                              f"in any pack (known: {', '.join(EXPERIMENTS)})")
         if exp["id"] in seen:
             raise RubricError(f"{source}: invalid rubric at experiments/{index}/id: "
                               f"{exp['id']!r} appears twice")
