@@ -241,3 +241,21 @@ async def test_decoys_from_another_client_push_nothing_out_and_are_named(dev_ser
     own = await check_live(dev_server.address, learner=bob, replay=False)
     assert own.score == 30 and len(own.sources) >= 1
     assert "unfamiliar client" in result.attention[0].why or "grader simulate" in result.attention[0].why
+
+
+def test_since_takes_durations_and_dates_and_refuses_the_rest(tmp_path: Path):
+    from datetime import datetime, timezone
+
+    from grader.classroom.live import parse_since
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("36h", now=now) == datetime(2026, 12, 3, 0, 0, tzinfo=timezone.utc)
+    assert parse_since("2w", now=now) == datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("2026-09-01", now=now) == datetime(2026, 9, 1, tzinfo=timezone.utc)
+    result = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--since", "last term",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("grader: error: --since 'last term': give a duration")
+    old = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--limit", "20", "--since", "nope",
+                                   "--out", str(tmp_path / "out")])
+    assert "--limit no longer applies" in old.stderr and old.exit_code == 2

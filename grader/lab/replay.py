@@ -109,8 +109,11 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
     :func:`~grader.engine.integrity.inspect_history` of each history, when the caller has it.
     """
     outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
-    groups: dict[float, list[int]] = {}
     keys: dict[int, Any] = {}
+    todo: list[int] = []
+    # Within one call, a shape is replayed once: the copies of a shape wait for its first history's
+    # verdict (2,000 copies of one run handed in cost one replay, not 2,000).
+    waiting: dict[Any, list[int]] = {}
     for index, history in enumerate(histories):
         why_not = not_replayable(history, inspected[index] if inspected is not None else None)
         if why_not:
@@ -121,34 +124,55 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             if key in _clean_shapes:
                 outcome.notes[index].append(DETERMINISTIC)
                 continue
-        groups.setdefault(_pause_of(history), []).append(index)
-    if not groups:
+            if key in waiting:
+                waiting[key].append(index)
+                continue
+            waiting[key] = []
+        todo.append(index)
+    if not todo:
         return outcome
     app_dir = app_dir or defaults.repo_root() / "solution"
     if not (app_dir / "workflows.py").is_file():
-        for members in groups.values():
-            for index in members:
-                outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
+        for index in todo + [i for copies in waiting.values() for i in copies]:
+            outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
         return outcome
     with _reference_app(app_dir) as (workflow_class, module):
-        for pause, members in groups.items():
-            # The workflow module read the setting when it was imported; it runs unsandboxed
-            # here (below), so its own global is the one the code sees.
-            module.TRANSFER_PAUSE_SECONDS = pause
-            try:
-                with _quiet_sdk_logs():
-                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]),
-                                    timeout=REPLAY_TIMEOUT_SECONDS + REPLAY_SECONDS_PER_HISTORY * len(members))
-            except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
-                replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
-            for index, (finding, note) in zip(members, replayed):
-                if finding is not None:
-                    outcome.findings[index].append(finding)
-                if note is not None:
-                    outcome.notes[index].append(note)
-                if note == DETERMINISTIC and index in keys:
-                    _remember(keys[index])
+        _replay_all(histories, todo, workflow_class, module, outcome, keys)
+        # Copies whose shape did not replay clean are replayed for themselves, as without remembering.
+        again = []
+        for key, copies in waiting.items():
+            (again if key not in _clean_shapes else []).extend(copies)
+            if key in _clean_shapes:
+                for index in copies:
+                    outcome.notes[index].append(DETERMINISTIC)
+        if again:
+            _replay_all(histories, again, workflow_class, module, outcome, keys)
     return outcome
+
+
+def _replay_all(histories: Sequence[History], indexes: list[int], workflow_class: Any, module: Any,
+                outcome: ReplayOutcome, keys: dict[int, Any]) -> None:
+    """Replay ``histories[i]`` for each of ``indexes``, grouped by the pause each expects, into ``outcome``."""
+    groups: dict[float, list[int]] = {}
+    for index in indexes:
+        groups.setdefault(_pause_of(histories[index]), []).append(index)
+    for pause, members in groups.items():
+        # The workflow module read the setting when it was imported; it runs unsandboxed
+        # here (below), so its own global is the one the code sees.
+        module.TRANSFER_PAUSE_SECONDS = pause
+        try:
+            with _quiet_sdk_logs():
+                replayed = _run(_replay(workflow_class, [histories[i] for i in members]),
+                                timeout=REPLAY_TIMEOUT_SECONDS + REPLAY_SECONDS_PER_HISTORY * len(members))
+        except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
+            replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
+        for index, (finding, note) in zip(members, replayed):
+            if finding is not None:
+                outcome.findings[index].append(finding)
+            if note is not None:
+                outcome.notes[index].append(note)
+            if note == DETERMINISTIC and index in keys:
+                _remember(keys[index])
 
 
 # --- remembering clean shapes ----------------------------------------------------
