@@ -15,6 +15,7 @@ from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 from grader.sources.files import read_files
 from grader.sources.live import DEFAULT_LIMIT, read_live
 from grader.sources.loaded import Loaded
@@ -25,15 +26,54 @@ if TYPE_CHECKING:  # only annotations: grader.sources.connect is loaded on the l
 
 def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                  experiments: Sequence[str] | None = None, replay: bool = True,
-                 credit_simulate: bool = True) -> Report:
+                 credit_simulate: bool = True, learner: str | None = None,
+                 known: set[str] | None = None) -> Report:
     """Build evidence for every loaded history, check its integrity and grade it against ``rubric``.
 
     Without ``credit_simulate`` runs made by ``grader simulate`` earn nothing.
+    ``learner`` is whose work the histories are meant to be (``--learner``):
+    a run naming someone else is ``owner-mismatch`` (see
+    :func:`ownership_findings` for ``known``). Runs sharing a worker process
+    with another learner's run, among the histories or ``loaded.others``, are
+    ``cross-talk``. Neither passes.
     """
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
-                 integrity=check_integrity(loaded, replay=replay), credit_simulate=credit_simulate)
+                 integrity=check_integrity(loaded, replay=replay), credit_simulate=credit_simulate,
+                 held=ownership_findings(loaded, learner=learner, known=known))
+
+
+def ownership_findings(loaded: Loaded, *, learner: str | None = None,
+                       known: set[str] | None = None) -> list[list]:
+    """Per loaded history (same order): its ``owner-mismatch`` and ``cross-talk`` findings (grader.engine.ownership).
+
+    With ``learner``, every history is graded as that learner's, and one
+    that names another learner (workflow id, bundle manifest) is a
+    mismatch; ``known`` limits that to the class's learner keys when no
+    manifest vouches for the id (None: any id counts). Without ``learner``,
+    each run belongs to whom its workflow id names, so several learners'
+    runs graded together (``--all-learners``, a folder of everyone's files)
+    are compared with each other.
+    """
+    from grader.engine.learner import learner_of
+    from grader.engine.ownership import cross_talk, owner_findings, run_workers
+
+    def owner(history: History) -> str:
+        return learner or learner_of(history.workflow_id) or history.workflow_id
+
+    held: list[list] = [[] for _ in loaded.histories]
+    if learner is not None:
+        for i, history in enumerate(loaded.histories):
+            held[i] += owner_findings(history.workflow_id, learner, manifest_learner=loaded.claims.get(history.source),
+                                      known=known)
+    if len(loaded.histories) + len(loaded.others) > 1:
+        workers = [run_workers(h, owner(h)) for h in loaded.histories]
+        workers += [run_workers(h, learner_of(h.workflow_id) or h.workflow_id) for h in loaded.others]
+        for i, found in enumerate(cross_talk(workers)[:len(loaded.histories)]):
+            held[i] += found
+    return held
 
 
 def check_integrity(loaded: Loaded, *, replay: bool = True,
@@ -67,13 +107,16 @@ def grade_histories(histories: Sequence[History], **options) -> Report:
 
 def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                 experiments: Sequence[str] | None = None, replay: bool = True,
-                max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Report:
+                max_history_bytes: int = DEFAULT_MAX_HISTORY_BYTES, learner: str | None = None) -> Report:
     """Grade exported history files (folders expand to their ``*.json``; bundles to their histories).
 
-    A file larger than ``max_history_bytes`` is refused unread.
+    A file larger than ``max_history_bytes`` is refused unread. With
+    ``learner``, the files are graded as that learner's work, and a run
+    naming another learner is an ``owner-mismatch``.
     """
+    all_packs()  # which workflow types are histories to grade
     return grade_loaded(read_files(paths, max_bytes=max_history_bytes), rubric=rubric, experiments=experiments,
-                        replay=replay)
+                        replay=replay, learner=learner)
 
 
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
@@ -81,11 +124,17 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
-    """Grade histories read live from a server (``connection``: settings, a target or an address)."""
+    """Grade histories read live from a server (``connection``: settings, a target or an address).
+
+    With ``learner``: that learner's runs (or the ``workflow_ids`` given,
+    graded as theirs), compared with other learners' runs on the same task
+    queues for cross-talk.
+    """
+    all_packs()  # the packs' checks and names, before a rubric or history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
-    return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay)
+    return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay, learner=learner)
 
 
 def nothing_found_message(address: str, namespace: str, learner: str | None) -> str:
@@ -107,6 +156,8 @@ def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RU
 
     from grader.engine.history import history_from_document
     from grader.engine.report import assemble, gate, grade_experiment, ungraded_experiment
+
+    all_packs()  # the packs' checks and names, before a rubric or history is read
 
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     histories = {run.experiment: history_from_document(run.history, source=f"simulate {run.experiment}",

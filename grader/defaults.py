@@ -42,9 +42,16 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
-#: `grader batch`: reads in flight at once, and how many of a learner's newest runs are read.
+#: `grader batch`: reads in flight at once.
 BATCH_CONCURRENCY = 32
-BATCH_LIMIT = 20
+#: `grader batch` live: how far back runs are read. Every run a learner started in this window is
+#: graded, however many there are (a count would let a classmate's decoys push real runs out of view);
+#: a term's length, so last year's class on a long-lived namespace is not read.
+BATCH_SINCE = "120d"
+#: grader batch: history reads a second at most (half of Temporal Cloud's default 2,000 requests/s a namespace).
+BATCH_MAX_RPS = 1000
+#: grader batch: listing pages a second at most (Temporal Cloud allows 30 visibility calls/s a namespace).
+BATCH_MAX_VISIBILITY_RPS = 25
 
 
 def repo_root() -> Path:

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 from grader.errors import ServerUnavailableError
 from grader.engine.report import ExperimentReport, Report
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 if TYPE_CHECKING:  # grader.sources.connect is imported only when a server is watched
     from grader.sources.connect import ConnectionSettings, Target
@@ -61,7 +62,19 @@ def summary_line(report: Report) -> str:
             waits.append(waiting)
     total = f"total {_WORD.get(report.status, report.status)} {report.score:g}/{report.max_score:g}"
     line = "; ".join(parts + [total])
-    return f"{line} (waiting: {' | '.join(waits)})" if waits else line
+    line = f"{line} (waiting: {' | '.join(waits)})" if waits else line
+    if report.in_progress is not None:
+        line = f"{report.in_progress.line()} | {line}"
+    return line
+
+
+def finished(report: Report) -> bool:
+    """True when the watch may end: every experiment asked for passes and no run is still open.
+
+    A run in progress is followed until it closes, even when older runs
+    already pass: it is the one the learner is working on.
+    """
+    return report.passed and report.in_progress is None
 
 
 @dataclass
@@ -106,6 +119,8 @@ async def watch(
 ) -> Report:
     """Call ``poll`` every ``interval`` seconds and show the grade when it changed; return it once it passes.
 
+    A run still open is followed until it closes (see :func:`finished`).
+
     ``what`` names what is watched (shown on a terminal). ``tty`` defaults to
     whether ``out`` is a terminal. A poll slower than ``poll_timeout`` (a
     frozen server) or a server that stops answering is shown and retried.
@@ -141,9 +156,9 @@ async def watch(
             shown = state
             head = (f"Watching {what}, every {interval:g} s; last change at {time.strftime('%H:%M:%S')}. "
                     "Ctrl+C to stop.\n\n")
-            done = "\nEvery experiment asked for passes.\n" if report is not None and report.passed else ""
+            done = "\nEvery experiment asked for passes.\n" if report is not None and finished(report) else ""
             screen.show(head + block_body + done, line)
-        if report is not None and report.passed:
+        if report is not None and finished(report):
             return report
         await asyncio.sleep(interval)
 
@@ -171,6 +186,7 @@ async def watch_live(
     from grader.sources.connect import as_target, connect
     from grader.sources.live import DEFAULT_LIMIT, read_live
 
+    all_packs()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     target = as_target(connection, namespace)
     client = await connect(target)
@@ -178,7 +194,7 @@ async def watch_live(
     async def poll() -> Report:
         loaded = await read_live(target, workflow_ids=workflow_ids, learner=learner,
                                  limit=limit or DEFAULT_LIMIT, client=client)
-        return grade_loaded(loaded, rubric=rubric, experiments=experiments)
+        return grade_loaded(loaded, rubric=rubric, experiments=experiments, learner=learner)
 
     where = f"{target.address} (namespace {target.namespace})"
     who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"
@@ -205,6 +221,7 @@ async def watch_files(
     from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES
     from grader.sources.files import read_files
 
+    all_packs()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     max_bytes = max_history_bytes or DEFAULT_MAX_HISTORY_BYTES
 

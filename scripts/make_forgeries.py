@@ -286,6 +286,14 @@ def resigned_crash() -> dict[str, Doc]:
     return {"resigned-crash.json": doc}
 
 
+def resigned_crash_earlier() -> dict[str, Doc]:
+    """The same re-signing begun one event earlier, at the withdraw's completion, so that the old
+    worker's last act is long before its sticky task: the withdraw then ends under another name."""
+    doc = resigned_crash()["resigned-crash.json"]
+    attrs(find(doc, "ACTIVITY_TASK_COMPLETED", "withdraw")[0])["identity"] = NEW_WORKER
+    return {"resigned-crash-earlier.json": doc}
+
+
 def _rename_ids(doc: Doc, workflow_id: str, run_id: str) -> Doc:
     """Every workflow id, run id and transfer reference in ``doc`` replaced by new ones (times kept)."""
     text = json.dumps(doc)
@@ -368,6 +376,8 @@ FORGERIES: dict[str, Forgery] = {f.name: f for f in [
             lowered_retry_limit, "compensation"),
     Forgery("resigned-crash", "crash recovery: identities and sticky queues re-signed after the worker's last "
             "act", resigned_crash, "crash-recovery"),
+    Forgery("resigned-crash-earlier", "the same, re-signed from the withdraw's completion on",
+            resigned_crash_earlier, "crash-recovery"),
     Forgery("renamed-every-id", "bob's crash run handed in by mallory with every id renamed (one folder each)",
             renamed_every_id, "crash-recovery", caught_by="copied-run"),
     Forgery("simulate-lazy", "the four histories `grader simulate --learner lazy` saved, handed in",

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from grader.packs import all_packs
 from grader.lab.app import AppSettings, bundled_app
 from grader.sources.connect import connect
 from grader.lab.server import DevServer, free_port, start_dev_server
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDENS = Path(__file__).resolve().parent / "goldens"
+
+#: The course packs' checks and names, for tests that grade without going through the CLI or api.
+all_packs()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

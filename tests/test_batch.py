@@ -72,21 +72,28 @@ async def _visible(client, workflow_ids: set[str]) -> None:
 
 
 class Workers:
-    """A clean worker and a worker whose deposits hit a closed account, on their own task queues."""
+    """Per learner, a clean worker and a worker whose deposits hit a closed account, each on its own queue.
+
+    One worker process per learner and kind, as on a shared server where every
+    learner runs their own: a process that did work for two learners is
+    cross-talk, and no experiment passes on it (grader.engine.ownership).
+    """
 
     def __init__(self, client, settings: AppSettings, solution_dir: Path) -> None:
         self.client, self.settings, self.solution_dir = client, settings, solution_dir
-        self.clean = replace(settings, task_queue=f"clean-{uuid.uuid4().hex[:8]}", latency=0.0)
-        self.broken = replace(settings, task_queue=f"broken-{uuid.uuid4().hex[:8]}", latency=0.0,
-                              fault="closed-account")
         self.processes = []
+        self.queues: dict[tuple[str, str], str] = {}
 
-    async def start(self) -> "Workers":
-        for settings in (self.clean, self.broken):
+    async def queue(self, learner: str, kind: str = "clean") -> str:
+        """The task queue of ``learner``'s ``clean`` or ``broken`` worker, started on first use."""
+        if (learner, kind) not in self.queues:
+            settings = replace(self.settings, task_queue=f"{kind}-{learner}-{uuid.uuid4().hex[:6]}", latency=0.0,
+                               fault="closed-account" if kind == "broken" else "")
             worker = start_worker(self.solution_dir, settings)
             self.processes.append(worker)
             await wait_for_poller(self.client, worker)
-        return self
+            self.queues[(learner, kind)] = settings.task_queue
+        return self.queues[(learner, kind)]
 
     def stop(self) -> None:
         for worker in self.processes:
@@ -101,14 +108,14 @@ async def klass(dev_server, solution_dir):
     names = {k: f"{k}{tag}" for k in ("ada", "pat", "carol", "zoe", "dave")}
     names["adam"] = names["ada"] + "m"  # a prefix pair: ada's id is the start of adam's
     settings = AppSettings(address=dev_server.address, namespace=dev_server.namespace)
-    workers = await Workers(client, settings, solution_dir).start()
+    workers = Workers(client, settings, solution_dir)
     try:
         runs = {
-            "ada": [await _transfer(client, names["ada"], workers.clean.task_queue)],
-            "adam": [await _transfer(client, names["adam"], workers.broken.task_queue)],
-            "carol": [await _transfer(client, names["carol"], workers.clean.task_queue),
-                      await _transfer(client, names["carol"], workers.broken.task_queue)],
-            "dave": [await _transfer(client, names["dave"], workers.clean.task_queue)],
+            "ada": [await _transfer(client, names["ada"], await workers.queue("ada"))],
+            "adam": [await _transfer(client, names["adam"], await workers.queue("adam", "broken"))],
+            "carol": [await _transfer(client, names["carol"], await workers.queue("carol")),
+                      await _transfer(client, names["carol"], await workers.queue("carol", "broken"))],
+            "dave": [await _transfer(client, names["dave"], await workers.queue("dave"))],
             # No worker polls this queue: the run stays open, so pat's grade is pending.
             "pat": [await _transfer(client, names["pat"], f"idle-{tag}", wait=False)],
         }
@@ -208,7 +215,7 @@ async def test_regrade_diff_after_a_learner_fixes_a_run(klass, tmp_path: Path):
     roster = _roster(tmp_path / "roster.csv", names)
     first = await batch_live(tmp_path / "first", klass["address"], roster=roster)
     assert first.changes is None
-    fixed = await _transfer(klass["client"], names["dave"], klass["workers"].broken.task_queue)
+    fixed = await _transfer(klass["client"], names["dave"], await klass["workers"].queue("dave", "broken"))
     await _visible(klass["client"], {fixed.id})
     result = CliRunner().invoke(cli, ["batch", "--address", klass["address"], "--roster", str(roster),
                                       "--out", str(tmp_path / "second"), "--previous",
@@ -585,7 +592,8 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
         assert process.wait(timeout=30) == 130
     assert time.monotonic() - began < 5
     assert rest.strip().splitlines()[-1] == "grader: interrupted"
-    assert list(out.iterdir()) == []  # no gradebook, no feedback, no spool
+    # No gradebook, no feedback, no staging folder; what it had graded stays for `--resume`.
+    assert [p.name for p in out.iterdir()] == [".grader-resume"]
 
 
 def test_bundles_in_a_submissions_folder_have_their_hashes_checked(submissions: Path, tmp_path: Path):

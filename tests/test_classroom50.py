@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import jsonschema
@@ -120,8 +121,6 @@ def test_a_failed_check_carries_its_finding_and_hint(checkout: tuple[Path, str])
     failed = [t for t in document["tests"] if not t["passed"]]
     assert failed and all(t["score"] == 0 and t["message"] for t in failed)
     assert document["score"] < document["max-score"]
-    status, summary = classroom50.status_and_summary(report)
-    assert status == "failure" and summary.startswith(f"Failure Lab: {document['score']}/{document['max-score']}")
 
 
 def test_fractional_points_scale_to_integers_that_still_add_up():
@@ -153,16 +152,15 @@ def test_check_writes_the_result_with_the_cli(checkout: tuple[Path, str], tmp_pa
 
 
 def test_an_unseen_bonus_is_not_passed_and_costs_nothing():
-    report = api.check_files([GOLDENS / "sigkill-during-deposit.json"], experiments=["crash-recovery"],
-                             replay=False)
+    report = api.check_files([GOLDENS / "sigkill-during-deposit.json"], replay=False)
     document = classroom50.document(report, classroom50.Identity(datetime="2026-12-01T09:30:00Z"))
     validate(document)
     bonus = [t for t in document["tests"] if not t["required"]]
     for test in bonus:
         assert test["passed"] == (test["status"] == "pass")
         if not test["passed"]:
-            assert "not seen" in test["test-name"]
-    assert classroom50.status_and_summary(report)[0] == ("success" if report.passed else "failure")
+            assert "not seen" in test["test-name"] and test["score"] == 0
+    assert [t for t in bonus if not t["passed"]], "the golden should leave a bonus unseen"
 
 
 def test_a_broken_history_still_gets_a_valid_error_result(tmp_path: Path, checkout: tuple[Path, str]):
@@ -203,3 +201,16 @@ def test_batch_gives_one_result_per_learner(tmp_path: Path, checkout: tuple[Path
     assert documents["carol"]["tests"] == [] and documents["carol"]["max-score"] == 0
     assert documents["ada"]["score"] > documents["bob"]["score"]
 
+
+
+def test_a_check_that_passed_on_a_suspect_history_is_not_passed(tmp_path: Path):
+    """Integrity withholds the points of a forged history; its checks keep their status but are not "passed"."""
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "make_forgeries.py"), str(tmp_path)], check=True,
+                   capture_output=True, timeout=120)
+    forged = tmp_path / "fake-compensation" / "fake-compensation.json"
+    report = api.check_files([forged], experiments=["compensation"], replay=False)
+    document = classroom50.document(report, classroom50.Identity(datetime="2026-12-01T09:30:00Z"))
+    validate(document)
+    assert document["score"] == 0
+    assert all(not t["passed"] for t in document["tests"] if t["max-score"])
+    assert any(t["status"] == "pass" for t in document["tests"])  # what the history would have proved

@@ -204,6 +204,7 @@ EXPECTED_CODES = {
     "swapped-last-failure": {"retry-timed-like-timeout"},
     "lowered-retry-limit": {"retry-gap-unexplained"},
     "resigned-crash": {"sticky-taken-from-live-worker"},
+    "resigned-crash-earlier": {"task-closed-by-another"},
 }
 
 
@@ -218,7 +219,8 @@ def test_the_expected_codes_cover_every_forgery():
     assert set(EXPECTED_CODES) == set(BY_RULES)
 
 
-@pytest.mark.parametrize("name", ["swapped-last-failure", "lowered-retry-limit", "resigned-crash"])
+@pytest.mark.parametrize("name", ["swapped-last-failure", "lowered-retry-limit", "resigned-crash",
+                                  "resigned-crash-earlier"])
 def test_each_new_rule_is_the_only_thing_that_catches_its_forgery(name: str):
     """Each of these edits breaks no older rule: the rule written for it is what stops it."""
     entries = assess(histories_of(FORGE.FORGERIES[name].build()))

@@ -195,6 +195,24 @@ def test_an_internal_error_is_one_line_exit_70_and_a_traceback_file(tmp_path: Pa
     assert "check" in text.splitlines()[1]  # the arguments, to reproduce it
 
 
+
+def test_an_internal_error_still_gives_a_document_format_its_document(tmp_path: Path):
+    """CI never goes silent, not even for a bug of ours: JUnit still gets a whole document, and exit 70."""
+    import xmlschema
+    from junitparser import Error, JUnitXml
+
+    site = _damaged_install(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(site), "TMPDIR": str(tmp_path)}
+    proc = _grader("check", "--history", str(GOLDENS / "live-fix.json"), "--format", "junit", cwd=tmp_path, env=env)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 70
+    assert err.count("\n") == 1 and err.startswith("grader: internal error: KeyError: 'experiments'; details in ")
+    (tmp_path / "report.xml").write_text(out)
+    xmlschema.XMLSchema(str(REPO / "tests" / "data" / "junit-4.xsd")).validate(str(tmp_path / "report.xml"))
+    errors = [r for suite in JUnitXml.fromfile(str(tmp_path / "report.xml")) for case in suite for r in case.result
+              if isinstance(r, Error)]
+    assert errors and "internal error: KeyError" in errors[0].message
+
 def _wait_for_line(stream, predicate, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

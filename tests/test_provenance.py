@@ -8,6 +8,7 @@ forgeries these catch come from ``scripts/make_forgeries.py`` like the others.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
@@ -67,7 +68,7 @@ def test_a_file_is_file_and_a_bundle_is_bundle_in_the_json_report(tmp_path: Path
 def test_what_simulate_saved_is_simulate_wherever_it_is_read(tmp_path: Path):
     _write(tmp_path, FORGE.simulate_lazy())
     report = check_files([tmp_path], replay=False)
-    assert {e.workflow.provenance for e in report.experiments} == {"simulate"}
+    assert {e.workflow.provenance for e in report.experiments if e.workflow} == {"simulate"}
     assert "evidence made by grader simulate" in CliRunner().invoke(
         cli, ["check", "--history", str(tmp_path / "crash-recovery.json")]).stdout
 
@@ -192,3 +193,69 @@ def test_copied_runs_by_holder_and_linear_naming(tmp_path: Path):
     assert "bob" not in copies and "zoe" not in copies
     assert copies["c00"]["x"] == [f"c{i:02d}" for i in range(1, MAX_NAMED + 1)] + [f"{39 - MAX_NAMED} more"]
     assert copies["c39"]["x"][-1] == f"{39 - MAX_NAMED} more"
+
+
+# --- a shared server: decoys cannot push a learner's runs out -------------------------------
+
+
+@pytest.mark.slow
+async def test_decoys_from_another_client_push_nothing_out_and_are_named(dev_server, solution_dir, tmp_path: Path):
+    """bob does the three counted experiments for real; mallory then starts 25 workflows named bob-...
+    from her own client. Every run in the window is read: bob keeps 30/30, and the decoys are named."""
+    import uuid
+
+    from temporalio.client import Client
+
+    from grader.classroom import batch_live
+    from grader.lab.simulate import SimulationOptions, run_experiments
+
+    bob = f"bob{uuid.uuid4().hex[:6]}"
+    options = SimulationOptions(latency=0.5, wait_limit=45, learner=bob)
+    runs = await run_experiments(solution_dir, experiments=["crash-recovery", "live-fix", "compensation"],
+                                 server=dev_server, options=options)
+    assert all(r.ok for r in runs), [r.note for r in runs]
+    mallory = await Client.connect(dev_server.address, identity="4242@mallory-laptop")
+    decoys = {f"{bob}-transfer-{i:02d}" for i in range(25)}
+    for workflow_id in sorted(decoys):  # no worker polls their queue: newer than bob's runs, and open
+        await mallory.start_workflow("MoneyTransfer", {"amount": 1}, id=workflow_id,
+                                     task_queue=f"decoy-{uuid.uuid4().hex[:6]}")
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"learner\n{bob}\n")
+    for attempt in range(100):  # visibility catches up within moments on the dev server
+        listed = [e async for e in mallory.list_workflows(f"WorkflowId STARTS_WITH '{bob}-'")]
+        if len(listed) == 28:
+            break
+        await asyncio.sleep(0.1)
+    # The attack of the issue: the newest 20 runs under bob's id (the old --limit) are all decoys.
+    assert {e.id for e in sorted(listed, key=lambda e: e.start_time, reverse=True)[:20]} <= decoys
+    result = await batch_live(tmp_path / "out", dev_server.address, roster=roster, replay=False)
+    entry = _learners(tmp_path / "out")[bob]
+    assert entry["score"] == 30, entry["problems"]
+    assert "unfamiliar-client" in entry["flags"]
+    line = next(p for p in entry["problems"] if "unfamiliar client" in p)
+    assert "25 run(s)" in line and "mallory-laptop" in line and f"{bob}-transfer-24" in line and "20 more" in line
+    assert [a.learner for a in result.attention] == [bob]
+    # `grader check --learner` reads every run of the learner too, not the newest 20.
+    from grader.api import check_live
+
+    own = await check_live(dev_server.address, learner=bob, replay=False)
+    assert own.score == 30 and len(own.sources) >= 1
+    assert "unfamiliar client" in result.attention[0].why or "grader simulate" in result.attention[0].why
+
+
+def test_since_takes_durations_and_dates_and_refuses_the_rest(tmp_path: Path):
+    from datetime import datetime, timezone
+
+    from grader.classroom.live import parse_since
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("36h", now=now) == datetime(2026, 12, 3, 0, 0, tzinfo=timezone.utc)
+    assert parse_since("2w", now=now) == datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("2026-09-01", now=now) == datetime(2026, 9, 1, tzinfo=timezone.utc)
+    result = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--since", "last term",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("grader: error: --since 'last term': give a duration")
+    old = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--limit", "20", "--since", "nope",
+                                   "--out", str(tmp_path / "out")])
+    assert "--limit no longer applies" in old.stderr and old.exit_code == 2

@@ -9,6 +9,7 @@ clean run's, byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -159,4 +160,42 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path
     before = int(resumed.stderr.split("(")[1].split(" graded before the interruption")[0])
     assert before >= held  # nothing it had finished was graded again
     assert f"{300 - before} to go" in resumed.stderr and "ETA" in resumed.stderr
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+
+
+@pytest.mark.slow
+async def test_a_live_batch_resumes_where_it_stopped(dev_server, client, tmp_path: Path):
+    """Live: the runs are listed again on resume, and only the learners not yet graded are read."""
+    from grader.classroom import batch_live
+
+    tag = uuid.uuid4().hex[:6]
+    names = [f"r{tag}{i}" for i in range(6)]
+    for name in names:
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"amount": 1, "source_account": "85-150", "target_account": "43-812",
+                              "reference_id": name}, id=f"{name}-transfer-1", task_queue=f"idle-{tag}")
+        await handle.terminate()  # closed, so every read is one call
+    roster = tmp_path / "roster.csv"
+    roster.write_text("learner\n" + "\n".join(names) + "\n")
+    for _ in range(100):  # visibility may trail the last close by a moment
+        seen = {e.id async for e in client.list_workflows(f"WorkflowId STARTS_WITH 'r{tag}'")}
+        if len(seen) == len(names):
+            break
+        await asyncio.sleep(0.1)
+    await batch_live(tmp_path / "clean", dev_server.address, roster=roster)
+    first: list[str] = []
+
+    def stop_after_two(result) -> None:
+        first.append(result.learner)
+        if len(first) == 2:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        await batch_live(tmp_path / "out", dev_server.address, roster=roster, concurrency=1,
+                         on_result=stop_after_two)
+    second: list[str] = []
+    result = await batch_live(tmp_path / "out", dev_server.address, roster=roster, resume=True,
+                              on_result=lambda r: second.append(r.learner))
+    assert result.counts["graded"] == 6
+    assert sorted(first + second) == sorted(names) and not set(first) & set(second)
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")

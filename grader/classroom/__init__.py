@@ -1,6 +1,6 @@
 """Grading a whole class: ``grader batch`` as a library.
 
-A class is graded from a live server (every learner's ``MoneyTransfer``
+A class is graded from a live server (every learner's workflows of the pack's type
 runs, matched exactly by learner id) or from a folder of submissions (one
 subfolder or ``.zip`` per learner). Each learner ends with one row and a
 status, never a silent zero; the rows become a gradebook (CSV, JSON and one

@@ -25,7 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
-from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs
+from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
+from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
@@ -35,18 +36,20 @@ from grader.classroom.lms_grades import ImportTarget, import_target, write_impor
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
                                           validate_submission_id)
 from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE, SIMULATE, STATUSES, SUSPECT,
-                                       UNREADABLE_FILES, Attention, BatchResult, Cell, Change, ClassRow)
+                                       UNFAMILIAR_CLIENT, UNREADABLE_FILES, Attention, BatchResult, Cell, Change,
+                                       ClassRow)
 from grader.sources.connect import ConnectionSettings, Target, as_target, connect
 from grader.errors import BadInputError, HistoryError, ServerUnavailableError
 from grader.engine.evidence import build_evidence
 from grader.engine.history import History, load_json_text
-from grader.engine.integrity import Finding, timing_fingerprint
+from grader.engine.integrity import Finding, starter_client, timing_fingerprint
 from grader.engine.learner import learner_key, validate_learner_id
+from grader.engine.ownership import run_workers
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
+from grader.packs import all_packs
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
-DEFAULT_LIMIT = defaults.BATCH_LIMIT
 
 
 @dataclass
@@ -65,12 +68,15 @@ class LearnerResult:
     #: Place in the gradebook (roster order); learners not on a roster sort by id after it.
     position: int = 0
     #: Marks for the instructor beside the status: ``suspect`` when a history failed the integrity rules,
-    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`).
+    #: ``copied-run``, ``simulate``, ``unfamiliar-client`` (see :data:`FLAGS`), and ``cross-talk`` or
+    #: ``owner-mismatch`` when a run is not only the learner's own work (grader.engine.ownership).
     flags: list[str] = field(default_factory=list)
     #: ``(timing fingerprint, workflow_id)`` of every run that has one, to find runs copied between learners.
     timings: list[tuple[str, str]] = field(default_factory=list)
     #: What was handed in, when it is shared with other learners (a group submission); "" for the learner alone.
     holder: str = ""
+    #: The worker processes each graded run shows, for finding cross-talk across the class.
+    workers: list = field(default_factory=list)
     #: The gradebook's ``late``: True, False, or None when nothing tells (see grader.classroom.late).
     late: bool | None = None
 
@@ -78,6 +84,17 @@ class LearnerResult:
 def _flag(result: LearnerResult, flag: str) -> None:
     if flag not in result.flags:
         result.flags.append(flag)
+
+
+def note_ownership(result: LearnerResult) -> None:
+    """Flag a learner with a run that is not their own work, with one problem line per such run and finding.
+
+    The flags are the finding codes: ``cross-talk`` and ``owner-mismatch`` (grader.engine.ownership).
+    """
+    for entry in result.report.ownership if result.report is not None else ():
+        for finding in entry.findings:
+            result.problems.append(f"{entry.source} {entry.workflow_id}: {finding.code}: {finding.message}")
+            _flag(result, finding.code)
 
 
 def note_integrity(result: LearnerResult) -> None:
@@ -110,6 +127,35 @@ def note_provenance(result: LearnerResult) -> None:
         _flag(result, SIMULATE)
 
 
+#: How many runs of an unfamiliar client a problem line names before it counts the rest.
+_NAMED_RUNS = 5
+
+
+def note_clients(result: LearnerResult, histories: list[History]) -> None:
+    """Name the runs started from a client that none of the learner's graded runs came from.
+
+    Anyone who can start workflows on a shared server can start them under
+    another learner's id: such runs are graded like the rest (an honest run
+    still wins), and named here so the instructor can look. A learner's own
+    runs come from their machine (:func:`grader.engine.integrity.starter_client`);
+    the runs their grade rests on say which machine that is.
+    """
+    if result.report is None or len(histories) < 2:
+        return
+    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
+    strangers = [h for h in histories if starter_client(h) not in familiar]
+    if not strangers or not familiar:
+        return
+    clients = sorted({starter_client(h) or "an unrecorded client" for h in strangers})
+    named = ", ".join(h.workflow_id for h in strangers[:_NAMED_RUNS])
+    more = f" and {len(strangers) - _NAMED_RUNS} more" if len(strangers) > _NAMED_RUNS else ""
+    result.problems.append(f"{len(strangers)} run(s) started from an unfamiliar client ({', '.join(clients[:3])}), "
+                           f"not the one the graded runs came from ({', '.join(sorted(familiar)[:3])}): "
+                           f"{named}{more}")
+    _flag(result, UNFAMILIAR_CLIENT)
+
+
 def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
     """The status a learner earns from what happened to their inputs.
 
@@ -128,7 +174,9 @@ def learner_status(*, inputs: int, unreadable: int, unreachable: bool) -> str:
 
 def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], errors: list[str],
                findings: dict | None = None, replay: bool = False, credit_simulate: bool = True,
-               copied: Mapping[str, list[str]] | None = None) -> Report:
+               copied: Mapping[str, list[str]] | None = None, learner: str | None = None,
+               claims: dict[str, str] | None = None, folders: dict[str, list[str]] | None = None,
+               known: set[str] | None = None, held: dict | None = None) -> Report:
     """A learner's report from their histories (newest first), exactly as ``grader check`` grades them.
 
     The integrity rules always apply (a suspect history cannot pass);
@@ -139,15 +187,28 @@ def grade_runs(histories: list[History], rubric: Rubric, *, sources: list[str], 
     handed in to those learners: such a run gets a ``copied-run`` finding,
     so it is credited to no one. Without ``credit_simulate`` a run made by
     ``grader simulate`` earns nothing.
+    With ``learner``, a run that names another learner (its workflow id,
+    its bundle's manifest in ``claims``, its folders in ``folders``, both by
+    history source; ids count when in ``known``) is ``owner-mismatch``.
+    ``held`` adds findings made across the class, by ``(workflow_id,
+    run_id)`` (cross-talk). No run with such a finding passes.
     """
     from grader.api import check_integrity
+    from grader.engine.ownership import owner_findings
     from grader.sources.loaded import Loaded
 
     loaded = Loaded(histories=histories, sources=sources, errors=errors, findings=findings or {})
     more = _copied_findings(histories, copied) if copied else None
     integrity = check_integrity(loaded, replay=replay, more_findings=more)
+    holds = []
+    for history in histories:
+        found = list((held or {}).get((history.workflow_id, history.run_id), ()))
+        if learner is not None:
+            found += owner_findings(history.workflow_id, learner, manifest_learner=(claims or {}).get(history.source),
+                                    folders=(folders or {}).get(history.source, ()), known=known)
+        holds.append(found)
     return grade([build_evidence(h) for h in histories], rubric, sources=sources, errors=errors,
-                 integrity=integrity, credit_simulate=credit_simulate)
+                 integrity=integrity, credit_simulate=credit_simulate, held=holds)
 
 
 def _copied_findings(histories: list[History], copied: Mapping[str, list[str]]) -> list[list[Finding]]:
@@ -200,10 +261,11 @@ class _Collector:
         self.on_result = on_result
 
     def __call__(self, result: LearnerResult) -> None:
-        self.book.add(_to_row(result, self.rubric), result.runs)
+        self.book.add(_to_row(result, self.rubric), result.runs, result.workers)
         self.progress.advance()
         if self.on_result is not None:
             self.on_result(result)
+
 
 
 def _shared_run(dup: dict) -> str:
@@ -214,7 +276,8 @@ def _shared_run(dup: dict) -> str:
 
 def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, began: float,
             not_on_roster: list[str], ignored: list[str], retried: int = 0,
-            warnings: list[str] | None = None) -> BatchResult:
+            warnings: list[str] | None = None,
+            lms_import: tuple[Roster | None, ImportTarget | None, Rubric] | None = None) -> BatchResult:
     counts = {s: 0 for s in STATUSES}
     attention: list[Attention] = []
     changes: list[Change] | None = [] if previous is not None else None
@@ -246,14 +309,26 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             seen.add(row.learner)
             changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))
 
-    written = book.finish(on_row)
+    warnings = list(warnings or [])
+
+    def import_file(staging: Path) -> list[str]:
+        """canvas-import.csv or moodle-import.csv, staged with the gradebook so they swap in together."""
+        roster, target, rubric = lms_import or (None, None, book.rubric)
+        if target is None or roster is None:
+            return []
+        scores = ((row.learner, row.status, row.score) for row in learners)
+        path, said = write_import(roster, target, scores, staging, max_score=max_score or _rubric_max(rubric))
+        warnings.extend(said)
+        return [path.name] if path is not None else []
+
+    written = book.finish(on_row, also=import_file)
     if previous is not None:
         changes.extend(regrade.gone(previous, seen))
     return BatchResult(
         out_dir=book.out_dir, source=book.source, counts=counts, attention=attention, changes=changes,
         written=written, not_on_roster=not_on_roster, ignored=ignored, elapsed=time.monotonic() - began,
         retried=retried, mean_score=total_score / scored if scored else None, max_score=max_score,
-        learners=learners, warnings=list(warnings or []),
+        learners=learners, warnings=warnings,
         experiments=[(e.id, e.title) for e in book.rubric.experiments],
         optional=[e.id for e in book.rubric.experiments if not e.required],
         rubric={"id": book.rubric.id, "version": book.rubric.version},
@@ -264,6 +339,7 @@ def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous
                  validate: Callable[[str, str], str], *,
                  id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
     """Everything a batch reads before it grades, so bad input stops it before any work."""
+    all_packs()  # the packs' checks and names, before the rubric or any history is read
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     if id_column is not None and roster_path is None:
         raise BadInputError("--id-column names a column of the roster: pass --roster too")
@@ -319,7 +395,7 @@ async def batch_live(
     previous: Path | None = None,
     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
-    limit: int = DEFAULT_LIMIT,
+    since: str | datetime | None = defaults.BATCH_SINCE,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
     replay: bool = True,
     progress: Progress | None = None,
@@ -330,14 +406,22 @@ async def batch_live(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    max_rps: float = DEFAULT_MAX_RPS,
+    max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
+    History reads go out at most ``max_rps`` a second and listing pages at
+    most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
+    server throttles anyway, the pace halves and ``progress`` says so.
+
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
-    ``MoneyTransfer`` workflow. Each learner's newest ``limit`` runs are read
-    with at most ``concurrency`` reads in flight over one client, and graded
-    as soon as they arrive. ``on_result`` sees each learner as it is graded.
+    workflow of the pack's type. Every run each learner started since
+    ``since`` (a duration back from now such as ``120d``, a date, or None for
+    all) is read, with at most ``concurrency`` reads in flight over one
+    client, and graded as soon as they arrive; runs started from a client
+    none of the learner's graded runs came from are named (``unfamiliar-client``). ``on_result`` sees each learner as it is graded.
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are read (see
     :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
@@ -350,15 +434,25 @@ async def batch_live(
     target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
         raise BadInputError("--concurrency must be at least 1")
+    since_at = parse_since(since) if isinstance(since, str) else since
     target = as_target(connection, namespace)
     address, namespace = target.address, target.namespace
     # One retrier for every call, the first connection included: a server that stalls (paused,
     # overloaded) is waited out within retry_seconds, with a line on stderr, instead of exit 3.
+    if max_rps <= 0 or max_visibility_rps <= 0:
+        raise BadInputError("--max-rps and --max-visibility-rps must be above 0")
     retrier = Retrier(retry_seconds, notify=progress.say)
     client = client or await retrier.call(lambda: connect(target))
+
+    def slowed(what: str) -> Callable[[float], None]:
+        return lambda rate: progress.say(f"the server is rate-limiting {what} (ResourceExhausted): slowing to "
+                                         f"{rate:.0f} a second")
+
+    reads = Pacer(max_rps, on_slow=slowed("history reads"))
+    listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, limit=limit)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -369,44 +463,56 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            raise BadInputError(f"no learner found: no MoneyTransfer workflow of namespace {namespace!r} at "
+            raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
-    key = _resume_key("live", source, roster, rubric, replay=replay, limit=limit, id_column=id_column,
+    key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
                       lms_column=lms_column, due=due, credit_simulate=credit_simulate)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
         everyone, plan = plan, _left_to_grade(plan, book, progress)
         marked = class_roster.late if class_roster is not None and class_roster.kind == MOODLE else None
+        collect = _Collector(book, rubric, progress, on_result)
         await _grade_live(plan, client=client, target=target, rubric=rubric, concurrency=concurrency,
-                          retrier=retrier, emit=_Collector(book, rubric, progress, on_result), replay=replay,
-                          due=due, marked=marked, credit_simulate=credit_simulate)
+                          retrier=retrier, emit=collect, replay=replay, due=due, marked=marked,
+                          credit_simulate=credit_simulate, pacer=reads)
+        # Copies and cross-talk are known only once the whole class is read: grade those learners again,
+        # the copied runs and the runs a classmate's worker did work in now credited to no one.
+        # A learner a resumed batch graded before counts too: the whole class is looked at.
         copies = book.copied_runs()
-        if copies:
-            # Copies are known only once the whole class is read: grade those learners again, the
-            # copied runs now credited to no one.
-            # A learner a resumed batch graded before counts too: the whole class is looked at.
-            await _grade_live([item for item in everyone if item[1] in copies], client=client, target=target,
-                              rubric=rubric, concurrency=concurrency, retrier=retrier,
-                              emit=lambda result: book.replace(_to_row(result, rubric)), replay=replay,
-                              due=due, marked=marked, credit_simulate=credit_simulate, copied=copies)
+        held = book.cross_talk()
+        if copies or held:
+            again = [item for item in everyone if item[1] in copies or item[1] in held]
+
+            def regraded(result: LearnerResult) -> None:
+                if result.status == NOT_GRADABLE and result.learner in held:
+                    # The server went away since: hold back what the first grade credited.
+                    result = withhold_spooled(book, result.learner, held[result.learner], rubric)
+                book.replace(_to_row(result, rubric))
+
+            await _grade_live(again, client=client, target=target, rubric=rubric, concurrency=concurrency,
+                              retrier=retrier, emit=regraded, replay=replay, due=due, marked=marked,
+                              credit_simulate=credit_simulate, copied=copies, pacer=reads,
+                              held={k: v for name in held for k, v in held[name].items()})
         progress.close()
-        result = _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
-                         retried=retrier.retried, warnings=class_roster.warnings if class_roster else [])
-        _write_import(result, class_roster, target_column, rubric)
-        return result
+        return _finish(book, previous=before, began=began, not_on_roster=[], ignored=[],
+                       retried=retrier.retried, warnings=class_roster.warnings if class_roster else [],
+                       lms_import=(class_roster, target_column, rubric))
 
 
 async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rubric, concurrency: int,
                       retrier: Retrier, emit: Callable[[LearnerResult], None], replay: bool = False,
                       due: datetime | None = None, marked: dict[str, bool] | None = None,
-                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None
-                      ) -> None:
+                      credit_simulate: bool = True, copied: Mapping[str, Mapping[str, list[str]]] | None = None,
+                      pacer: Pacer | None = None, held: dict | None = None) -> None:
     """Grade every learner of ``plan`` with ``concurrency`` reads in flight, emitting each when done.
 
+    Each read first takes its turn from ``pacer``.
+
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
+    ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
     """
     from grader.sources.live import fetch_run
 
@@ -417,12 +523,14 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
 
     async def read(workflow_id: str, run_id: str):
         async with gate:
-            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target))
+            # Without the SDK's retries: a throttled read comes back to the Retrier, which paces and says so.
+            return await retrier.call(lambda: fetch_run(client, workflow_id, run_id, target=target,
+                                                        sdk_retries=False), pacer=pacer)
 
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
         if not targets:
-            result.problems.append(f"no MoneyTransfer workflow with an id starting {name}- was found")
+            result.problems.append(f"no {_workflow_label(rubric)} workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         histories, errors, unreachable = [], [], False
@@ -442,7 +550,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             else:
                 histories.append(item)
                 result.runs.append((item.run_id, workflow_id))
-        # A run the server returned but that is no MoneyTransfer history is the learner's, so it is
+        # A run the server returned but that is no history of the graded type is the learner's, so it is
         # graded (and named), unlike a run the server could not return.
         result.status = learner_status(inputs=len(histories) + len(errors), unreadable=0,
                                        unreachable=unreachable)
@@ -451,9 +559,12 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
             result.timings = run_timings(histories)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay, credit_simulate=credit_simulate,
-                                       copied=(copied or {}).get(name))
+                                       copied=(copied or {}).get(name), learner=name, held=held)
+            result.workers = [run_workers(h, name) for h in histories]
             note_integrity(result)
             note_provenance(result)
+            note_clients(result, histories)
+            note_ownership(result)
             hint = LateHint(marked=marked.get(name, False)) if marked is not None else None
             result.late = is_late(result.report, histories, due=due, hint=hint)
         return result
@@ -526,31 +637,36 @@ def batch_files(
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
                           id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+        # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
+        known = {learner_key(name) for name in (*download.submissions,
+                                                *(class_roster.learners if class_roster else ()))}
         with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key,
                        resume=resume) as book:
             everyone, plan = plan, _left_to_grade(plan, book, progress)
+            collect = _Collector(book, rubric, progress, on_result)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          due=due, credit_simulate=credit_simulate)
+                                          due=due, credit_simulate=credit_simulate, known=known)
             else:
-                collect = _Collector(book, rubric, progress, on_result)
                 for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
                                              replay=replay, due=due, late_hint=hint,
-                                             credit_simulate=credit_simulate))
+                                             credit_simulate=credit_simulate, known=known))
             copies = book.copied_runs()
-            # Copies are known only once the whole class is read: grade those learners again, the
-            # copied runs now credited to no one (a learner a resumed batch graded before counts too).
+            held = book.cross_talk()
+            # Copies and cross-talk are known only once the whole class is read: grade those learners
+            # again, those runs now credited to no one (a learner a resumed batch graded before counts too).
             for position, name, cells, submission, hint in everyone:
-                if name in copies:
+                if name in copies or name in held:
                     book.replace(_to_row(grade_submission(
                         name, submission, rubric, roster=cells, position=position, replay=replay, due=due,
-                        late_hint=hint, credit_simulate=credit_simulate, copied=copies[name]), rubric))
+                        late_hint=hint, credit_simulate=credit_simulate, copied=copies.get(name), known=known,
+                        held=held.get(name)), rubric))
             progress.close()
             result = _finish(book, previous=before, began=began, not_on_roster=download.not_on_roster,
-                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [])
+                             ignored=download.ignored, warnings=class_roster.warnings if class_roster else [],
+                             lms_import=(class_roster, target_column, rubric))
             result.unmatched = download.unmatched
-            _write_import(result, class_roster, target_column, rubric)
             return result
 
 
@@ -558,18 +674,6 @@ def _hint(download: Download, learner: str) -> LateHint | None:
     """What the download says about a learner's lateness (Canvas's _LATE, Moodle's Status, Gradescope's time)."""
     marked, when = download.late.get(learner), download.submitted_at.get(learner)
     return LateHint(marked, when) if marked is not None or when is not None else None
-
-
-def _write_import(result: BatchResult, roster: Roster | None, target: ImportTarget | None, rubric: Rubric) -> None:
-    """canvas-import.csv or moodle-import.csv beside the gradebook, when the roster is an LMS export."""
-    if target is None or roster is None:
-        return
-    scores = ((row.learner, row.status, row.score) for row in result.learners)
-    path, warnings = write_import(roster, target, scores, result.out_dir,
-                                  max_score=result.max_score or _rubric_max(rubric))
-    if path is not None:
-        result.written.append(path)
-    result.warnings += warnings
 
 
 def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[str, Submission]:
@@ -598,7 +702,8 @@ _CHUNK = 64
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
-                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True) -> None:
+                              progress: Progress, due: datetime | None = None, credit_simulate: bool = True,
+                              known: set[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -607,11 +712,15 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
+    if replay:
+        from grader.lab.replay import preload
+
+        preload()  # the grading processes are forked from this one: they start with the SDK imported
     chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
     with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         running: set = set()
         for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate))
+            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate, known))
             if len(running) >= 2 * jobs:
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 _spool(done, book, progress)
@@ -648,31 +757,39 @@ def die_with_parent(parent: int) -> None:
 def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
     for future in done:
         rows = future.result()
-        for row, runs in rows:
-            book.add(row, runs)
+        for row, runs, workers in rows:
+            book.add(row, runs, workers)
         progress.advance(len(rows))
 
 
 def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
-                 credit_simulate: bool = True) -> list[tuple[Spooled, list]]:
+                 credit_simulate: bool = True, known: set[str] | None = None) -> list[tuple]:
     """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  due=due, late_hint=hint, credit_simulate=credit_simulate)
-        rows.append((_to_row(result, rubric), result.runs))
+                                  due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
+        rows.append((_to_row(result, rubric), result.runs, result.workers))
     return rows
 
 
 @lru_cache(maxsize=4)
 def _process_rubric(path: str) -> Rubric:
+    all_packs()  # a pool process starts with none loaded (--pack-path reaches it through the environment)
     return load_rubric(path)
 
 
 #: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
 #: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
 MAX_PROBLEMS = 50
+
+
+def _workflow_label(rubric: Rubric) -> str:
+    """The workflow type a rubric's experiments grade, as messages name it."""
+    from grader.engine.catalog import workflow_label_of
+
+    return workflow_label_of(rubric.experiments[0].id) if rubric.experiments else "matching"
 
 
 def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
@@ -685,7 +802,8 @@ def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
 def grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                      roster: dict[str, str] | None = None, position: int = 0, replay: bool = False,
                      due: datetime | None = None, late_hint: LateHint | None = None,
-                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+                     credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
+                     known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     """Grade one learner's folder and/or zip; a file that cannot be read is named, the rest graded.
 
     ``due`` and ``late_hint`` (what the LMS said) decide the learner's ``late``
@@ -694,13 +812,17 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
     A folder or zip with a ``manifest.json`` is a bundle from `grader export`
     and is read with its hashes checked (:func:`grader.sources.bundles.read_bundle`).
     ``copied`` and ``credit_simulate`` are as for :func:`grade_runs`.
+    A run whose bundle manifest, workflow id or folder names another learner
+    (ids count when their key is in ``known``, the class) is
+    ``owner-mismatch``; ``held`` adds cross-talk found across the class.
     Whatever the upload holds, the answer is this learner's row: a failure
     of ours on their files makes them ``unreadable-files`` with the reason,
     never stops the class.
     """
     try:
         return _grade_submission(learner, submission, rubric, roster=roster, position=position, replay=replay,
-                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied)
+                                 due=due, late_hint=late_hint, credit_simulate=credit_simulate, copied=copied,
+                                 known=known, held=held)
     except Exception as err:  # noqa: BLE001 - one learner's upload must never take the class down
         from grader.errors import write_crash_report
 
@@ -718,7 +840,8 @@ def grade_submission(learner: str, submission: Submission | None, rubric: Rubric
 def _grade_submission(learner: str, submission: Submission | None, rubric: Rubric, *,
                       roster: dict[str, str] | None, position: int, replay: bool,
                       due: datetime | None = None, late_hint: LateHint | None = None,
-                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None) -> LearnerResult:
+                      credit_simulate: bool = True, copied: Mapping[str, list[str]] | None = None,
+                      known: set[str] | None = frozenset(), held: dict | None = None) -> LearnerResult:
     from grader.sources.bundles import read_bundle
 
     result = LearnerResult(learner, MISSING, roster=roster or {}, position=position)
@@ -729,23 +852,32 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
     sources: list[str] = []
     errors: list[str] = list(submission.problems)
     findings: dict = {}
-    for path in bundle_paths(submission):
+    claims: dict[str, str] = {}
+    folders: dict[str, list[str]] = {}
+    bundles = bundle_paths(submission)
+    for path in bundles:
         loaded = read_bundle(path)
         histories += loaded.histories
         sources += [h.source for h in loaded.histories]
         errors += loaded.errors
         findings.update(loaded.findings)
-    for member in read_members(submission, skip_bundles=True):
+        claims.update(loaded.claims)
+    # What stopped the reading of a whole upload (a limit reached) is said before the lines about
+    # single files, so the cap on problem lines never hides it.
+    labels = {display_name(name) for name in submission.names}
+    upload_wide: list[str] = []
+    for member in read_members(submission, skip_bundles=bundles):
         sources.append(member.name)
         if member.error:
-            errors.append(member.error)
+            (upload_wide if member.name in labels else errors).append(member.error)
             continue
         try:
             histories.append(load_json_text(member.data, source=member.name))
+            folders[member.name] = _inner_folders(member.name)
         except HistoryError as err:
             errors.append(str(err))
         member.data = None  # parsed: the bytes can go
-    errors = cap_lines(errors)
+    errors = cap_lines(upload_wide + errors)
     result.runs = [(h.run_id, h.workflow_id) for h in histories]
     result.timings = run_timings(histories)
     # A group submission reaches each of its learners as the same entries: one holder, no copy.
@@ -758,9 +890,58 @@ def _grade_submission(learner: str, submission: Submission | None, rubric: Rubri
         result.problems.append(f"no .json history files in {', '.join(display_name(n) for n in submission.names)}")
         return result
     result.report = grade_runs(histories, rubric, sources=cap_lines(sources, 1000), errors=errors,
-                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied)
+                               findings=findings, replay=replay, credit_simulate=credit_simulate, copied=copied,
+                               learner=learner, claims=claims, folders=folders, known=known, held=held)
+    result.workers = [run_workers(h, learner) for h in histories]
     note_integrity(result)
     note_provenance(result)
+    note_ownership(result)
     result.late = is_late(result.report, histories, due=due, hint=late_hint)
     result.problems = cap_lines(result.problems, MAX_PROBLEMS + 1)
     return result
+
+
+def withhold_spooled(book: Gradebook, learner: str, held: dict, rubric: Rubric) -> LearnerResult:
+    """A learner's first grade with the cross-talk runs in ``held`` gated, when their runs cannot be read again.
+
+    Grading again would pick the best run that is still the learner's own;
+    without the runs, every experiment graded on a held run loses its points,
+    so cross-talk never passes even when the server went away mid-batch.
+    """
+    from grader.engine.report import OwnershipEntry, assemble, gate_ownership, report_from_dict
+
+    row = book.row(learner)
+    result = LearnerResult(learner, row.status, roster=row.roster, position=row.position,
+                           problems=[p for p in row.problems], flags=list(row.flags), late=row.late)
+    if row.report_json is None:
+        return result
+    report = report_from_dict(_json_loads(row.report_json))
+    for exp in report.experiments:
+        ref = exp.workflow
+        if ref is not None and (ref.workflow_id, ref.run_id) in held:
+            gate_ownership(exp, held[(ref.workflow_id, ref.run_id)])
+    gated = assemble(report.experiments, rubric, sources=report.sources, errors=report.errors,
+                     integrity=report.integrity)
+    gated.ownership = report.ownership + [OwnershipEntry("", wid, rid, list(found))
+                                          for (wid, rid), found in held.items()]
+    gated.in_progress = report.in_progress
+    result.report = gated
+    note_ownership(result)
+    return result
+
+
+def _json_loads(text: str):
+    import json
+
+    return json.loads(text)
+
+
+def _inner_folders(member_name: str) -> list[str]:
+    """The folders a file sits in inside a submission: ``ada.zip:carol-bundle/x.json`` -> ``["carol-bundle"]``.
+
+    The submission's own entry (``ada/``, ``ada.zip``) is left out: it names the learner being graded.
+    """
+    inner = member_name.split(":", 1)[1] if ".zip:" in member_name else member_name.split("/", 1)[-1]
+    if inner == member_name and "/" not in member_name:
+        return []
+    return [part for part in inner.split("/")[:-1] if part]

@@ -39,7 +39,7 @@ from grader import __version__
 from grader.classroom import spreadsheet
 from grader.classroom.feedback import FEEDBACK_TITLE
 from grader.engine.classreport import _loads
-from grader.errors import BadInputError, EnvironmentProblem, GraderError
+from grader.errors import BadInputError, DiskFullError, OutputBusyError
 from grader.engine.rubric import Rubric
 
 try:
@@ -51,6 +51,8 @@ SCHEMA_VERSION = 1
 #: The gradebook's own CSV columns around the roster's (public interface).
 LEADING_COLUMNS = ("learner",)
 STATUS_COLUMNS = ("status", "score", "max_score", "late")
+#: After the experiments: the marks beside the status (suspect, cross-talk, owner-mismatch ...), ``;``-separated.
+TRAILING_COLUMNS = ("flags",)
 #: Seconds between two commits of the spool: at most this much grading is redone after a kill.
 COMMIT_SECONDS = 0.25
 #: The spool's tables (the scratch spool's and the --resume spool's alike).
@@ -60,6 +62,8 @@ SPOOL_TABLES = """
                                          feedback TEXT, flags TEXT, late INTEGER);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
     CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
+    CREATE TABLE IF NOT EXISTS processes (lkey TEXT, learner TEXT, run_id TEXT, workflow_id TEXT, identity TEXT,
+                                          sticky TEXT, events TEXT, fingerprint TEXT);
 """
 #: How many other learners a duplicated run names before it says "and N more".
 MAX_NAMED = 10
@@ -71,16 +75,6 @@ _COMMIT = "commit"
 #: Characters a feedback file name may keep from a learner id as it is.
 _PLAIN_NAME = re.compile(r"[\w.@+-]+")
 _NOT_PLAIN = re.compile(r"[^\w.@+-]+")
-
-
-class OutputBusyError(GraderError):
-    """Another batch is writing into the same ``--out`` folder."""
-
-    exit_code = 5
-
-
-class OutputSpaceError(EnvironmentProblem):
-    """The disk holding ``--out`` is full (or the file-size limit was reached)."""
 
 
 def feedback_file_name(learner: str) -> str:
@@ -114,13 +108,13 @@ def disk_errors(path: Path, option: str = "--out"):
         yield
     except OSError as err:
         if err.errno in _FULL:
-            raise OutputSpaceError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
+            raise DiskFullError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
                                    f"choose another {option} (nothing there was replaced)") from None
         raise
     except sqlite3.Error as err:
         text = str(err).lower()
         if "full" in text or "disk i/o" in text or "too big" in text:
-            raise OutputSpaceError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
+            raise DiskFullError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
                                    f"or choose another {option} (nothing there was replaced)") from None
         raise
 
@@ -167,9 +161,9 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
 
 
 def csv_columns(rubric: Rubric, roster_columns: list[str]) -> list[str]:
-    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, per experiment two."""
+    """The gradebook.csv header: learner, the roster's columns, status, score, max_score, late, per experiment two, flags."""
     per_experiment = [name for e in rubric.experiments for name in (e.id, f"{e.id}_points")]
-    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment]
+    return [*LEADING_COLUMNS, *roster_columns, *STATUS_COLUMNS, *per_experiment, *TRAILING_COLUMNS]
 
 
 def reserved_columns(rubric: Rubric) -> set[str]:
@@ -307,7 +301,7 @@ class Gradebook:
         except OSError as err:
             self.close()
             if err.errno in _FULL:
-                raise OutputSpaceError(f"--out {out_dir}: {err.strerror or err}: free some space or choose "
+                raise DiskFullError(f"--out {out_dir}: {err.strerror or err}: free some space or choose "
                                        "another --out") from None
             raise BadInputError(f"--out {out_dir}: cannot write there ({err.strerror or err})") from None
         except BaseException:
@@ -341,12 +335,16 @@ class Gradebook:
             pass
         self._lock_fd = fd
 
-    def add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
-        """Spool one learner and the ``(run_id, workflow_id)`` pairs graded for them."""
-        with disk_errors(self.out_dir):
-            self._add(row, runs)
+    def add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
+        """Spool one learner, the ``(run_id, workflow_id)`` pairs graded for them and their runs' workers.
 
-    def _add(self, row: Spooled, runs: list[tuple[str, str]]) -> None:
+        ``workers`` are :class:`grader.engine.ownership.RunWorkers`, one per run, kept
+        (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
+        """
+        with disk_errors(self.out_dir):
+            self._add(row, runs, workers)
+
+    def _add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
         self._store(row)
         if runs:
             self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
@@ -354,6 +352,14 @@ class Gradebook:
         if row.timings:
             self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
                                 [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
+        if workers:
+            from grader.engine.learner import learner_key
+
+            key = learner_key(row.learner)
+            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?,?)", [
+                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events), w.fingerprint)
+                for w in workers for identity, events in w.identities.items()
+                for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
         self.count += 1
         # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
         # (a commit per learner would cost more than a small learner's grading).
@@ -421,17 +427,67 @@ class Gradebook:
         for run_id, learner, workflow_id in shared:
             by_run.setdefault(run_id, []).append((learner, workflow_id))
         found: dict[str, list[dict[str, Any]]] = {}
+        seen: set[tuple[str, str, str]] = set()
         for run_id, holders in by_run.items():
             names = sorted({learner for learner, _ in holders})
+            # Each holder names up to MAX_NAMED others: the first MAX_NAMED + 1 names always hold
+            # them, so the cost is linear in the holders (50,000 learners handing in one run).
+            first = names[:MAX_NAMED + 1]
             for learner, workflow_id in holders:
-                others = [n for n in names if n != learner]
-                if not others:
+                if len(names) < 2 or (learner, run_id, workflow_id) in seen:
                     continue
-                entry = {"run_id": run_id, "workflow_id": workflow_id,
-                         "also_under": others[:MAX_NAMED], "others": len(others)}
-                if entry not in found.setdefault(learner, []):
-                    found[learner].append(entry)
+                seen.add((learner, run_id, workflow_id))
+                found.setdefault(learner, []).append({
+                    "run_id": run_id, "workflow_id": workflow_id,
+                    "also_under": [n for n in first if n != learner][:MAX_NAMED], "others": len(names) - 1})
         return found
+
+    def cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
+        """learner -> ``(workflow_id, run_id)`` -> cross-talk findings, for runs sharing a worker process across learners.
+
+        Only processes seen under two learners are looked at again, so a class
+        with a queue per learner costs one query. See :func:`grader.engine.ownership.cross_talk`.
+        """
+        with disk_errors(self.out_dir):
+            return self._cross_talk()
+
+    def _cross_talk(self) -> dict[str, dict[tuple[str, str], list]]:
+        from grader.engine.ownership import RunWorkers, cross_talk
+
+        self.db.commit()
+        shared = self.db.execute("""
+            SELECT DISTINCT learner, run_id FROM processes WHERE sticky IN (
+                SELECT sticky FROM processes WHERE sticky IS NOT NULL GROUP BY sticky
+                HAVING COUNT(DISTINCT lkey) > 1)
+            OR identity IN (
+                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)""").fetchall()
+        if not shared:
+            return {}
+        runs: dict[tuple[str, str], RunWorkers] = {}
+        for learner, run_id in shared:
+            for _, _, rid, wid, identity, sticky, events, fingerprint in self.db.execute(
+                    "SELECT * FROM processes WHERE learner = ? AND run_id = ?", (learner, run_id)):
+                run = runs.setdefault((learner, rid), RunWorkers(learner, wid, rid, fingerprint=fingerprint))
+                run.identities[identity] = _loads(events)
+                if sticky:
+                    run.stickies.setdefault(identity, set()).add(sticky)
+        ordered = list(runs.values())
+        held: dict[str, dict[tuple[str, str], list]] = {}
+        for run, found in zip(ordered, cross_talk(ordered)):
+            if found:
+                held.setdefault(run.learner, {})[(run.workflow_id, run.run_id)] = found
+        return held
+
+    def row(self, learner: str) -> Spooled:
+        """One spooled learner (KeyError when there is none)."""
+        self.db.commit()
+        r = self.db.execute("SELECT * FROM learners WHERE learner = ?", (learner,)).fetchone()
+        if r is None:
+            raise KeyError(learner)
+        return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
+                       roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
+                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                       late=None if r[11] is None else bool(r[11]))
 
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id)."""
@@ -442,23 +498,28 @@ class Gradebook:
                           report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
                           late=None if r[11] is None else bool(r[11]))
 
-    def finish(self, on_row=None) -> list[Path]:
+    def finish(self, on_row=None, *, also=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
 
         Everything is written into the staging folder first and put in place
         together at the end (see the module docstring). ``on_row(row)`` sees
         every learner (with its duplicates filled in) as it is written, for
         the regrade diff and the summary, without a second pass.
+        ``also(staging_folder)`` may write more files of the same gradebook
+        there (an LMS import file) and returns their names: they are put in
+        place with the rest.
         """
         with disk_errors(self.out_dir):
             self._write_staged(on_row)
             self._keep_foreign_feedback()
-            (self._tmp / _COMMIT).touch()
+            extra = list(also(self._tmp)) if also is not None else []
+            # The mark lists the extra files, so a batch that finishes this commit knows them too.
+            (self._tmp / _COMMIT).write_text("".join(f"{name}\n" for name in extra), encoding="utf-8")
         # From the commit mark on the new gradebook is decided (recover() completes it if this process
         # dies): the --resume spool has served its purpose.
         self._finished = True
         commit(self._tmp, self.out_dir)
-        return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv"]
+        return [self.out_dir / "gradebook.json", self.out_dir / "gradebook.csv", *(self.out_dir / n for n in extra)]
 
     def _write_staged(self, on_row) -> None:
         from grader.classroom.feedback import render_feedback
@@ -525,6 +586,7 @@ class Gradebook:
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [experiment_cell(status), "" if points is None else f"{points:g}"]
+        cells.append("; ".join(row.flags))
         return cells
 
     def _json_entry(self, row: Spooled) -> str:
@@ -583,7 +645,10 @@ def commit(staging: Path, out_dir: Path) -> None:
             # Moved aside into the staging folder, which is removed once the commit is done.
             os.rename(out_dir / "feedback", staging / f"feedback.old-{secrets.token_hex(4)}")
         os.rename(new_feedback, out_dir / "feedback")
-    for name in ("gradebook.csv", "gradebook.json"):
+    mark = staging / _COMMIT
+    extra = [n for n in mark.read_text(encoding="utf-8").splitlines() if n and "/" not in n] if mark.exists() else []
+    # gradebook.json last: once it is the new one, everything else already is.
+    for name in (*extra, "gradebook.csv", "gradebook.json"):
         if (staging / name).exists():
             os.replace(staging / name, out_dir / name)
 

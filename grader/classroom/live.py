@@ -1,6 +1,6 @@
 """A class's histories read live: one listing, then each learner's runs, retried through faults.
 
-The namespace's ``MoneyTransfer`` workflows are listed once and grouped by
+The namespace's workflows of the graded type are listed once and grouped by
 the learner id that owns each workflow id (:func:`grader.engine.learner.learner_of`),
 instead of one listing per learner. Reads that fail for a passing reason
 (the server restarting, overloaded, a dropped connection) are retried with a
@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
 from typing import Awaitable, Callable, TypeVar
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from grader.sources.connect import ServerTimeoutError, Target, rpc_deadline
-from grader.errors import ServerUnavailableError
+from grader.classroom.pacing import Pacer
+from grader.sources.connect import ServerTimeoutError, Target, answered, rpc_deadline
+from grader.errors import BadInputError, ServerUnavailableError
 from grader.engine.learner import learner_key, learner_of
 from grader.sources.live import visibility_query
 
@@ -34,6 +37,17 @@ TRANSIENT = frozenset({
 })
 #: Seconds a batch keeps retrying while the server does not answer.
 DEFAULT_RETRY_SECONDS = 30.0
+#: Tries of one read the server keeps throttling (ResourceExhausted), backing off up to 10 s between them.
+MAX_THROTTLED_TRIES = 12
+#: Runs a listing page asks for (the server's own maximum is 1,000).
+PAGE_SIZE = 1000
+
+
+def is_throttle(err: BaseException) -> bool:
+    """True for ``ResourceExhausted``: the server is up but rate-limits this namespace (or this client)."""
+    if isinstance(err, ServerUnavailableError):
+        err = err.__cause__
+    return isinstance(err, RPCError) and err.status == RPCStatusCode.RESOURCE_EXHAUSTED
 
 
 def is_transient(err: BaseException) -> bool:
@@ -69,15 +83,24 @@ class Retrier:
         self.down_since: float | None = None
         #: How many reads were retried at least once (for the summary).
         self.retried = 0
+        #: How many answers were ResourceExhausted (the server rate-limiting us).
+        self.throttled = 0
         self._last_error: BaseException | None = None
         #: Seconds between two probes of a server given up on.
         self.probe_every = 5.0
         self._last_probe = 0.0
 
-    async def call(self, make: Callable[[], Awaitable[T]]) -> T:
-        """Await ``make()``; on a transient failure wait and call it again, until the budget is spent."""
+    async def call(self, make: Callable[[], Awaitable[T]], *, pacer: Pacer | None = None) -> T:
+        """Await ``make()``; on a transient failure wait and call it again, until the budget is spent.
+
+        Each try first waits for its turn from ``pacer``. A ``ResourceExhausted``
+        answer is not an outage: it slows ``pacer`` down (which says so) and
+        the read is tried again after a backoff, up to
+        :data:`MAX_THROTTLED_TRIES` times.
+        """
         delay = self.first
         counted = False
+        throttled = 0
         while True:
             given_up = self._given_up()
             if given_up:
@@ -88,12 +111,21 @@ class Retrier:
                 if now - self._last_probe < self.probe_every:
                     raise self._last_error
                 self._last_probe = now
+            if pacer is not None:
+                await pacer.take()
             started = time.monotonic()
             try:
                 result = await make()
             except (RPCError, ServerUnavailableError) as err:
                 if not is_transient(err):
                     raise
+                if is_throttle(err) and throttled < MAX_THROTTLED_TRIES:
+                    throttled += 1
+                    self.throttled += 1
+                    if pacer is not None:
+                        pacer.throttled()
+                    await asyncio.sleep(min(10.0, 0.25 * 2 ** throttled) * random.uniform(0.5, 1.0))
+                    continue
                 now = time.monotonic()
                 if self.down_since is None:
                     self.down_since = now
@@ -145,34 +177,74 @@ def _reason(err: BaseException) -> str:
     return str(err)[:80]
 
 
-async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
-                            learners: set[str] | None = None, limit: int = 20) -> dict[str, list[tuple[str, str]]]:
-    """Learner id -> its newest ``limit`` runs as ``(workflow_id, run_id)``, newest first.
+_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
-    Only workflow ids that start with a valid learner id and ``-`` count;
-    with ``learners``, only those learners' runs are kept. Ids match
+
+def parse_since(text: str, *, now: datetime | None = None) -> datetime:
+    """``--since``: a duration back from now (``90d``, ``36h``, ``2w``) or a date or time (``2026-09-01``).
+
+    Raises :class:`BadInputError` with the forms it takes.
+    """
+    now = now or datetime.now(timezone.utc)
+    value = str(text).strip()
+    match = _SINCE.match(value.lower())
+    if match:
+        return now - timedelta(seconds=min(int(match[1]) * _UNIT_SECONDS[match[2]], 100 * 365 * 86400))
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadInputError(f"--since {value!r}: give a duration back from now (90d, 36h, 2w) or a date "
+                            "(2026-09-01) or time (2026-09-01T08:00)") from None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
+                            learners: set[str] | None = None,
+                            since: datetime | None = None,
+                            pacer: Pacer | None = None) -> dict[str, list[tuple[str, str]]]:
+    """Learner id -> every run it started since ``since`` as ``(workflow_id, run_id)``, newest first.
+
+    All of them, page after page: a bound by count (the newest N) would let
+    anyone who can start workflows push a learner's real runs out of view
+    with decoys under their id; a bound by time cannot be pushed. Only
+    workflow ids that start with a valid learner id and ``-`` count; with
+    ``learners``, only those learners' runs are kept. Ids match
     case-insensitively (:func:`grader.engine.learner.learner_key`): a learner given
     in ``learners`` is returned under that spelling, others under the
-    spelling most of their workflow ids use.
+    spelling most of their workflow ids use. Each page is one request, paced
+    by ``pacer`` and retried on its own (a fault on page 90 does not read
+    pages 1 to 89 again); only the ids of the runs kept are held.
     """
+    from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
+
+    query = visibility_query(None)
+    if since is not None:
+        query += f" AND StartTime >= '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
     wanted: dict[str, list[str]] | None = None
     if learners is not None:
         wanted = {}
         for name in sorted(learners):  # a roster naming bob and BOB gives both the same runs
             wanted.setdefault(learner_key(name), []).append(name)
-
-    async def listing() -> dict[str, list]:
-        found: dict[str, list] = defaultdict(list)
+    found: dict[str, list] = defaultdict(list)
+    token = b""
+    while True:
+        request = ListWorkflowExecutionsRequest(namespace=target.namespace, page_size=PAGE_SIZE,
+                                                next_page_token=token, query=query)
         # Each page is bounded by the RPC timeout, not the whole listing: a big namespace takes many pages.
-        async for execution in client.list_workflows(visibility_query(None), page_size=1000,
-                                                     rpc_timeout=rpc_deadline(target)):
-            owner = learner_of(execution.id)
+        # A raw call is not retried by the SDK, so a ResourceExhausted reaches the Retrier (paced, said).
+        page = await retrier.call(lambda: answered(client.workflow_service.list_workflow_executions(
+            request, timeout=rpc_deadline(target)), target), pacer=pacer)
+        for info in page.executions:
+            workflow_id = info.execution.workflow_id
+            owner = learner_of(workflow_id)
             if owner is None or (wanted is not None and learner_key(owner) not in wanted):
                 continue
-            found[learner_key(owner)].append((execution.start_time, execution.id, execution.run_id, owner))
-        return found
-
-    found = await retrier.call(listing)
+            started = info.start_time.seconds + info.start_time.nanos / 1e9
+            found[learner_key(owner)].append((started, workflow_id, info.execution.run_id, owner))
+        token = page.next_page_token
+        if not token:
+            break
     runs: dict[str, list[tuple[str, str]]] = {}
     for key, items in found.items():
         items.sort(key=lambda item: item[0], reverse=True)
@@ -182,5 +254,5 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
             spellings = Counter(item[3] for item in items)
             names = [min(spellings, key=lambda s: (-spellings[s], s))]
         for name in names:
-            runs[name] = [(wid, rid) for _, wid, rid, _ in items[:limit]]
+            runs[name] = [(wid, rid) for _, wid, rid, _ in items]
     return runs

@@ -19,10 +19,11 @@ from __future__ import annotations
 import os
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Iterator
 
-from grader.classroom.uploads import NOT_HISTORIES, Budget, Limits, Member, display_name, read_upload
+from grader.classroom.uploads import (DEFAULT_LIMITS, NOT_HISTORIES, Budget, Limits, Member, declared_entries,
+                                      display_name, read_upload)
 from grader.errors import BadInputError
 from grader.escape import visible_controls
 
@@ -174,26 +175,36 @@ def bundle_paths(submission: Submission) -> list[Path]:
             if (path / "manifest.json").is_file() and not (path / "manifest.json").is_symlink():
                 found.append(path)
             continue
-        if not path.is_file():
+        if not path.is_file() or not path.name.lower().endswith(".zip"):
             continue
         try:
-            with zipfile.ZipFile(path) as archive:
-                if any(PurePosixPath(n).name == "manifest.json" and n.count("/") <= 1 for n in archive.namelist()):
-                    found.append(path)
+            with open(path, "rb") as stream:
+                # A zip too large to be an upload is not opened here: read_members says why.
+                declared = declared_entries(stream)
+                if declared is not None and declared > DEFAULT_LIMITS.max_entries:
+                    continue
+                with zipfile.ZipFile(stream) as archive:
+                    if any(n.rsplit("/", 1)[-1] == "manifest.json" and n.count("/") <= 1
+                           for n in archive.namelist()):
+                        found.append(path)
         except Exception:  # noqa: BLE001 - a damaged zip: read_members names it as unreadable
             pass
     return found
 
 
-def read_members(submission: Submission, *, skip_bundles: bool = False,
+def read_members(submission: Submission, *, skip_bundles: bool | list[Path] = False,
                  limits: Limits | None = None) -> Iterator[Member]:
     """Every history file of a submission, one at a time (a class never sits in memory at once).
 
     All of the learner's entries share one budget of ``limits``
     (:class:`grader.classroom.uploads.Limits`). With ``skip_bundles``,
-    entries that are bundles are left to :func:`bundle_paths`' reader.
+    entries that are bundles are left to :func:`bundle_paths`' reader (pass
+    the list it gave to save looking again).
     """
-    bundles = {p.name for p in bundle_paths(submission)} if skip_bundles else set()
+    if isinstance(skip_bundles, list):
+        bundles = {p.name for p in skip_bundles}
+    else:
+        bundles = {p.name for p in bundle_paths(submission)} if skip_bundles else set()
     budget = Budget(limits or Limits())
     for name in submission.names:
         if name in bundles:

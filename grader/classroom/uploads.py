@@ -30,7 +30,6 @@ import os
 import stat
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 from typing import IO, Iterator
 
 from grader.escape import visible_controls
@@ -324,7 +323,7 @@ def _file(path: str, name: str, budget: Budget) -> Iterator[Member]:
     yield Member(name, data)
 
 
-def _declared_entries(stream: IO[bytes]) -> int | None:
+def declared_entries(stream: IO[bytes]) -> int | None:
     """The entry count a zip's end record declares, read before :mod:`zipfile` builds one object per entry."""
     try:
         end = zipfile._EndRecData(stream)  # type: ignore[attr-defined]  # stable since Python 2
@@ -337,7 +336,7 @@ def _declared_entries(stream: IO[bytes]) -> int | None:
 
 def _zip(stream: IO[bytes], label: str, budget: Budget, *, depth: int) -> Iterator[Member]:
     """The histories in one zip (and in zips inside it, down to the depth limit)."""
-    declared = _declared_entries(stream)
+    declared = declared_entries(stream)
     if declared is not None and budget.entries + declared > budget.limits.max_entries:
         budget.count_entries(declared, label)
         return
@@ -352,8 +351,9 @@ def _zip(stream: IO[bytes], label: str, budget: Budget, *, depth: int) -> Iterat
             return
         chosen = []
         for info in infos:
-            parts = PurePosixPath(info.filename).parts
-            if info.is_dir() or not parts or not all(_visible(p) for p in parts):
+            # Plain string work: a PurePosixPath per entry was most of the cost of 100,000 entries.
+            parts = [p for p in info.filename.split("/") if p]
+            if info.filename.endswith("/") or not parts or not all(_visible(p) for p in parts):
                 continue
             if info.filename in NOT_HISTORIES:
                 continue
@@ -363,8 +363,11 @@ def _zip(stream: IO[bytes], label: str, budget: Budget, *, depth: int) -> Iterat
         for info in chosen:
             if budget.exhausted:
                 return
-            name = f"{label}:{display_name(info.filename)}"
             nested = _is_zip_name(info.filename)
+            if not nested and budget.histories >= budget.limits.max_histories:
+                budget.skipped += 1  # counted, not read (nor named)
+                continue
+            name = f"{label}:{display_name(info.filename)}"
             if nested and depth + 1 > budget.limits.max_depth:
                 yield Member(name, error=f"{name}: a zip nested deeper than {budget.limits.max_depth} levels was "
                                          "not read: hand in the histories unzipped")

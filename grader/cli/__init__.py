@@ -63,6 +63,9 @@ class GraderGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            from grader.packs import all_packs
+
+            all_packs()  # every command may name a pack's experiments or read its histories
             return super().invoke(ctx)
         except _CLICK_ENDINGS:
             raise

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import click
 
 from grader.cli.options import connection_options, output_options, rubric_option
-from grader.defaults import BATCH_CONCURRENCY, BATCH_LIMIT
+from grader.defaults import BATCH_CONCURRENCY, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS, BATCH_SINCE
 
 if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
     from grader.sources.connect import ConnectionSettings
@@ -40,8 +40,11 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
               help="An earlier gradebook.json: print what changed since (the regrade diff).")
 @click.option("--concurrency", type=click.IntRange(1, 1000), default=BATCH_CONCURRENCY, show_default=True,
               help="Live: reads in flight at once, over one connection.")
-@click.option("--limit", type=click.IntRange(1, 1000), default=BATCH_LIMIT, show_default=True,
-              help="Live: how many of each learner's newest runs to read.")
+@click.option("--since", default=BATCH_SINCE, show_default=True, metavar="WHEN",
+              help="Live: read every run started since WHEN, a duration back from now (120d, 36h, 2w) or a "
+                   "date (2026-09-01). Every run in the window is graded, however many a learner has.")
+@click.option("--limit", type=int, default=None, hidden=True,
+              help="No longer used: a count of newest runs let decoys push real runs out (see --since).")
 @click.option("--jobs", type=click.IntRange(1, 256), default=None,
               help="Files: processes that grade at once  [default: one per CPU]")
 @click.option("--replay/--no-replay", default=True, show_default=True,
@@ -51,6 +54,14 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
               help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
                    "their learners are flagged `simulate`.")
+@click.option("--max-rps", type=click.FloatRange(0.1, 100000), default=BATCH_MAX_RPS, show_default=True,
+              help="Live: history reads a second at most (Temporal Cloud allows a namespace 2,000 requests a "
+                   "second by default; the learners' workers need their share). Halved for a while whenever "
+                   "the server answers ResourceExhausted.")
+@click.option("--max-visibility-rps", type=click.FloatRange(0.1, 10000), default=BATCH_MAX_VISIBILITY_RPS,
+              show_default=True,
+              help="Live: listing pages (1,000 runs each) a second at most; Temporal Cloud allows 30 visibility "
+                   "calls a second per namespace.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
                    "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
@@ -59,7 +70,8 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @rubric_option
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
-            concurrency: int, limit: int, jobs: int | None, replay: bool, credit_simulate: bool, resume: bool,
+            concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool,
+            max_rps: float, max_visibility_rps: float, resume: bool,
             quiet: bool,
             connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
@@ -78,7 +90,9 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
       unreadable-files  some files were bad (named); the rest were graded
     and flags beside it for a look: suspect (a history the integrity rules
     reject), copied-run (a run whose timings another learner's run has:
-    credited to neither), simulate (graded on runs grader simulate made).
+    credited to neither), simulate (graded on runs grader simulate made),
+    unfamiliar-client (live: runs under their id started from a client
+    none of their graded runs came from, e.g. a classmate's decoys).
 
     Progress goes to stderr (--quiet for none); stdout gets a short summary
     and, with --previous, the regrade diff. The other --format choices give
@@ -101,6 +115,9 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
 
     render_summary = summary_renderer(output_format)
     due_at = parse_due(due) if due is not None else None
+    if limit is not None:
+        click.echo("grader: --limit no longer applies: every run started since --since is read, so no one's "
+                   "runs can be pushed out of view", err=True)
     progress = Progress(quiet=quiet)
     _stop_cleanly_on_sigterm()
     if submissions is not None:
@@ -109,9 +126,9 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
                              lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
-                           concurrency=concurrency, limit=limit, replay=replay, progress=progress,
+                           concurrency=concurrency, since=since, replay=replay, progress=progress,
                            id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
-                           credit_simulate=credit_simulate)
+                           credit_simulate=credit_simulate, max_rps=max_rps, max_visibility_rps=max_visibility_rps)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).

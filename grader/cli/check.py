@@ -27,12 +27,14 @@ if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is n
 @click.option("--workflow-id", "workflow_ids", multiple=True, metavar="ID",
               help="Grade this workflow from the server (repeatable).")
 @click.option("--learner", metavar="ID",
-              help="Without --workflow-id: only this learner's workflows (ids `ID-...`)  "
-                   "[default: LEARNER_ID when set]")
+              help="Without --workflow-id: only this learner's workflows (ids `ID-...`, any case). With "
+                   "--workflow-id or --history: grade them as this learner's work (a run naming another "
+                   "learner earns nothing)  [default: LEARNER_ID when set]")
 @click.option("--all-learners", is_flag=True,
               help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="Without --workflow-id: how many of the newest MoneyTransfer runs to read.")
+              help="Without --workflow-id or a learner: how many of the newest MoneyTransfer runs to read "
+                   "(a learner's runs are all read).")
 @click.option("--replay/--no-replay", default=False, show_default=True,
               help="Also replay each history through the reference workflow (integrity). It loads the "
                    "Temporal SDK, about 0.3 s, so this quick check leaves it to `grader batch` and the "
@@ -81,13 +83,19 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     from grader import api
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
 
-    if histories and (workflow_ids or learner or all_learners):
-        raise click.UsageError("--history grades files; --workflow-id/--learner read a server: pick one")
+    if histories and (workflow_ids or all_learners):
+        raise click.UsageError("--history grades files; --workflow-id/--all-learners read a server: pick one")
     if learner is not None and all_learners:
         raise click.UsageError("--learner and --all-learners exclude each other")
+    graded_as = ""
+    if histories and learner is not None:  # whose hand-in the files are: runs naming another learner earn nothing
+        from grader.engine.learner import validate_learner_id
+
+        learner = validate_learner_id(learner, what="--learner")
+        graded_as = f"graded the files as learner {learner}'s work"
     # A server that does not answer still gives a document format its document (CI never goes silent).
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
-        whose = ""
+        whose = graded_as
         if not histories and not workflow_ids:
             learner, whose = _learner_to_grade(learner, all_learners)
             if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
@@ -98,7 +106,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             return
         if histories:
             report = api.check_files(list(histories), rubric=rubric, experiments=experiments or None,
-                                     replay=replay, max_history_bytes=max_history_bytes)
+                                     replay=replay, max_history_bytes=max_history_bytes, learner=learner)
         else:
             from grader.background import run_sync  # asyncio and the rest only on the live path
 

@@ -31,13 +31,22 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, connect
     learner, workflow and run ids, export time and each file's sha256.
     Grade it with: grader check --history BUNDLE
     (a file changed after the export is then reported as suspect).
+
+    A run whose worker process also did work in another learner's runs on
+    the same task queue (cross-talk: no credit) is named on stderr.
     """
     from grader.sources.bundles import export_learner
     from grader.background import run_sync
 
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")
     target = connection.resolve()
-    manifest = run_sync(export_learner(output, learner=learner, connection=target, limit=limit, as_zip=as_zip))
+    def cross_talk(workflow_id: str, finding) -> None:
+        from grader.escape import terminal
+
+        click.echo(f"grader: warning: {terminal(workflow_id)}: {finding.code}: {terminal(finding.message)}", err=True)
+
+    manifest = run_sync(export_learner(output, learner=learner, connection=target, limit=limit, as_zip=as_zip,
+                                       on_cross_talk=cross_talk))
     runs = len(manifest.histories)
     click.echo(f"exported {runs} run{'s' if runs != 1 else ''} of learner {learner} from "
                f"{target.address}/{target.namespace} to {output}")

@@ -123,7 +123,9 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
     told in one line) still writes its document, as ``--output`` or stdout
     would get it: score 0, each experiment ungraded, the error as the finding
     (:func:`grader.engine.report.error_report`). The error's line still goes to
-    stderr and the exit code stays the error's own (2, 3 or 4; never 0).
+    stderr and the exit code stays the error's own (2, 3 or 4; never 0). A bug
+    of ours gets the same document, its one line (``internal error: ...;
+    details in FILE``) as the finding, and exit 70.
     ``rubric`` (a name, a path or a loaded rubric) lists the experiments; when
     it cannot be loaded, the document lists none.
     """
@@ -131,32 +133,43 @@ def documents_on_error(output_format: str, output_file: Path | None, *, rubric: 
 
     @contextlib.contextmanager
     def guard() -> Any:
-        from grader.errors import GraderError, NothingToGradeError
+        from grader.errors import EXIT_INTERNAL, GraderError, NothingToGradeError, internal_error_line
 
         try:
             yield
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise  # usage errors and --help are click's to say, before anything runs
         except GraderError as err:
             if output_format == "table" or isinstance(err, NothingToGradeError):
                 raise
-            _emit_error_document(err, output_format, output_file, rubric=rubric, experiments=experiments)
+            _emit_error_document(str(err), f"grader: {err.label}{err}", err.exit_code, output_format,
+                                 output_file, rubric=rubric, experiments=experiments)
+        except Exception as err:  # a bug of ours: the document says so too, the traceback is in a file
+            if output_format == "table":
+                raise
+            line = internal_error_line(err)
+            _emit_error_document(line.removeprefix("grader: "), line, EXIT_INTERNAL, output_format, output_file,
+                                 rubric=rubric, experiments=experiments)
 
     return guard()
 
 
-def _emit_error_document(err: Any, output_format: str, output_file: Path | None, *, rubric: Any,
-                         experiments: tuple[str, ...]) -> None:
-    from grader.errors import GraderError
+def _emit_error_document(message: str, line: str, exit_code: int, output_format: str, output_file: Path | None,
+                         *, rubric: Any, experiments: tuple[str, ...]) -> None:
+    """Say ``line`` on stderr, write the error report of ``message`` in the format, exit ``exit_code``."""
     from grader.engine.report import error_report
     from grader.engine.rubric import Rubric, load_rubric
+    from grader.escape import terminal
 
     loaded = rubric if isinstance(rubric, Rubric) or rubric is None else None
     if loaded is None:
         try:
             loaded = load_rubric(rubric)
-        except GraderError:
+        except Exception:  # noqa: BLE001 - a rubric that will not load (or a broken install) must not stop the document
             loaded = None
-    report = error_report(str(err), loaded, experiments=experiments or None)
-    emit_report(report, output_format, output_file, exit_code=err.exit_code)
+    click.echo(terminal(line), err=True)
+    report = error_report(message, loaded, experiments=experiments or None)
+    emit_report(report, output_format, output_file, exit_code=exit_code)
 
 
 def emit_report(report: Any, output_format: str, output_file: Path | None = None, *,
@@ -171,8 +184,9 @@ def emit_report(report: Any, output_format: str, output_file: Path | None = None
     from grader.formats import after_render, render, write_atomically
     from grader.escape import terminal
 
-    for error in report.errors:
-        click.echo(f"grader: error: {terminal(error)}", err=True)
+    if exit_code is None:  # an error report's one line was said already, as its error says it
+        for error in report.errors:
+            click.echo(f"grader: error: {terminal(error)}", err=True)
     text = render(report, output_format)
     if output_file is None:
         click.echo(text, nl=False)

@@ -143,15 +143,27 @@ class FailureInfo:
         return self.message or self.kind
 
 
+#: Longest failure message carried into evidence: a message is quoted by several checks and every
+#: format, so a 60 MB one made a 600 MB report. Longer ones keep their start and say how much is cut.
+MAX_MESSAGE = 2000
+
+
+def cut_message(text: Any) -> Any:
+    """``text`` at most :data:`MAX_MESSAGE` characters long, with a marker saying how much was cut."""
+    if not isinstance(text, str) or len(text) <= MAX_MESSAGE:
+        return text
+    return f"{text[:MAX_MESSAGE]}… [{len(text) - MAX_MESSAGE} more characters cut]"
+
+
 def classify_failure(failure: Any) -> FailureInfo | None:
     """Turn a proto-JSON ``Failure`` object into a :class:`FailureInfo` (None if absent)."""
     if not isinstance(failure, dict) or not failure:
         return None
-    message = failure.get("message") or ""
+    message = cut_message(failure.get("message") or "")
     root = failure
     while isinstance(root.get("cause"), dict):
         root = root["cause"]
-    root_message = root.get("message") if root is not failure else None
+    root_message = cut_message(root.get("message")) if root is not failure else None
     if "timeoutFailureInfo" in failure:
         info = failure.get("timeoutFailureInfo") or {}
         return FailureInfo("timeout", message or "activity timed out",

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from grader import defaults
+from grader.engine import catalog
 from grader.errors import HistoryError
 
 try:
@@ -677,10 +678,13 @@ def history_from_document(doc: Any, *, source: str, workflow_id: str | None = No
         raise HistoryError(f"{source}: the first event is {first.type}, not WorkflowExecutionStarted: "
                            "export the whole history, from its first event")
     wtype = (first.attrs.get("workflowType") or {}).get("name")
-    # Case is ignored: the TypeScript version of the tutorial names it moneyTransfer.
-    if not isinstance(wtype, str) or wtype.lower() != defaults.WORKFLOW_TYPE.lower():
+    # Only the workflow types a course pack grades are histories to grade; case is ignored
+    # (SDKs spell them differently). With no pack loaded, a library caller reads any history.
+    if not isinstance(wtype, str) or (catalog.KINDS and catalog.kind_of_workflow_type(wtype) is None):
+        known = " or ".join(catalog.known_workflow_types()) or "a known workflow type"
         raise HistoryError(f"{source}: this is a history of workflow type {_preview(wtype)}, not "
-                           f"{defaults.WORKFLOW_TYPE}: pass a money-transfer workflow's history")
+                           f"{known}: pass the history of a workflow a course pack grades "
+                           "(`grader packs` lists them)")
     if isinstance(first.attrs.get("input"), list):
         notes.append("payloads in shorthand form (HTTP API)")
     wid = workflow_id or first.attrs.get("workflowId") or _id_from_source(source)

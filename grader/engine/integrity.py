@@ -609,6 +609,10 @@ def _sticky_suffix_after(events: list[Event], after_id: int) -> str | None:
     return None
 
 
+#: Ends a worker reports for the task it started (a WorkflowTaskFailed may come from the server: a reset).
+_CLOSED_BY_ITS_WORKER = frozenset({"ActivityTaskCompleted", "ActivityTaskFailed", _WFT_COMPLETED})
+
+
 def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
                      add: Any) -> None:
     """A worker taking a task from another's sticky queue: the owner must have shut down first.
@@ -618,10 +622,21 @@ def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[i
     live-fix goldens show a new worker starting them at once). A process
     that acted a moment before the task was scheduled was still polling:
     another worker starting that task means the identities were re-signed.
+    And the worker that started a task reports its end: a task started by
+    one identity and completed by another was re-signed half-way (an app
+    that completes activities asynchronously from elsewhere would differ;
+    the money-transfer apps do not).
     """
     last_act: dict[str, Event] = {}
     for event in events:
         identity = event.attrs.get("identity")
+        if event.type in _CLOSED_BY_ITS_WORKER and isinstance(identity, str) and identity:
+            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+            by = started.attrs.get("identity") if started is not None else None
+            if isinstance(by, str) and by and by != identity:
+                add(Finding("task-closed-by-another", f"event {event.id} ({event.type}) is signed {identity}, but "
+                            f"{by} started that task (event {started.id}): the worker that runs a task reports "
+                            "its end", [started.id, event.id]))
         if event.type == _WFT_STARTED:
             scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
             if scheduled is not None and isinstance(identity, str) and identity:
@@ -772,8 +787,19 @@ def _reset_point(history: History) -> int | None:
     return None
 
 
+#: Distinct versions of one run compared pairwise; past this many, each is compared with the first and
+#: the one before it (linear), so a learner handing in thousands of edited copies costs seconds, not hours.
+PAIRWISE_VERSIONS = 64
+
+
 def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
-    """Findings for histories that share a run id but disagree, by index into ``histories``."""
+    """Findings for histories that share a run id but disagree, by index into ``histories``.
+
+    Copies that say exactly the same thing are one *version* of the run and
+    are compared once, so 2,000 identical copies cost 2,000 fingerprints,
+    not two million comparisons. Versions are compared pairwise up to
+    :data:`PAIRWISE_VERSIONS`, then each against the first and its neighbour.
+    """
     groups: dict[str, list[int]] = {}
     for index, history in enumerate(histories):
         if isinstance(history.run_id, str) and history.run_id:
@@ -782,20 +808,33 @@ def compare_runs(histories: Sequence[History]) -> dict[int, list[Finding]]:
     for run_id, members in groups.items():
         if len(members) < 2:
             continue
+        versions: dict[tuple[Any, ...], list[int]] = {}
         prints: dict[int, list[tuple[Any, ...]]] = {}
         for index in members:
             cache: dict[str, Any] = {}
-            prints[index] = [_fingerprint(e, cache) for e in histories[index].events]
-        for i, a in enumerate(members):
-            for b in members[i + 1:]:
-                problem = _disagreement(histories[a], histories[b], prints[a], prints[b])
-                if problem is None:
-                    continue
-                message, event_ids = problem
-                for mine, other in ((a, b), (b, a)):
-                    found.setdefault(mine, []).append(Finding(
-                        "run-id-conflict", f"{histories[other].source} holds the same run {run_id} but "
-                        f"{message}: at most one of them is what the server recorded", event_ids))
+            fingerprint = [_fingerprint(e, cache) for e in histories[index].events]
+            key = (_claimed_workflow_id(histories[index]), tuple(fingerprint))
+            if key not in versions:
+                prints[index] = fingerprint
+            versions.setdefault(key, []).append(index)
+        heads = [indexes[0] for indexes in versions.values()]
+        if len(heads) <= PAIRWISE_VERSIONS:
+            pairs = [(a, b) for i, a in enumerate(heads) for b in heads[i + 1:]]
+        else:
+            pairs = [(heads[0], b) for b in heads[1:]] + list(zip(heads[1:], heads[2:]))
+        copies = {indexes[0]: indexes for indexes in versions.values()}
+        for a, b in pairs:
+            problem = _disagreement(histories[a], histories[b], prints[a], prints[b])
+            if problem is None:
+                continue
+            message, event_ids = problem
+            for mine, other in ((a, b), (b, a)):
+                more = len(copies[other]) - 1
+                named = histories[other].source + (f" (and {more} identical copies)" if more else "")
+                finding = Finding("run-id-conflict", f"{named} holds the same run {run_id} but "
+                                  f"{message}: at most one of them is what the server recorded", event_ids)
+                for index in copies[mine]:
+                    found.setdefault(index, []).append(finding)
     return found
 
 
@@ -891,3 +930,23 @@ def timing_fingerprint(history: History) -> str | None:
     if not precise or len(steps) - 1 < MIN_DISTINCT_STEPS:
         return None
     return digest.hexdigest()
+
+
+# --- who started a run ---------------------------------------------------------
+
+_PID_AT = re.compile(r"^\d+@(.+)$")
+
+
+def starter_client(history: History) -> str:
+    """The client that started the run, from WorkflowExecutionStarted's ``identity``; "" when unrecorded.
+
+    An SDK client's identity is ``<pid>@<host>`` and every ``python
+    run_workflow.py`` is a new process, so a learner's own runs differ in
+    the pid: the host is what stays. Other identities (the temporal CLI's
+    ``temporal-cli:<user>@<host>``, one set by hand) are kept whole.
+    """
+    identity = history.events[0].attrs.get("identity") if history.events else None
+    if not isinstance(identity, str):
+        return ""
+    match = _PID_AT.match(identity)
+    return match[1] if match else identity

@@ -15,12 +15,14 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
-from grader.engine.checks import (DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+from grader.engine import catalog
+from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
                                   CheckResult, experiment_shown, pending_result, run_check)
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
 from grader.engine.rubric import Rubric, RubricExperiment
+from grader.engine.inprogress import RunInProgress, newest_open_run
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
     from grader.engine.runview import RunTimeline
@@ -82,6 +84,16 @@ class ExperimentReport:
     selection: str = ""
 
 
+@dataclass(slots=True)
+class OwnershipEntry:
+    """A run that is not the graded learner's own work (``owner-mismatch``, ``cross-talk``; see grader.engine.ownership)."""
+
+    source: str
+    workflow_id: str
+    run_id: str
+    findings: list  # list[grader.engine.integrity.Finding]
+
+
 @dataclass
 class Report:
     """The whole grade."""
@@ -98,6 +110,10 @@ class Report:
     errors: list[str] = field(default_factory=list)
     #: One verdict per history read: consistent, or suspect with findings (see grader.engine.integrity).
     integrity: list[IntegrityEntry] = field(default_factory=list)
+    #: Runs that are not the learner's own work, with why (no experiment passes on them).
+    ownership: list[OwnershipEntry] = field(default_factory=list)
+    #: The newest run still open when read (grader.engine.inprogress), or None.
+    in_progress: RunInProgress | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,8 +177,13 @@ def report_from_dict(data: dict[str, Any]) -> Report:
         values = known(IntegrityEntry, entry)
         values["findings"] = [Finding(**known(Finding, f)) for f in entry.get("findings", [])]
         integrity.append(IntegrityEntry(**values))
+    ownership = [OwnershipEntry(**{**known(OwnershipEntry, entry),
+                                   "findings": [Finding(**known(Finding, f)) for f in entry.get("findings", [])]})
+                 for entry in data.get("ownership", [])]
     values = known(Report, data)
-    values.update(experiments=experiments, integrity=integrity)
+    values.update(experiments=experiments, integrity=integrity, ownership=ownership)
+    if data.get("in_progress"):
+        values["in_progress"] = RunInProgress(**known(RunInProgress, data["in_progress"]))
     return Report(**values)
 
 
@@ -172,6 +193,19 @@ def report_schema() -> dict[str, Any]:
     from grader.resources import schema_path
 
     return json.loads(schema_path("report").read_text())
+
+
+#: Events a check line lists as its evidence; a run of 40,000 activities listed every one, in every
+#: format (a 37 MB JSON report). The rest are counted in one more entry.
+MAX_EVIDENCE = 50
+
+
+def cap_evidence(evidence: list[dict[str, Any]], most: int = MAX_EVIDENCE) -> list[dict[str, Any]]:
+    """``evidence`` with at most ``most`` events kept and a last entry counting the others."""
+    if len(evidence) <= most:
+        return evidence
+    return evidence[:most] + [{"event_id": None, "event_type": "more",
+                               "detail": f"... and {len(evidence) - most} more events like these"}]
 
 
 def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -187,6 +221,7 @@ def grade_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRepo
         result.max_score = rc.points
         result.required = rc.required
         result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
+        result.evidence = cap_evidence(result.evidence)
         score += points
         max_score += rc.points
         if rc.required:
@@ -259,6 +294,42 @@ def withhold_simulated(report: ExperimentReport, run: RunEvidence) -> Experiment
     return report
 
 
+#: The check line an experiment graded on a run that is not the learner's own work gets.
+OWNERSHIP_CHECK = "ownership.own-work"
+
+_OWNERSHIP_HINTS = {
+    "cross-talk": "give your worker a task queue of its own (the apps' default, TRANSFER_MONEY_TASK_QUEUE-<your "
+                  "id>, unless TRANSFER_TASK_QUEUE overrides it) and run the experiment again",
+    "owner-mismatch": "hand in your own runs: workflow ids that start with your learner id, exported with "
+                      "`grader export --learner <your id>`",
+}
+
+
+def gate_ownership(report: ExperimentReport, findings: Sequence | None) -> ExperimentReport:
+    """Keep an experiment graded on a run that is not the learner's own work from passing, and say why.
+
+    Like :func:`gate`: the checks keep their statuses, every point is
+    withheld and a required failing line names the findings (``cross-talk``,
+    ``owner-mismatch``) with the events behind them.
+    """
+    if not findings:
+        return report
+    codes = sorted({f.code for f in findings})
+    for chk in report.checks:
+        chk.score = 0.0
+    more = f" (and {len(findings) - 1} more finding{'s' if len(findings) > 2 else ''})" if len(findings) > 1 else ""
+    report.checks.append(CheckResult(
+        OWNERSHIP_CHECK, FAIL,
+        f"this run is not only this learner's work ({', '.join(codes)}): {findings[0].message}{more}; points withheld",
+        hint=_OWNERSHIP_HINTS.get(findings[0].code, ""),
+        evidence=[{"event_id": eid, "event_type": f.code, "detail": f.message}
+                  for f in findings for eid in (f.event_ids[:3] or [None])],
+        title="The run is this learner's own work", required=True))
+    report.score = 0.0
+    report.status = FAIL
+    return report
+
+
 def combine_statuses(statuses: Iterable[str]) -> str:
     """The worst of several statuses: error, then fail (a counted experiment not attempted is
     failed for the whole grade), then pending, else pass."""
@@ -313,16 +384,6 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
 
 
-#: What each experiment's defining events are, for the note of an experiment no run shows.
-_DEFINED_BY = {
-    "compensation": "no run's deposit failed for good (retries used up or a non-retryable error)",
-    "live-fix": "no run's deposit failed with the app's own error and was retried",
-    "crash-recovery": "no run lost a worker process while it was open with another process taking over",
-    "network-partition": "no run has a silence with the same worker on both sides (a paused server) "
-                         "or an attempt that outlived its deadline",
-}
-
-
 def grade(
     runs: Sequence[RunEvidence],
     rubric: Rubric,
@@ -332,6 +393,7 @@ def grade(
     errors: Sequence[str] = (),
     integrity: Sequence[IntegrityEntry] = (),
     credit_simulate: bool = True,
+    held: Sequence[Sequence] = (),
 ) -> Report:
     """Grade ``runs`` (newest first) against ``rubric``.
 
@@ -345,29 +407,39 @@ def grade(
     one entry per run (same order): a run whose history is suspect cannot
     pass (:func:`gate`), so an honest run wins over it.
     Without ``credit_simulate`` a run made by ``grader simulate`` earns nothing
-    (:func:`withhold_simulated`).
+    (:func:`withhold_simulated`). ``held`` holds, per run (same order), the
+    ownership findings (:mod:`grader.engine.ownership`: cross-talk,
+    owner-mismatch) that keep it from passing (:func:`gate_ownership`).
     """
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
+    holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    partition = rubric.experiment("network-partition")
-    minimum = float((partition.params if partition else DEFAULT_PARAMS)["min_outage_seconds"])
-    shown = {id(run): experiment_shown(run, min_outage_seconds=minimum) for run in runs}
+    params: dict = {}
+    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    shown = {id(run): experiment_shown(run, params) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
         if not runs:
-            reports.append(ungraded_experiment(spec, "no MoneyTransfer workflow was found to grade"))
+            reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
+                                                           "was found to grade"))
             continue
-        candidates = [run for run in runs if shown[id(run)].experiment == spec.id]
+        owner = catalog.experiment_owner(spec.id)
+        candidates = [run for run in runs if shown[id(run)].experiment == spec.id
+                      or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
+                          and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
         if not candidates:
             still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
             if still_open:  # it may yet become this experiment: wait for it, as its checks would
                 reports.append(awaited_experiment(spec, still_open[0]))
                 graded_runs.append(still_open[0])
             else:
-                reports.append(not_attempted_experiment(spec, _DEFINED_BY.get(spec.id, "no run shows it")))
+                reports.append(not_attempted_experiment(spec, catalog.defined_by(spec.id)))
             continue
-        graded = [(run, gate(grade_experiment(spec, run), verdicts.get(id(run)))) for run in candidates]
+        graded = [(run, gate_ownership(gate(grade_experiment(spec, run), verdicts.get(id(run))),
+                                       holds.get(id(run))))
+                  for run in candidates]
         if not credit_simulate:
             graded = [(run, withhold_simulated(report, run)) for run, report in graded]
         best_run, best = select_run(graded)
@@ -375,8 +447,12 @@ def grade(
         graded_runs.append(best_run)
     if not graded_runs and runs:
         graded_runs.append(runs[0])  # nothing counted: the newest run is still drawn for the learner
-    return assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
-                    runs=graded_runs, integrity=integrity)
+    report = assemble(reports, rubric, count_optional=bool(experiments), sources=sources, errors=errors,
+                      runs=graded_runs, integrity=integrity)
+    report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))
+                        for run in runs if id(run) in holds]
+    report.in_progress = newest_open_run(runs, shown)
+    return report
 
 
 def _standing(report: ExperimentReport) -> tuple[int, int, int, int, int]:

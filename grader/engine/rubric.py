@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from grader.engine import catalog
 from grader.engine.checks import CHECKS, DEFAULT_PARAMS, EXPERIMENTS, Check
 from grader.errors import RubricError
 
@@ -105,7 +106,10 @@ def find_rubric(name_or_path: str | Path) -> Path:
         bundled = rubrics_dir() / f"{name_or_path}{suffix}"
         if bundled.is_file():
             return bundled
-    names = sorted(p.stem for p in rubrics_dir().glob("*.*") if p.stem != "schema")
+    shipped = catalog.RUBRICS.get(str(name_or_path))
+    if shipped is not None and shipped.is_file():
+        return shipped
+    names = sorted({p.stem for p in rubrics_dir().glob("*.*") if p.stem != "schema"} | set(catalog.RUBRICS))
     raise RubricError(f"no rubric {str(name_or_path)!r}: pass a rubric file path or one of: "
                       f"{', '.join(names) or 'none found'}")
 
@@ -128,7 +132,11 @@ def load_rubric(name_or_path: str | Path = DEFAULT_RUBRIC) -> Rubric:
     # Importing jsonschema to check it again would be a fifth of every
     # `grader check --history` (benchmarks/bench_startup.py); a rubric the user
     # names by path is always checked.
-    bundled = path.resolve().parent == rubrics_dir().resolve()
+    from grader.resources import package_root
+
+    # The built-in packs' rubrics ship inside the package and are checked the same way.
+    bundled = (path.resolve().parent == rubrics_dir().resolve()
+               or path.resolve().is_relative_to(package_root() / "packs"))
     return rubric_from_data(data, source=str(path), check_schema=not bundled)
 
 
@@ -160,6 +168,9 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>", check_schema: bool 
     experiments = []
     seen: set[str] = set()
     for index, exp in enumerate(data["experiments"]):
+        if exp["id"] not in EXPERIMENTS:
+            raise RubricError(f"{source}: invalid rubric at experiments/{index}/id: no experiment {exp['id']!r} "
+                              f"in any pack (known: {', '.join(EXPERIMENTS)})")
         if exp["id"] in seen:
             raise RubricError(f"{source}: invalid rubric at experiments/{index}/id: "
                               f"{exp['id']!r} appears twice")

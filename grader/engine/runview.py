@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from grader import defaults
+from grader.engine import catalog
 from grader.engine.evidence import ActivityEvidence, RunEvidence, payment_field, silence_label
 
 #: A silence between two consecutive events at least this long is drawn (as
@@ -58,7 +58,7 @@ class Lane:
 class Attempt:
     """One bar: an activity's final attempt, or the earlier attempts whose times were not recorded."""
 
-    #: Activity type: withdraw, deposit or refund (or another app's names).
+    #: Activity type, as the app names it.
     activity: str
     #: Lane id the bar is drawn on.
     lane: str
@@ -213,23 +213,24 @@ class _Builder:
             marks.append(Mark("fix", lane, start, a.started_event_id,
                               f"fixed code: {name} attempt {a.attempt} succeeded on {a.finished_by}, "
                               f"after {a.last_failure.describe()}{proof}"))
-        if self.is_refund(a):
+        failed = self.compensates(a)
+        if failed is not None:
             details = a.first_input
             amount, account = payment_field(details, "amount"), payment_field(details, "source_account")
             what = f" of {amount} to {account}" if amount is not None and account is not None else ""
             marks.append(Mark("refund", lane, start, a.started_event_id,
-                              f"refund{what} ({a.outcome}): the failed deposit compensated"))
+                              f"{name}{what} ({a.outcome}): the failed {failed.activity_type} compensated"))
 
     def is_fix(self, a: ActivityEvidence) -> bool:
-        """A live fix: the deposit failed with the bug, then completed in a worker process that was not
-        the scheduler's (another identity, other code, or a process change under a shared identity).
+        """A live fix: a step its pack calls fixable failed with the bug, then completed in a worker
+        process that was not the scheduler's (another identity, other code, or a process change under a shared identity).
 
         When both workers stamped a code fingerprint (build id) and it did not
         change, the restart brought no new code: that is not drawn as a fix
         (the live-fix check fails it too).
         """
         lf = a.last_failure
-        if not (a.activity_type.lower() == defaults.ACTIVITY_DEPOSIT and a.outcome == "completed"
+        if not (catalog.is_fixable(a.activity_type) and a.outcome == "completed"
                 and lf is not None and lf.kind == "application" and a.finished_by and a.scheduled_by):
             return False
         if a.scheduled_build_id and a.scheduled_build_id == a.started_build_id:
@@ -239,13 +240,18 @@ class _Builder:
                         for c in self.run.process_changes)
         return a.finished_by != a.scheduled_by or new_code or restarted
 
-    def is_refund(self, a: ActivityEvidence) -> bool:
-        """A refund scheduled after a deposit that failed: compensation."""
-        if a.activity_type.lower() != defaults.ACTIVITY_REFUND:
-            return False
-        return any(d.outcome in ("failed", "timed_out") and d.closed_event_id
-                   and d.closed_event_id < a.scheduled_event_id
-                   for d in self.run.activities_of(defaults.ACTIVITY_DEPOSIT))
+    def compensates(self, a: ActivityEvidence) -> ActivityEvidence | None:
+        """The failed step a compensation activity answers (drawn as a ``refund`` mark), or None.
+
+        A pack names its compensation activities; one counts as compensating when
+        another step failed before it was scheduled.
+        """
+        if catalog.compensated_step(a.activity_type) is None:
+            return None
+        return next((d for d in self.run.activities
+                     if d.outcome in ("failed", "timed_out") and d.closed_event_id
+                     and d.closed_event_id < a.scheduled_event_id
+                     and catalog.compensated_step(d.activity_type) is None), None)
 
     # --- silences and run-level marks -------------------------------------------
 

@@ -170,7 +170,8 @@ def tests(report: Report, *, scale: int | None = None) -> list[dict[str, Any]]:
             found.append({
                 "test-name": visible_controls(f"{exp.title}: {check_title(chk)}"
                                               + ("" if is_counted else " (optional, not counted)")),
-                "passed": chk.status == "pass",
+                # A check that passed on a suspect history keeps its status but not its points: not passed.
+                "passed": chk.status == "pass" and chk.score >= chk.max_score,
                 "score": min(most, round(chk.score * scale)) if is_counted else 0,
                 "max-score": most,
                 "message": visible_controls(message),
@@ -211,23 +212,6 @@ def document(report: Report, identity: Identity | None = None, *, graded_at: _dt
 def render(report: Report) -> str:
     """``result.json`` text for the report, identity from the environment."""
     return json.dumps(document(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-
-
-def status_and_summary(report: Report) -> tuple[str, str]:
-    """Classroom 50's step outputs for a report: ``success``/``failure``/``error`` and one line.
-
-    ``success`` when every counted experiment passed (an unseen bonus costs
-    nothing), ``error`` when nothing could be graded because of an error.
-    """
-    doc_tests = tests(report)
-    score, most = sum(t["score"] for t in doc_tests), sum(t["max-score"] for t in doc_tests)
-    if report.status == "error":
-        why = report.errors[0] if report.errors else "the grading could not run"
-        return "error", " ".join(f"Failure Lab: error, {score}/{most}: {why}".split())
-    word = "success" if report.passed else "failure"
-    failed = sum(1 for t in doc_tests if t["required"] and not t["passed"] and t["max-score"])
-    said = "every required check passed" if report.passed else f"{failed} required checks not passed"
-    return word, f"Failure Lab: {score}/{most} ({said})"
 
 
 def render_gradebook(result) -> str:

@@ -50,6 +50,8 @@ def _check_points(chk) -> str:
 def render(report: Report) -> str:
     """The default human report: per experiment, one row per check, with what to do under failures."""
     blocks: list[str] = []
+    if report.in_progress is not None:  # above the table: the run the learner is most likely watching
+        blocks.append(terminal(report.in_progress.line()))
     for exp in report.experiments:
         optional = "" if exp.required else " (optional)"
         head = f"{terminal(exp.title)}{optional}: {_MARK[exp.status]}  {_points(exp.score, exp.max_score)}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib.metadata
+import json
 import os
 import shutil
 import signal
@@ -145,6 +146,7 @@ def start_dev_server(
     log_path: Path | None = None,
     inherit_output: bool = False,
     ready_timeout: float = 60.0,
+    dynamic_config: dict[str, object] | None = None,
 ) -> DevServer:
     """Start the embedded dev server and return once it answers.
 
@@ -153,6 +155,8 @@ def start_dev_server(
     ``db_path`` (default :func:`default_db_path`) and survive a restart.
     Server output goes to ``log_path`` (default: a temporary file), or to this
     process's terminal with ``inherit_output``.
+    ``dynamic_config`` sets server settings (``--dynamic-config-value``),
+    e.g. ``{"frontend.namespaceRPS": 20}`` for a server that rate-limits reads.
     Raises :class:`PortInUseError` when a port is taken.
     """
     ui_port = ui_port if ui_port is not None else port + defaults.UI_PORT_OFFSET
@@ -170,6 +174,9 @@ def start_dev_server(
     ]
     if http_port is not None:
         args += ["--http-port", str(http_port)]
+    for key, value in (dynamic_config or {}).items():
+        # The CLI reads each value as YAML: a number stays a number.
+        args += ["--dynamic-config-value", f"{key}={json.dumps(value)}"]
     if headless:
         args.append("--headless")
     else:

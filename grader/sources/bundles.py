@@ -53,6 +53,11 @@ MANIFEST = "manifest.json"
 FORMAT = "failure-lab-bundle/1"
 #: Largest history file (or zip member) read from a bundle.
 MAX_FILE_BYTES = 64 * 1024 * 1024
+#: Most histories read from one bundle, and most bytes in all (the limits of a learner's upload).
+MAX_LISTED = 1000
+MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+#: Largest unpacked/packed ratio of a zipped history bigger than a megabyte (JSON packs about 10:1).
+MAX_RATIO = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -198,9 +203,19 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
     except (BadInputError, HistoryError) as err:
         loaded.errors.append(str(err))
         return
-    listed = set()
+    listed: set[str] = set()
+    repeated: dict[str, int] = {}
     for entry in manifest.histories:
+        if entry.file in listed:
+            # One file listed many times is read once: 3,000 listings of it cost 3,000 reads and a
+            # comparison of every pair before.
+            repeated[entry.file] = repeated.get(entry.file, 1) + 1
+            continue
         listed.add(entry.file)
+        if len(listed) > MAX_LISTED:
+            loaded.errors.append(f"{path}: the manifest lists more than {MAX_LISTED} histories; the rest were not "
+                                 "read: export the learner's runs again")
+            break
         source = members.source(entry.file)
         try:
             data = members.read(entry.file)
@@ -218,9 +233,15 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
         if not any(f.code == "manifest-mismatch" for f in findings):
             history.run_id = entry.run_id
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         if findings:
             loaded.findings[source] = findings
-    for name in members.unlisted_histories(listed):
+    for name, times in repeated.items():
+        # `grader export` lists each run once: a repeated listing was written by hand.
+        loaded.findings.setdefault(members.source(name), []).append(Finding(
+            "manifest-mismatch", f"the manifest lists {name} {times} times (it was read once): "
+            "`grader export` lists each run once"))
+    for name in members.unlisted_histories(listed)[:MAX_LISTED]:
         source = members.source(name)
         try:
             history = load_json_text(members.read(name), source=source, source_kind="bundle")
@@ -228,6 +249,7 @@ def _read_members(members: "_Members", loaded: Loaded) -> None:
             loaded.errors.append(str(err))
             continue
         loaded.histories.append(history)
+        loaded.claims[source] = manifest.learner
         loaded.findings[source] = [Finding("bundle-unlisted", f"{name} is in the bundle but not in its "
                                            "manifest: it was added after the export")]
 
@@ -279,6 +301,7 @@ class _Members:
         self.path = path
         self.archive: zipfile.ZipFile | None = None
         self.prefix = ""
+        self.total = 0
         if path.is_dir():
             return
         import zipfile
@@ -315,14 +338,33 @@ class _Members:
                 raise BadInputError(f"{self.path}: the manifest lists {name} but the zip lacks it") from None
             if info.file_size > MAX_FILE_BYTES:
                 raise BadInputError(f"{self.source(name)}: {info.file_size} bytes, more than a history can be")
+            if info.file_size > 1024 * 1024 and info.file_size > MAX_RATIO * max(info.compress_size, 1):
+                raise BadInputError(f"{self.source(name)}: packed more than {MAX_RATIO} to 1, which no history "
+                                    "is: not read")
+            self._take(info.file_size, name)
             with self.archive.open(info) as member:
                 return member.read(MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
         target = self.path / name
+        if target.is_symlink():
+            raise BadInputError(f"{target}: a symbolic link, not followed: export the bundle again")
         if not target.is_file():
             raise BadInputError(f"{self.path}: the manifest lists {name} but the folder lacks it")
-        if target.stat().st_size > MAX_FILE_BYTES:
-            raise BadInputError(f"{target}: {target.stat().st_size} bytes, more than a history can be")
-        return target.read_bytes()
+        from grader.engine.history import read_history_bytes
+
+        try:
+            # Regular files only, opened without blocking: a FIFO named like a history cannot hang the read.
+            data = read_history_bytes(target, max_bytes=MAX_FILE_BYTES)
+        except HistoryError as err:
+            raise BadInputError(str(err)) from None
+        self._take(len(data), name)
+        return data
+
+    def _take(self, size: int, name: str) -> None:
+        """Count ``size`` bytes against the bundle's total; :class:`BadInputError` past it."""
+        self.total += size
+        if self.total > MAX_BUNDLE_BYTES:
+            raise BadInputError(f"{self.source(name)}: the bundle unpacks to more than {MAX_BUNDLE_BYTES} bytes: "
+                                "not read")
 
     def unlisted_histories(self, listed: set[str]) -> list[str]:
         """History files present but not in the manifest."""
@@ -338,13 +380,17 @@ class _Members:
 
 
 async def export_learner(destination: Path, *, learner: str, connection: Any = None, limit: int = 100,
-                         as_zip: bool = False, client: Any = None) -> Manifest:
+                         as_zip: bool = False, client: Any = None,
+                         on_cross_talk: Any = None) -> Manifest:
     """Read every MoneyTransfer run of ``learner`` (workflow ids ``<learner>-...``) and write a bundle.
 
     ``connection`` is where (settings, a target or a plain address; see
     :func:`grader.sources.connect.as_target`). Every call is bounded by the target's
     RPC timeout. Raises :class:`grader.errors.ServerUnavailableError` when no
     server answers, and :class:`BadInputError` when the learner has no runs.
+    ``on_cross_talk(workflow_id, finding)`` hears of each exported run that
+    shares a worker process with another learner's run on the same task
+    queue (grader.engine.ownership): the learner learns it before handing in.
     """
     from grader.sources.connect import answered, as_target, connect, rpc_deadline
     from grader.sources.live import newest_runs, visibility_query
@@ -365,5 +411,29 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
         handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
         history = await answered(handle.fetch_history(rpc_timeout=rpc_deadline(target)), target)
         runs.append((execution.id, execution.run_id, json.loads(history.to_json())))
-    return write_bundle(runs, destination, server_address=target.address, namespace=target.namespace,
-                        learner=learner, as_zip=as_zip)
+    manifest = write_bundle(runs, destination, server_address=target.address, namespace=target.namespace,
+                            learner=learner, as_zip=as_zip)
+    if on_cross_talk is not None:
+        await _tell_cross_talk(client, target, runs, learner, on_cross_talk, limit=limit)
+    return manifest
+
+
+async def _tell_cross_talk(client: Any, target: Any, runs: Sequence[tuple[str, str, dict[str, Any]]],
+                           learner: str, tell: Any, *, limit: int) -> None:
+    """Compare the exported runs' workers with other learners' runs on their task queues; tell each finding."""
+    from grader.engine.history import history_from_document
+    from grader.engine.learner import learner_of
+    from grader.engine.ownership import cross_talk, run_workers
+    from grader.sources.live import queue_neighbours
+
+    histories = [history_from_document(doc, source=f"export {wid}", workflow_id=wid) for wid, _, doc in runs]
+    for history, (_, run_id, _) in zip(histories, runs):
+        history.run_id = run_id
+    others = await queue_neighbours(client, target, histories, learner, limit=min(limit, 50))
+    if not others:
+        return
+    workers = [run_workers(h, learner) for h in histories]
+    workers += [run_workers(h, learner_of(h.workflow_id) or h.workflow_id) for h in others]
+    for history, found in zip(histories, cross_talk(workers)):
+        for finding in found:
+            tell(history.workflow_id, finding)

@@ -7,7 +7,7 @@ nothing after this module knows which one was used.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, Any
 
 from grader import defaults
 from grader.engine.evidence import CLOSE_STATUS
@@ -58,7 +58,12 @@ async def read_live(
     ui_url: str | None = None,
     client: Client | None = None,
 ) -> Loaded:
-    """Fetch histories from a server: the given ids, or the newest MoneyTransfer runs.
+    """Fetch histories from a server: the given ids, every run of ``learner``, or the newest MoneyTransfer runs.
+
+    A learner's runs are all read, never only the newest ``limit``: anyone
+    who can start workflows on a shared server could otherwise push them out
+    of view with decoys under the learner's id. ``limit`` bounds the runs of
+    a workflow id and the listing of everyone's runs.
 
     ``connection`` is where (see :func:`grader.sources.connect.as_target`; a plain
     string is an address). Runs still open also carry what ``describe()``
@@ -83,7 +88,8 @@ async def read_live(
         runs = await newest_runs(client, f"WorkflowId = {_quote(wid)}", limit, target)
         targets += [(e.id, e.run_id) for e in runs] or [(wid, None)]
     if not workflow_ids:
-        found = await newest_runs(client, visibility_query(learner), limit, target, learner=learner)
+        found = (await learner_runs(client, learner, target) if learner else
+                 await newest_runs(client, visibility_query(None), limit, target))
         targets = [(e.id, e.run_id) for e in found]
     gate = asyncio.Semaphore(_CONCURRENCY)
 
@@ -96,13 +102,73 @@ async def read_live(
             loaded.histories.append(item)
         else:
             loaded.errors.append(item)
+    if learner and loaded.histories:
+        from temporalio.service import RPCError
+
+        try:
+            loaded.others = await queue_neighbours(client, target, loaded.histories, learner, limit=limit)
+        except RPCError:
+            # A server whose visibility cannot filter by TaskQueue: this learner's grade does not
+            # depend on it; cross-talk is then seen only where several learners are graded together.
+            loaded.others = []
     return loaded
+
+
+async def queue_neighbours(client: Client, target: Target, histories: Sequence[History], learner: str, *,
+                           limit: int = DEFAULT_LIMIT) -> list[History]:
+    """Other learners' newest runs (up to ``limit`` a queue) on the task queues ``learner``'s runs used.
+
+    A worker takes whatever its queue holds, so another learner's worker can
+    only have done this learner's work if it polled one of these queues: its
+    runs there are where its sticky queue and identity show. With a task
+    queue per learner (the apps' default) the listing finds nobody else and
+    nothing more is read.
+    """
+    import asyncio
+
+    from grader.engine.ownership import task_queue_of
+    from grader.sources.connect import answered, rpc_deadline
+
+    queues = sorted({q for q in map(task_queue_of, histories) if q})
+    found: list = []
+    for queue in queues:
+        query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)} AND TaskQueue = {_quote(queue)}"
+
+        async def listing() -> list:
+            return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
+                    if not owns(learner, e.id)]
+
+        runs = await answered(listing(), target)
+        runs.sort(key=lambda e: e.start_time, reverse=True)
+        found += runs[:limit]
+    gate = asyncio.Semaphore(_CONCURRENCY)
+
+    async def one(workflow_id: str, run_id: str) -> History | str:
+        async with gate:
+            return await fetch_one(client, workflow_id, run_id, target=target)
+
+    fetched = await asyncio.gather(*(one(e.id, e.run_id) for e in found))
+    return [h for h in fetched if isinstance(h, History)]
 
 
 def _quote(value: str) -> str:
     if "'" in value:
         raise BadInputError(f"{value!r}: a workflow id or learner id cannot contain a quote")
     return f"'{value}'"
+
+
+async def learner_runs(client: Client, learner: str, target: Target) -> list:
+    """Every run ``learner`` owns, newest first, read page by page (each page bounded by the RPC timeout)."""
+    from grader.sources.connect import answered, rpc_deadline
+
+    async def listing() -> list:
+        return [e async for e in client.list_workflows(visibility_query(learner), page_size=1000,
+                                                       rpc_timeout=rpc_deadline(target))
+                if owns(learner, e.id)]
+
+    found = await answered(listing(), target)
+    found.sort(key=lambda e: e.start_time, reverse=True)
+    return found
 
 
 async def newest_runs(client: Client, query: str, limit: int, target: Target, *,
@@ -178,8 +244,13 @@ async def fetch_one(client: Client, workflow_id: str, run_id: str | None, *, tar
         return str(err)
 
 
-async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, target: Target) -> History:
+async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, target: Target,
+                    sdk_retries: bool = True) -> History:
     """One run's history (and, if it is still open, its pending activities).
+
+    With ``sdk_retries=False`` the history is read without the SDK's own
+    retries, so a caller that paces itself sees each ``ResourceExhausted``
+    (the SDK would otherwise wait it out silently, seconds per read).
 
     A closed run costs one call; only an open run is also described, since
     its attempts and last failure exist nowhere else until it ends. Each call
@@ -194,7 +265,10 @@ async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, tar
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     source = f"server {target.address}/{client.namespace}"
     deadline = rpc_deadline(target)
-    proto = await answered(handle.fetch_history(rpc_timeout=deadline), target)
+    if sdk_retries:
+        proto = await answered(handle.fetch_history(rpc_timeout=deadline), target)
+    else:
+        proto = await answered(_history_without_retries(client, workflow_id, run_id, deadline), target)
     history = history_from_proto(proto, workflow_id=workflow_id, source=source)
     still_open = history.events[-1].type not in CLOSE_STATUS
     # A reset run's events carry the old run's id, so its own id must be asked for.
@@ -209,6 +283,25 @@ async def fetch_run(client: Client, workflow_id: str, run_id: str | None, *, tar
     if target.ui_url:
         history.ui_link = ui_link(target.ui_url, client.namespace, workflow_id, history.run_id)
     return history
+
+
+async def _history_without_retries(client: Client, workflow_id: str, run_id: str | None, deadline: Any) -> Any:
+    """A run's whole history, page by page, each page one call the SDK does not retry."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import GetWorkflowExecutionHistoryRequest
+    from temporalio.client import WorkflowHistory
+
+    events: list[Any] = []
+    token = b""
+    while True:
+        request = GetWorkflowExecutionHistoryRequest(
+            namespace=client.namespace, execution=WorkflowExecution(workflow_id=workflow_id, run_id=run_id or ""),
+            next_page_token=token)
+        page = await client.workflow_service.get_workflow_execution_history(request, retry=False, timeout=deadline)
+        events.extend(page.history.events)
+        token = page.next_page_token
+        if not token:
+            return WorkflowHistory(workflow_id, events)
 
 
 def _was_reset(history: History) -> bool:

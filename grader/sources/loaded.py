@@ -22,6 +22,11 @@ class Loaded:
     sources: list[str] = field(default_factory=list)
     #: Integrity findings made while reading (a bundle file whose hash does not match), by history source.
     findings: dict[str, list[Finding]] = field(default_factory=dict)
+    #: The learner a bundle's manifest names, by history source (whose work the file claims to be).
+    claims: dict[str, str] = field(default_factory=dict)
+    #: Other learners' runs on the same task queues, read only to compare worker processes
+    #: with (cross-talk, grader.engine.ownership); never graded.
+    others: list[History] = field(default_factory=list)
 
     def merge(self, other: "Loaded") -> None:
         """Add everything ``other`` read to this one."""
@@ -30,3 +35,5 @@ class Loaded:
         self.sources += other.sources
         for source, found in other.findings.items():
             self.findings.setdefault(source, []).extend(found)
+        self.claims.update(other.claims)
+        self.others += other.others
