@@ -142,7 +142,12 @@ def note_clients(result: LearnerResult, histories: list[History]) -> None:
     """
     if result.report is None or len(histories) < 2:
         return
-    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    # The runs the grade rests on: those of passed experiments (a failing decoy chosen for an experiment
+    # no run passed must not make its client familiar), else every graded run.
+    passed = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments
+              if e.workflow and e.status == "pass"}
+    graded = passed or {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments
+                        if e.workflow}
     familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
     strangers = [h for h in histories if starter_client(h) not in familiar]
     if not strangers or not familiar:
