@@ -590,7 +590,9 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
         began = time.monotonic()
         rest = process.stderr.read()
         assert process.wait(timeout=30) == 130
-    assert time.monotonic() - began < 5
+        # Measured before the dev server stops: stopping it with 600 open runs took 3 to 6.5 s on a
+        # loaded machine, which is not the batch's time (the batch itself ended within 10 ms).
+        assert time.monotonic() - began < 5
     assert rest.strip().splitlines()[-1] == "grader: interrupted"
     # No gradebook, no feedback, no staging folder; what it had graded stays for `--resume`.
     assert [p.name for p in out.iterdir()] == [".grader-resume"]

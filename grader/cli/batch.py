@@ -113,6 +113,7 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     from grader.classroom.batch import batch_files, batch_live, parse_shard
     from grader.classroom.progress import Progress
     from grader.classroom.summary import after_summary, summary_renderer
+    from grader.escape import terminal
 
     from grader.classroom.late import parse_due
 
@@ -140,7 +141,7 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
         result = run_sync(batch, cleanup_grace=30)
     for warning in result.warnings:
-        click.echo(f"grader: warning: {warning}", err=True)
+        click.echo(f"grader: warning: {terminal(warning)}", err=True)  # may quote names from the download
     text = render_summary(result)
     if output_file is None:
         click.echo(text, nl=False)
