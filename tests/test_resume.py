@@ -199,3 +199,32 @@ async def test_a_live_batch_resumes_where_it_stopped(dev_server, client, tmp_pat
     assert result.counts["graded"] == 6
     assert sorted(first + second) == sorted(names) and not set(first) & set(second)
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+
+
+def test_shards_split_a_class_into_parts_that_make_up_the_whole_gradebook(tmp_path: Path):
+    """--shard K/N on N machines: each learner in exactly one part, graded as in the whole class."""
+    import csv
+
+    download = make_class(tmp_path, 24)
+    batch_files(download, tmp_path / "whole")
+
+    def rows(out: Path) -> list[list[str]]:
+        with (out / "gradebook.csv").open(newline="", encoding="utf-8-sig") as f:
+            return list(csv.reader(f))
+
+    whole = rows(tmp_path / "whole")
+    parts = []
+    for k in (1, 2, 3):
+        result = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out",
+                                          str(tmp_path / f"part{k}"), "--shard", f"{k}/3", "-q"])
+        assert result.exit_code == 0, result.output
+        part = rows(tmp_path / f"part{k}")
+        assert part[0] == whole[0]
+        parts += part[1:]
+    # Every learner in exactly one part, with the same status. (Points may differ where a rule compares
+    # learners with each other, such as copied runs: each part sees only its own learners; README.)
+    assert sorted(row[:2] for row in parts) == sorted(row[:2] for row in whole[1:])
+    assert all(len(rows(tmp_path / f"part{k}")) > 1 for k in (1, 2, 3))
+    bad = CliRunner().invoke(cli, ["batch", "--submissions", str(download), "--out", str(tmp_path / "x"),
+                                   "--shard", "4/3"])
+    assert bad.exit_code == 2 and "give K/N" in bad.stderr and "Traceback" not in bad.stderr

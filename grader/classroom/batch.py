@@ -362,6 +362,32 @@ def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **o
                        rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (the K-th of N parts of a class, counted from 1) as ``(K, N)``; BadInputError otherwise."""
+    k, sep, n = text.partition("/")
+    try:
+        part, parts = int(k), int(n)
+    except ValueError:
+        part, parts = 0, 0
+    if not sep or not 1 <= part <= parts:
+        raise BadInputError(f"--shard {text!r}: give K/N, the K-th of N parts of the class, with 1 <= K <= N "
+                            "(for example --shard 1/4 on the first of four machines)")
+    return part, parts
+
+
+def in_shard(learner: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``learner`` belongs to part K of N: a stable hash of the id, so every machine agrees.
+
+    The id is compared as :func:`grader.engine.learner.learner_key` spells it,
+    so ``Olga`` and ``olga`` land in the same part.
+    """
+    if shard is None:
+        return True
+    part, parts = shard
+    digest = hashlib.sha256(learner_key(learner).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % parts == part - 1
+
+
 def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
     """``plan`` without the learners the spool already holds; starts the progress count with them."""
     if book.note:
@@ -413,12 +439,14 @@ async def batch_live(
     credit_simulate: bool = True,
     max_rps: float = DEFAULT_MAX_RPS,
     max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
+    shard: tuple[int, int] | None = None,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
     History reads go out at most ``max_rps`` a second and listing pages at
     most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
     server throttles anyway, the pace halves and ``progress`` says so.
+    ``shard=(K, N)`` grades only the learners of part K of N (:func:`in_shard`).
 
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
@@ -471,10 +499,11 @@ async def batch_live(
             raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
+    plan = [item for item in plan if in_shard(item[1], shard)]
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
     key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
-                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate, shard=shard)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
         everyone, plan = plan, _left_to_grade(plan, book, progress)
@@ -562,6 +591,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
         if result.status != NOT_GRADABLE:
             result.problems += errors
             result.timings = run_timings(histories)
+            # Ids match case-insensitively: a roster naming bob and BOB reads the same runs for both.
+            result.holder = learner_key(name)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay, credit_simulate=credit_simulate,
                                        copied=(copied or {}).get(name), learner=name, held=held)
@@ -604,6 +635,7 @@ def batch_files(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -613,6 +645,7 @@ def batch_files(
     ``missing``) and other submissions are listed in the result, not graded.
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
+    ``shard=(K, N)`` grades only the learners of part K of N (:func:`in_shard`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
@@ -636,12 +669,14 @@ def batch_files(
             if not plan:
                 raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                     "folder that holds one subfolder or .zip per learner, or an LMS's download")
+        plan = [item for item in plan if in_shard(item[1], shard)]
         columns = class_roster.columns if class_roster else []
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
-                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate,
+                          shard=shard)
         # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
         known = {learner_key(name) for name in (*download.submissions,
                                                 *(class_roster.learners if class_roster else ()))}
