@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from events import own_timings
 from grader.classroom import batch_files
 from grader.classroom.batch import validate_live_id
 from grader.classroom.gradebook import feedback_file_name, gradebook_validator
@@ -32,12 +33,8 @@ HISTORY = (GOLDENS / "live-fix.json").read_bytes()
 
 
 def own_run(nanoseconds: int) -> bytes:
-    """HISTORY as one learner's own run: its last event ``nanoseconds`` later. The same bytes under two
-    learners would be a copied-run, credited to neither (tests/test_provenance.py)."""
-    doc = json.loads(HISTORY)
-    head, fraction = doc["events"][-1]["eventTime"].rstrip("Z").split(".")
-    doc["events"][-1]["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
-    return json.dumps(doc).encode()
+    """HISTORY as one learner's own run (see :func:`events.own_timings`)."""
+    return json.dumps(own_timings(json.loads(HISTORY), nanoseconds)).encode()
 
 
 def _bomb(path: Path, gigabytes: float) -> None:
