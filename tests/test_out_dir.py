@@ -212,3 +212,29 @@ def test_the_sdk_never_writes_to_stdout_when_the_server_goes_away(tmp_path: Path
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert "grader: sdk: WARNING" in done.stderr and "retried" in done.stderr
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A real 256 KiB file system (tmpfs), where this machine lets the tests mount one (root, Linux)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or done.returncode}); "
+                    "the file-size-limit test covers the same path")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_really_full_disk_is_one_line_and_exit_4(tmp_path: Path, small_disk: Path):
+    subs = _class(tmp_path / "subs", 40)
+    done = subprocess.run([sys.executable, "-m", "grader", "batch", "-q", "--no-replay", "--submissions", str(subs),
+                           "--out", str(small_disk / "out")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.count("\n") == 1 and "free some space or choose another --out" in done.stderr
+    assert not (small_disk / "out" / "gradebook.json").exists()
+    assert not [p for p in (small_disk / "out").iterdir() if p.name.startswith(".staging-")]
