@@ -125,11 +125,6 @@ def _held(path: Path) -> tuple[str, int] | None:
         return None
 
 
-def finished_learners(db: sqlite3.Connection) -> set[str]:
-    """Learners the spool already holds: the ones a resumed batch does not grade again."""
-    return {name for (name,) in db.execute("SELECT learner FROM learners")}
-
-
 def discard(out_dir: Path) -> None:
     """Remove ``out_dir``'s spool (after the gradebook it fed is in place)."""
     shutil.rmtree(Path(out_dir) / RESUME_DIR, ignore_errors=True)
