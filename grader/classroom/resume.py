@@ -11,9 +11,9 @@ because the final files are always made from the whole spool, in roster
 order, in one pass.
 
 The spool records a fingerprint of what decides a learner's row (where the
-histories come from, the roster's bytes, the rubric's bytes, replay on or
-off, the live run limit). A resume with other arguments is refused rather
-than mixing two gradings in one gradebook.
+histories come from, the roster's and the rubric's bytes, ``--replay``,
+``--since``, ``--due``, ``--shard`` and the like). A resume with other
+arguments is refused rather than mixing two gradings in one gradebook.
 """
 
 from __future__ import annotations
