@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
-from grader import __version__, defaults
+from grader import __version__
 from grader.errors import BadInputError, HistoryError
 from grader.engine.history import load_json_text
 from grader.engine.integrity import Finding
@@ -403,7 +403,9 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     client = client or await connect(target)
     found = await newest_runs(client, query, limit, target, learner=learner)
     if not found:
-        raise BadInputError(f"no {defaults.WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
+        from grader.sources import live
+
+        raise BadInputError(f"no {live.LISTED_WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
                             f"'{learner}-...') in namespace {target.namespace!r} at {target.address}: "
                             "check the learner id")
     runs = []
