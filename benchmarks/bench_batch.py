@@ -62,20 +62,41 @@ SUBMISSION = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund", 
 # --- live --------------------------------------------------------------------------
 
 
-async def make_class(client, task_queue: str, learners: int, runs: int) -> list[tuple[str, str]]:
-    """Start and finish ``learners * runs`` transfers; their (workflow id, run id)."""
-    gate = asyncio.Semaphore(100)
+async def make_class(client, address: str, learners: int, runs: int, *, workers_at_once: int = 4
+                     ) -> list[tuple[str, str]]:
+    """Each learner's ``runs`` transfers done by a worker process of their own; their (workflow id, run id).
 
-    async def one(learner: int) -> tuple[str, str]:
+    One worker for the whole class would be a worker that did work in every
+    learner's runs, which the cross-talk rule flags (and batch then grades
+    every learner twice); honest learners each run their own worker, on
+    their own task queue. ``workers_at_once`` of them run side by side.
+    """
+    from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
+
+    gate = asyncio.Semaphore(workers_at_once)
+    app = bundled_app("solution")
+
+    async def learner(index: int) -> list[tuple[str, str]]:
         async with gate:
-            handle = await client.start_workflow(
-                "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
-                                  "reference_id": uuid.uuid4().hex},
-                id=f"l{learner:04d}-transfer-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
-            await handle.result()
-            return handle.id, handle.result_run_id
+            settings = AppSettings(address=address, task_queue=f"l{index:04d}-{uuid.uuid4().hex[:6]}",
+                                   latency=0.0)
+            worker = start_worker(app, settings)
+            try:
+                await wait_for_poller(client, worker)
+                done = []
+                for _ in range(runs):
+                    handle = await client.start_workflow(
+                        "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
+                                          "reference_id": uuid.uuid4().hex},
+                        id=f"l{index:04d}-transfer-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+                    await handle.result()
+                    done.append((handle.id, handle.result_run_id))
+                return done
+            finally:
+                worker.stop(sig=signal.SIGKILL)
 
-    return await asyncio.gather(*(one(i) for i in range(learners) for _ in range(runs)))
+    made = await asyncio.gather(*(learner(i) for i in range(learners)))
+    return [pair for runs_of_one in made for pair in runs_of_one]
 
 
 async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) -> float:
@@ -93,7 +114,6 @@ async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) ->
 
 async def live_part(args: argparse.Namespace) -> None:
     """Make the live class on a fresh in-memory server, then time (c) and (d) alternately."""
-    from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
     from grader.classroom import batch_live
     from grader.sources.connect import connect
     from grader.lab.server import free_port, start_dev_server
@@ -102,15 +122,9 @@ async def live_part(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-batch-live-"))
     try:
         client = await connect(server.address)
-        settings = AppSettings(address=server.address, task_queue=f"bench-{uuid.uuid4().hex[:8]}", latency=0.0)
-        worker = start_worker(bundled_app("solution"), settings)
-        try:
-            await wait_for_poller(client, worker)
-            began = time.perf_counter()
-            targets = await make_class(client, settings.task_queue, args.learners, args.runs)
-            made = time.perf_counter() - began
-        finally:
-            worker.stop(sig=signal.SIGKILL)
+        began = time.perf_counter()
+        targets = await make_class(client, server.address, args.learners, args.runs)
+        made = time.perf_counter() - began
         total = args.learners * args.runs
         for _ in range(100):  # visibility may trail the last close by a moment
             if (await client.count_workflows("WorkflowType = 'MoneyTransfer'")).count >= total:
@@ -125,6 +139,7 @@ async def live_part(args: argparse.Namespace) -> None:
             result = await batch_live(out / f"run{attempt}", server.address, concurrency=args.concurrency)
             batch_times.append(time.perf_counter() - began)
             assert result.counts["graded"] == args.learners, result.counts
+            assert not any(a.why for a in result.attention), result.attention[:3]  # an honest class
             began = time.perf_counter()
             await batch_live(out / f"bare{attempt}", server.address, concurrency=args.concurrency, replay=False)
             bare_times.append(time.perf_counter() - began)

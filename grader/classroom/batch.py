@@ -592,6 +592,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
         if result.status != NOT_GRADABLE:
             result.problems += errors
             result.timings = run_timings(histories)
+            # Ids match case-insensitively: a roster naming bob and BOB reads the same runs for both.
+            result.holder = learner_key(name)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay, credit_simulate=credit_simulate,
                                        copied=(copied or {}).get(name), learner=name, held=held)
