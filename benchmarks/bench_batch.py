@@ -19,10 +19,16 @@ the same run and alternating, best of ``--repeat``:
 
 Targets: (d) under 2 s for 100 learners x 4 runs, and (d) <= 2x (c).
 
+One worker process makes every learner's runs here, which on a shared server
+is cross-talk (grader.engine.ownership): every learner is flagged and, once
+the class is read, read and graded a second time with the finding. (d)
+therefore measures the worst case, a class whose learners all shared one
+worker; a class with a worker per learner skips that second pass.
+
 Files: for each size in ``--classes``, a submissions folder is generated in a
 temporary folder: one folder per learner holding four goldens (one per
-experiment), each copy with a run id of its own, as real submissions would
-have. Each size is graded by ``grader batch --submissions`` in a fresh child
+experiment), each copy with a run id, timings and worker host of its own, as
+real submissions would have. Each size is graded by ``grader batch --submissions`` in a fresh child
 process, which reports its wall time and its peak resident memory
 (``ru_maxrss``), and that of its largest grading process (one per CPU). Target: under 10 s for 10,000 learners, and a peak memory
 that does not grow with the class size.
@@ -56,20 +62,41 @@ SUBMISSION = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund", 
 # --- live --------------------------------------------------------------------------
 
 
-async def make_class(client, task_queue: str, learners: int, runs: int) -> list[tuple[str, str]]:
-    """Start and finish ``learners * runs`` transfers; their (workflow id, run id)."""
-    gate = asyncio.Semaphore(100)
+async def make_class(client, address: str, learners: int, runs: int, *, workers_at_once: int = 4
+                     ) -> list[tuple[str, str]]:
+    """Each learner's ``runs`` transfers done by a worker process of their own; their (workflow id, run id).
 
-    async def one(learner: int) -> tuple[str, str]:
+    One worker for the whole class would be a worker that did work in every
+    learner's runs, which the cross-talk rule flags (and batch then grades
+    every learner twice); honest learners each run their own worker, on
+    their own task queue. ``workers_at_once`` of them run side by side.
+    """
+    from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
+
+    gate = asyncio.Semaphore(workers_at_once)
+    app = bundled_app("solution")
+
+    async def learner(index: int) -> list[tuple[str, str]]:
         async with gate:
-            handle = await client.start_workflow(
-                "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
-                                  "reference_id": uuid.uuid4().hex},
-                id=f"l{learner:04d}-transfer-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
-            await handle.result()
-            return handle.id, handle.result_run_id
+            settings = AppSettings(address=address, task_queue=f"l{index:04d}-{uuid.uuid4().hex[:6]}",
+                                   latency=0.0)
+            worker = start_worker(app, settings)
+            try:
+                await wait_for_poller(client, worker)
+                done = []
+                for _ in range(runs):
+                    handle = await client.start_workflow(
+                        "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
+                                          "reference_id": uuid.uuid4().hex},
+                        id=f"l{index:04d}-transfer-{uuid.uuid4().hex[:8]}", task_queue=settings.task_queue)
+                    await handle.result()
+                    done.append((handle.id, handle.result_run_id))
+                return done
+            finally:
+                worker.stop(sig=signal.SIGKILL)
 
-    return await asyncio.gather(*(one(i) for i in range(learners) for _ in range(runs)))
+    made = await asyncio.gather(*(learner(i) for i in range(learners)))
+    return [pair for runs_of_one in made for pair in runs_of_one]
 
 
 async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) -> float:
@@ -87,7 +114,6 @@ async def raw_fetch(client, targets: list[tuple[str, str]], concurrency: int) ->
 
 async def live_part(args: argparse.Namespace) -> None:
     """Make the live class on a fresh in-memory server, then time (c) and (d) alternately."""
-    from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
     from grader.classroom import batch_live
     from grader.sources.connect import connect
     from grader.lab.server import free_port, start_dev_server
@@ -96,15 +122,9 @@ async def live_part(args: argparse.Namespace) -> None:
     out = Path(tempfile.mkdtemp(prefix="bench-batch-live-"))
     try:
         client = await connect(server.address)
-        settings = AppSettings(address=server.address, task_queue=f"bench-{uuid.uuid4().hex[:8]}", latency=0.0)
-        worker = start_worker(bundled_app("solution"), settings)
-        try:
-            await wait_for_poller(client, worker)
-            began = time.perf_counter()
-            targets = await make_class(client, settings.task_queue, args.learners, args.runs)
-            made = time.perf_counter() - began
-        finally:
-            worker.stop(sig=signal.SIGKILL)
+        began = time.perf_counter()
+        targets = await make_class(client, server.address, args.learners, args.runs)
+        made = time.perf_counter() - began
         total = args.learners * args.runs
         for _ in range(100):  # visibility may trail the last close by a moment
             if (await client.count_workflows("WorkflowType = 'MoneyTransfer'")).count >= total:
@@ -119,6 +139,7 @@ async def live_part(args: argparse.Namespace) -> None:
             result = await batch_live(out / f"run{attempt}", server.address, concurrency=args.concurrency)
             batch_times.append(time.perf_counter() - began)
             assert result.counts["graded"] == args.learners, result.counts
+            assert not any(a.why for a in result.attention), result.attention[:3]  # an honest class
             began = time.perf_counter()
             await batch_live(out / f"bare{attempt}", server.address, concurrency=args.concurrency, replay=False)
             bare_times.append(time.perf_counter() - began)
@@ -151,6 +172,12 @@ def _own_timing(data: bytes, nanoseconds: int) -> bytes:
     return data[:at] + head + b"." + moved + data[end:]
 
 
+def _own_workers(data: bytes, learner: int) -> bytes:
+    """The history with its workers on a host of the learner's own: each learner runs their own worker
+    processes, as a real class does (one process in two learners' runs is cross-talk, credited to neither)."""
+    return data.replace(b"@worker-host", f"@host-{learner:05d}".encode())
+
+
 def make_submissions(root: Path, learners: int) -> int:
     """``learners`` folders of goldens, every copy with a fresh run id; the number of histories written.
 
@@ -169,7 +196,8 @@ def make_submissions(root: Path, learners: int) -> int:
         folder.mkdir(parents=True)
         for k in range(1 if i % 10 == 9 else 2):
             name, data, run_id = goldens[(i + k) % len(goldens)]
-            (folder / f"{name}.json").write_bytes(_own_timing(data.replace(run_id, str(uuid.uuid4()).encode()), i))
+            (folder / f"{name}.json").write_bytes(
+                _own_workers(_own_timing(data.replace(run_id, str(uuid.uuid4()).encode()), i), i))
             written += 1
     return written
 

@@ -10,6 +10,8 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_NO_SERVER = 3
 EXIT_ENVIRONMENT = 4
+#: Another batch is writing into the same ``--out`` folder: wait, or choose another.
+EXIT_BUSY = 5
 #: A bug of ours, never a grade (EX_SOFTWARE in sysexits.h).
 EXIT_INTERNAL = 70
 #: Ctrl+C (128 + SIGINT, what a shell reports for it).
@@ -56,6 +58,16 @@ class EnvironmentProblem(GraderError):
 
 class PortInUseError(EnvironmentProblem):
     """A port the embedded server needs is already taken."""
+
+
+class DiskFullError(EnvironmentProblem):
+    """The disk holding an output is full, over quota, or past the process's file-size limit."""
+
+
+class OutputBusyError(GraderError):
+    """Another batch is writing into the same ``--out`` folder."""
+
+    exit_code = EXIT_BUSY
 
 
 class NothingToGradeError(GraderError):

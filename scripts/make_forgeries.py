@@ -407,8 +407,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="list the forgeries and what each fakes")
     args = parser.parse_args(argv)
     if args.list or args.out is None:
+        width = max(len(name) for name in FORGERIES)
         for forgery in FORGERIES.values():
-            print(f"{forgery.name:18} {forgery.fakes}")
+            print(f"{forgery.name:{width}}  {forgery.fakes}")
         return 0
     unknown = [n for n in args.names if n not in FORGERIES]
     if unknown:

@@ -229,6 +229,13 @@ def _scenarios() -> list[Scenario]:
         # Longer than the default rubric's min_outage_seconds (10) and than the
         # deposit's start-to-close timeout (5 s): the attempt completes long past
         # its deadline, which only a frozen server allows (a "proven" outage).
+        # The other ending of a freeze, measured with `grader simulate --outage 10`: on waking the
+        # server times the attempt out before the worker's late completion arrives, and the same
+        # worker runs attempt 2. Which ending a recording gets is a race: record it again if the
+        # deposit completed on attempt 1 (tests/test_goldens_recorded.py says so).
+        Scenario("server-paused-retried", "the server is paused 10 s while the deposit runs; on waking it "
+                 "times the attempt out long after it was due and the same worker completes attempt 2",
+                 (), lambda t: network_partition(t, outage=10), latency=IN_FLIGHT_LATENCY, alone=True),
         Scenario("server-paused-long", "the server is paused 15 s while the deposit runs; the same "
                  "worker completes the same attempt 10 s past its start-to-close deadline",
                  (), lambda t: network_partition(t, outage=15), latency=IN_FLIGHT_LATENCY, alone=True),

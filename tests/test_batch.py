@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from events import own_timings
 from grader.lab.app import AppSettings, start_worker, wait_for_poller
 from grader.classroom import batch_live
 from grader.classroom.gradebook import gradebook_validator
@@ -434,13 +435,8 @@ def test_bad_folder_and_options_are_exit_2(submissions: Path, tmp_path: Path, ma
 
 
 def retimed(name: str, nanoseconds: int) -> dict:
-    """A golden whose last event is ``nanoseconds`` later: another run's timings, as another learner's
-    own run of the same scenario would have (a plain copy is ``copied-run``, credited to no one)."""
-    doc = json.loads((GOLDENS / f"{name}.json").read_text())
-    last = doc["events"][-1]
-    head, fraction = last["eventTime"].rstrip("Z").split(".")
-    last["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
-    return doc
+    """A golden as another learner's own run of the scenario (see :func:`events.own_timings`)."""
+    return own_timings(json.loads((GOLDENS / f"{name}.json").read_text()), nanoseconds)
 
 
 def test_regrade_from_files_names_the_finding(submissions: Path, tmp_path: Path):
@@ -590,7 +586,9 @@ async def test_ctrl_c_stops_a_live_batch_at_once_and_leaves_no_half_gradebook(tm
         began = time.monotonic()
         rest = process.stderr.read()
         assert process.wait(timeout=30) == 130
-    assert time.monotonic() - began < 5
+        # Measured before the dev server stops: stopping it with 600 open runs took 3 to 6.5 s on a
+        # loaded machine, which is not the batch's time (the batch itself ended within 10 ms).
+        assert time.monotonic() - began < 5
     assert rest.strip().splitlines()[-1] == "grader: interrupted"
     # No gradebook, no feedback, no staging folder; what it had graded stays for `--resume`.
     assert [p.name for p in out.iterdir()] == [".grader-resume"]

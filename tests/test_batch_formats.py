@@ -28,6 +28,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped
 from markdown_it import MarkdownIt
 
 from crafted import EVIL_WORKFLOW_ID, write_crafted_history
+from events import own_timings
 from grader.classroom import batch_files
 from grader.engine.classreport import NOT_GRADABLE, ClassRow
 from grader.cli import cli
@@ -70,12 +71,8 @@ def submissions(tmp_path: Path) -> Path:
 
 
 def _retimed(name: str, nanoseconds: int) -> dict:
-    """A golden with its last event ``nanoseconds`` later: the timings of another run."""
-    doc = json.loads((GOLDENS / f"{name}.json").read_text())
-    last = doc["events"][-1]
-    head, fraction = last["eventTime"].rstrip("Z").split(".")
-    last["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + nanoseconds:09d}Z"
-    return doc
+    """A golden as another learner's own run of the scenario (see :func:`events.own_timings`)."""
+    return own_timings(json.loads((GOLDENS / f"{name}.json").read_text()), nanoseconds)
 
 
 def batch(submissions: Path, out: Path, output_format: str, *extra: str, env: dict | None = None):

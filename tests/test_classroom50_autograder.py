@@ -154,3 +154,17 @@ def test_a_grader_that_cannot_be_installed_still_gives_a_valid_result(tmp_path: 
     assert (result["score"], result["max-score"], result["tests"]) == (0, 0, [])
     said = outputs(env)
     assert said["status"] == "error" and "could not install the grader" in said["summary"]
+
+
+@pytest.mark.slow
+def test_a_grading_past_the_time_limit_is_stopped_and_says_so(tmp_path: Path):
+    checkout, sha = learner_checkout(tmp_path)
+    done, env = run_like_the_runner(tmp_path, checkout, sha, extra={
+        "SIMULATE_OPTIONS": FAST_PARTIAL, "FAILURE_LAB_TIME_LIMIT": "3"})
+    assert done.returncode == 0, done.stderr
+    result = read_result(checkout, env)
+    assert result["score"] == 0
+    said = outputs(env)
+    assert said["status"] == "error" and "longer than 3 s and was stopped" in said["summary"]
+    # The grader got SIGTERM, stopped what it had started and said so, then the autograder wrote its result.
+    assert "grader: interrupted" in done.stderr and "Traceback" not in done.stderr

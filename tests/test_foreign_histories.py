@@ -121,3 +121,26 @@ def test_duplicate_event_ids_are_refused():
     doc["events"].append(doc["events"][-1])
     with pytest.raises(HistoryError, match="appears twice"):
         load_json_text(json.dumps(doc), source="dup.json")
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_one_fixed_worker_identity_grades_the_same(name: str):
+    """Learners set Worker(identity=...): every process then shows one name. The grade must not change."""
+    text = re.sub(r"\b\d+@worker-host\b", "my-worker", (GOLDENS / f"{name}.json").read_text())
+    assert verdicts(json.loads(text)) == verdicts(load(name))
+
+
+@pytest.mark.parametrize("name", ["sigkill-during-deposit", "live-fix", "no-failure"])
+def test_typescript_style_app_with_one_identity_grades_the_same(name: str):
+    """The TypeScript tutorial's spelling (workflow type moneyTransfer, camelCase details, the bug as a
+    plain Error without a full stop) on top of a fixed identity."""
+    text = re.sub(r"\b\d+@worker-host\b", "ts-worker", (GOLDENS / f"{name}.json").read_text())
+    doc = map_payloads(json.loads(text), lambda v: {re.sub(r"_(\w)", lambda m: m[1].upper(), k): x
+                                                     for k, x in v.items()} if isinstance(v, dict) else v)
+    doc["events"][0]["workflowExecutionStartedEventAttributes"]["workflowType"]["name"] = "moneyTransfer"
+    for event in doc["events"]:
+        failure = event.get("activityTaskStartedEventAttributes", {}).get("lastFailure")
+        if failure and "applicationFailureInfo" in failure:
+            failure["message"] = "This deposit has failed"
+            failure["applicationFailureInfo"]["type"] = "Error"
+    assert verdicts(doc) == verdicts(load(name))

@@ -220,6 +220,16 @@ def _slow_within_deadline(h: dict) -> None:
     assert {s["startToCloseTimeout"] for s in scheduled} == {"60s"}
 
 
+def _server_paused_retried(h: dict) -> None:
+    """The freeze's other ending: attempt 1 timed out on waking, the same worker ran attempt 2."""
+    assert len(ev.worker_identities(h)) == 1, ev.worker_identities(h)
+    assert ev.longest_gap(h) >= 9
+    deposit = ev.last(h, "deposit")
+    assert deposit.attempt == 2 and ev.failure_kind(deposit.last_failure) == "TIMEOUT_TYPE_START_TO_CLOSE", \
+        "the deposit completed on attempt 1 this time (a race): record server-paused-retried again"
+    assert deposit.outcome == "COMPLETED"
+
+
 SIGNATURES: dict[str, Callable[[dict], None]] = {
     "no-failure": _one_worker,
     "sigkill-during-withdraw": _crash("withdraw", "TIMEOUT_TYPE_START_TO_CLOSE"),
@@ -248,6 +258,7 @@ SIGNATURES: dict[str, Callable[[dict], None]] = {
     "slow-within-deadline": _slow_within_deadline,
     "server-paused": _server_paused,
     "server-paused-long": _server_paused_long,
+    "server-paused-retried": _server_paused_retried,
 }
 
 

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 
 from grader.engine.checks import experiment_shown, run_check
 from grader.cli import cli
-from grader.engine.evidence import build_evidence
+from grader.engine.evidence import build_evidence, outlived_deadline
 from grader.formats import render
 from grader.engine.history import load_history_file, load_json_text
 from grader.engine.report import grade
@@ -169,6 +169,21 @@ def test_an_optional_experiment_not_attempted_renders_in_every_format():
     assert report.experiments[-1].status == "not-attempted" and report.status == "pass"
     for name in ("table", "json", "markdown", "html", "gradescope", "junit", "github", "classroom"):
         assert render(report, name)
+
+
+def test_the_freeze_that_ends_in_a_late_timeout_and_a_retry_is_proven():
+    """Recorded for real: on waking, the server timed the deposit's attempt out long after it was due
+    and the same worker completed attempt 2. No attempt outlived its deadline; the late timeout is the proof."""
+    history = golden("server-paused-retried")
+    run = build_evidence(history)
+    assert not any(outlived_deadline(a) for a in run.activities)
+    result = {e.id: e for e in grade([run], RUBRIC).experiments}["network-partition"]
+    assert (result.status, result.score) == ("pass", 3)
+    gap = next(c for c in result.checks if c.id == "network-partition.outage-gap")
+    assert gap.strength == "proven" and "recorded the timeout long after it was due" in gap.message
+    lines, marks, gap_status = outage_words(history)
+    assert any("server unreachable: proven" in line for line in lines) and marks == ["outage"]
+    assert gap_status == "pass"
 
 
 def test_a_retry_that_started_long_after_the_timeout_was_due_proves_the_outage():

@@ -94,3 +94,26 @@ async def test_check_on_a_server_shows_a_run_no_worker_has_picked_up(client, dev
         assert "no worker has picked it up yet; no experiment's events yet" in result.stdout
     finally:
         await handle.terminate("test over")
+
+
+async def test_watch_on_a_server_follows_an_open_run(client, dev_server, task_queue):
+    """--watch shows the open run above the table and does not end while it is open."""
+    learner = f"wat{uuid.uuid4().hex[:6]}"
+    handle = await client.start_workflow(
+        "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1,
+                          "reference_id": "x"},
+        id=f"{learner}-transfer-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    out = io.StringIO()
+    task = asyncio.ensure_future(watch.watch_live(dev_server.address, learner=learner, interval=0.2, out=out,
+                                                  tty=False))
+    try:
+        for _ in range(100):
+            if f"Run in progress: {handle.id}" in out.getvalue():
+                break
+            await asyncio.sleep(0.1)
+        assert f"Run in progress: {handle.id}" in out.getvalue()
+        assert "no worker has picked it up yet" in out.getvalue()
+        assert not task.done()
+    finally:
+        task.cancel()
+        await handle.terminate("test over")

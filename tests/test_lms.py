@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from events import own_timings
 from grader.classroom.lms import CANVAS, FOLDERS, GRADESCOPE, MOODLE, detect_layout, read_download
 from grader.classroom.roster import read_roster
 from grader.cli import cli
@@ -32,12 +33,8 @@ def _golden(name: str) -> bytes:
 
 
 def _own(name: str) -> bytes:
-    """A golden as another learner's own run of the scenario: its last event a nanosecond later, so it
-    is not a copy of a classmate's run (a copied-run is credited to no one; see tests/test_provenance.py)."""
-    doc = json.loads((GOLDENS / f"{name}.json").read_text())
-    head, fraction = doc["events"][-1]["eventTime"].rstrip("Z").split(".")
-    doc["events"][-1]["eventTime"] = f"{head}.{int(fraction.ljust(9, '0')) + 1:09d}Z"
-    return json.dumps(doc).encode()
+    """A golden as another learner's own run of the scenario (see :func:`events.own_timings`)."""
+    return json.dumps(own_timings(json.loads((GOLDENS / f"{name}.json").read_text()), 1)).encode()
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

@@ -199,3 +199,26 @@ def test_check_on_several_learners_files_compares_their_workers(tmp_path: Path):
     assert sorted(e.workflow_id.split("-")[0] for e in report.ownership) == ["ann", "ben"]
     [line] = [c for c in report.experiments[0].checks if c.id == "ownership.own-work"]
     assert line.required and line.status == "fail" and "cross-talk" in line.message
+
+
+async def test_a_workflow_id_checked_as_another_learners_is_owner_mismatch(client, dev_server, task_queue):
+    """Live: `check --workflow-id carol-... --learner wendy` grades carol's run as wendy's, and it earns nothing."""
+    import asyncio
+
+    handle = await client.start_workflow(
+        "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 1, "reference_id": "x"},
+        id=f"carol{uuid.uuid4().hex[:6]}-transfer-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
+    try:
+        result = await asyncio.to_thread(CliRunner().invoke, cli, [
+            "check", "--address", dev_server.address, "--workflow-id", handle.id, "--learner", "wendy",
+            "--format", "json"])
+        report = json.loads(result.stdout)
+        [entry] = report["ownership"]
+        assert entry["workflow_id"] == handle.id
+        assert entry["findings"][0]["code"] == "owner-mismatch"
+        assert f"workflow id {handle.id} names learner carol" in entry["findings"][0]["message"]
+        own = await asyncio.to_thread(CliRunner().invoke, cli, [
+            "check", "--address", dev_server.address, "--workflow-id", handle.id, "--format", "json"])
+        assert json.loads(own.stdout).get("ownership", []) == []
+    finally:
+        await handle.terminate("test over")

@@ -241,3 +241,44 @@ async def test_decoys_from_another_client_push_nothing_out_and_are_named(dev_ser
     own = await check_live(dev_server.address, learner=bob, replay=False)
     assert own.score == 30 and len(own.sources) >= 1
     assert "unfamiliar client" in result.attention[0].why or "grader simulate" in result.attention[0].why
+
+
+def test_since_takes_durations_and_dates_and_refuses_the_rest(tmp_path: Path):
+    from datetime import datetime, timezone
+
+    from grader.classroom.live import parse_since
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("36h", now=now) == datetime(2026, 12, 3, 0, 0, tzinfo=timezone.utc)
+    assert parse_since("2w", now=now) == datetime(2026, 11, 20, 12, 0, tzinfo=timezone.utc)
+    assert parse_since("2026-09-01", now=now) == datetime(2026, 9, 1, tzinfo=timezone.utc)
+    result = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--since", "last term",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("grader: error: --since 'last term': give a duration")
+    old = CliRunner().invoke(cli, ["batch", "--address", "127.0.0.1:1", "--limit", "20", "--since", "nope",
+                                   "--out", str(tmp_path / "out")])
+    assert "--limit no longer applies" in old.stderr and old.exit_code == 2
+
+
+def test_runs_from_a_client_the_passed_runs_did_not_come_from_are_named():
+    """note_clients on histories alone: bob's passing crash run from his laptop, two decoys from elsewhere."""
+    from grader.classroom.batch import LearnerResult, grade_runs, note_clients
+    from grader.engine.rubric import load_rubric
+
+    def started_by(name: str, identity: str, workflow_id: str) -> object:
+        doc = json.loads((GOLDENS / f"{name}.json").read_text())
+        doc["events"][0]["workflowExecutionStartedEventAttributes"]["identity"] = identity
+        doc["events"][0]["workflowExecutionStartedEventAttributes"]["workflowId"] = workflow_id
+        return load_json_text(json.dumps(doc), source="server x/default")
+
+    histories = [started_by("sigkill-during-deposit", "811@bob-laptop", "bob-transfer-1"),
+                 started_by("sigint-during-deposit", "977@bob-laptop", "bob-transfer-2"),  # another pid
+                 started_by("running", "4242@mallory-laptop", "bob-transfer-3"),
+                 started_by("fake-workflow", "4242@mallory-laptop", "bob-transfer-4")]
+    result = LearnerResult("bob", "graded")
+    result.report = grade_runs(histories, load_rubric(), sources=["server x/default"], errors=[])
+    note_clients(result, histories)
+    assert result.flags == ["unfamiliar-client"]
+    assert "2 run(s) started from an unfamiliar client (mallory-laptop)" in result.problems[-1]
+    assert "bob-transfer-3" in result.problems[-1] and "bob-transfer-1" not in result.problems[-1]

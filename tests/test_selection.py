@@ -58,8 +58,8 @@ def test_a_pending_run_that_shows_no_experiment_yet_is_no_candidate(tmp_path: Pa
     assert experiment.status == "pass" and experiment.candidates == 1
     alone = crash_recovery(folder(tmp_path / "alone", a="running", b="no-failure"))
     running = build_evidence(load_history_file(GOLDENS / "running.json"))
-    # With no run showing a crash, the open run may still become one: pending, and the note says which.
-    assert alone.status == "pending" and alone.workflow is None
+    # With no run showing a crash, the open run may still become one: pending on that run, and the note says so.
+    assert alone.status == "pending" and alone.workflow.workflow_id == running.workflow_id
     assert f"workflow {running.workflow_id} is still running" in alone.note
 
 

@@ -4,9 +4,10 @@ Two learners run their own worker processes of the solution app, both on one
 task queue (what every copy of the app did before queues carried the learner
 id). ann's worker takes her transfer, she kills it (`kill PID`) and never
 starts it again: ben's worker, polling the same queue, finishes her transfer,
-then runs ben's own. Without cross-talk detection ann's run is a textbook
+then runs ben's own. cat, the control, runs her own worker on her own queue
+(the apps' default now). Without cross-talk detection ann's run is a textbook
 crash recovery. Graded live (batch and check) and from exported bundles, both
-learners' runs are cross-talk and earn nothing.
+learners' runs are cross-talk and earn nothing; cat's are not.
 """
 
 from __future__ import annotations
@@ -53,12 +54,17 @@ async def shared_class(dev_server, solution_dir, tmp_path_factory):
 
     client = await connect(dev_server.address, dev_server.namespace)
     tag = uuid.uuid4().hex[:5]
-    ann, ben = f"ann{tag}", f"ben{tag}"
+    ann, ben, cat = f"ann{tag}", f"ben{tag}", f"cat{tag}"
     shared = AppSettings(address=dev_server.address, namespace=dev_server.namespace,
                          task_queue=f"TRANSFER_MONEY_TASK_QUEUE-{tag}", latency=1.0)
     anns_worker = start_worker(solution_dir, shared)
+    cats_worker = start_worker(solution_dir, replace(shared, task_queue=f"TRANSFER_MONEY_TASK_QUEUE-{cat}"))
     bens_worker = None
     try:
+        await wait_for_poller(client, cats_worker)
+        cat_run = await client.start_workflow("MoneyTransfer", {**DETAILS, "reference_id": cat},
+                                              id=f"{cat}-transfer-{uuid.uuid4().hex[:8]}",
+                                              task_queue=cats_worker.settings.task_queue)
         ann_identity = await wait_for_poller(client, anns_worker)
         ann_run = await client.start_workflow("MoneyTransfer", {**DETAILS, "reference_id": ann},
                                               id=f"{ann}-transfer-{uuid.uuid4().hex[:8]}", task_queue=shared.task_queue)
@@ -69,17 +75,19 @@ async def shared_class(dev_server, solution_dir, tmp_path_factory):
         await asyncio.wait_for(ann_run.result(), 60)  # finished by ben's worker
         ben_run = await client.start_workflow("MoneyTransfer", {**DETAILS, "reference_id": ben},
                                               id=f"{ben}-transfer-{uuid.uuid4().hex[:8]}", task_queue=shared.task_queue)
-        await asyncio.wait_for(ben_run.result(), 60)
+        await asyncio.wait_for(asyncio.gather(ben_run.result(), cat_run.result()), 60)
         for _ in range(100):
             listed = {e.id async for e in client.list_workflows(f"TaskQueue = '{shared.task_queue}'")}
-            if {ann_run.id, ben_run.id} <= listed:
+            if {ann_run.id, ben_run.id} <= listed and [e async for e in client.list_workflows(
+                    f"WorkflowId = '{cat_run.id}'")]:
                 break
             await asyncio.sleep(0.1)
-        yield {"ann": ann, "ben": ben, "ann_run": ann_run.id, "ben_run": ben_run.id,
+        yield {"ann": ann, "ben": ben, "cat": cat, "ann_run": ann_run.id, "ben_run": ben_run.id,
                "ben_identity": ben_identity, "address": dev_server.address,
                "tmp": tmp_path_factory.mktemp("shared")}
     finally:
         anns_worker.stop(sig=signal.SIGKILL)
+        cats_worker.stop(sig=signal.SIGKILL)
         if bens_worker is not None:
             bens_worker.stop(sig=signal.SIGKILL)
 
@@ -88,13 +96,14 @@ async def shared_class(dev_server, solution_dir, tmp_path_factory):
 async def test_live_batch_flags_both_learners_and_passes_neither(shared_class):
     c = shared_class
     roster = c["tmp"] / "roster.csv"
-    roster.write_text(f"learner\n{c['ann']}\n{c['ben']}\n")
+    roster.write_text(f"learner\n{c['ann']}\n{c['ben']}\n{c['cat']}\n")
     out = c["tmp"] / "live"
     await batch_live(out, c["address"], roster=roster)
     rows = _rows(out)
     ann, ben = rows[c["ann"]], rows[c["ben"]]
     assert (ann["crash-recovery"], ann["crash-recovery_points"], ann["flags"]) == ("fail", "0", "cross-talk")
     assert ben["flags"] == "cross-talk" and ben["score"] == "0"
+    assert rows[c["cat"]]["flags"] == "" and rows[c["cat"]]["status"] == "graded"  # her own queue: no cross-talk
     learners = {e["learner"]: e for e in json.loads((out / "gradebook.json").read_text())["learners"]}
     crash = next(e for e in learners[c["ann"]]["report"]["experiments"] if e["id"] == "crash-recovery")
     # Every check of the crash passed: only whose worker did the work keeps it from passing.
@@ -118,6 +127,9 @@ async def test_live_check_of_one_learner_looks_at_the_queue_they_shared(shared_c
     assert report["experiments"][0]["status"] == "fail"
     assert report["ownership"][0]["workflow_id"] == c["ann_run"]
     assert f"runs of {c['ben']}" in report["ownership"][0]["findings"][0]["message"]
+    own_queue = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "check", "--address", c["address"], "--learner", c["cat"], "--format", "json"])
+    assert json.loads(own_queue.stdout)["ownership"] == []
 
 
 @pytest.mark.slow
@@ -125,13 +137,15 @@ async def test_exported_submissions_show_the_same_cross_talk(shared_class):
     c = shared_class
     download = c["tmp"] / "download"
     download.mkdir()
-    for learner in (c["ann"], c["ben"]):
+    for learner in (c["ann"], c["ben"], c["cat"]):
         done = await asyncio.to_thread(CliRunner().invoke, cli, [
             "export", "--address", c["address"], "--learner", learner, "--zip", "-o", str(download / f"{learner}.zip")])
         assert done.exit_code == 0, done.output
-        assert "cross-talk" in done.stderr  # export says so before anything is handed in
+        # export says so before anything is handed in
+        assert ("cross-talk" in done.stderr) == (learner != c["cat"]), done.stderr
     out = c["tmp"] / "files"
     batch_files(download, out, replay=True)
     rows = _rows(out)
     assert rows[c["ann"]]["flags"] == rows[c["ben"]]["flags"] == "cross-talk"
     assert rows[c["ann"]]["crash-recovery"] == "fail"
+    assert rows[c["cat"]]["flags"] == ""

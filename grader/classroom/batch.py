@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -142,7 +143,12 @@ def note_clients(result: LearnerResult, histories: list[History]) -> None:
     """
     if result.report is None or len(histories) < 2:
         return
-    graded = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments if e.workflow}
+    # The runs the grade rests on: those of passed experiments (a failing decoy chosen for an experiment
+    # no run passed must not make its client familiar), else every graded run.
+    passed = {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments
+              if e.workflow and e.status == "pass"}
+    graded = passed or {(e.workflow.workflow_id, e.workflow.run_id) for e in result.report.experiments
+                        if e.workflow}
     familiar = {starter_client(h) for h in histories if (h.workflow_id, h.run_id) in graded}
     strangers = [h for h in histories if starter_client(h) not in familiar]
     if not strangers or not familiar:
@@ -357,6 +363,32 @@ def _resume_key(mode: str, source: str, roster: Path | None, rubric: Rubric, **o
                        rubric=Path(rubric.path) if rubric.path else f"{rubric.id}@{rubric.version}", **options)
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``K/N`` (the K-th of N parts of a class, counted from 1) as ``(K, N)``; BadInputError otherwise."""
+    k, sep, n = text.partition("/")
+    try:
+        part, parts = int(k), int(n)
+    except ValueError:
+        part, parts = 0, 0
+    if not sep or not 1 <= part <= parts:
+        raise BadInputError(f"--shard {text!r}: give K/N, the K-th of N parts of the class, with 1 <= K <= N "
+                            "(for example --shard 1/4 on the first of four machines)")
+    return part, parts
+
+
+def in_shard(learner: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``learner`` belongs to part K of N: a stable hash of the id, so every machine agrees.
+
+    The id is compared as :func:`grader.engine.learner.learner_key` spells it,
+    so ``Olga`` and ``olga`` land in the same part.
+    """
+    if shard is None:
+        return True
+    part, parts = shard
+    digest = hashlib.sha256(learner_key(learner).encode("utf-8", "surrogatepass")).digest()
+    return int.from_bytes(digest[:8], "big") % parts == part - 1
+
+
 def _left_to_grade(plan: list, book: Gradebook, progress: Progress) -> list:
     """``plan`` without the learners the spool already holds; starts the progress count with them."""
     if book.note:
@@ -408,12 +440,14 @@ async def batch_live(
     credit_simulate: bool = True,
     max_rps: float = DEFAULT_MAX_RPS,
     max_visibility_rps: float = DEFAULT_MAX_VISIBILITY_RPS,
+    shard: tuple[int, int] | None = None,
 ) -> BatchResult:
     """Grade a class from a server into a gradebook in ``out_dir``.
 
     History reads go out at most ``max_rps`` a second and listing pages at
     most ``max_visibility_rps`` (:mod:`grader.classroom.pacing`); when the
     server throttles anyway, the pace halves and ``progress`` says so.
+    ``shard=(K, N)`` grades only the learners of part K of N (:func:`in_shard`).
 
     ``connection`` is where, as :func:`grader.sources.connect.as_target` takes it (a
     plain string is an address). Learners are the roster's, or without one every learner id that owns a
@@ -466,10 +500,11 @@ async def batch_live(
             raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
+    plan = [item for item in plan if in_shard(item[1], shard)]
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []
     key = _resume_key("live", source, roster, rubric, replay=replay, since=str(since), id_column=id_column,
-                      lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+                      lms_column=lms_column, due=due, credit_simulate=credit_simulate, shard=shard)
     with Gradebook(out_dir, rubric, roster_columns=columns, source=source, resume_key=key, resume=resume,
                    retry_statuses=(NOT_GRADABLE,)) as book:
         everyone, plan = plan, _left_to_grade(plan, book, progress)
@@ -557,6 +592,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
         if result.status != NOT_GRADABLE:
             result.problems += errors
             result.timings = run_timings(histories)
+            # Ids match case-insensitively: a roster naming bob and BOB reads the same runs for both.
+            result.holder = learner_key(name)
             result.report = grade_runs(histories, rubric, sources=[f"server {target.address}/{target.namespace}"],
                                        errors=errors, replay=replay, credit_simulate=credit_simulate,
                                        copied=(copied or {}).get(name), learner=name, held=held)
@@ -599,6 +636,7 @@ def batch_files(
     due: datetime | None = None,
     resume: bool = False,
     credit_simulate: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> BatchResult:
     """Grade a submissions folder (one subfolder or ``.zip`` per learner) into a gradebook in ``out_dir``.
 
@@ -608,6 +646,7 @@ def batch_files(
     ``missing``) and other submissions are listed in the result, not graded.
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are graded (see :mod:`grader.classroom.resume`).
+    ``shard=(K, N)`` grades only the learners of part K of N (:func:`in_shard`).
     Raises :class:`BadInputError` for a bad folder, roster, rubric or previous gradebook.
     """
     began = time.monotonic()
@@ -631,12 +670,14 @@ def batch_files(
             if not plan:
                 raise BadInputError(f"--submissions {submissions}: no learner folder or .zip in it: pass the "
                                     "folder that holds one subfolder or .zip per learner, or an LMS's download")
+        plan = [item for item in plan if in_shard(item[1], shard)]
         columns = class_roster.columns if class_roster else []
         jobs = jobs or os.cpu_count() or 1
         source = f"submissions {Path(submissions).name}" + (f" ({download.layout} download)"
                                                               if download.layout != FOLDERS else "")
         key = _resume_key("files", str(Path(submissions).resolve()), roster, rubric, replay=replay,
-                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate)
+                          id_column=id_column, lms_column=lms_column, due=due, credit_simulate=credit_simulate,
+                          shard=shard)
         # Everyone a workflow id or a folder could name: the roster's learners and every submission's.
         known = {learner_key(name) for name in (*download.submissions,
                                                 *(class_roster.learners if class_roster else ()))}
@@ -710,21 +751,82 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     10,000 fit in seconds. At most two chunks per process are in flight, so
     memory stays bounded however large the class.
     """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     if replay:
         from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
-    chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        running: set = set()
-        for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate, known))
-            if len(running) >= 2 * jobs:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                _spool(done, book, progress)
-        _spool(wait(running).done, book, progress)
+    chunks = [plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
+    args = (rubric.path, replay, due, credit_simulate, known)
+    lost: list = []  # chunks whose grading process died (the kernel's OOM killer, a stray kill -9)
+    for attempt in range(2):
+        pool = _pool(jobs)
+        try:
+            running: dict = {}
+            for chunk in chunks:
+                running[pool.submit(_grade_chunk, chunk, *args)] = chunk
+                if len(running) >= 2 * jobs:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    pool = _collect(done, running, book, progress, lost, pool, jobs)
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                pool = _collect(done, running, book, progress, lost, pool, jobs)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not lost:
+            return
+        # Graded again on a new pool: a process killed from outside loses nobody their grade.
+        chunks, lost = lost, []
+    for chunk in chunks:
+        # Lost twice: one learner per process, so a learner whose files kill a grading process is
+        # the only one who pays for it (their row says so); everyone else is graded.
+        for item in chunk:
+            with _pool(1) as alone:
+                try:
+                    rows = alone.submit(_grade_chunk, [item], *args).result()
+                except BrokenProcessPool:
+                    rows = [_died_row(item, rubric)]
+            for row, runs, workers in rows:
+                book.add(row, runs, workers)
+            progress.advance(1)
+
+
+def _pool(jobs: int):
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int):
+    """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool."""
+    broken = False
+    for future in done:
+        chunk = running.pop(future)
+        try:
+            rows = future.result()
+        except BrokenProcessPool:
+            lost.append(chunk)
+            broken = True
+            continue
+        for row, runs, workers in rows:
+            book.add(row, runs, workers)
+        progress.advance(len(rows))
+    if not broken:
+        return pool
+    # A dead process breaks the whole pool: every chunk still in it is graded again, on a new one.
+    lost.extend(running.values())
+    running.clear()
+    pool.shutdown(wait=False, cancel_futures=True)
+    return _pool(jobs)
+
+
+def _died_row(item: tuple, rubric: Rubric) -> tuple:
+    position, name, cells, *_ = item
+    result = LearnerResult(name, UNREADABLE_FILES, roster=cells or {}, position=position)
+    result.problems.append("the grading process died while reading these files (out of memory?): hand in only "
+                           "the exported histories")
+    return (_to_row(result, rubric), [], [])
 
 
 def die_with_parent(parent: int) -> None:
@@ -752,14 +854,6 @@ def die_with_parent(parent: int) -> None:
     # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
     # the batch itself cleans up.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
-    for future in done:
-        rows = future.result()
-        for row, runs, workers in rows:
-            book.add(row, runs, workers)
-        progress.advance(len(rows))
 
 
 def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,

@@ -39,7 +39,7 @@ from grader import __version__
 from grader.classroom import spreadsheet
 from grader.classroom.feedback import FEEDBACK_TITLE
 from grader.engine.classreport import _loads
-from grader.errors import BadInputError, EnvironmentProblem, GraderError
+from grader.errors import BadInputError, DiskFullError, OutputBusyError
 from grader.engine.rubric import Rubric
 
 try:
@@ -77,16 +77,6 @@ _PLAIN_NAME = re.compile(r"[\w.@+-]+")
 _NOT_PLAIN = re.compile(r"[^\w.@+-]+")
 
 
-class OutputBusyError(GraderError):
-    """Another batch is writing into the same ``--out`` folder."""
-
-    exit_code = 5
-
-
-class OutputSpaceError(EnvironmentProblem):
-    """The disk holding ``--out`` is full (or the file-size limit was reached)."""
-
-
 def feedback_file_name(learner: str) -> str:
     """The file name of a learner's feedback in ``feedback/``: ``ada.md``, or a safe name derived from the id.
 
@@ -118,13 +108,13 @@ def disk_errors(path: Path, option: str = "--out"):
         yield
     except OSError as err:
         if err.errno in _FULL:
-            raise OutputSpaceError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
+            raise DiskFullError(f"{option} {path}: {err.strerror or err} while writing: free some space or "
                                    f"choose another {option} (nothing there was replaced)") from None
         raise
     except sqlite3.Error as err:
         text = str(err).lower()
         if "full" in text or "disk i/o" in text or "too big" in text:
-            raise OutputSpaceError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
+            raise DiskFullError(f"{option} {path}: no room to write the gradebook ({err}): free some space "
                                    f"or choose another {option} (nothing there was replaced)") from None
         raise
 
@@ -311,7 +301,7 @@ class Gradebook:
         except OSError as err:
             self.close()
             if err.errno in _FULL:
-                raise OutputSpaceError(f"--out {out_dir}: {err.strerror or err}: free some space or choose "
+                raise DiskFullError(f"--out {out_dir}: {err.strerror or err}: free some space or choose "
                                        "another --out") from None
             raise BadInputError(f"--out {out_dir}: cannot write there ({err.strerror or err})") from None
         except BaseException:

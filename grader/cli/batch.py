@@ -62,6 +62,9 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
               show_default=True,
               help="Live: listing pages (1,000 runs each) a second at most; Temporal Cloud allows 30 visibility "
                    "calls a second per namespace.")
+@click.option("--shard", metavar="K/N",
+              help="Grade only part K of N of the class (a stable hash of each learner id), to split a large "
+                   "class across N machines; each writes its own --out.")
 @click.option("--resume", is_flag=True,
               help="Continue the batch that was interrupted on the same --out (killed, Ctrl+C, the machine "
                    "restarted), with the same arguments: the learners it had graded are kept, the rest graded.")
@@ -72,7 +75,7 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
             concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool,
-            max_rps: float, max_visibility_rps: float, resume: bool,
+            max_rps: float, max_visibility_rps: float, shard: str | None, resume: bool,
             quiet: bool,
             connection: ConnectionSettings, rubric: str, pack_id: str | None, output_format: str,
             output_file: Path | None) -> None:
@@ -111,9 +114,10 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     (roster, folder, options); 3 no server; 4 the disk of --out is
     full; 5 another batch is writing into --out.
     """
-    from grader.classroom.batch import batch_files, batch_live
+    from grader.classroom.batch import batch_files, batch_live, parse_shard
     from grader.classroom.progress import Progress
     from grader.classroom.summary import after_summary, summary_renderer
+    from grader.escape import terminal
 
     from grader.classroom.late import parse_due
 
@@ -124,6 +128,7 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
         rubric = rubric_for_files([submissions], rubric)
     render_summary = summary_renderer(output_format)
     due_at = parse_due(due) if due is not None else None
+    part = parse_shard(shard) if shard is not None else None
     if limit is not None:
         click.echo("grader: --limit no longer applies: every run started since --since is read, so no one's "
                    "runs can be pushed out of view", err=True)
@@ -132,18 +137,20 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     if submissions is not None:
         result = batch_files(submissions, out_dir, roster=roster, previous=previous, rubric=rubric,
                              replay=replay, jobs=jobs, progress=progress, id_column=id_column,
-                             lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate)
+                             lms_column=lms_column, due=due_at, resume=resume, credit_simulate=credit_simulate,
+                             shard=part)
     else:
         batch = batch_live(out_dir, connection.resolve(), roster=roster, previous=previous, rubric=rubric,
                            concurrency=concurrency, since=since, replay=replay, progress=progress,
                            id_column=id_column, lms_column=lms_column, due=due_at, resume=resume,
-                           credit_simulate=credit_simulate, max_rps=max_rps, max_visibility_rps=max_visibility_rps)
+                           credit_simulate=credit_simulate, max_rps=max_rps, max_visibility_rps=max_visibility_rps,
+                           shard=part)
         from grader.background import run_sync
 
         # Ctrl+C cancels the batch and gives it time to remove its spool (exit 130 follows).
         result = run_sync(batch, cleanup_grace=30)
     for warning in result.warnings:
-        click.echo(f"grader: warning: {warning}", err=True)
+        click.echo(f"grader: warning: {terminal(warning)}", err=True)  # may quote names from the download
     text = render_summary(result)
     if output_file is None:
         click.echo(text, nl=False)

@@ -91,7 +91,7 @@ TIMEOUT_RETRY_WINDOW = timedelta(milliseconds=20)
 STICKY_QUIET = timedelta(milliseconds=20)
 #: Time between scheduling and the last attempt that the claimed attempts and backoffs do not explain,
 #: on a worker process that never left, from which a missing attempt is inferred (at least this, and
-#: at least half the backoff one more attempt would have waited).
+#: at least 90% of the backoff one more attempt would have waited).
 UNEXPLAINED_GAP = timedelta(seconds=1)
 
 _WFT_SCHEDULED, _WFT_STARTED = "WorkflowTaskScheduled", "WorkflowTaskStarted"
@@ -574,7 +574,9 @@ def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, 
         return
     duration = times[close.id] - times[started.id]
     unexplained = gap - backoffs - duration * (attempt - 1)
-    threshold = max(UNEXPLAINED_GAP, _next_backoff(policy, attempt - 1) / 2)
+    # A missing attempt costs at least its whole backoff: asking for most of it leaves attempts that
+    # merely varied in length (a slow first call) well below the line.
+    threshold = max(UNEXPLAINED_GAP, _next_backoff(policy, attempt - 1) * 0.9)
     if unexplained >= threshold:
         add(Finding("retry-gap-unexplained", f"{name} attempt {attempt} (event {started.id}) started "
                     f"{_ms(gap)} after scheduling on the worker process that scheduled it and never left; "

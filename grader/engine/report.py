@@ -379,8 +379,9 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
         result.title, result.max_score, result.required = rc.check.title, rc.points, rc.required
         result.visibility, result.hint_visibility = rc.visibility, rc.hint_visibility
         checks.append(result)
+    # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
-                            sum(c.max_score for c in checks), None, checks, 0, note)
+                            sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
 
 
 def grade(
@@ -432,6 +433,7 @@ def grade(
             still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
             if still_open:  # it may yet become this experiment: wait for it, as its checks would
                 reports.append(awaited_experiment(spec, still_open[0]))
+                graded_runs.append(still_open[0])
             else:
                 reports.append(not_attempted_experiment(spec, catalog.defined_by(spec.id)))
             continue

@@ -109,8 +109,11 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
     :func:`~grader.engine.integrity.inspect_history` of each history, when the caller has it.
     """
     outcome = ReplayOutcome([[] for _ in histories], [[] for _ in histories])
-    groups: dict[float, list[int]] = {}
     keys: dict[int, Any] = {}
+    todo: list[int] = []
+    # Within one call, a shape is replayed once: the copies of a shape wait for its first history's
+    # verdict (2,000 copies of one run handed in cost one replay, not 2,000).
+    waiting: dict[Any, list[int]] = {}
     for index, history in enumerate(histories):
         why_not = not_replayable(history, inspected[index] if inspected is not None else None)
         if why_not:
@@ -121,34 +124,55 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             if key in _clean_shapes:
                 outcome.notes[index].append(DETERMINISTIC)
                 continue
-        groups.setdefault(_pause_of(history), []).append(index)
-    if not groups:
+            if key in waiting:
+                waiting[key].append(index)
+                continue
+            waiting[key] = []
+        todo.append(index)
+    if not todo:
         return outcome
     app_dir = app_dir or defaults.repo_root() / "solution"
     if not (app_dir / "workflows.py").is_file():
-        for members in groups.values():
-            for index in members:
-                outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
+        for index in todo + [i for copies in waiting.values() for i in copies]:
+            outcome.notes[index].append(f"not replayed: the reference workflow is not at {app_dir}")
         return outcome
     with _reference_app(app_dir) as (workflow_class, module):
-        for pause, members in groups.items():
-            # The workflow module read the setting when it was imported; it runs unsandboxed
-            # here (below), so its own global is the one the code sees.
-            module.TRANSFER_PAUSE_SECONDS = pause
-            try:
-                with _quiet_sdk_logs():
-                    replayed = _run(_replay(workflow_class, [histories[i] for i in members]),
-                                    timeout=REPLAY_TIMEOUT_SECONDS + REPLAY_SECONDS_PER_HISTORY * len(members))
-            except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
-                replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
-            for index, (finding, note) in zip(members, replayed):
-                if finding is not None:
-                    outcome.findings[index].append(finding)
-                if note is not None:
-                    outcome.notes[index].append(note)
-                if note == DETERMINISTIC and index in keys:
-                    _remember(keys[index])
+        _replay_all(histories, todo, workflow_class, module, outcome, keys)
+        # Copies whose shape did not replay clean are replayed for themselves, as without remembering.
+        again = []
+        for key, copies in waiting.items():
+            (again if key not in _clean_shapes else []).extend(copies)
+            if key in _clean_shapes:
+                for index in copies:
+                    outcome.notes[index].append(DETERMINISTIC)
+        if again:
+            _replay_all(histories, again, workflow_class, module, outcome, keys)
     return outcome
+
+
+def _replay_all(histories: Sequence[History], indexes: list[int], workflow_class: Any, module: Any,
+                outcome: ReplayOutcome, keys: dict[int, Any]) -> None:
+    """Replay ``histories[i]`` for each of ``indexes``, grouped by the pause each expects, into ``outcome``."""
+    groups: dict[float, list[int]] = {}
+    for index in indexes:
+        groups.setdefault(_pause_of(histories[index]), []).append(index)
+    for pause, members in groups.items():
+        # The workflow module read the setting when it was imported; it runs unsandboxed
+        # here (below), so its own global is the one the code sees.
+        module.TRANSFER_PAUSE_SECONDS = pause
+        try:
+            with _quiet_sdk_logs():
+                replayed = _run(_replay(workflow_class, [histories[i] for i in members]),
+                                timeout=REPLAY_TIMEOUT_SECONDS + REPLAY_SECONDS_PER_HISTORY * len(members))
+        except Exception as err:  # noqa: BLE001 - replay is a second opinion; its failure must not stop grading
+            replayed = [(None, f"not replayed: the SDK's replayer failed ({_first_line(err)})")] * len(members)
+        for index, (finding, note) in zip(members, replayed):
+            if finding is not None:
+                outcome.findings[index].append(finding)
+            if note is not None:
+                outcome.notes[index].append(note)
+            if note == DETERMINISTIC and index in keys:
+                _remember(keys[index])
 
 
 # --- remembering clean shapes ----------------------------------------------------
@@ -184,31 +208,57 @@ def replay_key(history: History) -> Any:
     """
     shorthand = any(note.startswith("payloads in shorthand") for note in history.notes)
     shape: list[Any] = [shorthand]
+    get = dict.get
     for event in history.events:
         a = event.attrs
-        refs = _atoms(a.get("scheduledEventId"), a.get("startedEventId"), a.get("workflowTaskCompletedEventId"),
-                      a.get("initiatedEventId"))
+        # Plain values go in as they are; an odd one (a list where an id goes, in a hand-edited file)
+        # makes the shape unhashable, and the careful spelling below takes over.
+        refs = (get(a, "scheduledEventId"), get(a, "startedEventId"), get(a, "workflowTaskCompletedEventId"),
+                get(a, "initiatedEventId"))
         kind = event.type
-        if kind == "ActivityTaskScheduled":
-            detail: Any = (*_atoms(a.get("activityId"), _name(a.get("activityType"))),
-                           _payloads_shape(a.get("input")))
-        elif kind in ("TimerStarted", "TimerFired", "TimerCanceled"):
-            detail = _atoms(a.get("timerId"), a.get("startToFireTimeout"))
-        elif kind == "WorkflowTaskCompleted":
-            meta = a.get("sdkMetadata")
-            detail = repr(meta) if meta else None
-        elif kind in ("ActivityTaskCompleted", "WorkflowExecutionCompleted"):
-            detail = _payloads_shape(a.get("result"))
-        elif kind == "WorkflowExecutionStarted":
-            detail = (*_atoms(_name(a.get("workflowType"))), _payloads_shape(a.get("input")))
-        elif kind in ("ActivityTaskFailed", "WorkflowExecutionFailed", "WorkflowTaskFailed"):
-            detail = (*_atoms(a.get("retryState"), a.get("cause")), _failure_shape(a.get("failure")))
-        elif kind == "ActivityTaskTimedOut":
-            detail = (*_atoms(a.get("retryState")), _failure_shape(a.get("failure")))
-        else:
-            detail = None
-        shape.append((kind, refs, detail))
-    return tuple(shape)
+        if kind in _PLAIN_EVENTS:
+            shape.append((kind, refs))
+            continue
+        shape.append((kind, refs, _detail(kind, a)))
+    key = tuple(shape)
+    try:
+        hash(key)
+    except TypeError:
+        key = tuple([shorthand, *((e.type, _atoms(get(e.attrs, "scheduledEventId"), get(e.attrs, "startedEventId"),
+                                                     get(e.attrs, "workflowTaskCompletedEventId"),
+                                                     get(e.attrs, "initiatedEventId")), _detail(e.type, e.attrs, True))
+                                   for e in history.events)])
+    return key
+
+
+#: Event types whose attributes a replay does not read beyond their references.
+_PLAIN_EVENTS = frozenset({"WorkflowTaskScheduled", "WorkflowTaskStarted", "ActivityTaskStarted",
+                           "WorkflowTaskTimedOut"})
+
+
+def _detail(kind: str, a: dict, careful: bool = False) -> Any:
+    """What of one event's attributes a replay depends on (``careful``: odd values turned into text)."""
+    atoms = _atoms if careful else _plain
+    if kind == "ActivityTaskScheduled":
+        return (*atoms(a.get("activityId"), _name(a.get("activityType"))), _payloads_shape(a.get("input")))
+    if kind in ("TimerStarted", "TimerFired", "TimerCanceled"):
+        return atoms(a.get("timerId"), a.get("startToFireTimeout"))
+    if kind == "WorkflowTaskCompleted":
+        meta = a.get("sdkMetadata")
+        return repr(meta) if meta else None
+    if kind in ("ActivityTaskCompleted", "WorkflowExecutionCompleted"):
+        return _payloads_shape(a.get("result"))
+    if kind == "WorkflowExecutionStarted":
+        return (*atoms(_name(a.get("workflowType"))), _payloads_shape(a.get("input")))
+    if kind in ("ActivityTaskFailed", "WorkflowExecutionFailed", "WorkflowTaskFailed"):
+        return (*atoms(a.get("retryState"), a.get("cause")), _failure_shape(a.get("failure")))
+    if kind == "ActivityTaskTimedOut":
+        return (*atoms(a.get("retryState")), _failure_shape(a.get("failure")))
+    return None
+
+
+def _plain(*values: Any) -> tuple:
+    return values
 
 
 def _atoms(*values: Any) -> tuple:
@@ -252,8 +302,11 @@ def _payload_shape(payload: dict) -> Any:
             shape = ("json", _value_shape(_parse_json(binascii.a2b_base64(data, strict_mode=True))))
         except (ValueError, TypeError):
             return repr(payload)
-        if len(_json_shapes) < 10_000:  # the same texts recur (an input copied into each activity)
-            _json_shapes[data] = shape
+        # The same text recurs within a run (its input is copied into each activity); across a class
+        # the texts differ, so the memory is emptied rather than left full of other learners' inputs.
+        if len(_json_shapes) >= 10_000:
+            _json_shapes.clear()
+        _json_shapes[data] = shape
     return shape
 
 

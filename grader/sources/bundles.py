@@ -55,7 +55,7 @@ FORMAT = "failure-lab-bundle/1"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Most histories read from one bundle, and most bytes in all (the limits of a learner's upload).
 MAX_LISTED = 1000
-MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_BUNDLE_BYTES = 128 * 1024 * 1024
 #: Largest unpacked/packed ratio of a zipped history bigger than a megabyte (JSON packs about 10:1).
 MAX_RATIO = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

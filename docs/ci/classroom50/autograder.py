@@ -119,11 +119,20 @@ def simulate(grader: list[str]) -> int:
     log("running " + " ".join(shlex.quote(part) for part in command))
     try:
         # Progress and the summary table go to the Actions log as they come.
-        return subprocess.run(command, timeout=TIME_LIMIT).returncode
-    except subprocess.TimeoutExpired:
-        raise CannotGrade(f"the grading took longer than {TIME_LIMIT:.0f} s and was stopped") from None
+        process = subprocess.Popen(command)
     except OSError as err:
         raise CannotGrade(f"could not run the grader: {err}") from None
+    try:
+        return process.wait(timeout=TIME_LIMIT)
+    except subprocess.TimeoutExpired:
+        # SIGTERM first: simulate then stops its workers and its server and ends its workflows.
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        raise CannotGrade(f"the grading took longer than {TIME_LIMIT:.0f} s and was stopped") from None
 
 
 def _utc_now() -> str:

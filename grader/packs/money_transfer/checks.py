@@ -508,15 +508,26 @@ def part_gap(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
 def part_activity_survived(run: RunEvidence, params: Mapping[str, Any]) -> CheckResult:
     """An activity attempt was under way through a proven outage and the worker that ran it completed it.
 
-    The measured signature: the attempt completed past its start-to-close
-    deadline on the same worker (a frozen server fires no timeout). A retry
-    after a timeout, or an attempt that merely spans a long gap, is not
-    enough: a slow call leaves that too.
+    Two measured signatures, both proven. The attempt completed past its
+    start-to-close deadline on the same worker (a frozen server fires no
+    timeout); or, the other ending of the same freeze, the server timed the
+    attempt out only on waking, long after it was due, and the same worker
+    completed the retry (a proven silence ending at that retry). A retry
+    after an on-time timeout, or an attempt that merely spans a long gap, is
+    not enough: a slow call leaves that too.
     """
     cid = "network-partition.activity-survived"
     for a in run.activities:
         if outlived_deadline(a):
             return CheckResult(cid, PASS, late_attempt_text(a), evidence=[activity_ev(a)], strength=PROVEN)
+    for s in outage_silences(run, float(params["min_outage_seconds"])):
+        a = next((x for x in run.activities if x.started_event_id == s.after_event_id), None)
+        if (s.proof and a is not None and a.outcome == "completed" and a.attempt > 1
+                and s.worker_before and a.started_by == a.finished_by == s.worker_before):
+            return CheckResult(cid, PASS, f"{a.activity_type} attempt {a.attempt - 1} was caught by the outage and "
+                                          f"timed out only when the server woke; worker {a.finished_by} completed "
+                                          f"attempt {a.attempt}",
+                               evidence=[silence_ev(s), activity_ev(a)], strength=PROVEN)
     if run.is_open:
         return pending_result(cid, run, "the activity running during the outage should complete after it")
     return CheckResult(cid, FAIL, "no activity attempt outlived its start-to-close deadline on the same worker: "
