@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from grader import defaults
 from grader.engine.evidence import build_evidence
 from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
@@ -141,7 +140,9 @@ def nothing_found_message(address: str, namespace: str, learner: str | None) -> 
     """The one line said when a server holds no MoneyTransfer workflow to grade."""
     whose = f" for learner {learner}" if learner else ""
     advice = "start one with python run_workflow.py" + (", or check --learner" if learner else "")
-    return f"no {defaults.WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
+    from grader.sources import live
+
+    return f"no {live.LISTED_WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
 
 
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,

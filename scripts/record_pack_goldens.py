@@ -18,7 +18,7 @@ Each scenario runs on a throwaway in-memory dev server with real workers:
 
 Histories are sanitized like the money-transfer goldens (scripts/record_goldens.py:
 host names and machine paths replaced) and written with their expected
-verdicts to grader/packs/sagas/goldens/ and its manifest.json.
+verdicts to grader/packs/sagas/goldens/ and grader/packs/sagas/goldens.json.
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ async def record(names: list[str]) -> None:
     all_packs()
     server = start_dev_server(port=free_port(), ephemeral=True, headless=True)
     replacements, host = _replacements(PACK / "solution"), _host_pattern()
-    manifest_path = OUT / "manifest.json"
+    manifest_path = PACK / "goldens.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     try:
         client = await connect(as_target(server.address, server.namespace))

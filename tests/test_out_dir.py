@@ -238,3 +238,31 @@ def test_a_really_full_disk_is_one_line_and_exit_4(tmp_path: Path, small_disk: P
     assert done.stderr.count("\n") == 1 and "free some space or choose another --out" in done.stderr
     assert not (small_disk / "out" / "gradebook.json").exists()
     assert not [p for p in (small_disk / "out").iterdir() if p.name.startswith(".staging-")]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="reads the process tree from /proc (Linux)")
+def test_a_grading_process_killed_mid_batch_costs_no_learner_their_grade(tmp_path: Path):
+    """The kernel's OOM killer or a stray kill -9 takes one grading process: its learners are graded again."""
+    subs = _class(tmp_path / "subs", 800)
+    out = tmp_path / "out"
+    process = _batch("--submissions", str(subs), "--out", str(out), "--jobs", "2", "--format", "json",
+                     "--no-replay")
+    try:
+        assert process.stderr.readline().startswith("grader: grading 800 learners")
+        deadline = time.monotonic() + 60
+        workers: set[int] = set()
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = _children(process.pid)
+            time.sleep(0.05)
+        assert len(workers) == 2, "the pool never started"
+        os.kill(min(workers), signal.SIGKILL)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["counts"]["graded"] == 800
+    document = _agrees(out)
+    assert all(entry["status"] == "graded" for entry in document["learners"])

@@ -349,6 +349,14 @@ def test_wheel_installed_elsewhere_inits_checks_and_simulates(tmp_path: Path, pr
     assert sim.returncode == 0, sim.stderr
     assert "Compensation: PASS" in sim.stdout
 
+    # The sagas pack, from the installed copy: its practice app, and both experiments performed for real.
+    pizza = run(script, "init", "--pack", "sagas", "my-pizza")
+    assert pizza.returncode == 0, pizza.stderr
+    assert "TODO" in (work / "my-pizza" / "workflows.py").read_text()
+    sagas = run(script, "simulate", "--pack", "sagas", timeout=240)
+    assert sagas.returncode == 0, sagas.stderr
+    assert "Saga rollback: PASS  10/10" in sagas.stdout and "Rollback survives a crash: PASS  10/10" in sagas.stdout
+
 
 @pytest.mark.slow
 def test_a_failed_connection_exits_3_every_time(tmp_path: Path) -> None:

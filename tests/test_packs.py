@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import jsonschema
@@ -81,3 +82,151 @@ def test_the_engine_formats_and_classroom_name_no_pack():
                         and (str(path.relative_to(ROOT)), node.value) not in ALLOWED):
                     found.append(f"{path.relative_to(ROOT)} line {node.lineno}: {node.value!r}")
     assert found == [], "move these into their pack:\n" + "\n".join(found)
+
+
+# --- the CLI: grader packs, --pack, and packs told from the histories -------------
+
+from click.testing import CliRunner  # noqa: E402
+
+from grader.cli import cli  # noqa: E402
+
+REPO = ROOT.parent
+SAGAS_GOLDENS = REPO / "grader" / "packs" / "sagas" / "goldens"
+MONEY_GOLDENS = REPO / "tests" / "goldens"
+DURABLE = REPO / "tests" / "data" / "packs"
+
+
+def test_grader_packs_lists_each_pack_with_its_experiments():
+    result = CliRunner().invoke(cli, ["packs"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[2].split()[0] == "money-transfer" and "crash-recovery, live-fix" in lines[2]
+    assert lines[3].split()[0] == "sagas" and "saga-rollback, crash-survived" in lines[3]
+    listed = json.loads(CliRunner().invoke(cli, ["packs", "--format", "json"]).output)
+    assert [p["id"] for p in listed] == ["money-transfer", "sagas"]
+    assert listed[1]["workflow_types"][0] == "PizzaOrderWorkflow"
+
+
+def test_an_unknown_pack_is_exit_2_with_one_line():
+    result = CliRunner().invoke(cli, ["check", "--pack", "nope", "--history", str(SAGAS_GOLDENS)])
+    assert result.exit_code == 2
+    assert "no pack 'nope': choose one of money-transfer, sagas" in result.output
+
+
+def test_init_pack_sagas_writes_the_practice_copy(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["init", "--pack", "sagas", str(tmp_path / "pizza")])
+    assert result.exit_code == 0, result.output
+    assert "grader check --pack sagas --experiment saga-rollback" in result.output
+    assert "TODO" in (tmp_path / "pizza" / "workflows.py").read_text()
+    assert "grader init --pack sagas" in (tmp_path / "pizza" / "README.md").read_text()
+
+
+def test_check_tells_the_pack_from_the_history(tmp_path: Path):
+    result = CliRunner().invoke(cli, ["check", "--history", str(SAGAS_GOLDENS / "saga-rollback.json"),
+                                      "--format", "json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 1  # crash-survived is not in this one history
+    assert report["rubric"]["id"] == "sagas"
+    assert {e["id"]: e["status"] for e in report["experiments"]} == {"saga-rollback": "pass",
+                                                                       "crash-survived": "not-attempted"}
+
+
+def test_a_mixed_folder_is_graded_pack_by_pack(tmp_path: Path):
+    for src in (SAGAS_GOLDENS / "crash-survived.json", MONEY_GOLDENS / "live-fix.json"):
+        (tmp_path / src.name).write_bytes(src.read_bytes())
+    result = CliRunner().invoke(cli, ["check", "--history", str(tmp_path), "--format", "json"])
+    report = json.loads(result.stdout)
+    assert report["rubric"]["id"] == "failure-simulation+sagas"
+    statuses = {e["id"]: e["status"] for e in report["experiments"]}
+    assert statuses["live-fix"] == "pass" and statuses["crash-survived"] == "pass"
+    assert statuses["saga-rollback"] == "not-attempted" and statuses["crash-recovery"] == "not-attempted"
+
+
+@pytest.fixture
+def pack_path_restored(monkeypatch):
+    """--pack-path adds to the registry and the environment for the process: undo it after the test."""
+    import grader.packs as registry
+
+    monkeypatch.delenv(registry.PACK_PATH_ENV, raising=False)
+    yield
+    registry._extra_paths.clear()
+    registry._loaded = None
+    os.environ.pop(registry.PACK_PATH_ENV, None)
+
+
+def test_a_pack_from_the_pack_path_is_listed_and_validated(tmp_path: Path, pack_path_restored):
+    result = CliRunner().invoke(cli, ["packs", "--pack-path", str(DURABLE)])
+    assert result.exit_code == 0, result.output
+    assert "durable" in result.output and str(DURABLE / "durable") in result.output
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "pack.json").write_text(json.dumps({"id": "broken", "title": "x", "workflow_types": [],
+                                                  "experiments": [{"id": "b", "title": "b"}]}))
+    result = CliRunner().invoke(cli, ["packs", "--pack-path", str(broken)])
+    assert result.exit_code == 2
+    assert "invalid pack at workflow_types" in result.output
+
+
+# --- a third pack is a folder and a rubric: recorded for real, graded through --pack-path ----
+
+@pytest.mark.slow
+async def test_a_third_pack_grades_a_real_run_through_the_pack_path(dev_server, client, tmp_path: Path,
+                                                                    pack_path_restored):
+    """tests/data/packs/durable: pack.json and rubric.json only (its app is here to make the run).
+
+    A real worker process runs the activity; it is killed (SIGKILL) in the
+    middle of it, a new worker process finishes; the run is then graded by
+    the pack loaded from --pack-path, told from its workflow type.
+    """
+    import asyncio
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from grader.lab.processes import spawn, stop_process
+
+    app = DURABLE / "durable" / "app"
+    queue = f"durable-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "TEMPORAL_ADDRESS": dev_server.address, "TASK_QUEUE": queue}
+    logs = [tmp_path / "worker-1.log", tmp_path / "worker-2.log"]
+
+    def start(log: Path) -> subprocess.Popen:
+        return spawn([sys.executable, "-u", "worker.py"], cwd=app, env=env, stdout=log.open("wb"),
+                     stderr=subprocess.STDOUT)
+
+    async def printed(log: Path, text: str) -> None:
+        for _ in range(300):
+            if log.exists() and text in log.read_text():
+                return
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{log.name} never printed {text!r}: {log.read_text() if log.exists() else ''}")
+
+    first = start(logs[0])
+    second = None
+    try:
+        await printed(logs[0], "worker started")
+        handle = await client.start_workflow("TranslationWorkflow", "hello", id=f"ada-durable-{queue}",
+                                             task_queue=queue)
+        await printed(logs[0], "translating hello")
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+        second = start(logs[1])
+        assert await asyncio.wait_for(handle.result(), timeout=60) == "HELLO"
+        history = (await handle.fetch_history()).to_json_dict()
+    finally:
+        for process in (first, second):
+            if process is not None:
+                stop_process(process, sig=signal.SIGKILL)
+    path = tmp_path / "durable.json"
+    path.write_text(json.dumps(history))
+
+    result = CliRunner().invoke(cli, ["check", "--pack-path", str(DURABLE), "--history", str(path),
+                                      "--format", "json"])
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0, result.output
+    assert report["rubric"]["id"] == "durable"
+    [experiment] = report["experiments"]
+    assert experiment["status"] == "pass" and experiment["score"] == 5
+    assert {c["id"] for c in experiment["checks"] if c["status"] == "pass"} == {
+        "durable-crash.completed", "durable-crash.timer", "durable-crash.worker-replaced", "durable-crash.done-once"}

@@ -12,7 +12,7 @@ from grader.packs import get_pack
 
 PACK = get_pack("sagas")
 GOLDENS = PACK.folder / "goldens"
-MANIFEST = json.loads((GOLDENS / "manifest.json").read_text())
+MANIFEST = json.loads((PACK.folder / "goldens.json").read_text())
 
 
 def _grade(name: str):

@@ -9,11 +9,13 @@ feedback file per learner) and, against an earlier gradebook, a regrade diff.
 - :mod:`.roster`: the roster CSV, a Canvas export or a Moodle worksheet;
 - :mod:`.live`, :mod:`.lms` and :mod:`.submissions`: where a learner's histories come from
   (a server, an LMS download's layout, the files of one submission);
+- :mod:`.uploads`: one learner's folders and zips read under per-learner limits (no upload can
+  exhaust the grader or make it follow a link, open a FIFO or trust a name);
 - :mod:`.late`: the gradebook's ``late`` column;
 - :mod:`.lms_grades`: the scores written back into a copy of the LMS export;
 - :mod:`.spreadsheet`: CSV cells no spreadsheet runs as formulas;
 - :mod:`.batch`: grading learners as their histories arrive;
-- :mod:`.gradebook`: the files in ``--out DIR``, written atomically;
+- :mod:`.gradebook`: the files in ``--out DIR``, staged and swapped in together, under a lock;
 - :mod:`.regrade`: what changed since an earlier gradebook;
 - :mod:`.progress` and :mod:`.summary`: what the person running it sees;
 - :mod:`.feedback`: each learner's feedback file;

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import os
 import time
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -750,21 +751,82 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     10,000 fit in seconds. At most two chunks per process are in flight, so
     memory stays bounded however large the class.
     """
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
     if replay:
         from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
-    chunks = (plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK))
-    with ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
-        running: set = set()
-        for chunk in chunks:
-            running.add(pool.submit(_grade_chunk, chunk, rubric.path, replay, due, credit_simulate, known))
-            if len(running) >= 2 * jobs:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                _spool(done, book, progress)
-        _spool(wait(running).done, book, progress)
+    chunks = [plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
+    args = (rubric.path, replay, due, credit_simulate, known)
+    lost: list = []  # chunks whose grading process died (the kernel's OOM killer, a stray kill -9)
+    for attempt in range(2):
+        pool = _pool(jobs)
+        try:
+            running: dict = {}
+            for chunk in chunks:
+                running[pool.submit(_grade_chunk, chunk, *args)] = chunk
+                if len(running) >= 2 * jobs:
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    pool = _collect(done, running, book, progress, lost, pool, jobs)
+            while running:
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                pool = _collect(done, running, book, progress, lost, pool, jobs)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if not lost:
+            return
+        # Graded again on a new pool: a process killed from outside loses nobody their grade.
+        chunks, lost = lost, []
+    for chunk in chunks:
+        # Lost twice: one learner per process, so a learner whose files kill a grading process is
+        # the only one who pays for it (their row says so); everyone else is graded.
+        for item in chunk:
+            with _pool(1) as alone:
+                try:
+                    rows = alone.submit(_grade_chunk, [item], *args).result()
+                except BrokenProcessPool:
+                    rows = [_died_row(item, rubric)]
+            for row, runs, workers in rows:
+                book.add(row, runs, workers)
+            progress.advance(1)
+
+
+def _pool(jobs: int):
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),))
+
+
+def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int):
+    """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool."""
+    broken = False
+    for future in done:
+        chunk = running.pop(future)
+        try:
+            rows = future.result()
+        except BrokenProcessPool:
+            lost.append(chunk)
+            broken = True
+            continue
+        for row, runs, workers in rows:
+            book.add(row, runs, workers)
+        progress.advance(len(rows))
+    if not broken:
+        return pool
+    # A dead process breaks the whole pool: every chunk still in it is graded again, on a new one.
+    lost.extend(running.values())
+    running.clear()
+    pool.shutdown(wait=False, cancel_futures=True)
+    return _pool(jobs)
+
+
+def _died_row(item: tuple, rubric: Rubric) -> tuple:
+    position, name, cells, *_ = item
+    result = LearnerResult(name, UNREADABLE_FILES, roster=cells or {}, position=position)
+    result.problems.append("the grading process died while reading these files (out of memory?): hand in only "
+                           "the exported histories")
+    return (_to_row(result, rubric), [], [])
 
 
 def die_with_parent(parent: int) -> None:
@@ -792,14 +854,6 @@ def die_with_parent(parent: int) -> None:
     # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
     # the batch itself cleans up.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _spool(done: Iterable, book: Gradebook, progress: Progress) -> None:
-    for future in done:
-        rows = future.result()
-        for row, runs, workers in rows:
-            book.add(row, runs, workers)
-        progress.advance(len(rows))
 
 
 def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,

@@ -57,7 +57,7 @@ class Limits:
     #: Largest single history, unpacked (the same default as ``check --max-history-bytes``).
     max_file_bytes: int = 64 * 1024 * 1024
     #: All files read from the upload together, unpacked.
-    max_total_bytes: int = 256 * 1024 * 1024
+    max_total_bytes: int = 128 * 1024 * 1024
     #: Largest unpacked/packed ratio of a zip entry above ``ratio_floor`` bytes (JSON packs about 10:1).
     max_ratio: int = 200
     #: Entries smaller than this are not held to ``max_ratio`` (tiny files pack oddly).

@@ -45,6 +45,7 @@ COMMANDS: dict[str, str] = {
     "timeline": "grader.cli.timeline",
     "export": "grader.cli.export",
     "gradescope-autograder": "grader.cli.gradescope",
+    "packs": "grader.cli.packs",
 }
 
 
@@ -76,7 +77,7 @@ class GraderGroup(click.Group):
 @click.group(cls=GraderGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="grader")
 def cli() -> None:
-    """Failure Lab: run and grade Temporal's money-transfer failure experiments.
+    """Failure Lab: run and grade Temporal's failure experiments (money transfer, sagas, ...).
 
     \b
     grader init       write a copy of the exercise app to work in
@@ -87,6 +88,7 @@ def cli() -> None:
     grader timeline   show one history the way the grader reads it
     grader export     write a learner's runs as a submission bundle
     grader gradescope-autograder  build the zip a Gradescope assignment runs
+    grader packs      list the course packs (--pack ID on init, simulate, check, batch, export)
     """
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from grader.cli.options import connection_options, output_options, rubric_option
+from grader.cli.options import connection_options, output_options, pack_options, rubric_option
 from grader.defaults import BATCH_CONCURRENCY, BATCH_MAX_RPS, BATCH_MAX_VISIBILITY_RPS, BATCH_SINCE
 
 if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pay for it
@@ -71,18 +71,22 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @connection_options
 @rubric_option
+@pack_options(auto=True)
 @output_options
 def command(roster: Path | None, id_column: str | None, lms_column: str | None, due: str | None, submissions: Path | None, out_dir: Path, previous: Path | None,
             concurrency: int, since: str, limit: int | None, jobs: int | None, replay: bool, credit_simulate: bool,
             max_rps: float, max_visibility_rps: float, shard: str | None, resume: bool,
             quiet: bool,
-            connection: ConnectionSettings, rubric: str, output_format: str, output_file: Path | None) -> None:
+            connection: ConnectionSettings, rubric: str, pack_id: str | None, output_format: str,
+            output_file: Path | None) -> None:
     """Grade every learner of a class into a gradebook.
 
     \b
-    Live (default): every learner's MoneyTransfer workflows on the server
-    (learner ada owns the ids ada-...), the roster's learners or all found.
-    Files: --submissions DIR, as an LMS download lays it out.
+    Live (default): every learner's workflows of the pack (--pack, default
+    money-transfer) on the server (learner ada owns the ids ada-...), the
+    roster's learners or all found.
+    Files: --submissions DIR, as an LMS download lays it out; without --pack
+    each history is graded by the pack of its workflow type.
 
     \b
     Each learner gets one row with a status:
@@ -117,6 +121,11 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
 
     from grader.classroom.late import parse_due
 
+    from grader.cli.options import apply_pack, rubric_for_files
+
+    pack, rubric = apply_pack(pack_id, rubric)
+    if pack is None and submissions is not None:
+        rubric = rubric_for_files([submissions], rubric)
     render_summary = summary_renderer(output_format)
     due_at = parse_due(due) if due is not None else None
     part = parse_shard(shard) if shard is not None else None

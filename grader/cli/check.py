@@ -14,6 +14,7 @@ from grader.cli.options import (
     grading_options,
     max_history_bytes_option,
     output_options,
+    pack_options,
 )
 
 if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is needed
@@ -33,7 +34,7 @@ if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is n
 @click.option("--all-learners", is_flag=True,
               help="Without --workflow-id: every learner's workflows, even when LEARNER_ID is set.")
 @click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True,
-              help="Without --workflow-id or a learner: how many of the newest MoneyTransfer runs to read "
+              help="Without --workflow-id or a learner: how many of the newest runs to read "
                    "(a learner's runs are all read).")
 @click.option("--replay/--no-replay", default=False, show_default=True,
               help="Also replay each history through the reference workflow (integrity). It loads the "
@@ -50,15 +51,18 @@ if TYPE_CHECKING:  # grader.sources.connect stays unimported until a server is n
 @max_history_bytes_option
 @connection_options
 @grading_options
+@pack_options(auto=True)
 @output_options
 def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner: str | None,
             all_learners: bool, limit: int, replay: bool, watch: bool, interval: float, open_page: bool,
             max_history_bytes: int, connection: ConnectionSettings, experiments: tuple[str, ...], rubric: str,
-            output_format: str, output_file: Path | None) -> None:
+            pack_id: str | None, output_format: str, output_file: Path | None) -> None:
     """Grade the experiments from workflow histories.
 
     \b
-    Live (default): reads MoneyTransfer workflows from the server, newest first.
+    Live (default): reads the pack's workflows (--pack, default money-transfer's
+    MoneyTransfer) from the server, newest first. Files are graded pack by
+    pack, each told from its workflow type, unless --pack or --rubric says.
     Offline: --history FILE|DIR|BUNDLE, as exported by
       temporal workflow show -w ID --output json > FILE
     or the Web UI's Download button, or `grader export`.
@@ -81,7 +85,12 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     130 interrupted (Ctrl+C).
     """
     from grader import api
+    from grader.cli.options import apply_pack, rubric_for_files
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
+
+    pack, rubric = apply_pack(pack_id, rubric)
+    if pack is None and histories:
+        rubric = rubric_for_files(histories, rubric)
 
     if histories and (workflow_ids or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--all-learners read a server: pick one")
@@ -184,19 +193,26 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | Non
         return None, None
     where = f"{target.address} (namespace {target.namespace})"
     if not found:
-        return None, f"graded every MoneyTransfer workflow at {where}"
+        return None, f"graded every {_listed()} workflow at {where}"
     if len(found) == 1:
         (only,) = found
-        return only, (f"graded learner {terminal(only)}, the only learner with MoneyTransfer workflows at {where}; "
+        return only, (f"graded learner {terminal(only)}, the only learner with {_listed()} workflows at {where}; "
                       "set LEARNER_ID or pass --learner to be sure")
     names = sorted(found, key=lambda name: (-found[name], name))
     listed = [f"{terminal(n)} ({found[n]} run{'s' if found[n] != 1 else ''})" for n in names[:_LEARNERS_SHOWN]]
     if len(names) > len(listed):
         listed.append(f"and {len(names) - len(listed)} more")
-    click.echo(f"grader: {len(names)} learners have MoneyTransfer workflows at {where}: {', '.join(listed)}",
+    click.echo(f"grader: {len(names)} learners have {_listed()} workflows at {where}: {', '.join(listed)}",
                err=True)
     raise BadInputError("whose grade? pass --learner ID (or set LEARNER_ID) to grade one learner's workflows, "
                         "or --all-learners for everyone's")
+
+
+def _listed() -> str:
+    """The workflow type a live read lists (the pack's)."""
+    from grader.sources import live
+
+    return live.LISTED_WORKFLOW_TYPE
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from grader.cli.options import connection_options
+from grader.cli.options import connection_options, pack_options
 
 if TYPE_CHECKING:  # grader.sources.connect pulls in the SDK: imported only when the command runs
     from grader.sources.connect import ConnectionSettings
@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # grader.sources.connect pulls in the SDK: imported only when
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True,
               help="How many of the learner's newest runs to export.")
 @connection_options
-def command(learner: str, output: Path | None, as_zip: bool, limit: int, connection: "ConnectionSettings") -> None:
-    """Export a learner's MoneyTransfer runs as a submission bundle.
+@pack_options(auto=False)
+def command(learner: str, output: Path | None, as_zip: bool, limit: int, connection: "ConnectionSettings",
+            pack_id: str | None) -> None:
+    """Export a learner's runs of the pack's workflow (--pack, default money-transfer) as a submission bundle.
 
     \b
     The bundle holds each run's history as `temporal workflow show --output
@@ -38,6 +40,9 @@ def command(learner: str, output: Path | None, as_zip: bool, limit: int, connect
     from grader.sources.bundles import export_learner
     from grader.background import run_sync
 
+    from grader.cli.options import apply_pack
+
+    apply_pack(pack_id, None)
     output = output or Path(f"{learner}-bundle{'.zip' if as_zip else ''}")
     target = connection.resolve()
     def cross_talk(workflow_id: str, finding) -> None:

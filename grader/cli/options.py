@@ -97,10 +97,82 @@ def rubric_option(func: Any) -> Any:
                         help="A bundled rubric name or a rubric file (JSON or TOML).")(func)
 
 
+class ExperimentId(click.ParamType):
+    """An experiment id of any pack found (checked when the option is read, after --pack-path)."""
+
+    name = "experiment"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from grader.engine.catalog import EXPERIMENTS
+        from grader.packs import all_packs
+
+        all_packs()
+        if value not in EXPERIMENTS:
+            self.fail(f"{value!r} is not an experiment of any pack: choose from {', '.join(EXPERIMENTS)}", param, ctx)
+        return value
+
+    def get_metavar(self, param: Any, *args: Any, **kwargs: Any) -> str:
+        return "[" + "|".join(EXPERIMENT_IDS) + "|...]"
+
+
+EXPERIMENT = ExperimentId()
+
+
+def _add_pack_path(ctx: Any, param: Any, value: tuple[Path, ...]) -> None:
+    from grader.packs import add_pack_path
+
+    if value:
+        add_pack_path(*value)
+
+
+def pack_options(*, auto: bool) -> Any:
+    """--pack ID and --pack-path DIR. ``auto``: without --pack the pack is told from the histories."""
+    from grader.packs import DEFAULT_PACK, PACK_PATH_ENV
+
+    default = ("told from each history's workflow type (files), else " if auto else "") + DEFAULT_PACK
+
+    def decorate(func: Any) -> Any:
+        func = click.option("--pack-path", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+                            metavar="DIR", is_eager=True, expose_value=False, callback=_add_pack_path,
+                            help=f"Also look for course packs in DIR (repeatable; or {PACK_PATH_ENV}).")(func)
+        return click.option("--pack", "pack_id", metavar="ID",
+                            help=f"The course pack to use (`grader packs` lists them)  [default: {default}]")(func)
+    return decorate
+
+
+def apply_pack(pack_id: str | None, rubric: Any, *, ctx: click.Context | None = None) -> tuple[Any, Any]:
+    """The pack named by --pack (None when not named) and the rubric to grade with.
+
+    A named pack's rubric replaces the default one (an explicit --rubric
+    wins), and live reads list that pack's workflow type.
+    """
+    if pack_id is None:
+        return None, rubric
+    from grader.packs import get_pack
+    from grader.sources.live import use_workflow_type
+
+    pack = get_pack(pack_id)
+    use_workflow_type(pack.workflow_label)
+    ctx = ctx or click.get_current_context(silent=True)
+    explicit = ctx is not None and ctx.get_parameter_source("rubric") not in (
+        None, click.core.ParameterSource.DEFAULT)
+    return pack, (rubric if explicit else str(pack.rubric_path))
+
+
+def rubric_for_files(paths: Any, rubric: Any, *, ctx: click.Context | None = None) -> Any:
+    """Without --pack or --rubric: the rubric of the packs the history files belong to (pack by pack)."""
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("rubric") not in (None, click.core.ParameterSource.DEFAULT):
+        return rubric
+    from grader.packs import rubric_for_paths
+
+    return rubric_for_paths(list(paths)) or rubric
+
+
 def grading_options(func: Any) -> Any:
     """--experiment and --rubric."""
     func = rubric_option(func)
-    return click.option("--experiment", "experiments", multiple=True, type=click.Choice(EXPERIMENT_IDS),
+    return click.option("--experiment", "experiments", multiple=True, type=EXPERIMENT,
                         help="Grade only this experiment (repeatable); the exit code then speaks for "
                              "these alone.")(func)
 

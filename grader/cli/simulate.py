@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from grader.cli.options import (
+    EXPERIMENT,
     EXPERIMENT_IDS,
     connection_options,
     documents_on_error,
     emit_report,
     output_options,
+    pack_options,
     rubric_option,
 )
 
@@ -27,8 +29,8 @@ from grader.lab.simulate_options import SimulationOptions as _Sim  # noqa: E402
 
 @click.command("simulate")
 @click.argument("app_dir", required=False, type=click.Path(path_type=Path))
-@click.option("--experiment", "experiments", multiple=True, type=click.Choice(EXPERIMENT_IDS),
-              help="Run only this experiment (repeatable)  [default: all four]")
+@click.option("--experiment", "experiments", multiple=True, type=EXPERIMENT,
+              help="Run only this experiment (repeatable)  [default: all the pack's]")
 @click.option("--signal", "kill_signal", type=click.Choice(list(SIGNALS)),
               default=_Sim.signal, show_default=True,
               help="crash-recovery: signal sent to the worker.")
@@ -55,8 +57,9 @@ from grader.lab.simulate_options import SimulationOptions as _Sim  # noqa: E402
                    "--learner ID` and `grader batch` find them  [default: sim]")
 @connection_options
 @rubric_option
+@pack_options(auto=False)
 @output_options
-def command(app_dir: Path | None, experiments: tuple[str, ...], connection: ConnectionSettings,
+def command(app_dir: Path | None, experiments: tuple[str, ...], connection: ConnectionSettings, pack_id: str | None,
              kill_signal: str, kill_during: str, failed_attempts: int, max_attempts: int, outage: float,
              latency: float | None, wait_limit: float, task_queue: str | None,
              save_histories: Path | None, learner: str | None, rubric: str, output_format: str,
@@ -98,6 +101,13 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
 
     # Whatever breaks before the grade (no app, a worker that does not start, no server) still
     # gives every document format its document, score 0 and the error inside (CI never goes silent).
+    from grader.cli.options import apply_pack
+
+    pack, rubric = apply_pack(pack_id, rubric)
+    if pack is not None and pack.id != "money-transfer":
+        return _simulate_pack(pack, app_dir, experiments=experiments, connection=connection, kill_signal=kill_signal,
+                              wait_limit=wait_limit, save_histories=save_histories, learner=learner, rubric=rubric,
+                              output_format=output_format, output_file=output_file)
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
         app = validate_app_dir(app_dir) if app_dir is not None else bundled_app("solution")
         chosen_rubric = load_rubric(rubric)  # a bad rubric stops us before any process starts
@@ -144,6 +154,73 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
         progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
         graded = [r for r in runs if r.ok is not None]
         report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
+        if not summary_to_stderr:
+            click.echo()
+        emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))
+
+
+def _simulate_pack(pack: Any, app_dir: Path | None, *, experiments: tuple[str, ...], connection: Any,
+                   kill_signal: str, wait_limit: float, save_histories: Path | None, learner: str | None,
+                   rubric: Any, output_format: str, output_file: Path | None) -> None:
+    """``grader simulate --pack ID`` for a pack with its own scenarios (its ``scenarios.py``).
+
+    The money-transfer options (--kill-during, --outage, ...) do not apply;
+    --signal, --wait-limit, --save-histories, --learner and --address do.
+    """
+    import asyncio
+    import signal
+    import time
+
+    from tabulate import tabulate
+
+    from grader.api import grade_simulation
+    from grader.engine.rubric import load_rubric
+    from grader.errors import BadInputError
+    from grader.lab.simulate import check_histories_dir
+    from grader.lab.simulate import save_histories as write_histories
+    from grader.packs import pack_scenarios
+
+    with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
+        scenarios = pack_scenarios(pack)
+        wrong = sorted(set(experiments) - set(pack.experiments))
+        if wrong:
+            raise BadInputError(f"--experiment {wrong[0]} is not an experiment of pack {pack.id}: choose from "
+                                f"{', '.join(pack.experiments)}")
+        app = Path(app_dir) if app_dir is not None else pack.solution_dir
+        chosen_rubric = load_rubric(rubric)
+        if save_histories is not None:
+            check_histories_dir(save_histories)
+        external = connection.resolve().address if connection.address is not None or connection.profile else None
+        began = time.monotonic()
+
+        def progress(message: str) -> None:
+            click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+        async def run() -> Any:
+            task = asyncio.current_task()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+            return await scenarios.run_scenarios(app, experiments=experiments or tuple(pack.experiments),
+                                                 address=external, learner=learner or "sim", kill_signal=kill_signal,
+                                                 wait_limit=wait_limit, progress=progress)
+
+        try:
+            runs = asyncio.run(run())
+        except asyncio.CancelledError:
+            raise KeyboardInterrupt from None
+        for path in write_histories(runs, save_histories) if save_histories else []:
+            progress(f"history saved to {path}")
+        reached = {True: "yes", False: "NO", None: "skipped"}
+        summary_to_stderr = output_format != "table" and output_file is None
+        click.echo(tabulate(
+            [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
+              r.workflow_id or "-", r.run_id or "-") for r in runs],
+            headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
+        ), err=summary_to_stderr)
+        for r in runs:
+            click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
+        progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
+        report = grade_simulation([r for r in runs if r.ok is not None], rubric=chosen_rubric)
         if not summary_to_stderr:
             click.echo()
         emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))

@@ -115,7 +115,13 @@ def find_rubric(name_or_path: str | Path) -> Path:
 
 
 def load_rubric(name_or_path: str | Path = DEFAULT_RUBRIC) -> Rubric:
-    """Find, parse and validate a rubric; raise :class:`RubricError` naming the file and field."""
+    """Find, parse and validate a rubric; raise :class:`RubricError` naming the file and field.
+
+    ``A+B`` (names or paths joined by ``+``) grades several packs at once: see :func:`combine_rubrics`.
+    """
+    if isinstance(name_or_path, str) and "+" in name_or_path and not Path(name_or_path).is_file():
+        return combine_rubrics([load_rubric(part) for part in name_or_path.split("+") if part],
+                               name=name_or_path)
     path = find_rubric(name_or_path)
     try:
         text = path.read_text()
@@ -202,3 +208,22 @@ def rubric_from_data(data: Any, *, source: str = "<rubric>", check_schema: bool 
     experiments.sort(key=lambda e: order.index(e.id))
     return Rubric(id=data["id"], version=str(data["version"]), title=data.get("title", data["id"]),
                   experiments=tuple(experiments), path=source)
+
+
+def combine_rubrics(rubrics: list[Rubric], *, name: str = "") -> Rubric:
+    """One rubric grading the experiments of several (each pack's runs on its own experiments).
+
+    Its id and version join theirs with ``+``; ``name`` is what :func:`load_rubric` reads it back from.
+    """
+    seen: set[str] = set()
+    for rubric in rubrics:
+        clash = seen & {e.id for e in rubric.experiments}
+        if clash:
+            raise RubricError(f"{rubric.path}: experiment {sorted(clash)[0]!r} is in two of the rubrics joined")
+        seen |= {e.id for e in rubric.experiments}
+    if len(rubrics) == 1:
+        return rubrics[0]
+    return Rubric(id="+".join(r.id for r in rubrics), version="+".join(r.version for r in rubrics),
+                  title="; ".join(r.title for r in rubrics),
+                  experiments=tuple(e for r in rubrics for e in r.experiments),
+                  path=name or "+".join(r.path for r in rubrics))

@@ -25,14 +25,15 @@ def app_files(app_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def init_app(dest: Path, *, solution: bool = False) -> list[Path]:
+def init_app(dest: Path, *, solution: bool = False, source: Path | None = None) -> list[Path]:
     """Copy the bundled exercise app (or the solution) into ``dest``; return the files written.
 
-    ``dest`` may be missing or an empty folder. Raises :class:`BadInputError`
-    (exit 2) when it is a file or a folder with anything in it.
+    ``source`` is another app folder to copy (a course pack's exercise or
+    solution). ``dest`` may be missing or an empty folder. Raises
+    :class:`BadInputError` (exit 2) when it is a file or a folder with anything in it.
     """
     name = "solution" if solution else "exercise"
-    source = data_dir(name)
+    source = source if source is not None else data_dir(name)
     files = app_files(source) if source.is_dir() else []
     if not any(f.name == "run_worker.py" for f in files):
         raise AppError(f"the bundled {name} app is missing from this install ({source}): "

@@ -22,7 +22,9 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import re
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,3 +245,69 @@ def _load_checks(folder: Path, data: dict[str, Any], *, builtin: bool, pack_file
         del sys.modules[name]
         raise PackError(f"{folder / 'checks.py'}: the pack's checks failed to load: {type(err).__name__}: {err}") \
             from None
+
+
+#: The first event names the workflow type; a history's first few KiB hold it.
+_WORKFLOW_TYPE = re.compile(rb'"workflowType"\s*:\s*\{\s*"name"\s*:\s*"([^"\\]{1,200})"')
+#: How many files :func:`packs_in` looks at, and how much of each: enough to tell a class's packs apart.
+PEEK_FILES, PEEK_BYTES = 2000, 64 * 1024
+
+
+def packs_in(paths: list[Path]) -> list[Pack]:
+    """The packs whose workflows the history files under ``paths`` hold, default pack first.
+
+    Only the start of each ``*.json`` file is read (its first event names the
+    workflow type), at most :data:`PEEK_FILES` files; zips and unreadable
+    files are left to the real reading, which reports them.
+    """
+    found: dict[str, Pack] = {}
+    seen = 0
+    for root in paths:
+        root = Path(root)
+        files = [root] if not root.is_dir() else root.rglob("*.json")
+        for file in files:
+            if seen >= PEEK_FILES:
+                break
+            seen += 1
+            try:
+                # Regular files only: a named pipe would block the read, a device never end.
+                if not stat.S_ISREG(os.stat(file).st_mode):
+                    continue
+                with file.open("rb") as handle:
+                    head = handle.read(PEEK_BYTES)
+            except (OSError, ValueError):
+                continue
+            match = _WORKFLOW_TYPE.search(head)
+            pack = pack_for_workflow_type(match.group(1).decode("utf-8", "replace")) if match else None
+            if pack is not None:
+                found.setdefault(pack.id, pack)
+    return sorted(found.values(), key=lambda p: list(all_packs()).index(p.id))
+
+
+def rubric_for_paths(paths: list[Path]) -> str | None:
+    """The rubric that grades the histories under ``paths`` pack by pack, or None for the default pack's.
+
+    One pack: its rubric. Several: their rubrics joined with ``+`` (the engine
+    grades each run on its own pack's experiments).
+    """
+    packs = packs_in(paths)
+    if not packs or [p.id for p in packs] == [DEFAULT_PACK]:
+        return None
+    return "+".join(p.rubric_id if p.builtin else str(p.rubric_path) for p in packs)
+
+
+def pack_scenarios(pack: Pack) -> Any:
+    """The pack's ``scenarios`` module (what ``grader simulate --pack`` runs); PackError when it has none."""
+    if not (pack.folder / "scenarios.py").is_file():
+        raise PackError(f"pack {pack.id} has no simulate scenarios (no scenarios.py in {pack.folder})")
+    if pack.builtin:
+        return importlib.import_module(f"{__name__}.{pack.folder.name}.scenarios")
+    name = f"failure_lab_pack_{pack.id.replace('-', '_')}_scenarios"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pack.folder / "scenarios.py")
+        if spec is None or spec.loader is None:
+            raise PackError(f"{pack.folder / 'scenarios.py'}: cannot be loaded as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -38,7 +38,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Sequence
 
-from grader import __version__, defaults
+from grader import __version__
 from grader.errors import BadInputError, HistoryError
 from grader.engine.history import load_json_text
 from grader.engine.integrity import Finding
@@ -55,7 +55,7 @@ FORMAT = "failure-lab-bundle/1"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 #: Most histories read from one bundle, and most bytes in all (the limits of a learner's upload).
 MAX_LISTED = 1000
-MAX_BUNDLE_BYTES = 256 * 1024 * 1024
+MAX_BUNDLE_BYTES = 128 * 1024 * 1024
 #: Largest unpacked/packed ratio of a zipped history bigger than a megabyte (JSON packs about 10:1).
 MAX_RATIO = 200
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -403,7 +403,9 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     client = client or await connect(target)
     found = await newest_runs(client, query, limit, target, learner=learner)
     if not found:
-        raise BadInputError(f"no {defaults.WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
+        from grader.sources import live
+
+        raise BadInputError(f"no {live.LISTED_WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
                             f"'{learner}-...') in namespace {target.namespace!r} at {target.address}: "
                             "check the learner id")
     runs = []

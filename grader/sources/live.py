@@ -33,14 +33,25 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history"
 
 
+#: The workflow type live reads list: the default pack's, until ``--pack`` names another
+#: (:func:`use_workflow_type`; one command grades one pack from a server).
+LISTED_WORKFLOW_TYPE = defaults.WORKFLOW_TYPE
+
+
+def use_workflow_type(name: str) -> None:
+    """List workflows of type ``name`` from now on (``--pack`` calls it with the pack's workflow type)."""
+    global LISTED_WORKFLOW_TYPE
+    LISTED_WORKFLOW_TYPE = name
+
+
 def visibility_query(learner: str | None) -> str:
-    """The list filter for MoneyTransfer workflows, narrowed to the ids a learner owns (``ada-...``).
+    """The list filter for the graded pack's workflows, narrowed to the ids a learner owns (``ada-...``).
 
     The server compares case-sensitively, so the usual spellings of the id
     are asked for (:func:`grader.engine.learner.prefix_spellings`); callers keep
     only what :func:`grader.engine.learner.owns` accepts.
     """
-    query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)}"
+    query = f"WorkflowType = {_quote(LISTED_WORKFLOW_TYPE)}"
     if learner:
         spellings = prefix_spellings(validate_learner_id(learner))
         either = " OR ".join(f"WorkflowId STARTS_WITH {_quote(p)}" for p in spellings)
