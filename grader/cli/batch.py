@@ -49,8 +49,8 @@ if TYPE_CHECKING:  # grader.sources.connect starts the SDK; --help should not pa
               help="Files: processes that grade at once  [default: one per CPU]")
 @click.option("--replay/--no-replay", default=True, show_default=True,
               help="Also replay every history through the reference workflow, as `grader check --replay` "
-                   "does: grading for the record checks all it can (milliseconds a history; the other "
-                   "integrity rules always apply).")
+                   "does: it catches edits the other integrity rules cannot, and costs one replay per shape "
+                   "of history, not per history (the other integrity rules always apply).")
 @click.option("--credit-simulate/--no-credit-simulate", default=True, show_default=True,
               help="Credit runs made by `grader simulate` (its mark is on their start event); either way "
                    "their learners are flagged `simulate`.")
