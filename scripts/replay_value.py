@@ -169,6 +169,7 @@ def measure(root: Path) -> list[dict]:
         folder = root / kind.replace(" ", "-") / name
         folder.mkdir(parents=True)
         for file_name, doc in files.items():
+            (folder / file_name).parent.mkdir(parents=True, exist_ok=True)  # some forgeries come in folders
             (folder / file_name).write_text(json.dumps(doc))
         rules = _grade(folder, replay=False)
         both = _grade(folder, replay=True)

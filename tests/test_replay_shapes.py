@@ -90,3 +90,19 @@ def test_forgeries_only_replay_catches_are_caught_after_their_honest_scenario():
         forged = [_load(file_name, json.dumps(doc)) for file_name, doc in build().items()]
         outcome = replay.replay_histories(forged)
         assert all("replay-nondeterminism" in {f.code for f in found} for found in outcome.findings), name
+
+
+def test_a_value_too_deep_to_hash_has_no_shape_and_no_traceback():
+    """SDK metadata nested about as deep as the reader accepts (1,000 objects): repr would recurse past
+    Python's limit (the fuzzer found such a case); the history gets a shape of its own instead."""
+    doc = json.loads((GOLDENS / "retries-exhausted-refund.json").read_text())
+    completed = next(e for e in doc["events"]
+                     if e["eventType"] in ("EVENT_TYPE_WORKFLOW_TASK_COMPLETED", "WorkflowTaskCompleted"))
+    attributes = next(v for k, v in completed.items() if k.endswith("Attributes"))
+    attributes["sdkMetadata"] = "@@DEEP@@"
+    # Built as text: the json module itself refuses to write a value this deep.
+    text = json.dumps(doc).replace('"@@DEEP@@"', '{"a":' * 1000 + "{}" + "}" * 1000)
+    history = _load("deep.json", text)
+    assert history is not None
+    first, second = replay.replay_key(history), replay.replay_key(history)
+    assert first != second  # nothing to share: each asks for its own replay

@@ -11,9 +11,9 @@ because the final files are always made from the whole spool, in roster
 order, in one pass.
 
 The spool records a fingerprint of what decides a learner's row (where the
-histories come from, the roster's bytes, the rubric's bytes, replay on or
-off, the live run limit). A resume with other arguments is refused rather
-than mixing two gradings in one gradebook.
+histories come from, the roster's and the rubric's bytes, ``--replay``,
+``--since``, ``--due``, ``--shard`` and the like). A resume with other
+arguments is refused rather than mixing two gradings in one gradebook.
 """
 
 from __future__ import annotations
@@ -123,11 +123,6 @@ def _held(path: Path) -> tuple[str, int] | None:
             db.close()
     except sqlite3.Error:
         return None
-
-
-def finished_learners(db: sqlite3.Connection) -> set[str]:
-    """Learners the spool already holds: the ones a resumed batch does not grade again."""
-    return {name for (name,) in db.execute("SELECT learner FROM learners")}
 
 
 def discard(out_dir: Path) -> None:
