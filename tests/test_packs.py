@@ -230,3 +230,22 @@ async def test_a_third_pack_grades_a_real_run_through_the_pack_path(dev_server, 
     assert experiment["status"] == "pass" and experiment["score"] == 5
     assert {c["id"] for c in experiment["checks"] if c["status"] == "pass"} == {
         "durable-crash.completed", "durable-crash.timer", "durable-crash.worker-replaced", "durable-crash.done-once"}
+
+
+def test_batch_grades_a_mixed_class_pack_by_pack(tmp_path: Path):
+    subs = tmp_path / "subs"
+    for learner, src in (("ada", SAGAS_GOLDENS / "saga-rollback.json"), ("bob", SAGAS_GOLDENS / "practice-copy.json"),
+                         ("cy", MONEY_GOLDENS / "live-fix.json")):
+        (subs / learner).mkdir(parents=True)
+        (subs / learner / src.name).write_bytes(src.read_bytes())
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(subs), "--out", str(tmp_path / "out"), "-q",
+                                      "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "out" / "gradebook.csv").read_text(encoding="utf-8-sig").splitlines()
+    header = text[0].split(",")
+    assert "saga-rollback" in header and "live-fix" in header
+    cells = {line.split(",")[0]: dict(zip(header, line.split(","))) for line in text[1:]}
+    assert cells["ada"]["saga-rollback"] == "pass" and cells["ada"]["live-fix"] == "not-attempted"
+    assert cells["bob"]["saga-rollback"] == "fail"
+    assert cells["cy"]["live-fix"] == "pass" and cells["cy"]["saga-rollback"] == "not-attempted"
+    assert set(cells) == {"ada", "bob", "cy"}
