@@ -140,6 +140,7 @@ def test_a_mixed_folder_is_graded_pack_by_pack(tmp_path: Path):
     statuses = {e["id"]: e["status"] for e in report["experiments"]}
     assert statuses["live-fix"] == "pass" and statuses["crash-survived"] == "pass"
     assert statuses["saga-rollback"] == "not-attempted" and statuses["crash-recovery"] == "not-attempted"
+    jsonschema.Draft202012Validator(json.loads(schema_path("report").read_text())).validate(report)
 
 
 @pytest.fixture
