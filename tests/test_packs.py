@@ -250,3 +250,12 @@ def test_batch_grades_a_mixed_class_pack_by_pack(tmp_path: Path):
     assert cells["bob"]["saga-rollback"] == "fail"
     assert cells["cy"]["live-fix"] == "pass" and cells["cy"]["saga-rollback"] == "not-attempted"
     assert set(cells) == {"ada", "bob", "cy"}
+
+
+def test_simulate_refuses_another_pack_s_experiment_before_starting_anything():
+    result = CliRunner().invoke(cli, ["simulate", "--pack", "sagas", "--experiment", "crash-recovery"])
+    assert result.exit_code == 2
+    assert "--experiment crash-recovery is not an experiment of pack sagas: choose from saga-rollback, " \
+           "crash-survived" in result.output
+    unknown = CliRunner().invoke(cli, ["check", "--experiment", "nope", "--history", str(SAGAS_GOLDENS)])
+    assert unknown.exit_code == 2 and "'nope' is not an experiment of any pack" in unknown.output

@@ -76,3 +76,14 @@ def test_the_typescript_spellings_of_the_activities_grade_the_same(tmp_path: Pat
     path.write_text(text)
     report = check_files([path], rubric=PACK.rubric_path, replay=False)
     assert {e.id: e.status for e in report.experiments} == {"saga-rollback": "not-attempted", "crash-survived": "pass"}
+
+
+def test_the_goldens_hold_no_host_name_nor_path_of_the_recording_machine():
+    import socket
+
+    names = {socket.gethostname(), socket.getfqdn()} - {"", "localhost"}
+    for path in sorted(GOLDENS.glob("*.json")):
+        text = path.read_text()
+        assert "@worker-host" in text, path.name
+        assert not any(f"@{name}" in text for name in names), path.name
+        assert str(Path.home()) + "/" not in text and "site-packages" not in text.replace("/python/site-packages", "")
