@@ -63,3 +63,27 @@ def test_the_practice_copy_lacks_exactly_the_refund_compensation():
     assert "compensations.append((PizzaOrderActivities.refund_customer, bill))" in solution
     for name in ("activities.py", "shared.py", "run_worker.py", "run_workflow.py"):
         assert (PACK.exercise_dir / name).read_text() == (PACK.solution_dir / name).read_text()
+
+
+def test_the_typescript_spellings_of_the_activities_grade_the_same(tmp_path: Path):
+    """An SDK that names activities in camelCase (refundCustomer) is graded like the Python app."""
+    text = (GOLDENS / "crash-survived.json").read_text()
+    for name in ("get_distance", "update_inventory", "process_credit_card", "refund_customer", "revert_inventory"):
+        head, *rest = name.split("_")
+        text = text.replace(f'"{name}"', '"' + head + "".join(r.title() for r in rest) + '"')
+    assert '"refundCustomer"' in text
+    path = tmp_path / "camel.json"
+    path.write_text(text)
+    report = check_files([path], rubric=PACK.rubric_path, replay=False)
+    assert {e.id: e.status for e in report.experiments} == {"saga-rollback": "not-attempted", "crash-survived": "pass"}
+
+
+def test_the_goldens_hold_no_host_name_nor_path_of_the_recording_machine():
+    import socket
+
+    names = {socket.gethostname(), socket.getfqdn()} - {"", "localhost"}
+    for path in sorted(GOLDENS.glob("*.json")):
+        text = path.read_text()
+        assert "@worker-host" in text, path.name
+        assert not any(f"@{name}" in text for name in names), path.name
+        assert str(Path.home()) + "/" not in text and "site-packages" not in text.replace("/python/site-packages", "")

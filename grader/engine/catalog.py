@@ -35,6 +35,8 @@ class ExerciseKind:
     fixable: tuple[str, ...] = ()
     #: Experiment id -> what no run showed when none counts for it (the note of a not-attempted experiment).
     defined_by: dict[str, str] = field(default_factory=dict)
+    #: Activity type (lowercase) -> the colour pictures draw its attempts in.
+    colours: dict[str, str] = field(default_factory=dict)
 
     @property
     def workflow_label(self) -> str:
@@ -88,6 +90,11 @@ def defined_by(experiment_id: str) -> str:
     """The note of an experiment no run shows: what its defining events would have been."""
     owner = experiment_owner(experiment_id)
     return (owner.defined_by.get(experiment_id) if owner else None) or "no run shows it"
+
+
+def colour_sets() -> list[dict[str, str]]:
+    """Each registered pack's activity colours (lowercase activity type -> colour), in registration order."""
+    return [k.colours for k in KINDS.values() if k.colours]
 
 
 def known_workflow_types() -> list[str]:

@@ -69,6 +69,11 @@ def lost_attempt(a: ActivityEvidence) -> FailureInfo | None:
     return None
 
 
+def same_name(name: str) -> str:
+    """An activity name as SDKs may spell it: ``refund_customer``, ``refundCustomer`` and ``RefundCustomer`` agree."""
+    return name.replace("_", "").lower()
+
+
 def root_failure(failure: FailureInfo | None) -> str:
     """A failure's message with its innermost cause, for matching the error a step raised."""
     if failure is None:
@@ -141,14 +146,18 @@ class SagaFacts:
     """
 
     def __init__(self, run: RunEvidence, compensations: Mapping[str, str]) -> None:
-        self.undo = {comp.lower(): step.lower() for comp, step in compensations.items()}
+        self.undo = {same_name(comp): same_name(step) for comp, step in compensations.items()}
+        #: How the history spells each compensation (as the pack names it when it never ran).
+        self.spelled = {same_name(comp): comp for comp in compensations}
+        self.spelled.update({same_name(a.activity_type): a.activity_type for a in run.activities
+                             if same_name(a.activity_type) in self.undo})
         steps = set(self.undo.values())
-        is_comp = lambda a: a.activity_type.lower() in self.undo  # noqa: E731
+        is_comp = lambda a: same_name(a.activity_type) in self.undo  # noqa: E731
         #: The first step that failed for good (never a compensation), or None.
         self.failure = first_final_failure(run, among=lambda a: not is_comp(a))
         failed_at = self.failure.closed_event_id if self.failure else None
         #: Steps with a compensation started up to the failure, in the order they started.
-        self.owed = [a for a in run.activities if a.activity_type.lower() in steps
+        self.owed = [a for a in run.activities if same_name(a.activity_type) in steps
                      and failed_at is not None and a.scheduled_event_id <= failed_at]
         #: Every compensation activity, in the order they were scheduled.
         self.compensations = [a for a in run.activities if is_comp(a)]
@@ -156,8 +165,8 @@ class SagaFacts:
         self.after = [a for a in self.compensations if failed_at is not None and a.scheduled_event_id > failed_at]
 
     def compensation_of(self, step: ActivityEvidence) -> str:
-        """The compensation activity name a step is undone by."""
-        return next(comp for comp, s in self.undo.items() if s == step.activity_type.lower())
+        """The compensation activity name a step is undone by, as the history spells it."""
+        return self.spelled[next(comp for comp, s in self.undo.items() if s == same_name(step.activity_type))]
 
 
 def saga_facts(run: RunEvidence, compensations: Mapping[str, str]) -> SagaFacts:
@@ -223,7 +232,7 @@ def compensated_once_after_failure(cid: str, run: RunEvidence, args: Mapping[str
                                   for a in early))
     for step in facts.owed:
         comp = facts.compensation_of(step)
-        done = [a for a in facts.after if a.activity_type.lower() == comp]
+        done = [a for a in facts.after if same_name(a.activity_type) == same_name(comp)]
         if not done:
             problems.append(f"{step.activity_type} was started (event {step.scheduled_event_id}) but {comp} "
                             "never ran to undo it")
@@ -233,8 +242,8 @@ def compensated_once_after_failure(cid: str, run: RunEvidence, args: Mapping[str
             if run.is_open:
                 return pending_result(cid, run, f"{comp} should complete")
             problems.append(f"{comp} ended {done[0].outcome}")
-    owed_comps = {facts.compensation_of(s) for s in facts.owed}
-    extra = [a for a in facts.after if a.activity_type.lower() not in owed_comps]
+    owed_comps = {same_name(facts.compensation_of(s)) for s in facts.owed}
+    extra = [a for a in facts.after if same_name(a.activity_type) not in owed_comps]
     if extra:
         problems.append(", ".join(f"{a.activity_type} ran although its step never started" for a in extra))
     if problems:
@@ -263,7 +272,7 @@ def compensations_reversed(cid: str, run: RunEvidence, args: Mapping[str, Any],
         return CheckResult(cid, FAIL, "no compensation ran after a step failed for good, so there is no order "
                                       "to check", hint="make a step fail for good and let the workflow compensate")
     evidence = [activity_ev(a) for a in facts.after]
-    ran = [a.activity_type.lower() for a in facts.after]
+    ran = [a.activity_type for a in facts.after]
     expected = [facts.compensation_of(s) for s in reversed(facts.owed)]
     firsts = list(dict.fromkeys(ran))
     order = [c for c in expected if c in firsts]
@@ -311,7 +320,7 @@ def takeover_among(run: RunEvidence, names: set[str], after_event: int = 0) -> t
     """(lost identity, new identity, activity) for an activity of ``names`` scheduled after ``after_event``
     whose attempt was lost with its worker and retried by another process; else None."""
     for a in run.activities:
-        if a.activity_type.lower() not in names or a.scheduled_event_id <= after_event:
+        if same_name(a.activity_type) not in names or a.scheduled_event_id <= after_event:
             continue
         if lost_attempt(a) and a.started_by and a.scheduled_by and a.started_by != a.scheduled_by:
             return a.scheduled_by, a.started_by, a
@@ -328,7 +337,7 @@ def worker_lost_during(cid: str, run: RunEvidence, args: Mapping[str, Any], para
     heartbeat timeout, or a worker shutdown) and ran on another identity
     than the worker whose workflow task scheduled it.
     """
-    names = {n.lower() for n in args["activities"]}
+    names = {same_name(n) for n in args["activities"]}
     after = 0
     if "compensations" in args:
         failed = saga_facts(run, args["compensations"]).failure
@@ -357,7 +366,7 @@ def finished_by_another_process(cid: str, run: RunEvidence, args: Mapping[str, A
                                 params: Mapping[str, Any]) -> CheckResult:
     """After the takeover, the lost worker did nothing more: every later activity of ``args.activities``
     completed on another process. args: ``activities``, optional ``compensations``."""
-    names = {n.lower() for n in args["activities"]}
+    names = {same_name(n) for n in args["activities"]}
     after = 0
     if "compensations" in args:
         failed = saga_facts(run, args["compensations"]).failure
@@ -369,7 +378,7 @@ def finished_by_another_process(cid: str, run: RunEvidence, args: Mapping[str, A
         return CheckResult(cid, FAIL, "no takeover to finish: no attempt was lost with its worker",
                            hint="kill the worker in the middle of the work, then start a new one")
     lost, _, taken = found
-    later = [a for a in run.activities if a.activity_type.lower() in names
+    later = [a for a in run.activities if same_name(a.activity_type) in names
              and a.scheduled_event_id >= taken.scheduled_event_id]
     unfinished = [a for a in later if a.outcome != "completed"]
     by_lost = [a for a in later if a.finished_by == lost]

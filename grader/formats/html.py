@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from html import escape
 
+from grader.engine import catalog
 from grader.engine.report import ExperimentReport, Report, provenance_said
 from grader.engine.runview import UNRECORDED_LANE, WORKFLOW_LANE, Attempt, Lane, Mark, RunTimeline
 
@@ -29,8 +30,27 @@ _STATUS_WORD = {"pass": "PASS", "fail": "FAIL", "pending": "PENDING", "error": "
 _STATUS_SIGN = {"pass": "\u2713", "fail": "\u2717", "pending": "\u2026", "error": "!", "not-attempted": "\u2013"}
 
 #: Activity colours (a colour-blind-safe trio); each bar also carries the activity's name.
-_ACTIVITY_COLOUR = {"withdraw": "#3b6fb6", "deposit": "#2a9d6f", "refund": "#d9822b"}
 _OTHER_COLOUR = "#7a6fb0"
+
+
+def _all_colours() -> dict[str, str]:
+    """Every pack's activity colours (lowercase activity type -> colour): the packs choose them."""
+    merged: dict[str, str] = {}
+    for colours in catalog.colour_sets():
+        for name, colour in colours.items():
+            merged.setdefault(name, colour)
+    return merged
+
+
+def _colours_of(timeline: RunTimeline) -> dict[str, str]:
+    """The colours the legend explains: those of each pack whose activities the run drew."""
+    drawn = {bar.activity.lower() for bar in timeline.attempts}
+    shown: dict[str, str] = {}
+    for colours in catalog.colour_sets():
+        if drawn & set(colours):
+            for name, colour in colours.items():
+                shown.setdefault(name, colour)
+    return shown
 
 # Geometry of a picture, in SVG user units (the SVG scales to the page width).
 _WIDTH, _GUTTER, _RIGHT = 900, 180, 24
@@ -194,13 +214,13 @@ def _checks(exp: ExperimentReport) -> str:
             '<th scope="col">Points</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>")
 
 
-def _legend() -> str:
+def _legend(timeline: RunTimeline) -> str:
     def swatch(body: str) -> str:
         return f'<svg viewBox="0 0 26 14" aria-hidden="true">{body}</svg>'
 
     items = [
         (swatch(f'<rect x="1" y="2" width="24" height="10" fill="{c}"/>'), f"{name} attempt")
-        for name, c in _ACTIVITY_COLOUR.items()
+        for name, c in _colours_of(timeline).items()
     ]
     items += [
         (swatch('<rect x="1" y="2" width="24" height="10" fill="#fff" stroke="#555" stroke-dasharray="3 2"/>'
@@ -234,7 +254,7 @@ def _fmt(t: float | None) -> str:
 
 
 def _colour(activity: str) -> str:
-    return _ACTIVITY_COLOUR.get(activity.lower(), _OTHER_COLOUR)
+    return _all_colours().get(activity.lower(), _OTHER_COLOUR)
 
 
 def _attempt_words(bar: Attempt) -> str:
@@ -411,7 +431,7 @@ class _Picture:
         out = [f'<pattern id="{uid}-quiet" width="8" height="8" patternUnits="userSpaceOnUse" '
                'patternTransform="rotate(45)"><rect width="8" height="8" fill="#eceef3"/>'
                '<rect width="2" height="8" fill="#cdd1dc"/></pattern>']
-        for name, colour in list(_ACTIVITY_COLOUR.items()) + [("other", _OTHER_COLOUR)]:
+        for name, colour in list(_all_colours().items()) + [("other", _OTHER_COLOUR)]:
             out.append(f'<pattern id="{uid}-h-{name}" width="7" height="7" patternUnits="userSpaceOnUse" '
                        f'patternTransform="rotate(45)"><rect width="7" height="7" fill="#fff"/>'
                        f'<rect width="2.5" height="7" fill="{colour}"/></pattern>')
@@ -487,7 +507,7 @@ class _Picture:
 
     def bar(self, bar: Attempt, top: float) -> str:
         colour = _colour(bar.activity)
-        key = bar.activity.lower() if bar.activity.lower() in _ACTIVITY_COLOUR else "other"
+        key = bar.activity.lower() if bar.activity.lower() in _all_colours() else "other"
         x0 = self.x(bar.start)
         x1 = self.x(bar.end) if bar.end is not None else _GUTTER + self.plot - 10
         width = max(x1 - x0, 3)
@@ -572,7 +592,7 @@ def _figure(timeline: RunTimeline, uid: str) -> str:
     items = "".join(f"<li>{escape(text)}</li>" for _, _, text in steps)
     items += "".join(f"<li>still open: {escape(p)}</li>" for p in timeline.pending)
     return (f'<figure id="{uid}" aria-labelledby="{uid}-cap"><figcaption id="{uid}-cap">The run, step by step'
-            f"</figcaption>{picture.svg()}{_legend()}"
+            f"</figcaption>{picture.svg()}{_legend(timeline)}"
             f'<details class="events" open><summary>The same in words ({len(steps)} steps)</summary>'
             f'<ol class="events">{items}</ol></details></figure>')
 

@@ -188,7 +188,8 @@ def load_pack(folder: Path, *, builtin: bool = False) -> Pack:
         experiments=experiments, params=dict(data.get("params", {})),
         compensations={k.lower(): v.lower() for k, v in data.get("compensations", {}).items()},
         fixable=tuple(a.lower() for a in data.get("fixable", ())),
-        defined_by={e["id"]: e["defined_by"] for e in data["experiments"] if e.get("defined_by")})
+        defined_by={e["id"]: e["defined_by"] for e in data["experiments"] if e.get("defined_by")},
+        colours={k.lower(): v for k, v in data.get("colours", {}).items()})
     try:
         catalog.register(kind)
     except ValueError as err:

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from grader.engine.checks import Shown, classifier
 from grader.engine.evidence import RunEvidence
-from grader.engine.primitives import saga_facts, takeover_among
+from grader.engine.primitives import same_name, saga_facts, takeover_among
 
 #: Compensation -> the step it undoes, as the course's workflow registers them.
 COMPENSATIONS = {"revert_inventory": "update_inventory", "refund_customer": "process_credit_card"}
@@ -24,7 +24,7 @@ def experiment_shown(run: RunEvidence, params: Mapping[str, Any]) -> Shown:
     """``crash-survived`` for a rollback a crash interrupted, ``saga-rollback`` for any other rollback or failure."""
     facts = saga_facts(run, COMPENSATIONS)
     if facts.failure is not None:
-        found = takeover_among(run, set(COMPENSATIONS), facts.failure.closed_event_id or 0)
+        found = takeover_among(run, {same_name(c) for c in COMPENSATIONS}, facts.failure.closed_event_id or 0)
         if found is not None:
             lost, new, a = found
             return Shown("crash-survived", f"worker {lost} was lost during {a.activity_type} and {new} took over")
