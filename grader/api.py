@@ -14,7 +14,7 @@ from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.packs import all_packs
+from grader.packs import all_packs, rubric_for_workflow_types
 from grader.sources.files import read_files
 from grader.sources.live import DEFAULT_LIMIT, read_live
 from grader.sources.loaded import Loaded
@@ -23,11 +23,14 @@ if TYPE_CHECKING:  # only annotations: grader.sources.connect is loaded on the l
     from grader.sources.connect import ConnectionSettings, Target
 
 
-def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric | None = DEFAULT_RUBRIC,
                  experiments: Sequence[str] | None = None, replay: bool = True,
                  credit_simulate: bool = True, learner: str | None = None,
                  known: set[str] | None = None) -> Report:
     """Build evidence for every loaded history, check its integrity and grade it against ``rubric``.
+
+    ``rubric=None`` grades each run by the pack its workflow type belongs to
+    (:func:`grader.packs.rubric_for_workflow_types`; the default pack's when none).
 
     Without ``credit_simulate`` runs made by ``grader simulate`` earn nothing.
     ``learner`` is whose work the histories are meant to be (``--learner``):
@@ -37,6 +40,8 @@ def grade_loaded(loaded: Loaded, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC
     ``cross-talk``. Neither passes.
     """
     all_packs()  # the packs' checks and names, before a rubric or history is read
+    if rubric is None:  # each run graded by the pack its workflow type belongs to
+        rubric = rubric_for_workflow_types({h.workflow_type for h in loaded.histories}) or DEFAULT_RUBRIC
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     runs = [build_evidence(h) for h in loaded.histories]
     return grade(runs, rubric, experiments=experiments, sources=loaded.sources, errors=loaded.errors,
@@ -121,16 +126,21 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
                      limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
-                     rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+                     rubric: str | Path | Rubric | None = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
     """Grade histories read live from a server (``connection``: settings, a target or an address).
+
+    The runs listed are those of every pack (``--pack`` narrows it, see
+    :func:`grader.sources.live.use_workflow_types`); ``rubric=None`` grades
+    each by its own pack, as :func:`grade_loaded` says.
 
     With ``learner``: that learner's runs (or the ``workflow_ids`` given,
     graded as theirs), compared with other learners' runs on the same task
     queues for cross-talk.
     """
     all_packs()  # the packs' checks and names, before a rubric or history is read
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
+    if rubric is not None:  # None: told from the runs read (every pack's are listed)
+        rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC
     loaded = await read_live(connection, namespace, workflow_ids=workflow_ids, learner=learner,
                              limit=limit, ui_url=ui_url)
     return grade_loaded(loaded, rubric=rubric, experiments=experiments, replay=replay, learner=learner)
@@ -142,7 +152,7 @@ def nothing_found_message(address: str, namespace: str, learner: str | None) -> 
     advice = "start one with python run_workflow.py" + (", or check --learner" if learner else "")
     from grader.sources import live
 
-    return f"no {live.LISTED_WORKFLOW_TYPE} workflows{whose} at {address} (namespace {namespace}): {advice}"
+    return f"no {live.listed_label()} workflows{whose} at {address} (namespace {namespace}): {advice}"
 
 
 def grade_simulation(runs: Sequence, *, rubric: str | Path | Rubric = DEFAULT_RUBRIC,

@@ -170,7 +170,7 @@ async def watch_live(
     workflow_ids: Sequence[str] = (),
     learner: str | None = None,
     limit: int | None = None,
-    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    rubric: str | Path | Rubric | None = DEFAULT_RUBRIC,
     experiments: Sequence[str] | None = None,
     interval: float = DEFAULT_INTERVAL,
     out: TextIO | None = None,
@@ -184,10 +184,11 @@ async def watch_live(
     """
     from grader.api import grade_loaded, nothing_found_message
     from grader.sources.connect import as_target, connect
-    from grader.sources.live import DEFAULT_LIMIT, read_live
+    from grader.sources.live import DEFAULT_LIMIT, listed_label, read_live
 
     all_packs()
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    if rubric is not None:  # None: each poll grades every run by its own pack (grade_loaded)
+        rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     target = as_target(connection, namespace)
     client = await connect(target)
 
@@ -197,7 +198,7 @@ async def watch_live(
         return grade_loaded(loaded, rubric=rubric, experiments=experiments, learner=learner)
 
     where = f"{target.address} (namespace {target.namespace})"
-    who = f"learner {learner}" if learner else ", ".join(workflow_ids) or "every MoneyTransfer workflow"
+    who = f"learner {learner}" if learner else ", ".join(workflow_ids) or f"every {listed_label()} workflow"
     return await watch(poll, what=f"{who} at {where}", interval=interval, out=out, tty=tty,
                        poll_timeout=max(target.rpc_timeout * 2, 3 * interval),
                        nothing=nothing_found_message(target.address, target.namespace, learner))

@@ -120,7 +120,7 @@ async def test_no_workflow_for_a_learner_is_one_line_and_exit_1(dev_server):
     result = CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", learner])
     assert result.exit_code == 1 and result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"grader: no MoneyTransfer workflows for learner {learner} at {dev_server.address} (namespace default): "
+        f"grader: no MoneyTransfer or PizzaOrderWorkflow workflows for learner {learner} at {dev_server.address} (namespace default): "
         "start one with python run_workflow.py, or check --learner"]
 
 

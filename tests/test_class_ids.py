@@ -191,7 +191,7 @@ async def test_check_without_a_learner_asks_whose_grade(dev_server, namespace_wi
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
     assert result.stderr.splitlines() == [
-        f"grader: 2 learners have MoneyTransfer workflows at {dev_server.address} (namespace {namespace}): "
+        f"grader: 2 learners have MoneyTransfer or PizzaOrderWorkflow workflows at {dev_server.address} (namespace {namespace}): "
         "Ben (2 runs), ann (1 run)",
         "grader: error: whose grade? pass --learner ID (or set LEARNER_ID) to grade one learner's workflows, "
         "or --all-learners for everyone's"]
@@ -207,7 +207,7 @@ async def test_check_without_a_learner_grades_the_only_one_and_says_whose(dev_se
         CliRunner(env={"LEARNER_ID": None}).invoke, cli,
         ["check", "--address", dev_server.address, "--namespace", namespace, "--format", "json"])
     assert result.exit_code == 1, result.output  # open runs are pending
-    assert "graded learner " in result.stderr and "the only learner with MoneyTransfer workflows" in result.stderr
+    assert "graded learner " in result.stderr and "the only learner with MoneyTransfer or PizzaOrderWorkflow workflows" in result.stderr
     report = json.loads(result.stdout)
     # Open runs showing no experiment yet are read (an integrity verdict each) but counted for none.
     assert {e["workflow_id"].split("-")[0].lower() for e in report["integrity"]} == {"solo"}

@@ -90,10 +90,11 @@ from click.testing import CliRunner  # noqa: E402
 
 from grader.cli import cli  # noqa: E402
 
-REPO = ROOT.parent
-SAGAS_GOLDENS = REPO / "grader" / "packs" / "sagas" / "goldens"
-MONEY_GOLDENS = REPO / "tests" / "goldens"
-DURABLE = REPO / "tests" / "data" / "packs"
+# The tests' own files sit beside this file; the sagas goldens ship in the package (installed or not).
+TESTS = Path(__file__).resolve().parent
+SAGAS_GOLDENS = ROOT / "packs" / "sagas" / "goldens"
+MONEY_GOLDENS = TESTS / "goldens"
+DURABLE = TESTS / "data" / "packs"
 
 
 def test_grader_packs_lists_each_pack_with_its_experiments():
@@ -259,3 +260,40 @@ def test_simulate_refuses_another_pack_s_experiment_before_starting_anything():
            "crash-survived" in result.output
     unknown = CliRunner().invoke(cli, ["check", "--experiment", "nope", "--history", str(SAGAS_GOLDENS)])
     assert unknown.exit_code == 2 and "'nope' is not an experiment of any pack" in unknown.output
+
+
+@pytest.mark.slow
+async def test_a_live_check_tells_the_pack_from_the_runs_it_reads(dev_server):
+    """No --pack: a learner's saga run on a server is read and graded by the sagas pack.
+
+    A real sagas worker takes a real order whose charge fails for good; the
+    learner then checks with nothing but --learner, as a learner of that
+    course would. --pack money-transfer reads only MoneyTransfer runs, and a
+    later command in the same process is not narrowed by an earlier --pack.
+    """
+    import uuid
+
+    from grader.packs import get_pack
+    from grader.packs.sagas.scenarios import run_scenarios
+
+    learner = f"pia{uuid.uuid4().hex[:6]}"
+    [run] = await run_scenarios(get_pack("sagas").solution_dir, experiments=["saga-rollback"],
+                                address=dev_server.address, learner=learner)
+    assert run.workflow_id.startswith(f"{learner}-")
+
+    def check(*extra: str):
+        return CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", learner,
+                                        "--format", "json", *extra])
+
+    told = check()
+    report = json.loads(told.stdout)
+    assert report["rubric"]["id"] == "sagas", told.output
+    by_id = {e["id"]: e for e in report["experiments"]}
+    assert by_id["saga-rollback"]["status"] == "pass"
+    assert by_id["saga-rollback"]["workflow"]["workflow_id"] == run.workflow_id
+    money = check("--pack", "money-transfer")
+    assert money.exit_code == 1
+    assert {e["id"] for e in json.loads(money.stdout)["experiments"]} >= {"crash-recovery", "live-fix"}
+    assert all(e["workflow"] is None for e in json.loads(money.stdout)["experiments"])
+    again = check()  # the --pack above lasted one command
+    assert json.loads(again.stdout)["rubric"]["id"] == "sagas"

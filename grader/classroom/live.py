@@ -17,7 +17,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable, TypeVar
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -202,7 +202,8 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
 async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
                             learners: set[str] | None = None,
                             since: datetime | None = None,
-                            pacer: Pacer | None = None) -> dict[str, list[tuple[str, str]]]:
+                            pacer: Pacer | None = None,
+                            rubric: Any = None) -> dict[str, list[tuple[str, str]]]:
     """Learner id -> every run it started since ``since`` as ``(workflow_id, run_id)``, newest first.
 
     All of them, page after page: a bound by count (the newest N) would let
@@ -214,11 +215,13 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
     in ``learners`` is returned under that spelling, others under the
     spelling most of their workflow ids use. Each page is one request, paced
     by ``pacer`` and retried on its own (a fault on page 90 does not read
-    pages 1 to 89 again); only the ids of the runs kept are held.
+    pages 1 to 89 again); only the ids of the runs kept are held. The
+    workflow types listed are those of the pack ``rubric`` grades
+    (:func:`grader.sources.live.listed_workflow_types`).
     """
     from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
-    query = visibility_query(None)
+    query = visibility_query(None, rubric)
     if since is not None:
         query += f" AND StartTime >= '{since.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')}'"
     wanted: dict[str, list[str]] | None = None

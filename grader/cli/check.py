@@ -60,9 +60,9 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     """Grade the experiments from workflow histories.
 
     \b
-    Live (default): reads the pack's workflows (--pack, default money-transfer's
-    MoneyTransfer) from the server, newest first. Files are graded pack by
-    pack, each told from its workflow type, unless --pack or --rubric says.
+    Live (default): reads every pack's workflows from the server (--pack
+    reads only that pack's), newest first. Runs and files are graded pack
+    by pack, each told from its workflow type, unless --pack or --rubric says.
     Offline: --history FILE|DIR|BUNDLE, as exported by
       temporal workflow show -w ID --output json > FILE
     or the Web UI's Download button, or `grader export`.
@@ -85,12 +85,14 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     130 interrupted (Ctrl+C).
     """
     from grader import api
-    from grader.cli.options import apply_pack, rubric_for_files
+    from grader.cli.options import apply_pack, rubric_for_files, rubric_named
     from grader.errors import EXIT_BAD_INPUT, NothingToGradeError
 
     pack, rubric = apply_pack(pack_id, rubric)
     if pack is None and histories:
         rubric = rubric_for_files(histories, rubric)
+    # Live without --pack or --rubric: every pack's runs are read and each is graded by its own pack.
+    live_rubric = None if pack is None and not histories and not rubric_named() else rubric
 
     if histories and (workflow_ids or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--all-learners read a server: pick one")
@@ -110,7 +112,8 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
                 learner, whose = _only_learner(connection)
         if watch:
-            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric,
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments,
+                   rubric if histories else live_rubric,
                    output_format, open_page, max_history_bytes)
             return
         if histories:
@@ -121,7 +124,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
             target = connection.resolve()
             report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                             rubric=rubric, experiments=experiments or None,
+                                             rubric=live_rubric, experiments=experiments or None,
                                              replay=replay))
         if report.graded_nothing and output_format == "table":
             # No table of zeros: say in one line per input what went wrong. Every other
@@ -212,7 +215,7 @@ def _listed() -> str:
     """The workflow type a live read lists (the pack's)."""
     from grader.sources import live
 
-    return live.LISTED_WORKFLOW_TYPE
+    return live.listed_label()
 
 
 def _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, rubric, output_format,

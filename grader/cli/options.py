@@ -146,23 +146,30 @@ def apply_pack(pack_id: str | None, rubric: Any, *, ctx: click.Context | None = 
     A named pack's rubric replaces the default one (an explicit --rubric
     wins), and live reads list that pack's workflow type.
     """
+    from grader.sources.live import use_workflow_types
+
     if pack_id is None:
+        use_workflow_types(None)  # every pack's runs are listed; none left over from an earlier command
         return None, rubric
     from grader.packs import get_pack
-    from grader.sources.live import use_workflow_type
 
     pack = get_pack(pack_id)
-    use_workflow_type(pack.workflow_label)
+    use_workflow_types(pack.workflow_types)
     ctx = ctx or click.get_current_context(silent=True)
-    explicit = ctx is not None and ctx.get_parameter_source("rubric") not in (
-        None, click.core.ParameterSource.DEFAULT)
-    return pack, (rubric if explicit else str(pack.rubric_path))
+    if ctx is not None:  # the choice lasts as long as the command (a test or a notebook runs several)
+        ctx.call_on_close(lambda: use_workflow_types(None))
+    return pack, (rubric if rubric_named(ctx) else str(pack.rubric_path))
+
+
+def rubric_named(ctx: click.Context | None = None) -> bool:
+    """True when the command line (or the environment) named a --rubric rather than leaving the default."""
+    ctx = ctx or click.get_current_context(silent=True)
+    return ctx is not None and ctx.get_parameter_source("rubric") not in (None, click.core.ParameterSource.DEFAULT)
 
 
 def rubric_for_files(paths: Any, rubric: Any, *, ctx: click.Context | None = None) -> Any:
     """Without --pack or --rubric: the rubric of the packs the history files belong to (pack by pack)."""
-    ctx = ctx or click.get_current_context(silent=True)
-    if ctx is not None and ctx.get_parameter_source("rubric") not in (None, click.core.ParameterSource.DEFAULT):
+    if rubric_named(ctx):
         return rubric
     from grader.packs import rubric_for_paths
 

@@ -291,7 +291,26 @@ def rubric_for_paths(paths: list[Path]) -> str | None:
     One pack: its rubric. Several: their rubrics joined with ``+`` (the engine
     grades each run on its own pack's experiments).
     """
-    packs = packs_in(paths)
+    return rubric_for_packs(packs_in(paths))
+
+
+def rubric_for_workflow_types(names: Any) -> str | None:
+    """The rubric that grades runs of the workflow types ``names`` pack by pack, or None for the default pack's.
+
+    What a live read without ``--pack`` grades with: the packs are told from
+    the runs the server returned, as :func:`rubric_for_paths` tells them from files.
+    """
+    found: dict[str, Pack] = {}
+    for name in names:
+        pack = pack_for_workflow_type(name)
+        if pack is not None:
+            found.setdefault(pack.id, pack)
+    order = list(all_packs())
+    return rubric_for_packs(sorted(found.values(), key=lambda p: order.index(p.id)))
+
+
+def rubric_for_packs(packs: list[Pack]) -> str | None:
+    """One pack: its rubric; several: their rubrics joined with ``+``; none or only the default pack: None."""
     if not packs or [p.id for p in packs] == [DEFAULT_PACK]:
         return None
     return "+".join(p.rubric_id if p.builtin else str(p.rubric_path) for p in packs)

@@ -405,7 +405,7 @@ async def export_learner(destination: Path, *, learner: str, connection: Any = N
     if not found:
         from grader.sources import live
 
-        raise BadInputError(f"no {live.LISTED_WORKFLOW_TYPE} workflow of learner {learner!r} (ids "
+        raise BadInputError(f"no {live.listed_label()} workflow of learner {learner!r} (ids "
                             f"'{learner}-...') in namespace {target.namespace!r} at {target.address}: "
                             "check the learner id")
     runs = []

@@ -7,6 +7,7 @@ nothing after this module knows which one was used.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, Any
 
 from grader import defaults
@@ -33,25 +34,55 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history"
 
 
-#: The workflow type live reads list: the default pack's, until ``--pack`` names another
-#: (:func:`use_workflow_type`; one command grades one pack from a server).
-LISTED_WORKFLOW_TYPE = defaults.WORKFLOW_TYPE
+#: The workflow types live reads list when ``--pack`` named a pack; None lists every pack's.
+_chosen_types: tuple[str, ...] | None = None
 
 
-def use_workflow_type(name: str) -> None:
-    """List workflows of type ``name`` from now on (``--pack`` calls it with the pack's workflow type)."""
-    global LISTED_WORKFLOW_TYPE
-    LISTED_WORKFLOW_TYPE = name
+def use_workflow_types(names: Sequence[str] | None) -> None:
+    """List only the workflow types ``names`` from now on (``--pack``), or with None every pack's again.
+
+    A CLI command sets it once, at its start (:func:`grader.cli.options.apply_pack`),
+    so one command's ``--pack`` never narrows the next command run in the same process.
+    """
+    global _chosen_types
+    _chosen_types = tuple(names) if names else None
 
 
-def visibility_query(learner: str | None) -> str:
-    """The list filter for the graded pack's workflows, narrowed to the ids a learner owns (``ada-...``).
+def listed_packs(rubric: Any = None) -> list:
+    """The packs whose workflows a live read lists: ``--pack``'s; else the one ``rubric`` grades; else every pack."""
+    from grader.packs import all_packs, pack_for_rubric, pack_for_workflow_type
+
+    if _chosen_types:
+        return [p for p in [pack_for_workflow_type(_chosen_types[0])] if p is not None]
+    pack = pack_for_rubric(rubric) if rubric is not None and not isinstance(rubric, (str, Path)) else None
+    return [pack] if pack is not None else list(all_packs().values())
+
+
+def listed_workflow_types(rubric: Any = None) -> tuple[str, ...]:
+    """The workflow type names a live read asks the server for, every SDK spelling (the server compares case)."""
+    if _chosen_types:
+        return _chosen_types
+    return tuple(dict.fromkeys(t for p in listed_packs(rubric) for t in p.workflow_types))
+
+
+def listed_label(rubric: Any = None) -> str:
+    """The listed workflow types as a message names them: ``MoneyTransfer``, or ``MoneyTransfer or ...``."""
+    if _chosen_types:
+        return _chosen_types[0]
+    return " or ".join(p.workflow_label for p in listed_packs(rubric)) or defaults.WORKFLOW_TYPE
+
+
+def visibility_query(learner: str | None, rubric: Any = None) -> str:
+    """The list filter for the graded packs' workflows, narrowed to the ids a learner owns (``ada-...``).
+
+    The workflow types are :func:`listed_workflow_types`'s (``--pack``'s, the
+    pack ``rubric`` grades, or every pack's).
 
     The server compares case-sensitively, so the usual spellings of the id
     are asked for (:func:`grader.engine.learner.prefix_spellings`); callers keep
     only what :func:`grader.engine.learner.owns` accepts.
     """
-    query = f"WorkflowType = {_quote(LISTED_WORKFLOW_TYPE)}"
+    query = _type_filter(listed_workflow_types(rubric))
     if learner:
         spellings = prefix_spellings(validate_learner_id(learner))
         either = " OR ".join(f"WorkflowId STARTS_WITH {_quote(p)}" for p in spellings)
@@ -143,7 +174,7 @@ async def queue_neighbours(client: Client, target: Target, histories: Sequence[H
     queues = sorted({q for q in map(task_queue_of, histories) if q})
     found: list = []
     for queue in queues:
-        query = f"WorkflowType = {_quote(defaults.WORKFLOW_TYPE)} AND TaskQueue = {_quote(queue)}"
+        query = f"{_type_filter(listed_workflow_types())} AND TaskQueue = {_quote(queue)}"
 
         async def listing() -> list:
             return [e async for e in client.list_workflows(query, limit=limit * 5, rpc_timeout=rpc_deadline(target))
@@ -160,6 +191,13 @@ async def queue_neighbours(client: Client, target: Target, histories: Sequence[H
 
     fetched = await asyncio.gather(*(one(e.id, e.run_id) for e in found))
     return [h for h in fetched if isinstance(h, History)]
+
+
+def _type_filter(names: Sequence[str]) -> str:
+    """``WorkflowType = 'A'``, or ``WorkflowType IN ('A', 'B')`` for several."""
+    if len(names) == 1:
+        return f"WorkflowType = {_quote(names[0])}"
+    return f"WorkflowType IN ({', '.join(map(_quote, names))})"
 
 
 def _quote(value: str) -> str:
