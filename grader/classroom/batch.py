@@ -486,7 +486,8 @@ async def batch_live(
     listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     try:
-        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing)
+        runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing,
+                                      rubric=rubric)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -750,22 +751,44 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     Grading is pure CPU, so one process per core is what makes a class of
     10,000 fit in seconds. At most two chunks per process are in flight, so
     memory stays bounded however large the class.
+
+    Rows come back through files in a private folder, and only the file's
+    name through the pool's pipe: a process killed while it writes a large
+    result into the pipe would leave half a message there, and the pool
+    would wait for the rest forever. A name is shorter than ``PIPE_BUF``, so
+    the kernel writes it whole or not at all.
     """
-    from concurrent.futures import FIRST_COMPLETED, wait
+    import tempfile
 
     if replay:
         from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
+    with tempfile.TemporaryDirectory(prefix="grader-rows-") as rows_dir:
+        _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress,
+                        args=(rows_dir, rubric.path, replay, due, credit_simulate, known))
+
+
+def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, progress: Progress,
+                    args: tuple) -> None:
+    """:func:`_grade_files_in_processes`'s work: chunks on a pool, lost ones again, then one by one."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
     chunks = [plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
-    args = (rubric.path, replay, due, credit_simulate, known)
     lost: list = []  # chunks whose grading process died (the kernel's OOM killer, a stray kill -9)
     for attempt in range(2):
         pool = _pool(jobs)
         try:
             running: dict = {}
             for chunk in chunks:
-                running[pool.submit(_grade_chunk, chunk, *args)] = chunk
+                try:
+                    running[pool.submit(_grade_chunk, chunk, *args)] = chunk
+                except BrokenProcessPool:
+                    # It broke since the last look (a process killed between two chunks): what it
+                    # finished is kept, the rest is graded again, and a new pool takes over.
+                    lost.append(chunk)
+                    pool = _collect(wait(running)[0], running, book, progress, lost, pool, jobs, broken=True)
+                    continue
                 if len(running) >= 2 * jobs:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
                     pool = _collect(done, running, book, progress, lost, pool, jobs)
@@ -784,7 +807,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
         for item in chunk:
             with _pool(1) as alone:
                 try:
-                    rows = alone.submit(_grade_chunk, [item], *args).result()
+                    rows = _rows_from(alone.submit(_grade_chunk, [item], *args).result())
                 except BrokenProcessPool:
                     rows = [_died_row(item, rubric)]
             for row, runs, workers in rows:
@@ -798,13 +821,16 @@ def _pool(jobs: int):
     return ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),))
 
 
-def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int):
-    """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool."""
-    broken = False
+def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int,
+             *, broken: bool = False):
+    """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool.
+
+    ``broken``: the pool is known to be broken already (it refused a chunk).
+    """
     for future in done:
         chunk = running.pop(future)
         try:
-            rows = future.result()
+            rows = _rows_from(future.result())
         except BrokenProcessPool:
             lost.append(chunk)
             broken = True
@@ -856,16 +882,39 @@ def die_with_parent(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _grade_chunk(chunk: list, rubric_path: str, replay: bool, due: datetime | None = None,
-                 credit_simulate: bool = True, known: set[str] | None = None) -> list[tuple]:
-    """In a grading process: each learner of ``chunk`` graded and turned into its gradebook row."""
+def _grade_chunk(chunk: list, rows_dir: str, rubric_path: str, replay: bool, due: datetime | None = None,
+                 credit_simulate: bool = True, known: set[str] | None = None) -> str:
+    """In a grading process: each learner of ``chunk`` graded into its gradebook row; the rows' file name.
+
+    The rows are pickled into a file of ``rows_dir`` (renamed into place once
+    whole) for :func:`_rows_from` to read: see :func:`_grade_files_in_processes`.
+    """
+    import pickle
+    import tempfile
+
     rubric = _process_rubric(rubric_path)
     rows = []
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
                                   due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
         rows.append((_to_row(result, rubric), result.runs, result.workers))
-    return rows
+    fd, partial = tempfile.mkstemp(dir=rows_dir, suffix=".partial")
+    with os.fdopen(fd, "wb") as handle:
+        pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    whole = partial.removesuffix(".partial") + ".rows"
+    os.rename(partial, whole)
+    return whole
+
+
+def _rows_from(path: str) -> list[tuple]:
+    """The rows a grading process left in ``path`` (see :func:`_grade_chunk`); the file is removed."""
+    import pickle
+
+    try:
+        with open(path, "rb") as handle:
+            return pickle.load(handle)
+    finally:
+        os.unlink(path)
 
 
 @lru_cache(maxsize=4)
