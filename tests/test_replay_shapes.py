@@ -68,6 +68,28 @@ def test_fuzzed_histories_get_the_verdicts_a_full_replay_gives():
     assert len(histories) > 200 and hits > 30, (len(histories), hits)
 
 
+def test_a_refund_run_s_failure_text_and_worker_do_not_make_a_new_shape():
+    """The deposit's failure inside the workflow's failure carries the worker's identity, a stack trace
+    and a message, all of which differ from learner to learner: one shape still, the verdict the same
+    (a class's compensation runs were each replayed for themselves, 4 ms apiece)."""
+    base = json.loads((GOLDENS / "retries-exhausted-refund.json").read_text())
+    text = json.dumps(base).replace("worker-host", "laptop-7").replace("This deposit has failed.", "Nope.")
+    text = text.replace("site-packages", "lib-packages")
+    first, second = _load("a.json", json.dumps(base)), _load("b.json", text)
+    assert replay.replay_key(first) == replay.replay_key(second)
+    assert _verdicts(replay.replay_histories([first])) == [((), (replay.DETERMINISTIC,))]
+    assert replay.replay_key(second) in replay._clean_shapes
+    full = _verdicts(replay.replay_histories([second], remember=False))
+    assert full == [((), (replay.DETERMINISTIC,))]
+    # A cause of another kind (a timeout where the deposit's own error was) is another shape.
+    kinds = json.loads(text)
+    for event in kinds["events"]:
+        cause = event.get("workflowExecutionFailedEventAttributes", {}).get("failure", {}).get("cause")
+        if cause is not None:
+            cause["cause"] = {"message": "timed out", "timeoutFailureInfo": {"timeoutType": "TIMEOUT_TYPE_START_TO_CLOSE"}}
+    assert replay.replay_key(_load("c.json", json.dumps(kinds))) != replay.replay_key(first)
+
+
 def test_honest_variations_share_a_shape_and_are_not_replayed_again():
     """Another worker, other times, another amount: one shape, replayed once."""
     base = json.loads((GOLDENS / "sigkill-during-deposit.json").read_text())

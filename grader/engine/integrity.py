@@ -912,6 +912,18 @@ def timing_fingerprint(history: History) -> str | None:
     with another. None when the run holds too little timing to tell
     (:data:`MIN_DISTINCT_STEPS`), so short runs never match by chance.
     """
+    # Asked for twice a run in a batch (copies, then the learner's row): computed once.
+    memo = history.__dict__.get("_timing_fingerprint", _NOT_YET)
+    if memo is _NOT_YET:
+        memo = history.__dict__["_timing_fingerprint"] = _timing_hash(history)
+    return memo
+
+
+_NOT_YET = object()
+
+
+def _timing_hash(history: History) -> str | None:
+    """The work of :func:`timing_fingerprint`."""
     import hashlib
 
     events = history.events

@@ -283,7 +283,9 @@ def _failure_shape(failure: Any) -> Any:
     info = tuple(sorted(k for k in failure if k.endswith("Info")))
     app = failure.get("applicationFailureInfo")
     app_kind = _atoms(app.get("type"), app.get("nonRetryable")) if isinstance(app, dict) else repr(app)
-    return (info, app_kind, repr(failure.get("cause")) if "cause" in failure else None)
+    # The cause by its kind too: its text, stack trace and the worker identity in its
+    # activityFailureInfo differ from learner to learner and no replay reads them.
+    return (info, app_kind, _failure_shape(failure["cause"]) if "cause" in failure else None)
 
 
 def _payloads_shape(value: Any) -> Any:
