@@ -263,26 +263,47 @@ def test_simulate_refuses_another_pack_s_experiment_before_starting_anything():
 
 
 @pytest.mark.slow
-async def test_a_live_check_tells_the_pack_from_the_runs_it_reads(dev_server):
-    """No --pack: a learner's saga run on a server is read and graded by the sagas pack.
+async def test_live_reads_tell_the_pack_from_the_runs_they_read(dev_server, client, fast_settings, solution_dir,
+                                                                tmp_path: Path):
+    """No --pack: a learner's saga run on a server is graded by the sagas pack, in check and in batch.
 
-    A real sagas worker takes a real order whose charge fails for good; the
-    learner then checks with nothing but --learner, as a learner of that
-    course would. --pack money-transfer reads only MoneyTransfer runs, and a
-    later command in the same process is not narrowed by an earlier --pack.
+    A real sagas worker takes a real order whose charge fails for good, and a
+    real money-transfer worker refunds a transfer to a closed account, for two
+    learners of one server. The saga learner checks with nothing but --learner,
+    as a learner of that course would; --pack money-transfer reads only
+    MoneyTransfer runs, and does not narrow the next command run in the same
+    process. A live batch of both learners grades each run by its own pack,
+    into one gradebook with both packs' columns.
     """
+    import asyncio
+    import signal
     import uuid
+    from dataclasses import replace
 
+    from temporalio.client import WorkflowFailureError
+
+    from grader.lab.app import start_worker, wait_for_poller
     from grader.packs import get_pack
     from grader.packs.sagas.scenarios import run_scenarios
 
-    learner = f"pia{uuid.uuid4().hex[:6]}"
+    pia, mo = f"pia{uuid.uuid4().hex[:6]}", f"mo{uuid.uuid4().hex[:6]}"
     [run] = await run_scenarios(get_pack("sagas").solution_dir, experiments=["saga-rollback"],
-                                address=dev_server.address, learner=learner)
-    assert run.workflow_id.startswith(f"{learner}-")
+                                address=dev_server.address, learner=pia)
+    assert run.workflow_id.startswith(f"{pia}-")
+    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
+    try:
+        await wait_for_poller(client, worker)
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=f"{mo}-transfer-{uuid.uuid4().hex[:8]}", task_queue=fast_settings.task_queue)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
 
     def check(*extra: str):
-        return CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", learner,
+        return CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", pia,
                                         "--format", "json", *extra])
 
     told = check()
@@ -297,3 +318,16 @@ async def test_a_live_check_tells_the_pack_from_the_runs_it_reads(dev_server):
     assert all(e["workflow"] is None for e in json.loads(money.stdout)["experiments"])
     again = check()  # the --pack above lasted one command
     assert json.loads(again.stdout)["rubric"]["id"] == "sagas"
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text(f"learner\n{pia}\n{mo}\n")
+    out = tmp_path / "out"
+    batch = CliRunner().invoke(cli, ["batch", "--address", dev_server.address, "--roster", str(roster),
+                                     "--out", str(out), "-q"])
+    assert batch.exit_code == 0, batch.output
+    lines = (out / "gradebook.csv").read_text(encoding="utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    cells = {line.split(",")[0]: dict(zip(header, line.split(","))) for line in lines[1:]}
+    assert cells[pia]["saga-rollback"] == "pass" and cells[pia]["compensation"] == "not-attempted"
+    assert cells[mo]["compensation"] == "pass" and cells[mo]["saga-rollback"] == "not-attempted"
+    assert json.loads((out / "gradebook.json").read_text())["rubric"]["id"] == "failure-simulation+sagas"

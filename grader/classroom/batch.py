@@ -40,6 +40,7 @@ from grader.engine.classreport import (COPIED_RUN, GRADED, MISSING, NOT_GRADABLE
                                        UNFAMILIAR_CLIENT, UNREADABLE_FILES, Attention, BatchResult, Cell, Change,
                                        ClassRow)
 from grader.sources.connect import ConnectionSettings, Target, as_target, connect
+from grader.sources.live import listed_label
 from grader.errors import BadInputError, HistoryError, ServerUnavailableError
 from grader.engine.evidence import build_evidence
 from grader.engine.history import History, load_json_text
@@ -48,7 +49,7 @@ from grader.engine.learner import learner_key, validate_learner_id
 from grader.engine.ownership import run_workers
 from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
-from grader.packs import all_packs
+from grader.packs import all_packs, rubric_for_workflow_types
 
 DEFAULT_CONCURRENCY = defaults.BATCH_CONCURRENCY
 
@@ -341,15 +342,24 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
     )
 
 
-def _load_inputs(rubric: str | Path | Rubric, roster_path: Path | None, previous_path: Path | None,
+def _load_inputs(rubric: str | Path | Rubric | None, roster_path: Path | None, previous_path: Path | None,
                  validate: Callable[[str, str], str], *,
                  id_column: str | None = None) -> tuple[Rubric, Roster | None, dict | None]:
-    """Everything a batch reads before it grades, so bad input stops it before any work."""
-    all_packs()  # the packs' checks and names, before the rubric or any history is read
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    """Everything a batch reads before it grades, so bad input stops it before any work.
+
+    ``rubric=None`` (the packs told from the runs later): the default rubric
+    for now, and the roster may use no column any pack's gradebook writes.
+    """
+    packs = all_packs()  # the packs' checks and names, before the rubric or any history is read
+    if rubric is None:
+        rubric = load_rubric(DEFAULT_RUBRIC)
+        reserved = set().union(*(reserved_columns(load_rubric(str(p.rubric_path))) for p in packs.values()))
+    else:
+        rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+        reserved = reserved_columns(rubric)
     if id_column is not None and roster_path is None:
         raise BadInputError("--id-column names a column of the roster: pass --roster too")
-    roster = (read_roster(roster_path, validate=validate, reserved=reserved_columns(rubric), id_column=id_column)
+    roster = (read_roster(roster_path, validate=validate, reserved=reserved, id_column=id_column)
               if roster_path is not None else None)
     previous = regrade.load_previous(previous_path) if previous_path is not None else None
     return rubric, roster, previous
@@ -425,7 +435,7 @@ async def batch_live(
     *,
     roster: Path | None = None,
     previous: Path | None = None,
-    rubric: str | Path | Rubric = DEFAULT_RUBRIC,
+    rubric: str | Path | Rubric | None = DEFAULT_RUBRIC,
     concurrency: int = DEFAULT_CONCURRENCY,
     since: str | datetime | None = defaults.BATCH_SINCE,
     retry_seconds: float = DEFAULT_RETRY_SECONDS,
@@ -459,11 +469,16 @@ async def batch_live(
     With ``resume``, the learners an interrupted batch on ``out_dir`` had
     graded are kept and only the others are read (see
     :mod:`grader.classroom.resume`); its not-gradable learners are tried again.
+    ``rubric=None`` lists every pack's workflows and grades with the rubric
+    of the packs the listed runs belong to (joined with ``+`` when several:
+    :func:`grader.packs.rubric_for_workflow_types`), as a folder of
+    submissions is graded pack by pack.
     Raises :class:`BadInputError` for a bad roster, rubric or previous
     gradebook and :class:`ServerUnavailableError` when no server answers.
     """
     began = time.monotonic()
     progress = progress or Progress(quiet=True)
+    told = rubric is None  # the packs are told from the runs listed
     rubric, class_roster, before = _load_inputs(rubric, roster, previous, validate_live_id, id_column=id_column)
     target_column = import_target(class_roster, lms_column)
     if concurrency < 1:
@@ -485,9 +500,10 @@ async def batch_live(
     reads = Pacer(max_rps, on_slow=slowed("history reads"))
     listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
+    seen: set[str] = set()
     try:
         runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing,
-                                      rubric=rubric)
+                                      rubric=None if told else rubric, types_seen=seen)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -498,9 +514,12 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            raise BadInputError(f"no learner found: no {_workflow_label(rubric)} workflow of namespace {namespace!r} at "
+            label = listed_label() if told else _workflow_label(rubric)
+            raise BadInputError(f"no learner found: no {label} workflow of namespace {namespace!r} at "
                                 f"{address} has an id of the form <learner>-...: pass --roster, or check "
                                 "--address and --namespace")
+    if told:  # graded pack by pack: the rubric of the packs whose runs were listed
+        rubric = load_rubric(rubric_for_workflow_types(seen) or DEFAULT_RUBRIC)
     plan = [item for item in plan if in_shard(item[1], shard)]
     source = f"server {address}/{namespace}"
     columns = class_roster.columns if class_roster else []

@@ -203,7 +203,8 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
                             learners: set[str] | None = None,
                             since: datetime | None = None,
                             pacer: Pacer | None = None,
-                            rubric: Any = None) -> dict[str, list[tuple[str, str]]]:
+                            rubric: Any = None,
+                            types_seen: set[str] | None = None) -> dict[str, list[tuple[str, str]]]:
     """Learner id -> every run it started since ``since`` as ``(workflow_id, run_id)``, newest first.
 
     All of them, page after page: a bound by count (the newest N) would let
@@ -217,7 +218,8 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
     by ``pacer`` and retried on its own (a fault on page 90 does not read
     pages 1 to 89 again); only the ids of the runs kept are held. The
     workflow types listed are those of the pack ``rubric`` grades
-    (:func:`grader.sources.live.listed_workflow_types`).
+    (:func:`grader.sources.live.listed_workflow_types`; every pack's without
+    one), and ``types_seen`` collects those the kept runs have.
     """
     from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest
 
@@ -245,6 +247,8 @@ async def list_learner_runs(client: Client, retrier: Retrier, target: Target, *,
                 continue
             started = info.start_time.seconds + info.start_time.nanos / 1e9
             found[learner_key(owner)].append((started, workflow_id, info.execution.run_id, owner))
+            if types_seen is not None:
+                types_seen.add(info.type.name)
         token = page.next_page_token
         if not token:
             break

@@ -82,11 +82,12 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
     """Grade every learner of a class into a gradebook.
 
     \b
-    Live (default): every learner's workflows of the pack (--pack, default
-    money-transfer) on the server (learner ada owns the ids ada-...), the
-    roster's learners or all found.
-    Files: --submissions DIR, as an LMS download lays it out; without --pack
-    each history is graded by the pack of its workflow type.
+    Live (default): every learner's workflows on the server (learner ada
+    owns the ids ada-...), the roster's learners or all found.
+    Files: --submissions DIR, as an LMS download lays it out. Without --pack
+    (or --rubric) each run is graded by the pack of its workflow type, so a
+    class of two courses gets one gradebook with both packs' columns; --pack
+    reads and grades only that pack's workflows.
 
     \b
     Each learner gets one row with a status:
@@ -121,11 +122,13 @@ def command(roster: Path | None, id_column: str | None, lms_column: str | None, 
 
     from grader.classroom.late import parse_due
 
-    from grader.cli.options import apply_pack, rubric_for_files
+    from grader.cli.options import apply_pack, rubric_for_files, rubric_named
 
     pack, rubric = apply_pack(pack_id, rubric)
     if pack is None and submissions is not None:
         rubric = rubric_for_files([submissions], rubric)
+    elif pack is None and not rubric_named():
+        rubric = None  # live: every pack's runs are listed, and the class graded pack by pack
     render_summary = summary_renderer(output_format)
     due_at = parse_due(due) if due is not None else None
     part = parse_shard(shard) if shard is not None else None
