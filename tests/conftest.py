@@ -103,3 +103,31 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", "wheel", "--no-deps",
                     "-w", str(dist), str(REPO)], check=True, timeout=300, capture_output=True)
     return next(dist.glob("failure_lab-*.whl"))
+
+
+async def refunded_transfer(client, settings: AppSettings, solution_dir: Path, workflow_id: str):
+    """Run one real compensation: the solution's worker, the target account closed, refund, then FAILED.
+
+    The worker is a process of this run alone (killed once the run fails), so
+    no other test's run shares it. Returns the workflow's handle.
+    """
+    import asyncio
+    import signal
+    from dataclasses import replace
+
+    from temporalio.client import WorkflowFailureError
+
+    from grader.lab.app import start_worker, wait_for_poller
+
+    worker = start_worker(solution_dir, replace(settings, fault="closed-account"))
+    try:
+        await wait_for_poller(client, worker)
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=workflow_id, task_queue=settings.task_queue)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    return handle

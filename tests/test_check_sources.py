@@ -23,6 +23,8 @@ from grader.cli import cli
 from grader.engine.report import report_schema
 from grader.lab.server import temporal_binary
 
+from conftest import refunded_transfer
+
 
 def _without_sources(report: dict) -> dict:
     report = json.loads(json.dumps(report))
@@ -41,21 +43,7 @@ def _without_sources(report: dict) -> dict:
 async def finished_transfer(client, fast_settings, solution_dir):
     """A finished compensation (the target account is closed: refund, then FAILED), so that one
     experiment is graded on the run: a plain transfer counts for none."""
-    from dataclasses import replace
-
-    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
-    try:
-        await wait_for_poller(client, worker)
-        workflow_id = f"ada-transfer-{uuid.uuid4().hex[:8]}"
-        handle = await client.start_workflow(
-            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
-                              "reference_id": uuid.uuid4().hex},
-            id=workflow_id, task_queue=fast_settings.task_queue)
-        with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
-    finally:
-        worker.stop(sig=signal.SIGKILL)
-    return handle
+    return await refunded_transfer(client, fast_settings, solution_dir, f"ada-transfer-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.mark.slow

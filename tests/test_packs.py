@@ -275,32 +275,18 @@ async def test_live_reads_tell_the_pack_from_the_runs_they_read(dev_server, clie
     process. A live batch of both learners grades each run by its own pack,
     into one gradebook with both packs' columns.
     """
-    import asyncio
-    import signal
     import uuid
-    from dataclasses import replace
 
-    from temporalio.client import WorkflowFailureError
-
-    from grader.lab.app import start_worker, wait_for_poller
     from grader.packs import get_pack
     from grader.packs.sagas.scenarios import run_scenarios
+
+    from conftest import refunded_transfer
 
     pia, mo = f"pia{uuid.uuid4().hex[:6]}", f"mo{uuid.uuid4().hex[:6]}"
     [run] = await run_scenarios(get_pack("sagas").solution_dir, experiments=["saga-rollback"],
                                 address=dev_server.address, learner=pia)
     assert run.workflow_id.startswith(f"{pia}-")
-    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
-    try:
-        await wait_for_poller(client, worker)
-        handle = await client.start_workflow(
-            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
-                              "reference_id": uuid.uuid4().hex},
-            id=f"{mo}-transfer-{uuid.uuid4().hex[:8]}", task_queue=fast_settings.task_queue)
-        with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
-    finally:
-        worker.stop(sig=signal.SIGKILL)
+    await refunded_transfer(client, fast_settings, solution_dir, f"{mo}-transfer-{uuid.uuid4().hex[:8]}")
 
     def check(*extra: str):
         return CliRunner().invoke(cli, ["check", "--address", dev_server.address, "--learner", pia,
