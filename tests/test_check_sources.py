@@ -15,7 +15,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from temporalio.client import WorkflowFailureError
 
 from grader import api
 from grader.lab.app import start_worker, wait_for_poller
