@@ -87,17 +87,10 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
     1 some did not; 2 bad APP_DIR or option; 3 no server at --address;
     4 environment problem.
     """
-    import asyncio
-    import time
-
-    from tabulate import tabulate
-
-    from grader.api import grade_simulation
     from grader.lab.app import bundled_app, validate_app_dir
     from grader.engine.rubric import load_rubric
     from grader.lab.simulate import check_histories_dir, run_experiments
     from grader.lab.simulate_options import SimulationOptions
-    from grader.lab.simulate import save_histories as write_histories
 
     # Whatever breaks before the grade (no app, a worker that does not start, no server) still
     # gives every document format its document, score 0 and the error inside (CI never goes silent).
@@ -119,44 +112,10 @@ def command(app_dir: Path | None, experiments: tuple[str, ...], connection: Conn
         # Only an explicit --address or --profile means "use my server": a TEMPORAL_ADDRESS or
         # TEMPORAL_PROFILE left in the shell must not send experiments (or their workers) elsewhere.
         external = connection.resolve() if connection.address is not None or connection.profile else None
-        began = time.monotonic()
-
-        def progress(message: str) -> None:
-            click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
-
-        import signal
-
-        async def run() -> Any:
-            # Ctrl+C or SIGTERM cancels the run, whose `finally` stops every process it started.
-            task = asyncio.current_task()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-            return await run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=external,
-                                         options=options, progress=progress)
-
-        try:
-            runs = asyncio.run(run())
-        except asyncio.CancelledError:
-            raise KeyboardInterrupt from None
-        for path in write_histories(runs, save_histories) if save_histories else []:
-            progress(f"history saved to {path}")
-        reached = {True: "yes", False: "NO", None: "skipped"}
-        # Any format but the table owns stdout, so the summary goes to stderr then; with --output the
-        # report goes to a file and stdout is free for the summary again.
-        summary_to_stderr = output_format != "table" and output_file is None
-        click.echo(tabulate(
-            [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
-              r.workflow_id or "-", r.run_id or "-") for r in runs],
-            headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
-        ), err=summary_to_stderr)
-        for r in runs:
-            click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
-        progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
-        graded = [r for r in runs if r.ok is not None]
-        report = grade_simulation(graded, rubric=chosen_rubric, outage=outage)
-        if not summary_to_stderr:
-            click.echo()
-        emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))
+        _perform(lambda progress: run_experiments(app, experiments=experiments or EXPERIMENT_IDS, address=external,
+                                                  options=options, progress=progress),
+                 rubric=chosen_rubric, outage=outage, save_histories=save_histories, output_format=output_format,
+                 output_file=output_file)
 
 
 def _simulate_pack(pack: Any, app_dir: Path | None, *, experiments: tuple[str, ...], connection: Any,
@@ -167,17 +126,9 @@ def _simulate_pack(pack: Any, app_dir: Path | None, *, experiments: tuple[str, .
     The money-transfer options (--kill-during, --outage, ...) do not apply;
     --signal, --wait-limit, --save-histories, --learner and --address do.
     """
-    import asyncio
-    import signal
-    import time
-
-    from tabulate import tabulate
-
-    from grader.api import grade_simulation
     from grader.engine.rubric import load_rubric
     from grader.errors import BadInputError
     from grader.lab.simulate import check_histories_dir
-    from grader.lab.simulate import save_histories as write_histories
     from grader.packs import pack_scenarios
 
     with documents_on_error(output_format, output_file, rubric=rubric, experiments=experiments):
@@ -191,36 +142,60 @@ def _simulate_pack(pack: Any, app_dir: Path | None, *, experiments: tuple[str, .
         if save_histories is not None:
             check_histories_dir(save_histories)
         external = connection.resolve().address if connection.address is not None or connection.profile else None
-        began = time.monotonic()
+        _perform(lambda progress: scenarios.run_scenarios(
+                     app, experiments=experiments or tuple(pack.experiments), address=external,
+                     learner=learner or "sim", kill_signal=kill_signal, wait_limit=wait_limit, progress=progress),
+                 rubric=chosen_rubric, outage=None, save_histories=save_histories, output_format=output_format,
+                 output_file=output_file)
 
-        def progress(message: str) -> None:
-            click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
 
-        async def run() -> Any:
-            task = asyncio.current_task()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
-            return await scenarios.run_scenarios(app, experiments=experiments or tuple(pack.experiments),
-                                                 address=external, learner=learner or "sim", kill_signal=kill_signal,
-                                                 wait_limit=wait_limit, progress=progress)
+def _perform(start: Any, *, rubric: Any, outage: float | None, save_histories: Path | None, output_format: str,
+             output_file: Path | None) -> None:
+    """Run the experiments ``start(progress)`` performs, show what happened, grade it and emit the report.
 
-        try:
-            runs = asyncio.run(run())
-        except asyncio.CancelledError:
-            raise KeyboardInterrupt from None
-        for path in write_histories(runs, save_histories) if save_histories else []:
-            progress(f"history saved to {path}")
-        reached = {True: "yes", False: "NO", None: "skipped"}
-        summary_to_stderr = output_format != "table" and output_file is None
-        click.echo(tabulate(
-            [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
-              r.workflow_id or "-", r.run_id or "-") for r in runs],
-            headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
-        ), err=summary_to_stderr)
-        for r in runs:
-            click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
-        progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
-        report = grade_simulation([r for r in runs if r.ok is not None], rubric=chosen_rubric)
-        if not summary_to_stderr:
-            click.echo()
-        emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))
+    Progress lines go to stderr with the seconds since the start. Ctrl+C or
+    SIGTERM cancels the run, whose own ``finally`` stops every process it
+    started, and ends as an interrupt (exit 130).
+    """
+    import asyncio
+    import signal
+    import time
+
+    from tabulate import tabulate
+
+    from grader.api import grade_simulation
+    from grader.lab.simulate import save_histories as write_histories
+
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+    async def run() -> Any:
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
+        return await start(progress)
+
+    try:
+        runs = asyncio.run(run())
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+    for path in write_histories(runs, save_histories) if save_histories else []:
+        progress(f"history saved to {path}")
+    reached = {True: "yes", False: "NO", None: "skipped"}
+    # Any format but the table owns stdout, so the summary goes to stderr then; with --output the
+    # report goes to a file and stdout is free for the summary again.
+    summary_to_stderr = output_format != "table" and output_file is None
+    click.echo(tabulate(
+        [(r.experiment, reached[r.ok], r.status, "-" if r.duration is None else f"{r.duration:.1f} s",
+          r.workflow_id or "-", r.run_id or "-") for r in runs],
+        headers=["experiment", "reached", "status", "duration", "workflow id", "run id"],
+    ), err=summary_to_stderr)
+    for r in runs:
+        click.echo(f"{r.experiment}: {r.note}", err=summary_to_stderr)
+    progress(f"done in {time.monotonic() - began:.1f} s; grading what it produced")
+    report = grade_simulation([r for r in runs if r.ok is not None], rubric=rubric, outage=outage)
+    if not summary_to_stderr:
+        click.echo()
+    emit_report(report, output_format, output_file, failed=any(r.ok is False for r in runs))
