@@ -21,7 +21,7 @@ from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, N
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
-from grader.engine.rubric import Rubric, RubricExperiment
+from grader.engine.rubric import Rubric, RubricCheck, RubricExperiment
 from grader.engine.inprogress import RunInProgress, newest_open_run
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
@@ -345,9 +345,7 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.check.title, max_score=rc.points,
-                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
-              for rc in spec.checks]
+    checks = [_unrun_check(rc, FAIL, "no workflow to grade") for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
@@ -359,11 +357,18 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     each ``not-attempted`` with the same message.
     """
     message = f"not attempted: {note}"
-    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
-                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
-              for rc in spec.checks]
+    checks = [_unrun_check(rc, NOT_ATTEMPTED, message) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
+    """The line of a check that did not run (no run to grade, or none shows its experiment)."""
+    # Every field passed by position, in CheckResult's order: most experiments of most histories are
+    # not attempted, so this runs for nearly every check of every grade, and a dataclass's __init__
+    # takes keyword arguments at twice the cost.
+    return CheckResult(rc.id, status, message, "", [], rc.check.title, 0.0, rc.points, rc.required, "", True,
+                       rc.visibility, rc.hint_visibility)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -382,6 +387,32 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
     # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
+
+
+def classifying_params(rubric: Rubric) -> dict[str, Any]:
+    """The parameters classifying a run reads (:func:`experiment_shown`): every experiment's, merged.
+
+    A parameter set by several experiments takes the last value that differs from its default.
+    Worked out once per rubric and kept while neither its experiments' parameters nor the
+    defaults change (they are plain dicts, so that is checked on every use; comparing is far
+    cheaper than merging again for every history graded).
+    """
+    kept = _CLASSIFYING.get(id(rubric))
+    if kept is not None and kept[0] is rubric and kept[1] == DEFAULT_PARAMS and \
+            all(spec.params == seen for spec, seen in zip(rubric.experiments, kept[2])):
+        return kept[3]
+    params: dict = {}
+    for spec in rubric.experiments:
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    if len(_CLASSIFYING) >= 64:  # rubrics are few; a caller making new ones without end must not grow it
+        _CLASSIFYING.clear()
+    _CLASSIFYING[id(rubric)] = (rubric, dict(DEFAULT_PARAMS), [dict(spec.params) for spec in rubric.experiments],
+                                params)
+    return params
+
+
+#: id(rubric) -> (the rubric, the defaults, each experiment's parameters, the merged parameters).
+_CLASSIFYING: dict[int, tuple[Rubric, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def grade(
@@ -414,9 +445,7 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    params: dict = {}
-    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
-        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    params = classifying_params(rubric)
     shown = {id(run): experiment_shown(run, params) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
