@@ -669,31 +669,32 @@ def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[i
     """
     last_act: dict[str, Event] = {}
     for event in events:
-        identity = event.attrs.get("identity")
-        if event.type in _CLOSED_BY_ITS_WORKER and isinstance(identity, str) and identity:
-            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+        etype, attrs = event.type, event.attrs
+        identity = attrs.get("identity")
+        signed = isinstance(identity, str) and identity
+        if signed and etype in _CLOSED_BY_ITS_WORKER:
+            started = by_id.get(_ref_value(attrs.get("startedEventId")))
             by = started.attrs.get("identity") if started is not None else None
             if isinstance(by, str) and by and by != identity:
-                add(Finding("task-closed-by-another", f"event {event.id} ({event.type}) is signed {identity}, but "
+                add(Finding("task-closed-by-another", f"event {event.id} ({etype}) is signed {identity}, but "
                             f"{by} started that task (event {started.id}): the worker that runs a task reports "
                             "its end", [started.id, event.id]))
-        if event.type == _WFT_STARTED:
-            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
-            if scheduled is not None and isinstance(identity, str) and identity:
-                queue = scheduled.attrs.get("taskQueue")
-                suffix = _sticky_suffix(scheduled)
-                owner = str(queue.get("name") or "").rpartition("-")[0] if suffix else ""
-                acted = last_act.get(owner)
-                if owner and owner != identity and acted is not None and times[acted.id] is not None and \
-                        times[scheduled.id] is not None and \
+        if etype == _WFT_STARTED and signed:
+            scheduled = by_id.get(_ref_value(attrs.get("scheduledEventId")))
+            queue = scheduled.attrs.get("taskQueue") if scheduled is not None else None
+            # The owner named by the queue is looked at first: usually the worker starting the task
+            # is that owner, or the owner never acted, and the queue's name need not be matched.
+            owner = str(queue.get("name") or "").rpartition("-")[0] if isinstance(queue, dict) else ""
+            acted = last_act.get(owner) if owner and owner != identity else None
+            if acted is not None and _sticky_suffix(scheduled):
+                if times[acted.id] is not None and times[scheduled.id] is not None and \
                         timedelta(0) <= times[scheduled.id] - times[acted.id] < STICKY_QUIET:
                     add(Finding("sticky-taken-from-live-worker", f"event {event.id}: {identity} started a "
                                 f"workflow task on {owner}'s sticky queue (event {scheduled.id}), "
                                 f"{_ms(times[scheduled.id] - times[acted.id])} after {owner} last acted "
                                 f"(event {acted.id}); a worker that was still polling gets its own sticky "
                                 "tasks", [acted.id, scheduled.id, event.id]))
-        if isinstance(identity, str) and identity and event.type != "WorkflowExecutionStarted" and \
-                event.type != _AT_STARTED:
+        if signed and etype != "WorkflowExecutionStarted" and etype != _AT_STARTED:
             # An activity's start is stamped with when the attempt began, not when it was written.
             last_act[identity] = event
 
