@@ -364,11 +364,8 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
 
 def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
     """The line of a check that did not run (no run to grade, or none shows its experiment)."""
-    # Every field passed by position, in CheckResult's order: most experiments of most histories are
-    # not attempted, so this runs for nearly every check of every grade, and a dataclass's __init__
-    # takes keyword arguments at twice the cost.
-    return CheckResult(rc.id, status, message, "", [], rc.check.title, 0.0, rc.points, rc.required, "", True,
-                       rc.visibility, rc.hint_visibility)
+    return CheckResult(rc.id, status, message, title=rc.check.title, max_score=rc.points, required=rc.required,
+                       visibility=rc.visibility, hint_visibility=rc.hint_visibility)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -387,32 +384,6 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
     # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
-
-
-def classifying_params(rubric: Rubric) -> dict[str, Any]:
-    """The parameters classifying a run reads (:func:`experiment_shown`): every experiment's, merged.
-
-    A parameter set by several experiments takes the last value that differs from its default.
-    Worked out once per rubric and kept while neither its experiments' parameters nor the
-    defaults change (they are plain dicts, so that is checked on every use; comparing is far
-    cheaper than merging again for every history graded).
-    """
-    kept = _CLASSIFYING.get(id(rubric))
-    if kept is not None and kept[0] is rubric and kept[1] == DEFAULT_PARAMS and \
-            all(spec.params == seen for spec, seen in zip(rubric.experiments, kept[2])):
-        return kept[3]
-    params: dict = {}
-    for spec in rubric.experiments:
-        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
-    if len(_CLASSIFYING) >= 64:  # rubrics are few; a caller making new ones without end must not grow it
-        _CLASSIFYING.clear()
-    _CLASSIFYING[id(rubric)] = (rubric, dict(DEFAULT_PARAMS), [dict(spec.params) for spec in rubric.experiments],
-                                params)
-    return params
-
-
-#: id(rubric) -> (the rubric, the defaults, each experiment's parameters, the merged parameters).
-_CLASSIFYING: dict[int, tuple[Rubric, dict[str, Any], list[dict[str, Any]], dict[str, Any]]] = {}
 
 
 def grade(
@@ -445,7 +416,9 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    params = classifying_params(rubric)
+    params: dict = {}
+    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
     shown = {id(run): experiment_shown(run, params) for run in runs}
     reports = []
     graded_runs: list[RunEvidence] = []
