@@ -61,23 +61,54 @@ def register(kind: ExerciseKind) -> ExerciseKind:
         if owner is not None and owner.pack_id != kind.pack_id:
             raise ValueError(f"experiment {exp_id!r} of pack {kind.pack_id!r} is already pack {owner.pack_id!r}'s")
     KINDS[kind.pack_id] = kind
+    _OWNER_OF.clear()  # a new kind may own names looked up (and not found) before
+    _KIND_OF_TYPE.clear()
     EXPERIMENTS.update(kind.experiments)
     for name, value in kind.params.items():
         DEFAULT_PARAMS.setdefault(name, value)
     return kind
 
 
+#: Answers of :func:`experiment_owner` and :func:`kind_of_workflow_type`, asked several times for
+#: every history graded; :func:`register` empties them. A cached kind is used only while it is
+#: still the one registered under its pack id, so a kind replaced in ``KINDS`` is never answered.
+_OWNER_OF: dict[str, ExerciseKind | None] = {}
+_KIND_OF_TYPE: dict[str, ExerciseKind | None] = {}
+#: Most names cached: workflow types come from the files read, and odd files must not grow it forever.
+_CACHE_LIMIT = 1024
+
+
+def _cached(cache: dict[str, ExerciseKind | None], key: str) -> ExerciseKind | None | bool:
+    """The cached answer for ``key`` if it still holds, else False (look it up again)."""
+    found = cache.get(key, False)
+    if found is None or (found is not False and KINDS.get(found.pack_id) is found):
+        return found
+    return False
+
+
 def kind_of_workflow_type(name: Any) -> ExerciseKind | None:
     """The registered kind that recognises workflow type ``name`` (case ignored), or None."""
     if not isinstance(name, str):
         return None
+    found = _cached(_KIND_OF_TYPE, name)
+    if found is not False:
+        return found
     wanted = name.lower()
-    return next((k for k in KINDS.values() if wanted in (t.lower() for t in k.workflow_types)), None)
+    found = next((k for k in KINDS.values() if wanted in (t.lower() for t in k.workflow_types)), None)
+    if len(_KIND_OF_TYPE) < _CACHE_LIMIT:
+        _KIND_OF_TYPE[name] = found
+    return found
 
 
 def experiment_owner(experiment_id: str) -> ExerciseKind | None:
     """The registered kind whose experiment ``experiment_id`` is, or None."""
-    return next((k for k in KINDS.values() if experiment_id in k.experiments), None)
+    found = _cached(_OWNER_OF, experiment_id) if isinstance(experiment_id, str) else False
+    if found is not False:
+        return found
+    found = next((k for k in KINDS.values() if experiment_id in k.experiments), None)
+    if isinstance(experiment_id, str) and len(_OWNER_OF) < _CACHE_LIMIT:
+        _OWNER_OF[experiment_id] = found
+    return found
 
 
 def workflow_label_of(experiment_id: str) -> str:

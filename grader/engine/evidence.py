@@ -612,10 +612,11 @@ def build_evidence(history: History) -> RunEvidence:
         identity = None
         if etype in _WORKER_EVENTS:
             identity = attrs.get("identity")
-            if is_worker_identity(identity):
-                worker = workers.get(identity)
-                if worker is None:
-                    worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)
+            # An identity already in ``workers`` passed is_worker_identity when it was added.
+            worker = workers.get(identity) if isinstance(identity, str) else None
+            if worker is None and is_worker_identity(identity):
+                worker = workers[identity] = WorkerEvidence(identity, event.id, event.id)
+            if worker is not None:
                 worker.last_event_id = event.id
                 worker_sequence.append((event.id, identity))
             if etype == "WorkflowTaskStarted":  # the commonest event: nothing more to learn

@@ -271,10 +271,14 @@ def inspect_history(history: History) -> list[Finding]:
             expected = -len(events)  # report the first break only
         expected += 1
         by_id[event_id] = event
-        try:
-            moment = parse(event.time)
-        except (TypeError, ValueError):
-            moment = None
+        # Events read from JSON carry their time parsed already (and zone-aware); an Event made
+        # by hand may not.
+        moment = event.when
+        if moment is None and event.time:
+            try:
+                moment = parse(event.time)
+            except (TypeError, ValueError):
+                moment = None
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
         when[event_id] = moment
@@ -310,46 +314,80 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
     outcome_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> closing event id
     previous: Event | None = None
     plans = _PLANS
+    get_event = by_id.get
     for event in events:
-        etype, attrs = event.type, event.attrs
+        etype, attrs, event_id = event.type, event.attrs, event.id
         plan = plans.get(etype)
         if plan is None:
             plan = plans[etype] = _plan(etype)
         refs, is_command, kind, role = plan
-        if etype == "WorkflowExecutionStarted" and event.id != 1:
-            add(Finding("second-start", f"event {event.id} starts the workflow again; a run has one "
-                        "WorkflowExecutionStarted, its first event", [event.id]))
+        if etype == "WorkflowExecutionStarted" and event_id != 1:
+            add(Finding("second-start", f"event {event_id} starts the workflow again; a run has one "
+                        "WorkflowExecutionStarted, its first event", [event_id]))
         if close is not None:
-            add(Finding("after-close", f"event {event.id} ({etype}) comes after the run closed at event "
-                        f"{close.id} ({close.type}); a closed run records nothing more", [close.id, event.id]))
+            add(Finding("after-close", f"event {event_id} ({etype}) comes after the run closed at event "
+                        f"{close.id} ({close.type}); a closed run records nothing more", [close.id, event_id]))
         elif etype in _CLOSES:
             close = event
 
         for name, kinds, required in refs:
-            _reference(event, name, kinds, required, by_id, add)
+            # The usual case inline: a reference to an earlier event of the right type. Anything
+            # else goes to _reference, which judges it again and says what is wrong.
+            value = _ref_value(attrs.get(name))
+            if value:
+                target = get_event(value)
+                if target is not None and value < event_id and target.type in kinds:
+                    continue
+                _reference(event, name, kinds, required, by_id, add)
+            elif required:
+                _reference(event, name, kinds, required, by_id, add)
         if is_command or "workflowTaskCompletedEventId" in attrs:
             target = _reference(event, "workflowTaskCompletedEventId", _WFT_COMPLETED_ONLY, True, by_id, add)
             # Commands are written in one batch right after their workflow task's completion.
             if target is not None and previous is not None and previous.id != target.id and \
                     as_int(previous.attrs.get("workflowTaskCompletedEventId"), -1) != target.id:
-                add(Finding("command-out-of-place", f"event {event.id} ({etype}) is a command of the workflow "
+                add(Finding("command-out-of-place", f"event {event_id} ({etype}) is a command of the workflow "
                             f"task completed at event {target.id}, but event {previous.id} ({previous.type}) "
-                            "stands between them", [target.id, event.id]))
+                            "stands between them", [target.id, event_id]))
 
         if role:
-            scheduled = as_int(attrs.get("scheduledEventId"))
+            scheduled = _ref_value(attrs.get("scheduledEventId"))
             if role == "started":
-                _once(started_of, (kind, scheduled), event, "started", add)
+                key = (kind, scheduled)
+                if scheduled and key in started_of:
+                    _once(started_of, key, event, "started", add)
+                else:
+                    started_of[key] = event_id
             else:
-                _once(outcome_of, (kind, scheduled), event, "ended", add)
-                started = as_int(attrs.get("startedEventId"))
-                start_event = by_id.get(started)
+                key = (kind, scheduled)
+                if scheduled and key in outcome_of:
+                    _once(outcome_of, key, event, "ended", add)
+                else:
+                    outcome_of[key] = event_id
+                started = _ref_value(attrs.get("startedEventId"))
+                start_event = get_event(started)
                 if started and start_event is not None and \
-                        as_int(start_event.attrs.get("scheduledEventId")) != scheduled:
-                    add(Finding("mismatched-pair", f"event {event.id} ({etype}) ends the task scheduled at event "
+                        _ref_value(start_event.attrs.get("scheduledEventId")) != scheduled:
+                    add(Finding("mismatched-pair", f"event {event_id} ({etype}) ends the task scheduled at event "
                                 f"{scheduled} but names event {started} as its start, which started another task",
-                                [event.id, started]))
+                                [event_id, started]))
         previous = event
+
+
+def _ref_value(raw: Any) -> int:
+    """An event reference as an int, as ``as_int(raw)`` reads it (0 when missing or unreadable).
+
+    Called for nearly every event by several rules: the two usual spellings
+    (a number, a decimal string) are read without ``as_int``'s extra call.
+    """
+    if type(raw) is int:
+        return raw
+    if raw is None:
+        return 0
+    try:
+        return int(raw)
+    except (TypeError, ValueError, OverflowError):
+        return 0
 
 
 def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
@@ -631,31 +669,32 @@ def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[i
     """
     last_act: dict[str, Event] = {}
     for event in events:
-        identity = event.attrs.get("identity")
-        if event.type in _CLOSED_BY_ITS_WORKER and isinstance(identity, str) and identity:
-            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+        etype, attrs = event.type, event.attrs
+        identity = attrs.get("identity")
+        signed = isinstance(identity, str) and identity
+        if signed and etype in _CLOSED_BY_ITS_WORKER:
+            started = by_id.get(_ref_value(attrs.get("startedEventId")))
             by = started.attrs.get("identity") if started is not None else None
             if isinstance(by, str) and by and by != identity:
-                add(Finding("task-closed-by-another", f"event {event.id} ({event.type}) is signed {identity}, but "
+                add(Finding("task-closed-by-another", f"event {event.id} ({etype}) is signed {identity}, but "
                             f"{by} started that task (event {started.id}): the worker that runs a task reports "
                             "its end", [started.id, event.id]))
-        if event.type == _WFT_STARTED:
-            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
-            if scheduled is not None and isinstance(identity, str) and identity:
-                queue = scheduled.attrs.get("taskQueue")
-                suffix = _sticky_suffix(scheduled)
-                owner = str(queue.get("name") or "").rpartition("-")[0] if suffix else ""
-                acted = last_act.get(owner)
-                if owner and owner != identity and acted is not None and times[acted.id] is not None and \
-                        times[scheduled.id] is not None and \
+        if etype == _WFT_STARTED and signed:
+            scheduled = by_id.get(_ref_value(attrs.get("scheduledEventId")))
+            queue = scheduled.attrs.get("taskQueue") if scheduled is not None else None
+            # The owner named by the queue is looked at first: usually the worker starting the task
+            # is that owner, or the owner never acted, and the queue's name need not be matched.
+            owner = str(queue.get("name") or "").rpartition("-")[0] if isinstance(queue, dict) else ""
+            acted = last_act.get(owner) if owner and owner != identity else None
+            if acted is not None and _sticky_suffix(scheduled):
+                if times[acted.id] is not None and times[scheduled.id] is not None and \
                         timedelta(0) <= times[scheduled.id] - times[acted.id] < STICKY_QUIET:
                     add(Finding("sticky-taken-from-live-worker", f"event {event.id}: {identity} started a "
                                 f"workflow task on {owner}'s sticky queue (event {scheduled.id}), "
                                 f"{_ms(times[scheduled.id] - times[acted.id])} after {owner} last acted "
                                 f"(event {acted.id}); a worker that was still polling gets its own sticky "
                                 "tasks", [acted.id, scheduled.id, event.id]))
-        if isinstance(identity, str) and identity and event.type != "WorkflowExecutionStarted" and \
-                event.type != _AT_STARTED:
+        if signed and etype != "WorkflowExecutionStarted" and etype != _AT_STARTED:
             # An activity's start is stamped with when the attempt began, not when it was written.
             last_act[identity] = event
 

@@ -21,7 +21,7 @@ from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, N
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
-from grader.engine.rubric import Rubric, RubricExperiment
+from grader.engine.rubric import Rubric, RubricCheck, RubricExperiment
 from grader.engine.inprogress import RunInProgress, newest_open_run
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
@@ -345,9 +345,7 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [CheckResult(rc.id, FAIL, "no workflow to grade", title=rc.check.title, max_score=rc.points,
-                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
-              for rc in spec.checks]
+    checks = [_unrun_check(rc, FAIL, "no workflow to grade") for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
 
@@ -359,11 +357,15 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     each ``not-attempted`` with the same message.
     """
     message = f"not attempted: {note}"
-    checks = [CheckResult(rc.id, NOT_ATTEMPTED, message, title=rc.check.title, max_score=rc.points,
-                          required=rc.required, visibility=rc.visibility, hint_visibility=rc.hint_visibility)
-              for rc in spec.checks]
+    checks = [_unrun_check(rc, NOT_ATTEMPTED, message) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
                             sum(c.max_score for c in checks), None, checks, 0, note)
+
+
+def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
+    """The line of a check that did not run (no run to grade, or none shows its experiment)."""
+    return CheckResult(rc.id, status, message, title=rc.check.title, max_score=rc.points, required=rc.required,
+                       visibility=rc.visibility, hint_visibility=rc.hint_visibility)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
