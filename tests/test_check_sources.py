@@ -15,7 +15,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 from click.testing import CliRunner
-from temporalio.client import WorkflowFailureError
 
 from grader import api
 from grader.lab.app import start_worker, wait_for_poller
@@ -35,27 +34,6 @@ def _without_sources(report: dict) -> dict:
     for entry in report.get("integrity", []):
         entry.pop("source")
     return report
-
-
-@pytest.fixture
-async def finished_transfer(client, fast_settings, solution_dir):
-    """A finished compensation (the target account is closed: refund, then FAILED), so that one
-    experiment is graded on the run: a plain transfer counts for none."""
-    from dataclasses import replace
-
-    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
-    try:
-        await wait_for_poller(client, worker)
-        workflow_id = f"ada-transfer-{uuid.uuid4().hex[:8]}"
-        handle = await client.start_workflow(
-            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
-                              "reference_id": uuid.uuid4().hex},
-            id=workflow_id, task_queue=fast_settings.task_queue)
-        with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
-    finally:
-        worker.stop(sig=signal.SIGKILL)
-    return handle
 
 
 @pytest.mark.slow
