@@ -57,11 +57,12 @@ class _Unexpected(Exception):
     """A value the plans do not print themselves; the caller hands the message to json_format."""
 
 
-def message_to_dict(message: Any) -> dict[str, Any]:
+def message_to_dict(message: Any) -> Any:
     """The dict ``google.protobuf.json_format.MessageToDict(message)`` returns, with its defaults.
 
     Field names are the fields' ``json_name`` (camelCase) and enums are
-    printed by name. When json_format would raise (a Timestamp out of range,
+    printed by name. As with json_format, a well-known type at the top gives
+    its own JSON value (a Timestamp its text, a ListValue a list). When json_format would raise (a Timestamp out of range,
     a NaN in a ``Value`` ...), the same error is raised, by json_format itself.
     """
     try:
@@ -104,7 +105,7 @@ def _convert(message: Any) -> Any:
     return _converter_for(message.DESCRIPTOR)(message)
 
 
-def _message_to_dict_slow(message: Any) -> dict[str, Any]:
+def _message_to_dict_slow(message: Any) -> Any:
     from google.protobuf.json_format import MessageToDict
 
     return MessageToDict(message)
