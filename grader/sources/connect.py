@@ -19,7 +19,6 @@ it by the target's ``rpc_timeout``: a frozen server is reported, not waited on.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import re
 import sys
@@ -379,16 +378,24 @@ def as_target(where: ConnectionSettings | Target | str | None, namespace: str | 
 _RUNTIME: Any = None
 
 
-class _Stderr(logging.StreamHandler):
-    """A log handler that writes to whatever ``sys.stderr`` is when a record arrives (tests swap it)."""
+def _stderr_handler() -> Any:
+    """A log handler that writes to whatever ``sys.stderr`` is when a record arrives (tests swap it).
 
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
+    Made on first use: ``logging`` is imported only when a client is (every
+    command builds its connection settings here, and offline ones never log).
+    """
+    import logging
 
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        pass
+    class Stderr(logging.StreamHandler):
+        @property  # type: ignore[override]
+        def stream(self) -> Any:
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value: Any) -> None:
+            pass
+
+    return Stderr()
 
 
 def sdk_runtime() -> Any:
@@ -405,9 +412,11 @@ def sdk_runtime() -> Any:
         from temporalio.runtime import (LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig,
                                         TelemetryFilter)
 
+        import logging
+
         logger = logging.getLogger("grader.sdk")
         if not logger.handlers:
-            handler = _Stderr()
+            handler = _stderr_handler()
             handler.setFormatter(logging.Formatter("grader: sdk: %(levelname)s %(message)s"))
             logger.addHandler(handler)
             logger.propagate = False
