@@ -218,6 +218,8 @@ def as_int(value: Any, default: int = 0) -> int:
     """An int64 field (a string or a number in proto JSON) as an int; ``default`` for anything else."""
     if type(value) is int:
         return value
+    if value is None:  # a missing field, which int() would refuse with a costly exception
+        return default
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):
