@@ -479,10 +479,13 @@ def _times(index: _Index, add: Any) -> None:
                 add(Finding("time-backwards", f"activity start event {event.id} is dated "
                             f"{_ms(when - e_when)} after the activity ended (event {end.id})", [event.id, end.id]))
             continue
-        if latest is not None and latest[0] - when > CLOCK_SLACK:
-            add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
-                        f"before event {latest[1]}; the server writes events in time order", [latest[1], event.id]))
-        if latest is None or when > latest[0]:
+        if latest is not None and when < latest[0]:
+            # Only an event older than the latest can be too old: most events skip the subtraction.
+            if latest[0] - when > CLOCK_SLACK:
+                add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
+                            f"before event {latest[1]}; the server writes events in time order",
+                            [latest[1], event.id]))
+        elif latest is None or when > latest[0]:
             latest = (when, event.id)
 
 
