@@ -266,7 +266,7 @@ class _Index:
     winning, as the rules have always looked events up.
     """
 
-    __slots__ = ("events", "by_id", "when", "scheduled", "started")
+    __slots__ = ("events", "by_id", "when", "scheduled", "started", "backoffs")
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
@@ -278,6 +278,21 @@ class _Index:
         self.scheduled: list[int] = []
         #: Each event's ``startedEventId``, read the same way.
         self.started: list[int] = []
+        #: (activity's scheduling event, retries) -> :meth:`backoff_total`, worked out when first asked.
+        self.backoffs: dict[tuple[Event, int], timedelta] = {}
+
+    def backoff_total(self, scheduled: Event, retries: int) -> timedelta:
+        """:func:`_backoff_total` under the retry policy of activity ``scheduled`` (none: the defaults).
+
+        The retry rules ask for the same sums of one activity (each costs
+        microseconds): the first asking works it out for the others.
+        """
+        key = (scheduled, retries)
+        total = self.backoffs.get(key)
+        if total is None:
+            policy = scheduled.attrs.get("retryPolicy")
+            total = self.backoffs[key] = _backoff_total(policy if isinstance(policy, dict) else {}, retries)
+        return total
 
 
 def inspect_history(history: History) -> list[Finding]:
@@ -535,7 +550,7 @@ def _retries(index: _Index, add: Any) -> None:
             start, scheduled_at = times[event.id], times[scheduled.id]
             if start is None or scheduled_at is None:
                 continue
-            needed = _backoff_total(policy, attempt - 1)
+            needed = index.backoff_total(scheduled, attempt - 1)
             why = f"{attempt - 1} backoff(s) of its retry policy"
             if isinstance(last_failure, dict) and _is_start_to_close(last_failure):
                 timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
@@ -571,9 +586,9 @@ def _application_failure(failure: Any) -> bool:
     return isinstance(failure, dict) and isinstance(failure.get("applicationFailureInfo"), dict)
 
 
-def _next_backoff(policy: Mapping[str, Any], retries: int) -> timedelta:
-    """The backoff before retry number ``retries + 1`` under ``policy``."""
-    return _backoff_total(policy, retries + 1) - _backoff_total(policy, retries)
+def _next_backoff(index: _Index, scheduled: Event, retries: int) -> timedelta:
+    """The backoff before retry number ``retries + 1`` under the retry policy of activity ``scheduled``."""
+    return index.backoff_total(scheduled, retries + 1) - index.backoff_total(scheduled, retries)
 
 
 def _retry_timing(index: _Index, add: Any) -> None:
@@ -608,13 +623,11 @@ def _retry_timing(index: _Index, add: Any) -> None:
         if start is None or scheduled_at is None or not _application_failure(last_failure) or \
                 last_failure["applicationFailureInfo"].get("nextRetryDelay"):
             continue
-        policy = scheduled.attrs.get("retryPolicy")
-        policy = policy if isinstance(policy, dict) else {}
         activity_type = scheduled.attrs.get("activityType")
         name = activity_type.get("name") if isinstance(activity_type, dict) else None
         name = name if isinstance(name, str) and name else "activity"
         gap = start - scheduled_at
-        backoffs = _backoff_total(policy, attempt - 1)
+        backoffs = index.backoff_total(scheduled, attempt - 1)
         timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
         if timeout:
             for timeouts in range(1, min(attempt, 50)):
@@ -626,13 +639,13 @@ def _retry_timing(index: _Index, add: Any) -> None:
                                 "failure is an application error, which ends an attempt whenever the code raises",
                                 [scheduled.id, event.id]))
                     break
-        _unexplained_gap(event, scheduled, attempt, name, gap, backoffs, policy, events, by_id, times, add)
+        _unexplained_gap(event, scheduled, attempt, name, gap, backoffs, index, add)
 
 
 def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, gap: timedelta,
-                     backoffs: timedelta, policy: Mapping[str, Any], events: list[Event],
-                     by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+                     backoffs: timedelta, index: _Index, add: Any) -> None:
     """Flag time between scheduling and the last attempt that no claimed attempt or backoff explains."""
+    events, by_id, times = index.events, index.by_id, index.when
     close = next((e for e in events[started.id:] if e.type in _AT_CLOSES
                   and as_int(e.attrs.get("scheduledEventId")) == scheduled.id), None)
     if close is None or close.type != "ActivityTaskFailed" or times[close.id] is None:
@@ -656,7 +669,7 @@ def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, 
     unexplained = gap - backoffs - duration * (attempt - 1)
     # A missing attempt costs at least its whole backoff: asking for most of it leaves attempts that
     # merely varied in length (a slow first call) well below the line.
-    threshold = max(UNEXPLAINED_GAP, _next_backoff(policy, attempt - 1) * 0.9)
+    threshold = max(UNEXPLAINED_GAP, _next_backoff(index, scheduled, attempt - 1) * 0.9)
     if unexplained >= threshold:
         add(Finding("retry-gap-unexplained", f"{name} attempt {attempt} (event {started.id}) started "
                     f"{_ms(gap)} after scheduling on the worker process that scheduled it and never left; "
