@@ -430,8 +430,9 @@ def _structure(index: _Index, add: Any) -> None:
 def _ref_value(raw: Any) -> int:
     """An event reference as an int, as ``as_int(raw)`` reads it (0 when missing or unreadable).
 
-    Called for nearly every event by several rules: the two usual spellings
-    (a number, a decimal string) are read without ``as_int``'s extra call.
+    Called for most events (the pass that builds :class:`_Index`, and the
+    references only :func:`_structure` reads): the two usual spellings (a
+    number, a decimal string) are read without ``as_int``'s extra call.
     """
     if type(raw) is int:
         return raw
