@@ -218,6 +218,8 @@ def as_int(value: Any, default: int = 0) -> int:
     """An int64 field (a string or a number in proto JSON) as an int; ``default`` for anything else."""
     if type(value) is int:
         return value
+    if value is None:  # a missing field, which int() would refuse with a costly exception
+        return default
     try:
         return int(value)
     except (TypeError, ValueError, OverflowError):
@@ -253,14 +255,55 @@ def _ms(delta: timedelta) -> str:
     return f"{seconds * 1000:.2f} ms" if abs(seconds) < 1 else f"{seconds:.3f} s"
 
 
+class _Index:
+    """What the rules read from one history, read once and shared by every rule.
+
+    Each rule walks the events on its own; without this they re-read the
+    same attributes rule after rule (issue 18: the rules were a quarter of an
+    offline grade). The lists are aligned with ``events`` (item ``i`` is what
+    ``events[i]`` says), so an event made by hand with a repeated id is still
+    read as itself; ``by_id`` and ``when`` are by id, the last event of an id
+    winning, as the rules have always looked events up.
+    """
+
+    __slots__ = ("events", "by_id", "when", "scheduled", "started", "backoffs")
+
+    def __init__(self, events: list[Event]) -> None:
+        self.events = events
+        #: Event id -> event.
+        self.by_id: dict[int, Event] = {}
+        #: Event id -> its time, zone-aware; None when the event has none or it cannot be read.
+        self.when: dict[int, datetime | None] = {}
+        #: Each event's ``scheduledEventId`` as :func:`as_int` reads it: 0 when missing or unreadable.
+        self.scheduled: list[int] = []
+        #: Each event's ``startedEventId``, read the same way.
+        self.started: list[int] = []
+        #: (activity's scheduling event, retries) -> :meth:`backoff_total`, worked out when first asked.
+        self.backoffs: dict[tuple[Event, int], timedelta] = {}
+
+    def backoff_total(self, scheduled: Event, retries: int) -> timedelta:
+        """:func:`_backoff_total` under the retry policy of activity ``scheduled`` (none: the defaults).
+
+        The retry rules ask for the same sums of one activity (each costs
+        microseconds): the first asking works it out for the others.
+        """
+        key = (scheduled, retries)
+        total = self.backoffs.get(key)
+        if total is None:
+            policy = scheduled.attrs.get("retryPolicy")
+            total = self.backoffs[key] = _backoff_total(policy if isinstance(policy, dict) else {}, retries)
+        return total
+
+
 def inspect_history(history: History) -> list[Finding]:
     """Every rule that needs only this one history; an empty list means none fired."""
     events = history.events
     findings: list[Finding] = []
     add = findings.append
-    # One pass for what every rule needs: events by id, parsed times, and the ids in order.
-    by_id: dict[int, Event] = {}
-    when: dict[int, datetime | None] = {}
+    # One pass for what every rule needs: events by id, parsed times, references, and the ids in order.
+    index = _Index(events)
+    by_id, when = index.by_id, index.when
+    scheduled, started = index.scheduled.append, index.started.append
     parse = datetime.fromisoformat
     expected = 1
     for event in events:
@@ -282,13 +325,19 @@ def inspect_history(history: History) -> list[Finding]:
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
         when[event_id] = moment
+        # Most events carry neither reference: only those that do pay for reading one.
+        attrs = event.attrs
+        raw = attrs.get("scheduledEventId")
+        scheduled(0 if raw is None else _ref_value(raw))
+        raw = attrs.get("startedEventId")
+        started(0 if raw is None else _ref_value(raw))
 
-    _structure(events, by_id, add)
-    _times(events, by_id, when, add)
-    _retries(events, by_id, when, add)
-    _retry_timing(events, by_id, when, add)
-    _workers(events, by_id, when, add)
-    _sticky_handover(events, by_id, when, add)
+    _structure(index, add)
+    _times(index, add)
+    _retries(index, add)
+    _retry_timing(index, add)
+    _workers(index, add)
+    _sticky_handover(index, add)
     _run_id(history, when, add)
     return findings
 
@@ -307,15 +356,16 @@ _PLANS: dict[str, tuple[tuple[tuple[str, frozenset[str], bool], ...], bool, str,
 _WFT_COMPLETED_ONLY = frozenset([_WFT_COMPLETED])
 
 
-def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
+def _structure(index: _Index, add: Any) -> None:
     """Starts, closes, references, pairs and where commands sit."""
+    events, by_id = index.events, index.by_id
     close: Event | None = None
     started_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> started event id
     outcome_of: dict[tuple[str, int], int] = {}   # ("wft"|"act", scheduled id) -> closing event id
     previous: Event | None = None
     plans = _PLANS
     get_event = by_id.get
-    for event in events:
+    for event, scheduled, started in zip(events, index.scheduled, index.started):
         etype, attrs, event_id = event.type, event.attrs, event.id
         plan = plans.get(etype)
         if plan is None:
@@ -333,7 +383,12 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
         for name, kinds, required in refs:
             # The usual case inline: a reference to an earlier event of the right type. Anything
             # else goes to _reference, which judges it again and says what is wrong.
-            value = _ref_value(attrs.get(name))
+            if name == "scheduledEventId":
+                value = scheduled
+            elif name == "startedEventId":
+                value = started
+            else:  # the references only this rule reads
+                value = _ref_value(attrs.get(name))
             if value:
                 target = get_event(value)
                 if target is not None and value < event_id and target.type in kinds:
@@ -351,7 +406,6 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                             "stands between them", [target.id, event_id]))
 
         if role:
-            scheduled = _ref_value(attrs.get("scheduledEventId"))
             if role == "started":
                 key = (kind, scheduled)
                 if scheduled and key in started_of:
@@ -364,7 +418,6 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
                     _once(outcome_of, key, event, "ended", add)
                 else:
                     outcome_of[key] = event_id
-                started = _ref_value(attrs.get("startedEventId"))
                 start_event = get_event(started)
                 if started and start_event is not None and \
                         _ref_value(start_event.attrs.get("scheduledEventId")) != scheduled:
@@ -377,8 +430,9 @@ def _structure(events: list[Event], by_id: dict[int, Event], add: Any) -> None:
 def _ref_value(raw: Any) -> int:
     """An event reference as an int, as ``as_int(raw)`` reads it (0 when missing or unreadable).
 
-    Called for nearly every event by several rules: the two usual spellings
-    (a number, a decimal string) are read without ``as_int``'s extra call.
+    Called for most events (the pass that builds :class:`_Index`, and the
+    references only :func:`_structure` reads): the two usual spellings (a
+    number, a decimal string) are read without ``as_int``'s extra call.
     """
     if type(raw) is int:
         return raw
@@ -417,19 +471,19 @@ def _once(seen: dict[tuple[str, int], int], key: tuple[str, int], event: Event, 
         seen[key] = event.id
 
 
-def _times(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+def _times(index: _Index, add: Any) -> None:
     """Times only move forward, except an activity start, which lies between its scheduling and its end."""
+    events, times = index.events, index.when
     latest: tuple[datetime, int] | None = None
     ends: dict[int, Event] = {}
-    for event in events:
+    for event, scheduled_id in zip(events, index.scheduled):
         if event.type in _AT_CLOSES:
-            ends.setdefault(as_int(event.attrs.get("scheduledEventId")), event)
-    for event in events:
+            ends.setdefault(scheduled_id, event)
+    for event, scheduled_id in zip(events, index.scheduled):
         when = times[event.id]
         if when is None:
             continue
         if event.type == _AT_STARTED:
-            scheduled_id = as_int(event.attrs.get("scheduledEventId"))
             end = ends.get(scheduled_id)
             s_when = times.get(scheduled_id)
             e_when = times[end.id] if end is not None else None
@@ -441,10 +495,13 @@ def _times(events: list[Event], by_id: dict[int, Event], times: dict[int, dateti
                 add(Finding("time-backwards", f"activity start event {event.id} is dated "
                             f"{_ms(when - e_when)} after the activity ended (event {end.id})", [event.id, end.id]))
             continue
-        if latest is not None and latest[0] - when > CLOCK_SLACK:
-            add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
-                        f"before event {latest[1]}; the server writes events in time order", [latest[1], event.id]))
-        if latest is None or when > latest[0]:
+        if latest is not None and when < latest[0]:
+            # Only an event older than the latest can be too old: most events skip the subtraction.
+            if latest[0] - when > CLOCK_SLACK:
+                add(Finding("time-backwards", f"event {event.id} ({event.type}) is dated {_ms(latest[0] - when)} "
+                            f"before event {latest[1]}; the server writes events in time order",
+                            [latest[1], event.id]))
+        elif latest is None or when > latest[0]:
             latest = (when, event.id)
 
 
@@ -463,11 +520,12 @@ def _backoff_total(policy: Mapping[str, Any], retries: int) -> timedelta:
     return timedelta(seconds=min(total, _LONGEST))
 
 
-def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+def _retries(index: _Index, add: Any) -> None:
     """Attempt numbers, last failures and retry states against the recorded retry policy."""
-    for event in events:
+    by_id, times = index.by_id, index.when
+    for event, scheduled_id, started_id in zip(index.events, index.scheduled, index.started):
         if event.type == _AT_STARTED:
-            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+            scheduled = by_id.get(scheduled_id)
             if scheduled is None or scheduled.type != _AT_SCHEDULED:
                 continue
             attempt = as_int(event.attrs.get("attempt"), 1)
@@ -493,7 +551,7 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
             start, scheduled_at = times[event.id], times[scheduled.id]
             if start is None or scheduled_at is None:
                 continue
-            needed = _backoff_total(policy, attempt - 1)
+            needed = index.backoff_total(scheduled, attempt - 1)
             why = f"{attempt - 1} backoff(s) of its retry policy"
             if isinstance(last_failure, dict) and _is_start_to_close(last_failure):
                 timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
@@ -506,8 +564,8 @@ def _retries(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                             f"{_ms(needed)}", [scheduled.id, event.id]))
         elif event.type == "ActivityTaskFailed":
             state = str(event.attrs.get("retryState") or "")
-            scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
-            started = by_id.get(as_int(event.attrs.get("startedEventId")))
+            scheduled = by_id.get(scheduled_id)
+            started = by_id.get(started_id)
             if scheduled is None or started is None:
                 continue
             policy = scheduled.attrs.get("retryPolicy")
@@ -529,13 +587,12 @@ def _application_failure(failure: Any) -> bool:
     return isinstance(failure, dict) and isinstance(failure.get("applicationFailureInfo"), dict)
 
 
-def _next_backoff(policy: Mapping[str, Any], retries: int) -> timedelta:
-    """The backoff before retry number ``retries + 1`` under ``policy``."""
-    return _backoff_total(policy, retries + 1) - _backoff_total(policy, retries)
+def _next_backoff(index: _Index, scheduled: Event, retries: int) -> timedelta:
+    """The backoff before retry number ``retries + 1`` under the retry policy of activity ``scheduled``."""
+    return index.backoff_total(scheduled, retries + 1) - index.backoff_total(scheduled, retries)
 
 
-def _retry_timing(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
-                  add: Any) -> None:
+def _retry_timing(index: _Index, add: Any) -> None:
     """The last attempt's start time against the failures and attempt count the history claims.
 
     Two things a real retry's timing gives away:
@@ -554,11 +611,12 @@ def _retry_timing(events: list[Event], by_id: dict[int, Event], times: dict[int,
       that, as much as another attempt's backoff, is an attempt the history
       no longer shows (an attempt number and retry limit lowered together).
     """
-    for event in events:
+    events, by_id, times = index.events, index.by_id, index.when
+    for event, scheduled_id in zip(events, index.scheduled):
         if event.type != _AT_STARTED:
             continue
         attempt = as_int(event.attrs.get("attempt"), 1)
-        scheduled = by_id.get(as_int(event.attrs.get("scheduledEventId")))
+        scheduled = by_id.get(scheduled_id)
         if attempt < 2 or scheduled is None or scheduled.type != _AT_SCHEDULED:
             continue
         start, scheduled_at = times[event.id], times[scheduled.id]
@@ -566,13 +624,11 @@ def _retry_timing(events: list[Event], by_id: dict[int, Event], times: dict[int,
         if start is None or scheduled_at is None or not _application_failure(last_failure) or \
                 last_failure["applicationFailureInfo"].get("nextRetryDelay"):
             continue
-        policy = scheduled.attrs.get("retryPolicy")
-        policy = policy if isinstance(policy, dict) else {}
         activity_type = scheduled.attrs.get("activityType")
         name = activity_type.get("name") if isinstance(activity_type, dict) else None
         name = name if isinstance(name, str) and name else "activity"
         gap = start - scheduled_at
-        backoffs = _backoff_total(policy, attempt - 1)
+        backoffs = index.backoff_total(scheduled, attempt - 1)
         timeout = _seconds(scheduled.attrs.get("startToCloseTimeout"))
         if timeout:
             for timeouts in range(1, min(attempt, 50)):
@@ -584,13 +640,13 @@ def _retry_timing(events: list[Event], by_id: dict[int, Event], times: dict[int,
                                 "failure is an application error, which ends an attempt whenever the code raises",
                                 [scheduled.id, event.id]))
                     break
-        _unexplained_gap(event, scheduled, attempt, name, gap, backoffs, policy, events, by_id, times, add)
+        _unexplained_gap(event, scheduled, attempt, name, gap, backoffs, index, add)
 
 
 def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, gap: timedelta,
-                     backoffs: timedelta, policy: Mapping[str, Any], events: list[Event],
-                     by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+                     backoffs: timedelta, index: _Index, add: Any) -> None:
     """Flag time between scheduling and the last attempt that no claimed attempt or backoff explains."""
+    events, by_id, times = index.events, index.by_id, index.when
     close = next((e for e in events[started.id:] if e.type in _AT_CLOSES
                   and as_int(e.attrs.get("scheduledEventId")) == scheduled.id), None)
     if close is None or close.type != "ActivityTaskFailed" or times[close.id] is None:
@@ -614,7 +670,7 @@ def _unexplained_gap(started: Event, scheduled: Event, attempt: int, name: str, 
     unexplained = gap - backoffs - duration * (attempt - 1)
     # A missing attempt costs at least its whole backoff: asking for most of it leaves attempts that
     # merely varied in length (a slow first call) well below the line.
-    threshold = max(UNEXPLAINED_GAP, _next_backoff(policy, attempt - 1) * 0.9)
+    threshold = max(UNEXPLAINED_GAP, _next_backoff(index, scheduled, attempt - 1) * 0.9)
     if unexplained >= threshold:
         add(Finding("retry-gap-unexplained", f"{name} attempt {attempt} (event {started.id}) started "
                     f"{_ms(gap)} after scheduling on the worker process that scheduled it and never left; "
@@ -653,8 +709,7 @@ def _sticky_suffix_after(events: list[Event], after_id: int) -> str | None:
 _CLOSED_BY_ITS_WORKER = frozenset({"ActivityTaskCompleted", "ActivityTaskFailed", _WFT_COMPLETED})
 
 
-def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None],
-                     add: Any) -> None:
+def _sticky_handover(index: _Index, add: Any) -> None:
     """A worker taking a task from another's sticky queue: the owner must have shut down first.
 
     A sticky queue is polled by one process until it shuts down (then the
@@ -667,20 +722,21 @@ def _sticky_handover(events: list[Event], by_id: dict[int, Event], times: dict[i
     that completes activities asynchronously from elsewhere would differ;
     the money-transfer apps do not).
     """
+    by_id, times = index.by_id, index.when
     last_act: dict[str, Event] = {}
-    for event in events:
+    for event, scheduled_id, started_id in zip(index.events, index.scheduled, index.started):
         etype, attrs = event.type, event.attrs
         identity = attrs.get("identity")
         signed = isinstance(identity, str) and identity
         if signed and etype in _CLOSED_BY_ITS_WORKER:
-            started = by_id.get(_ref_value(attrs.get("startedEventId")))
+            started = by_id.get(started_id)
             by = started.attrs.get("identity") if started is not None else None
             if isinstance(by, str) and by and by != identity:
                 add(Finding("task-closed-by-another", f"event {event.id} ({etype}) is signed {identity}, but "
                             f"{by} started that task (event {started.id}): the worker that runs a task reports "
                             "its end", [started.id, event.id]))
         if etype == _WFT_STARTED and signed:
-            scheduled = by_id.get(_ref_value(attrs.get("scheduledEventId")))
+            scheduled = by_id.get(scheduled_id)
             queue = scheduled.attrs.get("taskQueue") if scheduled is not None else None
             # The owner named by the queue is looked at first: usually the worker starting the task
             # is that owner, or the owner never acted, and the queue's name need not be matched.
@@ -722,11 +778,12 @@ def _is_start_to_close(failure: Mapping[str, Any]) -> bool:
     return isinstance(info, dict) and str(info.get("timeoutType", "")).endswith("START_TO_CLOSE")
 
 
-def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, datetime | None], add: Any) -> None:
+def _workers(index: _Index, add: Any) -> None:
     """Sticky queues against the workers that own them; first attempts against eager dispatch."""
+    by_id, times = index.by_id, index.when
     last_completer: tuple[str, int] | None = None
     suffix_owner: dict[str, tuple[str, int]] = {}
-    for event in events:
+    for event, scheduled_id in zip(index.events, index.scheduled):
         etype, attrs = event.type, event.attrs
         if etype == _WFT_COMPLETED:
             identity = attrs.get("identity")
@@ -754,7 +811,7 @@ def _workers(events: list[Event], by_id: dict[int, Event], times: dict[int, date
                                 f"appears under two identities: {first[0]} (event {first[1]}) and {owner} "
                                 f"(event {event.id})", [first[1], event.id]))
         elif etype == _AT_STARTED and as_int(attrs.get("attempt"), 1) == 1:
-            scheduled = by_id.get(as_int(attrs.get("scheduledEventId")))
+            scheduled = by_id.get(scheduled_id)
             if scheduled is None:
                 continue
             completed = by_id.get(as_int(scheduled.attrs.get("workflowTaskCompletedEventId")))
