@@ -61,13 +61,15 @@ def ownership_findings(loaded: Loaded, *, learner: str | None = None,
     runs graded together (``--all-learners``, a folder of everyone's files)
     are compared with each other.
     """
+    held: list[list] = [[] for _ in loaded.histories]
+    if learner is None and len(loaded.histories) + len(loaded.others) <= 1:
+        return held  # one run of its writer's: nothing to compare (nor to import, a plain check's start-up)
     from grader.engine.learner import learner_of
     from grader.engine.ownership import cross_talk, owner_findings, run_workers
 
     def owner(history: History) -> str:
         return learner or learner_of(history.workflow_id) or history.workflow_id
 
-    held: list[list] = [[] for _ in loaded.histories]
     if learner is not None:
         for i, history in enumerate(loaded.histories):
             held[i] += owner_findings(history.workflow_id, learner, manifest_learner=loaded.claims.get(history.source),
