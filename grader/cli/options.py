@@ -177,12 +177,15 @@ def apply_pack(pack_id: str | None, rubric: Any, *, ctx: click.Context | None = 
     A named pack's rubric replaces the default one (an explicit --rubric
     wins), and live reads list that pack's workflow type.
     """
-    from grader.sources.live import use_workflow_types
-
     if pack_id is None:
-        use_workflow_types(None)  # every pack's runs are listed; none left over from an earlier command
+        # Every pack's runs are listed; none left over from an earlier command. A live reader
+        # not loaded yet holds no choice to clear, and `check --history` need not load it.
+        live = sys.modules.get("grader.sources.live")
+        if live is not None:
+            live.use_workflow_types(None)
         return None, rubric
     from grader.packs import get_pack
+    from grader.sources.live import use_workflow_types
 
     pack = get_pack(pack_id)
     use_workflow_types(pack.workflow_types)
