@@ -165,7 +165,8 @@ def test_offline_commands_import_no_temporalio_nor_simulate(tmp_path: Path, args
              or m == "grader.lab.simulate" or m.startswith("grader.lab.simulate.")]
     assert heavy == []
     # Nor what only a server or a bundle needs (issue 18: start-up within 4x a bare JSON read).
-    unneeded = [m for m in ("grader.sources.connect", "grader.sources.bundles", "zipfile") if m in modules]
+    unneeded = [m for m in ("grader.sources.connect", "grader.sources.bundles", "grader.sources.live",
+                                  "zipfile") if m in modules]
     assert unneeded == []
 
 
