@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from grader import defaults
 from grader.engine.evidence import build_evidence
 from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, History
 from grader.engine.integrity import Finding, IntegrityEntry, assess
@@ -16,7 +17,6 @@ from grader.engine.report import Report, grade
 from grader.engine.rubric import DEFAULT_RUBRIC, Rubric, load_rubric
 from grader.packs import all_packs, rubric_for_workflow_types
 from grader.sources.files import read_files
-from grader.sources.live import DEFAULT_LIMIT, read_live
 from grader.sources.loaded import Loaded
 
 if TYPE_CHECKING:  # only annotations: grader.sources.connect is loaded on the live path
@@ -61,13 +61,15 @@ def ownership_findings(loaded: Loaded, *, learner: str | None = None,
     runs graded together (``--all-learners``, a folder of everyone's files)
     are compared with each other.
     """
+    held: list[list] = [[] for _ in loaded.histories]
+    if learner is None and len(loaded.histories) + len(loaded.others) <= 1:
+        return held  # one run of its writer's: nothing to compare (nor to import, a plain check's start-up)
     from grader.engine.learner import learner_of
     from grader.engine.ownership import cross_talk, owner_findings, run_workers
 
     def owner(history: History) -> str:
         return learner or learner_of(history.workflow_id) or history.workflow_id
 
-    held: list[list] = [[] for _ in loaded.histories]
     if learner is not None:
         for i, history in enumerate(loaded.histories):
             held[i] += owner_findings(history.workflow_id, learner, manifest_learner=loaded.claims.get(history.source),
@@ -125,7 +127,7 @@ def check_files(paths: Sequence[Path], *, rubric: str | Path | Rubric = DEFAULT_
 
 async def check_live(connection: ConnectionSettings | Target | str | None = None, namespace: str | None = None,
                      *, workflow_ids: Sequence[str] = (), learner: str | None = None,
-                     limit: int = DEFAULT_LIMIT, ui_url: str | None = None,
+                     limit: int = defaults.LIVE_LIMIT, ui_url: str | None = None,
                      rubric: str | Path | Rubric | None = DEFAULT_RUBRIC,
                      experiments: Sequence[str] | None = None, replay: bool = True) -> Report:
     """Grade histories read live from a server (``connection``: settings, a target or an address).
@@ -138,6 +140,8 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
     graded as theirs), compared with other learners' runs on the same task
     queues for cross-talk.
     """
+    from grader.sources.live import read_live  # the live path only: file grading never loads it
+
     all_packs()  # the packs' checks and names, before a rubric or history is read
     if rubric is not None:  # None: told from the runs read (every pack's are listed)
         rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)  # bad rubric before any RPC

@@ -42,6 +42,10 @@ EXPERIMENTS: dict[str, str] = {
     "network-partition": "Network partition",
 }
 
+#: How many workflows ``grader check`` reads from a server when no id is given
+#: (here, not in grader.sources.live, so that grader.api names it without loading the live reader).
+LIVE_LIMIT = 20
+
 #: `grader batch`: reads in flight at once.
 BATCH_CONCURRENCY = 32
 #: `grader batch` live: how far back runs are read. Every run a learner started in this window is

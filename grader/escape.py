@@ -20,14 +20,26 @@ import the formats.
 
 from __future__ import annotations
 
+import functools
 import re
 
-# C0 controls, DEL, C1 controls, and the bidi embedding/override/isolate
-# characters that can make text read differently from how it is stored.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
-# Lone surrogates cannot be encoded as UTF-8 at all (a history decoded with
-# surrogatepass, or a JSON ``\\ud800`` escape, can carry one).
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# The patterns are compiled on first use, not at import: every command imports
+# this module, and compiling these character classes cost about a millisecond
+# of each start-up. Ordinary text never needs them (see visible_controls).
+
+
+@functools.cache
+def _control() -> re.Pattern[str]:
+    """C0 controls, DEL, C1 controls, and the bidi embedding/override/isolate
+    characters that can make text read differently from how it is stored."""
+    return re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+@functools.cache
+def _surrogate() -> re.Pattern[str]:
+    """Lone surrogates: they cannot be encoded as UTF-8 at all (a history decoded
+    with surrogatepass, or a JSON ``\\ud800`` escape, can carry one)."""
+    return re.compile("[\ud800-\udfff]")
 
 
 def _escape_char(match: re.Match[str]) -> str:
@@ -43,10 +55,15 @@ def visible_controls(text: object, *, keep_newlines: bool = False) -> str:
     return is what lets one line overwrite another on a terminal.
     """
     text = "" if text is None else str(text)
+    if text.isprintable():
+        # Every character either pattern matches (Cc, Cf, Cs) is unprintable, so
+        # there is nothing to escape: the usual case, without a regex.
+        return text
+    control, surrogate = _control(), _surrogate()
     if keep_newlines:
         parts = text.split("\n")
-        return "\n".join(_SURROGATE.sub(_escape_char, _CONTROL.sub(_escape_char, p)) for p in parts)
-    return _SURROGATE.sub(_escape_char, _CONTROL.sub(_escape_char, text))
+        return "\n".join(surrogate.sub(_escape_char, control.sub(_escape_char, p)) for p in parts)
+    return surrogate.sub(_escape_char, control.sub(_escape_char, text))
 
 
 def terminal(text: object) -> str:
@@ -54,15 +71,21 @@ def terminal(text: object) -> str:
     return visible_controls(text)
 
 
-# The characters that can start markup in the middle of a line: emphasis, code,
-# links and images (``[``), raw HTML, table cells, strikethrough, entities and
-# mentions. An underscore inside a word (``maximum_attempts``) cannot open
-# emphasis, so it stays as it is and a raw feedback file stays readable.
-# Line-start markup (headings, lists) cannot happen: newlines never survive
-# into inline text.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*\[\]<>|~&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
-# GitHub turns bare ``scheme://`` and ``www.`` text into links; a backslash breaks the pattern.
-_AUTOLINK = re.compile(r"(?i)(://|\bwww\.)")
+@functools.cache
+def _markdown_special() -> re.Pattern[str]:
+    """The characters that can start markup in the middle of a line: emphasis, code,
+    links and images (``[``), raw HTML, table cells, strikethrough, entities and
+    mentions. An underscore inside a word (``maximum_attempts``) cannot open
+    emphasis, so it stays as it is and a raw feedback file stays readable.
+    Line-start markup (headings, lists) cannot happen: newlines never survive
+    into inline text."""
+    return re.compile(r"([\\`*\[\]<>|~&@]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+
+
+@functools.cache
+def _autolink() -> re.Pattern[str]:
+    """GitHub turns bare ``scheme://`` and ``www.`` text into links; a backslash breaks the pattern."""
+    return re.compile(r"(?i)(://|\bwww\.)")
 
 
 def markdown(text: object) -> str:
@@ -72,8 +95,8 @@ def markdown(text: object) -> str:
     report is posted as a pull-request comment, and bare web addresses are
     broken up so they do not become links.
     """
-    escaped = _MARKDOWN_SPECIAL.sub(r"\\\1", visible_controls(text))
-    return _AUTOLINK.sub(lambda m: ":\\/\\/" if m.group(1) == "://" else m.group(1)[:-1] + "\\.", escaped)
+    escaped = _markdown_special().sub(r"\\\1", visible_controls(text))
+    return _autolink().sub(lambda m: ":\\/\\/" if m.group(1) == "://" else m.group(1)[:-1] + "\\.", escaped)
 
 
 def markdown_code(text: object) -> str:
@@ -97,9 +120,11 @@ def workflow_command_property(text: object) -> str:
     return workflow_command_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-# Characters XML 1.0 forbids outright (even escaped): most C0 controls,
-# surrogates, U+FFFE and U+FFFF.
-_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+@functools.cache
+def _xml_forbidden() -> re.Pattern[str]:
+    """Characters XML 1.0 forbids outright (even escaped): most C0 controls,
+    surrogates, U+FFFE and U+FFFF."""
+    return re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_text(text: object, *, keep_newlines: bool = True) -> str:
@@ -110,4 +135,4 @@ def xml_text(text: object, *, keep_newlines: bool = True) -> str:
     document stays well-formed whatever the history held.
     """
     text = visible_controls(text, keep_newlines=keep_newlines)
-    return _XML_FORBIDDEN.sub(_escape_char, text)
+    return _xml_forbidden().sub(_escape_char, text)

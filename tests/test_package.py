@@ -164,6 +164,10 @@ def test_offline_commands_import_no_temporalio_nor_simulate(tmp_path: Path, args
     heavy = [m for m in modules if m.split(".")[0] in ("temporalio", "google", "jsonschema", "tabulate", "asyncio")
              or m == "grader.lab.simulate" or m.startswith("grader.lab.simulate.")]
     assert heavy == []
+    # Nor what only a server or a bundle needs (issue 18: start-up within 4x a bare JSON read).
+    unneeded = [m for m in ("grader.sources.connect", "grader.sources.bundles", "grader.sources.live",
+                                  "zipfile") if m in modules]
+    assert unneeded == []
 
 
 # --- how the command ends: internal errors and Ctrl+C ------------------------

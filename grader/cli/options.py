@@ -49,19 +49,50 @@ def _param_name(flag: str) -> str:
     return flag.lstrip("-").replace("-", "_")
 
 
+class DeferredConnection:
+    """A command's ``ConnectionSettings``, built from its flags the first time it is used.
+
+    Every command that can talk to a server takes the connection flags, but
+    ``grader check --history FILE`` never does: importing
+    :mod:`grader.sources.connect` and creating its dataclasses cost about 2 ms
+    of that command's start-up (issue 18). Attributes and methods
+    (``resolve()``, ``address``, ``profile``...) are the real settings' own;
+    :meth:`settings` hands over the real object where one is needed.
+    """
+
+    __slots__ = ("_flags", "_settings")
+
+    def __init__(self, flags: dict[str, Any]) -> None:
+        self._flags = flags
+        self._settings: Any = None
+
+    def settings(self) -> Any:
+        """The :class:`grader.sources.connect.ConnectionSettings` of the flags (made once)."""
+        if self._settings is None:
+            from grader.sources.connect import ConnectionSettings
+
+            self._settings = ConnectionSettings(**self._flags)
+        return self._settings
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.settings(), name)
+
+    def __repr__(self) -> str:
+        return repr(self.settings())
+
+
 def connection_options(func: Any) -> Any:
     """Every connection flag, handed to the command as one ``connection: ConnectionSettings``.
 
     Flags beat environment variables, which beat the temporal.toml profile,
     which beats the defaults; :mod:`grader.sources.connect` does that layering.
+    The settings are made when the command first uses them (:class:`DeferredConnection`).
     """
     names = [_param_name(flag) for flag, _ in _CONNECTION_FLAGS]
 
     @functools.wraps(func)
     def with_connection(*args: Any, **kwargs: Any) -> Any:
-        from grader.sources.connect import ConnectionSettings
-
-        kwargs["connection"] = ConnectionSettings(**{name: kwargs.pop(name) for name in names})
+        kwargs["connection"] = DeferredConnection({name: kwargs.pop(name) for name in names})
         return func(*args, **kwargs)
 
     for flag, attrs in reversed(_CONNECTION_FLAGS):
@@ -146,12 +177,15 @@ def apply_pack(pack_id: str | None, rubric: Any, *, ctx: click.Context | None = 
     A named pack's rubric replaces the default one (an explicit --rubric
     wins), and live reads list that pack's workflow type.
     """
-    from grader.sources.live import use_workflow_types
-
     if pack_id is None:
-        use_workflow_types(None)  # every pack's runs are listed; none left over from an earlier command
+        # Every pack's runs are listed; none left over from an earlier command. A live reader
+        # not loaded yet holds no choice to clear, and `check --history` need not load it.
+        live = sys.modules.get("grader.sources.live")
+        if live is not None:
+            live.use_workflow_types(None)
         return None, rubric
     from grader.packs import get_pack
+    from grader.sources.live import use_workflow_types
 
     pack = get_pack(pack_id)
     use_workflow_types(pack.workflow_types)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import errno
+import functools
 import json
 import math
 import os
@@ -50,7 +51,6 @@ except ImportError:  # optional speed-up; the standard library reads the same fi
     orjson = None
 
 _ENUM_PREFIX = "EVENT_TYPE_"
-_PASCAL = re.compile(r"^[A-Z][A-Za-z]+$")
 #: raw eventType -> (PascalCase type, attributes key); ("", "") when not an event type.
 _type_cache: dict[Any, tuple[str, str]] = {}
 _JSON_PLAIN = base64.b64encode(b"json/plain").decode()
@@ -64,12 +64,18 @@ def _event_type_info(raw: Any) -> tuple[str, str]:
         if isinstance(raw, str):
             if raw.startswith(_ENUM_PREFIX) and raw != "EVENT_TYPE_UNSPECIFIED":
                 name = "".join(part.capitalize() for part in raw[len(_ENUM_PREFIX):].split("_"))
-            elif _PASCAL.match(raw) and raw != "Unspecified":
+            elif _pascal().match(raw) and raw != "Unspecified":
                 name = raw
         info = (name, attributes_key(name) if name else "")
         if isinstance(raw, str) and len(_type_cache) < 1024:  # random types must not grow it forever
             _type_cache[raw] = info
     return info
+
+
+@functools.cache
+def _pascal() -> re.Pattern[str]:
+    """A PascalCase event type; compiled on first use, since only a type missing from the cache needs it."""
+    return re.compile(r"^[A-Z][A-Za-z]+$")
 
 
 def attributes_key(event_type: str) -> str:
@@ -243,10 +249,15 @@ _DIGITS = re.compile(r"[0-9]{1,19}\Z")
 _SHORT_DIGITS = re.compile(r"[0-9]{1,18}\Z").match
 # Proto JSON durations as Temporal writes them ("5s", "0.500s"), up to ~31,700 years.
 _DURATION = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?s\Z")
-# A lone UTF-16 surrogate escape; only needed when orjson (which refuses them) is missing.
-_LONE_SURROGATE = re.compile(
-    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
-    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+
+
+@functools.cache
+def _lone_surrogate() -> re.Pattern[bytes]:
+    """A lone UTF-16 surrogate escape; only needed when orjson (which refuses them) is missing,
+    so it is compiled then, not by every start-up."""
+    return re.compile(
+        rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+        rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 def _preview(value: Any) -> str:
@@ -559,7 +570,9 @@ FIELD_RULES: dict[str, tuple[tuple[str, Any], ...]] = {
     "WorkflowExecutionSignaled": (("signalName", str), ("identity", str)),
     "TimerStarted": (("startToFireTimeout", _duration),),
 }
-_COMPILED_RULES = {etype: _compile_rules(etype, rules) for etype, rules in FIELD_RULES.items()}
+#: Event type -> its compiled check, made on first use: a history holds a few of the
+#: types, and compiling all of them took a millisecond of every start-up.
+_COMPILED_RULES: dict[str, Any] = {}
 #: Stands for the check of event types whose only rule is a string identity (inlined in _events).
 _IDENTITY_ONLY: Any = object()
 #: raw eventType -> (PascalCase type, attributes key, check or _IDENTITY_ONLY or None), for _events.
@@ -569,7 +582,14 @@ _walk_cache: dict[str, tuple[str, str, Any]] = {}
 def _walk_info(raw: Any) -> tuple[str, str, Any]:
     etype, key = _event_type_info(raw)
     rules = FIELD_RULES.get(etype)
-    check = _IDENTITY_ONLY if rules == (("identity", str),) else _COMPILED_RULES.get(etype)
+    if rules is None:
+        check = None
+    elif rules == (("identity", str),):
+        check = _IDENTITY_ONLY
+    else:
+        check = _COMPILED_RULES.get(etype)
+        if check is None:
+            check = _COMPILED_RULES[etype] = _compile_rules(etype, rules)
     info = (etype, key, check)
     if etype and len(_walk_cache) < 1024:  # a file of random event types cannot grow it without end
         _walk_cache[raw] = info
@@ -653,7 +673,7 @@ def _parse_json_stdlib(text: str | bytes) -> Any:
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     if isinstance(text, str) and any("\ud800" <= ch <= "\udfff" for ch in text):
         raise ValueError("a lone surrogate in the text")
-    if _LONE_SURROGATE.search(raw):
+    if _lone_surrogate().search(raw):
         raise ValueError("a \\u escape holds half a surrogate pair")
     try:
         return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)

@@ -22,9 +22,9 @@ from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
 from grader.engine.rubric import Rubric, RubricCheck, RubricExperiment
-from grader.engine.inprogress import RunInProgress, newest_open_run
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
+    from grader.engine.inprogress import RunInProgress  # only when a run is still open (start-up, issue 18)
     from grader.engine.runview import RunTimeline
 
 SCHEMA_VERSION = 1
@@ -183,6 +183,8 @@ def report_from_dict(data: dict[str, Any]) -> Report:
     values = known(Report, data)
     values.update(experiments=experiments, integrity=integrity, ownership=ownership)
     if data.get("in_progress"):
+        from grader.engine.inprogress import RunInProgress
+
         values["in_progress"] = RunInProgress(**known(RunInProgress, data["in_progress"]))
     return Report(**values)
 
@@ -453,7 +455,10 @@ def grade(
                       runs=graded_runs, integrity=integrity)
     report.ownership = [OwnershipEntry(run.source, run.workflow_id, run.run_id, list(holds[id(run)]))
                         for run in runs if id(run) in holds]
-    report.in_progress = newest_open_run(runs, shown)
+    if any(run.is_open for run in runs):  # else None, the default; a run of files is usually closed
+        from grader.engine.inprogress import newest_open_run
+
+        report.in_progress = newest_open_run(runs, shown)
     return report
 
 

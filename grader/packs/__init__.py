@@ -20,7 +20,6 @@ never imports a pack.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 import re
 import os
@@ -235,10 +234,12 @@ def _load_checks(folder: Path, data: dict[str, Any], *, builtin: bool, pack_file
     name = f"failure_lab_pack_{data['id'].replace('-', '_')}_checks"
     if name in sys.modules:
         return
-    spec = importlib.util.spec_from_file_location(name, folder / "checks.py")
+    from importlib.util import module_from_spec, spec_from_file_location  # only packs from --pack-path need these
+
+    spec = spec_from_file_location(name, folder / "checks.py")
     if spec is None or spec.loader is None:
         raise PackError(f"{folder / 'checks.py'}: cannot be loaded as a Python module")
-    module = importlib.util.module_from_spec(spec)
+    module = module_from_spec(spec)
     sys.modules[name] = module
     try:
         spec.loader.exec_module(module)
@@ -324,10 +325,12 @@ def pack_scenarios(pack: Pack) -> Any:
         return importlib.import_module(f"{__name__}.{pack.folder.name}.scenarios")
     name = f"failure_lab_pack_{pack.id.replace('-', '_')}_scenarios"
     if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, pack.folder / "scenarios.py")
+        from importlib.util import module_from_spec, spec_from_file_location  # only packs from --pack-path need these
+
+        spec = spec_from_file_location(name, pack.folder / "scenarios.py")
         if spec is None or spec.loader is None:
             raise PackError(f"{pack.folder / 'scenarios.py'}: cannot be loaded as a Python module")
-        module = importlib.util.module_from_spec(spec)
+        module = module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]

@@ -10,8 +10,12 @@ from typing import Sequence
 
 from grader.engine.history import DEFAULT_MAX_HISTORY_BYTES, display_path, iter_history_paths, load_history_file
 from grader.errors import HistoryError
-from grader.sources.bundles import is_bundle, read_bundle
 from grader.sources.loaded import Loaded
+
+
+def _may_be_bundle(path: Path) -> bool:
+    """False when ``path`` cannot be a bundle (:func:`grader.sources.bundles.is_bundle` says for the rest)."""
+    return path.suffix.lower() == ".zip" or path.is_dir()
 
 
 def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BYTES) -> Loaded:
@@ -23,9 +27,15 @@ def read_files(paths: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_HISTORY_BY
     """
     loaded = Loaded()
     for given in paths:
-        if is_bundle(Path(given)):
-            loaded.merge(read_bundle(Path(given)))
-            continue
+        if _may_be_bundle(Path(given)):
+            # Imported here: only a folder or a .zip can be a bundle, and the bundle
+            # reader (with its manifest schema and zip handling) cost a plain
+            # `grader check --history FILE.json` about a millisecond of start-up.
+            from grader.sources.bundles import is_bundle, read_bundle
+
+            if is_bundle(Path(given)):
+                loaded.merge(read_bundle(Path(given)))
+                continue
         try:
             found = list(iter_history_paths([given]))
         except HistoryError as err:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from grader.sources.connect import ConnectionSettings, Target
 
 #: How many workflows ``grader check`` reads from a server when no id is given.
-DEFAULT_LIMIT = 20
+DEFAULT_LIMIT = defaults.LIVE_LIMIT
 _CONCURRENCY = 50
 
 
