@@ -337,15 +337,20 @@ async def test_paused_server_during_a_live_check_is_exit_3_within_the_timeout(pa
 
 @pytest.mark.slow
 async def test_a_server_that_stops_answering_midway_through_a_read_is_reported(pausable_server):
-    client = await connect(pausable_server.address)
+    # The IPv4 address the server listens on, not "localhost": that name also means ::1, where
+    # another process of a busy CI machine may hold the same port number (a frozen server's
+    # client could then reconnect there and be told "not found" instead of waiting).
+    address = pausable_server.address.replace("localhost", "127.0.0.1")
+    client = await connect(address)
     workflow_id = await _open_transfer(client)
-    target = Target(address=pausable_server.address, namespace="default", ui_url=None, rpc_timeout=1.5)
+    target = Target(address=address, namespace="default", ui_url=None, rpc_timeout=1.5)
     before = await fetch_one(client, workflow_id, None, target=target)
     assert before.workflow_id == workflow_id  # answering: a history
     pausable_server.pause()
     try:
         with pytest.raises(ServerTimeoutError, match="did not answer within 1.5 s"):
-            await fetch_one(client, workflow_id, None, target=target)
+            answer = await fetch_one(client, workflow_id, None, target=target)
+            pytest.fail(f"a frozen server answered: {answer!r}")  # what it said, if this ever happens again
         with pytest.raises(ServerTimeoutError) as err:
             await read_live(target, client=client)
         assert err.value.exit_code == EXIT_NO_SERVER
