@@ -133,7 +133,7 @@ async def check_live(connection: ConnectionSettings | Target | str | None = None
     """Grade histories read live from a server (``connection``: settings, a target or an address).
 
     The runs listed are those of every pack (``--pack`` narrows it, see
-    :func:`grader.sources.live.use_workflow_types`); ``rubric=None`` grades
+    :func:`grader.sources.live.use_pack`); ``rubric=None`` grades
     each by its own pack, as :func:`grade_loaded` says.
 
     With ``learner``: that learner's runs (or the ``workflow_ids`` given,

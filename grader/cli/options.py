@@ -178,20 +178,15 @@ def apply_pack(pack_id: str | None, rubric: Any, *, ctx: click.Context | None = 
     wins), and live reads list that pack's workflow type.
     """
     if pack_id is None:
-        # Every pack's runs are listed; none left over from an earlier command. A live reader
-        # not loaded yet holds no choice to clear, and `check --history` need not load it.
-        live = sys.modules.get("grader.sources.live")
-        if live is not None:
-            live.use_workflow_types(None)
         return None, rubric
     from grader.packs import get_pack
-    from grader.sources.live import use_workflow_types
+    from grader.sources.live import use_pack
 
     pack = get_pack(pack_id)
-    use_workflow_types(pack.workflow_types)
+    use_pack(pack)
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is not None:  # the choice lasts as long as the command (a test or a notebook runs several)
-        ctx.call_on_close(lambda: use_workflow_types(None))
+        ctx.call_on_close(lambda: use_pack(None))
     return pack, (rubric if rubric_named(ctx) else str(pack.rubric_path))
 
 

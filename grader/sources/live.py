@@ -7,7 +7,6 @@ nothing after this module knows which one was used.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import TYPE_CHECKING, Sequence, Any
 
 from grader import defaults
@@ -34,42 +33,39 @@ def ui_link(ui_url: str, namespace: str, workflow_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/namespaces/{namespace}/workflows/{workflow_id}/{run_id}/history"
 
 
-#: The workflow types live reads list when ``--pack`` named a pack; None lists every pack's.
-_chosen_types: tuple[str, ...] | None = None
+#: The pack ``--pack`` named for the command running now; None lists every pack's workflows.
+_chosen_pack: Any = None
 
 
-def use_workflow_types(names: Sequence[str] | None) -> None:
-    """List only the workflow types ``names`` from now on (``--pack``), or with None every pack's again.
+def use_pack(pack: Any) -> None:
+    """List only ``pack``'s workflows from now on (``--pack``), or with None every pack's again.
 
-    A CLI command sets it once, at its start (:func:`grader.cli.options.apply_pack`),
-    so one command's ``--pack`` never narrows the next command run in the same process.
+    :func:`grader.cli.options.apply_pack` sets it for one command and undoes
+    it when the command closes, so one command's ``--pack`` never narrows the
+    next one run in the same process (a test, a notebook).
     """
-    global _chosen_types
-    _chosen_types = tuple(names) if names else None
+    global _chosen_pack
+    _chosen_pack = pack
 
 
 def listed_packs(rubric: Any = None) -> list:
     """The packs whose workflows a live read lists: ``--pack``'s; else the one ``rubric`` grades; else every pack."""
-    from grader.packs import all_packs, pack_for_rubric, pack_for_workflow_type
+    from grader.packs import all_packs, pack_for_rubric
 
-    if _chosen_types:
-        return [p for p in [pack_for_workflow_type(_chosen_types[0])] if p is not None]
-    pack = pack_for_rubric(rubric) if rubric is not None and not isinstance(rubric, (str, Path)) else None
+    if _chosen_pack is not None:
+        return [_chosen_pack]
+    pack = pack_for_rubric(rubric) if rubric is not None else None
     return [pack] if pack is not None else list(all_packs().values())
 
 
 def listed_workflow_types(rubric: Any = None) -> tuple[str, ...]:
     """The workflow type names a live read asks the server for, every SDK spelling (the server compares case)."""
-    if _chosen_types:
-        return _chosen_types
     return tuple(dict.fromkeys(t for p in listed_packs(rubric) for t in p.workflow_types))
 
 
 def listed_label(rubric: Any = None) -> str:
     """The listed workflow types as a message names them: ``MoneyTransfer``, or ``MoneyTransfer or ...``."""
-    if _chosen_types:
-        return _chosen_types[0]
-    return " or ".join(p.workflow_label for p in listed_packs(rubric)) or defaults.WORKFLOW_TYPE
+    return " or ".join(p.workflow_label for p in listed_packs(rubric))
 
 
 def visibility_query(learner: str | None, rubric: Any = None) -> str:
