@@ -91,8 +91,9 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
     pack, rubric = apply_pack(pack_id, rubric)
     if pack is None and histories:
         rubric = rubric_for_files(histories, rubric)
-    # Live without --pack or --rubric: every pack's runs are read and each is graded by its own pack.
-    live_rubric = None if pack is None and not histories and not rubric_named() else rubric
+    # Live without --pack or --rubric: every pack's runs are read and each is graded by its own pack
+    # (``rubric`` still names what an error document lists).
+    grading_rubric = None if pack is None and not histories and not rubric_named() else rubric
 
     if histories and (workflow_ids or all_learners):
         raise click.UsageError("--history grades files; --workflow-id/--all-learners read a server: pick one")
@@ -112,8 +113,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
             if whose is None:  # nobody named: a shared server's other learners must not be graded as yours
                 learner, whose = _only_learner(connection)
         if watch:
-            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments,
-                   rubric if histories else live_rubric,
+            _watch(histories, workflow_ids, learner, limit, interval, connection, experiments, grading_rubric,
                    output_format, open_page, max_history_bytes)
             return
         if histories:
@@ -124,7 +124,7 @@ def command(histories: tuple[Path, ...], workflow_ids: tuple[str, ...], learner:
 
             target = connection.resolve()
             report = run_sync(api.check_live(target, workflow_ids=workflow_ids, learner=learner, limit=limit,
-                                             rubric=live_rubric, experiments=experiments or None,
+                                             rubric=grading_rubric, experiments=experiments or None,
                                              replay=replay))
         if report.graded_nothing and output_format == "table":
             # No table of zeros: say in one line per input what went wrong. Every other
@@ -212,7 +212,7 @@ def _only_learner(connection: ConnectionSettings) -> tuple[str | None, str | Non
 
 
 def _listed() -> str:
-    """The workflow type a live read lists (the pack's)."""
+    """The workflow types a live read lists, as messages name them (--pack's, or every pack's)."""
     from grader.sources import live
 
     return live.listed_label()
