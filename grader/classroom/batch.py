@@ -501,9 +501,10 @@ async def batch_live(
     listing = Pacer(max_visibility_rps, burst=1, on_slow=slowed("listing pages"))
     wanted = set(class_roster.learners) if class_roster else None
     seen: set[str] = set()
+    listed_for = None if told else rubric  # None: every pack's workflows are listed
     try:
         runs = await list_learner_runs(client, retrier, target, learners=wanted, since=since_at, pacer=listing,
-                                      rubric=None if told else rubric, types_seen=seen)
+                                      rubric=listed_for, types_seen=seen)
     except (RPCError, ServerUnavailableError) as err:
         raise ServerUnavailableError(f"the server at {address} did not list the workflows of namespace "
                                      f"{namespace!r} ({err}), even after retrying") from err
@@ -514,10 +515,9 @@ async def batch_live(
     else:
         plan = [(0, name, {}, runs[name]) for name in sorted(runs)]
         if not plan:
-            label = listed_label() if told else _workflow_label(rubric)
-            raise BadInputError(f"no learner found: no {label} workflow of namespace {namespace!r} at "
-                                f"{address} has an id of the form <learner>-...: pass --roster, or check "
-                                "--address and --namespace")
+            raise BadInputError(f"no learner found: no {listed_label(listed_for)} workflow of namespace "
+                                f"{namespace!r} at {address} has an id of the form <learner>-...: pass "
+                                "--roster, or check --address and --namespace")
     if told:  # graded pack by pack: the rubric of the packs whose runs were listed
         rubric = load_rubric(rubric_for_workflow_types(seen) or DEFAULT_RUBRIC)
     plan = [item for item in plan if in_shard(item[1], shard)]
@@ -585,7 +585,7 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
     async def learner(position: int, name: str, cells: dict, targets: list) -> LearnerResult:
         result = LearnerResult(name, MISSING, roster=cells, position=position)
         if not targets:
-            result.problems.append(f"no {_workflow_label(rubric)} workflow with an id starting {name}- was found")
+            result.problems.append(f"no {listed_label(rubric)} workflow with an id starting {name}- was found")
             return result
         fetched = await asyncio.gather(*(read(w, r) for w, r in targets), return_exceptions=True)
         histories, errors, unreachable = [], [], False
@@ -945,13 +945,6 @@ def _process_rubric(path: str) -> Rubric:
 #: Problem lines kept per learner; the rest are counted in one more line (a learner's 100,000 bad
 #: files must not make a 100,000-line feedback file, or a gradebook that takes minutes to write).
 MAX_PROBLEMS = 50
-
-
-def _workflow_label(rubric: Rubric) -> str:
-    """The workflow type a rubric's experiments grade, as messages name it."""
-    from grader.engine.catalog import workflow_label_of
-
-    return workflow_label_of(rubric.experiments[0].id) if rubric.experiments else "matching"
 
 
 def cap_lines(lines: list[str], most: int = MAX_PROBLEMS) -> list[str]:
