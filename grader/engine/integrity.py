@@ -325,12 +325,9 @@ def inspect_history(history: History) -> list[Finding]:
         if moment is not None and moment.tzinfo is None:
             moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
         when[event_id] = moment
-        # Most events carry neither reference: only those that do pay for reading one.
         attrs = event.attrs
-        raw = attrs.get("scheduledEventId")
-        scheduled(0 if raw is None else _ref_value(raw))
-        raw = attrs.get("startedEventId")
-        started(0 if raw is None else _ref_value(raw))
+        scheduled(as_int(attrs.get("scheduledEventId")))
+        started(as_int(attrs.get("startedEventId")))
 
     _structure(index, add)
     _times(index, add)
@@ -388,7 +385,7 @@ def _structure(index: _Index, add: Any) -> None:
             elif name == "startedEventId":
                 value = started
             else:  # the references only this rule reads
-                value = _ref_value(attrs.get(name))
+                value = as_int(attrs.get(name))
             if value:
                 target = get_event(value)
                 if target is not None and value < event_id and target.type in kinds:
@@ -407,41 +404,16 @@ def _structure(index: _Index, add: Any) -> None:
 
         if role:
             if role == "started":
-                key = (kind, scheduled)
-                if scheduled and key in started_of:
-                    _once(started_of, key, event, "started", add)
-                else:
-                    started_of[key] = event_id
+                _once(started_of, (kind, scheduled), event, "started", add)
             else:
-                key = (kind, scheduled)
-                if scheduled and key in outcome_of:
-                    _once(outcome_of, key, event, "ended", add)
-                else:
-                    outcome_of[key] = event_id
+                _once(outcome_of, (kind, scheduled), event, "ended", add)
                 start_event = get_event(started)
                 if started and start_event is not None and \
-                        _ref_value(start_event.attrs.get("scheduledEventId")) != scheduled:
+                        as_int(start_event.attrs.get("scheduledEventId")) != scheduled:
                     add(Finding("mismatched-pair", f"event {event_id} ({etype}) ends the task scheduled at event "
                                 f"{scheduled} but names event {started} as its start, which started another task",
                                 [event_id, started]))
         previous = event
-
-
-def _ref_value(raw: Any) -> int:
-    """An event reference as an int, as ``as_int(raw)`` reads it (0 when missing or unreadable).
-
-    Called for most events (the pass that builds :class:`_Index`, and the
-    references only :func:`_structure` reads): the two usual spellings (a
-    number, a decimal string) are read without ``as_int``'s extra call.
-    """
-    if type(raw) is int:
-        return raw
-    if raw is None:
-        return 0
-    try:
-        return int(raw)
-    except (TypeError, ValueError, OverflowError):
-        return 0
 
 
 def _reference(event: Event, name: str, kinds: frozenset[str], required: bool, by_id: dict[int, Event],
