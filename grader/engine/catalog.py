@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -70,45 +70,39 @@ def register(kind: ExerciseKind) -> ExerciseKind:
 
 
 #: Answers of :func:`experiment_owner` and :func:`kind_of_workflow_type`, asked several times for
-#: every history graded; :func:`register` empties them. A cached kind is used only while it is
-#: still the one registered under its pack id, so a kind replaced in ``KINDS`` is never answered.
+#: every history graded. Only :func:`register` changes ``KINDS``, and it empties them.
 _OWNER_OF: dict[str, ExerciseKind | None] = {}
 _KIND_OF_TYPE: dict[str, ExerciseKind | None] = {}
 #: Most names cached: workflow types come from the files read, and odd files must not grow it forever.
 _CACHE_LIMIT = 1024
 
 
-def _cached(cache: dict[str, ExerciseKind | None], key: str) -> ExerciseKind | None | bool:
-    """The cached answer for ``key`` if it still holds, else False (look it up again)."""
-    found = cache.get(key, False)
-    if found is None or (found is not False and KINDS.get(found.pack_id) is found):
-        return found
-    return False
+def _remembered(cache: dict[str, ExerciseKind | None], key: str,
+                look_up: Callable[[], ExerciseKind | None]) -> ExerciseKind | None:
+    """``cache[key]``, looked up (and kept while the cache has room) the first time."""
+    if key in cache:
+        return cache[key]
+    found = look_up()
+    if len(cache) < _CACHE_LIMIT:
+        cache[key] = found
+    return found
 
 
 def kind_of_workflow_type(name: Any) -> ExerciseKind | None:
     """The registered kind that recognises workflow type ``name`` (case ignored), or None."""
     if not isinstance(name, str):
         return None
-    found = _cached(_KIND_OF_TYPE, name)
-    if found is not False:
-        return found
     wanted = name.lower()
-    found = next((k for k in KINDS.values() if wanted in (t.lower() for t in k.workflow_types)), None)
-    if len(_KIND_OF_TYPE) < _CACHE_LIMIT:
-        _KIND_OF_TYPE[name] = found
-    return found
+    return _remembered(_KIND_OF_TYPE, name, lambda: next(
+        (k for k in KINDS.values() if wanted in (t.lower() for t in k.workflow_types)), None))
 
 
 def experiment_owner(experiment_id: str) -> ExerciseKind | None:
     """The registered kind whose experiment ``experiment_id`` is, or None."""
-    found = _cached(_OWNER_OF, experiment_id) if isinstance(experiment_id, str) else False
-    if found is not False:
-        return found
-    found = next((k for k in KINDS.values() if experiment_id in k.experiments), None)
-    if isinstance(experiment_id, str) and len(_OWNER_OF) < _CACHE_LIMIT:
-        _OWNER_OF[experiment_id] = found
-    return found
+    def look_up() -> ExerciseKind | None:
+        return next((k for k in KINDS.values() if experiment_id in k.experiments), None)
+
+    return _remembered(_OWNER_OF, experiment_id, look_up) if isinstance(experiment_id, str) else look_up()
 
 
 def workflow_label_of(experiment_id: str) -> str:
