@@ -905,8 +905,9 @@ def _grade_chunk(chunk: list, rows_dir: str, rubric_path: str, replay: bool, due
                  credit_simulate: bool = True, known: set[str] | None = None) -> str:
     """In a grading process: each learner of ``chunk`` graded into its gradebook row; the rows' file name.
 
-    The rows are pickled into a file of ``rows_dir`` (renamed into place once
-    whole) for :func:`_rows_from` to read: see :func:`_grade_files_in_processes`.
+    The rows are pickled into a file of ``rows_dir`` for :func:`_rows_from`
+    to read: see :func:`_grade_files_in_processes`. Its name is returned only
+    once it is whole; what a killed process half wrote goes with the folder.
     """
     import pickle
     import tempfile
@@ -917,12 +918,10 @@ def _grade_chunk(chunk: list, rows_dir: str, rubric_path: str, replay: bool, due
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
                                   due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
         rows.append((_to_row(result, rubric), result.runs, result.workers))
-    fd, partial = tempfile.mkstemp(dir=rows_dir, suffix=".partial")
+    fd, path = tempfile.mkstemp(dir=rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:
         pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    whole = partial.removesuffix(".partial") + ".rows"
-    os.rename(partial, whole)
-    return whole
+    return path
 
 
 def _rows_from(path: str) -> list[tuple]:
