@@ -27,7 +27,7 @@ import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from grader.engine import catalog
 from grader.errors import BadInputError
@@ -262,7 +262,11 @@ def packs_in(paths: list[Path]) -> list[Pack]:
     workflow type), at most :data:`PEEK_FILES` files; zips and unreadable
     files are left to the real reading, which reports them.
     """
-    found: dict[str, Pack] = {}
+    return packs_of_workflow_types(_workflow_types_in(paths))
+
+
+def _workflow_types_in(paths: list[Path]) -> Iterator[str]:
+    """The workflow type named at the start of each history file under ``paths`` (see :func:`packs_in`)."""
     seen = 0
     for root in paths:
         root = Path(root)
@@ -280,10 +284,19 @@ def packs_in(paths: list[Path]) -> list[Pack]:
             except (OSError, ValueError):
                 continue
             match = _WORKFLOW_TYPE.search(head)
-            pack = pack_for_workflow_type(match.group(1).decode("utf-8", "replace")) if match else None
-            if pack is not None:
-                found.setdefault(pack.id, pack)
-    return sorted(found.values(), key=lambda p: list(all_packs()).index(p.id))
+            if match:
+                yield match.group(1).decode("utf-8", "replace")
+
+
+def packs_of_workflow_types(names: Iterable[str]) -> list[Pack]:
+    """The packs that grade the workflow types ``names`` (unknown ones left out), in registry order."""
+    found: dict[str, Pack] = {}
+    for name in names:
+        pack = pack_for_workflow_type(name)
+        if pack is not None:
+            found.setdefault(pack.id, pack)
+    order = list(all_packs())
+    return sorted(found.values(), key=lambda p: order.index(p.id))
 
 
 def rubric_for_paths(paths: list[Path]) -> str | None:
@@ -295,19 +308,13 @@ def rubric_for_paths(paths: list[Path]) -> str | None:
     return rubric_for_packs(packs_in(paths))
 
 
-def rubric_for_workflow_types(names: Any) -> str | None:
+def rubric_for_workflow_types(names: Iterable[str]) -> str | None:
     """The rubric that grades runs of the workflow types ``names`` pack by pack, or None for the default pack's.
 
     What a live read without ``--pack`` grades with: the packs are told from
     the runs the server returned, as :func:`rubric_for_paths` tells them from files.
     """
-    found: dict[str, Pack] = {}
-    for name in names:
-        pack = pack_for_workflow_type(name)
-        if pack is not None:
-            found.setdefault(pack.id, pack)
-    order = list(all_packs())
-    return rubric_for_packs(sorted(found.values(), key=lambda p: order.index(p.id)))
+    return rubric_for_packs(packs_of_workflow_types(names))
 
 
 def rubric_for_packs(packs: list[Pack]) -> str | None:
