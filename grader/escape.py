@@ -95,8 +95,24 @@ def markdown(text: object) -> str:
     report is posted as a pull-request comment, and bare web addresses are
     broken up so they do not become links.
     """
-    escaped = _markdown_special().sub(r"\\\1", visible_controls(text))
+    text = visible_controls(text)
+    return _short_markdown(text) if len(text) <= _MEMO_MOST else _markdown(text)
+
+
+#: Texts up to this long are remembered by :func:`_short_markdown`; longer ones (a learner's
+#: hostile 1 MB failure message) are escaped each time, so the memo stays a few megabytes at most.
+_MEMO_MOST = 300
+
+
+def _markdown(text: str) -> str:
+    """The work of :func:`markdown`, on text whose control characters are already visible."""
+    escaped = _markdown_special().sub(r"\\\1", text)
     return _autolink().sub(lambda m: ":\\/\\/" if m.group(1) == "://" else m.group(1)[:-1] + "\\.", escaped)
+
+
+#: A class's feedback repeats the same titles, hints and findings thousands of times: two regex
+#: passes over each were a tenth of a batch's work.
+_short_markdown = functools.lru_cache(maxsize=8192)(_markdown)
 
 
 def markdown_code(text: object) -> str:
