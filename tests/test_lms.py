@@ -300,6 +300,51 @@ def test_due_against_gradescope_times_and_run_close_times(tmp_path: Path):
     assert {e["learner"]: e["late"] for e in gradebook["learners"]} == {"ada": True, "bob": False}
 
 
+def test_late_shows_in_the_class_formats_and_the_learners_feedback(tmp_path: Path):
+    import xml.etree.ElementTree as ET
+
+    root = tmp_path / "plain"
+    (root / "ada").mkdir(parents=True)
+    shutil.copy(GOLDENS / "live-fix.json", root / "ada" / "fix.json")
+    (root / "bob").mkdir()
+    shutil.copy(GOLDENS / "insufficient-funds.json", root / "bob" / "broke.json")
+    shown = {}
+    for output_format in ("markdown", "html", "junit"):
+        out = tmp_path / output_format
+        result = CliRunner().invoke(cli, ["batch", "--submissions", str(root), "--out", str(out), "-q",
+                                          "--no-replay", "--due", "2000-01-01T00:00", "--format", output_format])
+        assert result.exit_code == 0, result.output
+        shown[output_format] = result.output
+    # Markdown and HTML: a "late" column beside the score, worded as gradebook.csv words it.
+    lines = shown["markdown"].splitlines()
+    header = next(line for line in lines if line.startswith("| learner |"))
+    assert header.startswith("| learner | status | flags | score | late | ")
+    ada = next(line for line in lines if line.startswith("| `ada` |"))
+    bob = next(line for line in lines if line.startswith("| `bob` |"))
+    assert ada.split(" | ")[4] == "yes" and bob.split(" | ")[4] == "no"
+    assert '<th scope="col">Late</th>' in shown["html"]
+    assert "<td>yes</td>" in shown["html"].split('data-learner="ada"')[1].split("</tr>")[0]
+    # JUnit: a property of each learner's suite.
+    suites = {s.get("name"): s for s in ET.fromstring(shown["junit"]).iter("testsuite")}
+    late = {name: {p.get("name"): p.get("value") for p in suite.iter("property")}.get("late")
+            for name, suite in suites.items()}
+    assert late == {"ada": "yes", "bob": "no"}
+    # The learner reads it in their feedback; an on-time learner's feedback does not mention it.
+    feedback = tmp_path / "markdown" / "feedback"
+    assert "handed in **late**" in (feedback / "ada.md").read_text()
+    assert "late" not in (feedback / "bob.md").read_text().split("\n")[2]
+
+
+def test_no_late_column_when_nothing_tells_who_was_late(tmp_path: Path):
+    root = tmp_path / "plain"
+    (root / "ada").mkdir(parents=True)
+    shutil.copy(GOLDENS / "live-fix.json", root / "ada" / "fix.json")
+    result = CliRunner().invoke(cli, ["batch", "--submissions", str(root), "--out", str(tmp_path / "out"), "-q",
+                                      "--no-replay", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert "| learner | status | flags | score | " in result.output and "| late |" not in result.output
+
+
 @pytest.mark.parametrize("args, says", [
     (["--lms-column", "Final Exam"], "--lms-column 'Final Exam' is not an assignment of the Canvas export"),
     (["--lms-column", ""], "--lms-column '' starts 2 assignment titles of the Canvas export"),

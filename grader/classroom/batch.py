@@ -311,7 +311,7 @@ def _finish(book: Gradebook, *, previous: dict[str, regrade.Before] | None, bega
             attention.append(Attention(row.learner, row.status, why))
         cells = {k: Cell(v[0], v[1], v[2]) for k, v in row.cells.items()}
         learners.append(ClassRow(row.learner, row.status, list(row.flags), row.score, row.max_score, cells,
-                                 list(row.problems), [_shared_run(d) for d in row.duplicates]))
+                                 list(row.problems), [_shared_run(d) for d in row.duplicates], row.late))
         if previous is not None:
             seen.add(row.learner)
             changes.extend(regrade.compare(row.learner, previous.get(row.learner), row.status, cells))

@@ -35,7 +35,8 @@ def render_feedback(row, rubric: Rubric) -> str:
     lines = [f"{FEEDBACK_TITLE}{md(row.learner)}", ""]
     score = "" if row.score is None else f", {row.score:g}/{row.max_score:g}"
     flags = "".join(f", flagged **{md(flag)}**" for flag in row.flags)
-    lines += [f"Status: **{md(row.status)}**{flags}{score} (rubric {md(rubric.id)} {md(rubric.version)})", ""]
+    late = ", handed in **late**" if row.late else ""
+    lines += [f"Status: **{md(row.status)}**{flags}{score}{late} (rubric {md(rubric.id)} {md(rubric.version)})", ""]
     if _SAID.get(row.status):
         lines += [_SAID[row.status], ""]
     # Bad files are also listed by the report below; say each problem once. A set of the body's

@@ -101,6 +101,8 @@ class ClassRow:
     problems: list[str]
     #: One line per run this learner shares with other learners: ``run ID also under NAMES``.
     duplicates: list[str] = field(default_factory=list)
+    #: True when the work came in late, False when on time, None when nothing tells (gradebook.csv's ``late``).
+    late: bool | None = None
 
 
 @dataclass

@@ -37,6 +37,16 @@ def score_words(row: "ClassRow") -> str:
     return f"{'-' if row.score is None else f'{row.score:g}'}/{row.max_score:g}"
 
 
+def late_words(late: bool | None) -> str:
+    """gradebook.csv's ``late`` cell: ``yes``, ``no``, or "" when nothing tells."""
+    return "" if late is None else ("yes" if late else "no")
+
+
+def tells_late(result: "BatchResult") -> bool:
+    """True when some learner's lateness is known (a due date or the LMS said): the class table shows it."""
+    return any(row.late is not None for row in result.learners)
+
+
 def headline(result: "BatchResult") -> str:
     """One sentence: how many learners, from where, and the counts per status."""
     from grader.engine.classreport import STATUSES

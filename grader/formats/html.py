@@ -627,7 +627,7 @@ def render_gradebook(result) -> str:
     regrade diff; the styles are the report page's, nothing is loaded from
     elsewhere, and every name and finding is escaped.
     """
-    from grader.formats.classbook import headline, score_words, why
+    from grader.formats.classbook import headline, late_words, score_words, tells_late, why
 
     title = "Failure Lab class gradebook"
     parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -637,6 +637,7 @@ def render_gradebook(result) -> str:
     head = "".join(f'<th scope="col">{_esc(t)}'
                    + (' <span class="note">(optional)</span>' if i in result.optional else "") + "</th>"
                    for i, t in result.experiments)
+    late = tells_late(result)  # a column only when a due date or the LMS said who was late
     rows = []
     for row in result.learners:
         cells = []
@@ -652,10 +653,11 @@ def render_gradebook(result) -> str:
         rows.append(f'<tr data-learner="{_esc(row.learner)}" data-status="{_esc(row.status)}">'
                     f"<th scope=\"row\"><code>{_esc(row.learner)}</code></th>"
                     f"<td>{_badge(_LEARNER_BADGE.get(row.status, 'error'), row.status)}</td><td>{flags}</td>"
-                    f'<td class="points">{_esc(score_words(row))}</td>{"".join(cells)}</tr>')
+                    f'<td class="points">{_esc(score_words(row))}</td>'
+                    + (f"<td>{_esc(late_words(row.late))}</td>" if late else "") + f'{"".join(cells)}</tr>')
     parts.append('<table class="class" aria-label="learners"><thead><tr><th scope="col">Learner</th>'
                  '<th scope="col">Status</th><th scope="col">Flags</th><th scope="col">Score</th>'
-                 f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+                 + ('<th scope="col">Late</th>' if late else "") + f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     look = [row for row in result.learners if row.status != "graded" or row.flags or row.duplicates]
     if look:
         items = "".join(f"<li><code>{_esc(r.learner)}</code> ({_esc(', '.join([r.status, *r.flags]))}): "

@@ -173,6 +173,8 @@ def render_gradebook(result) -> str:
         prop("flags", ",".join(row.flags))
         prop("score", "" if row.score is None else _num(row.score))
         prop("max_score", _num(row.max_score))
+        if row.late is not None:
+            prop("late", "yes" if row.late else "no")
         for index, problem in enumerate(row.problems, 1):
             prop(f"problem.{index}", problem)
         failures = errors = skipped = 0

@@ -106,15 +106,16 @@ def render_gradebook(result, *, level: int = 1) -> str:
     ``--previous`` was given. ``result`` is a
     :class:`grader.engine.classreport.BatchResult`.
     """
-    from grader.formats.classbook import cell_words, headline, score_words, why
+    from grader.formats.classbook import cell_words, headline, late_words, score_words, tells_late, why
 
     head = "#" * level
     lines = [f"{head} Failure Lab class gradebook", "",
              md(headline(result)) + (f" Rubric {markdown_code(result.rubric['id'])} "
                                      f"{md(result.rubric['version'])}." if result.rubric else ""), ""]
     titles = [md(title) + (" (optional)" if exp_id in result.optional else "") for exp_id, title in result.experiments]
-    lines.append("| learner | status | flags | score | " + " | ".join(titles) + " |")
-    lines.append("|---|---|---|---:|" + "---|" * len(titles))
+    late = tells_late(result)  # a column only when a due date or the LMS said who was late
+    lines.append("| learner | status | flags | score | " + ("late | " if late else "") + " | ".join(titles) + " |")
+    lines.append("|---|---|---|---:|" + ("---|" if late else "") + "---|" * len(titles))
     for row in result.learners:
         cells = []
         for exp_id, _ in result.experiments:
@@ -122,7 +123,8 @@ def render_gradebook(result, *, level: int = 1) -> str:
             icon = f"{_ICON[cell.status]} " if cell is not None and cell.status in _ICON else ""
             cells.append(icon + cell_words(cell))
         lines.append(f"| {markdown_code(row.learner)} | {_LEARNER_ICON.get(row.status, '')}{md(row.status)} | "
-                     f"{md(', '.join(row.flags))} | {score_words(row)} | " + " | ".join(cells) + " |")
+                     f"{md(', '.join(row.flags))} | {score_words(row)} | "
+                     + (f"{late_words(row.late)} | " if late else "") + " | ".join(cells) + " |")
     lines.append("")
     look = [row for row in result.learners if row.status != "graded" or row.flags or row.duplicates]
     if look:
