@@ -349,7 +349,7 @@ def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
     checks = [_unrun_check(rc, FAIL, "no workflow to grade") for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
-                            sum(c.max_score for c in checks), None, checks, 0, note)
+                            sum(rc.points for rc in spec.checks), None, checks, 0, note)
 
 
 def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
@@ -359,15 +359,19 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     each ``not-attempted`` with the same message.
     """
     message = f"not attempted: {note}"
+    # Most experiments of most gradings land here (a run shows one experiment of four), so the
+    # lines are built inline, each a new object: later steps may change a report's lines.
     checks = [_unrun_check(rc, NOT_ATTEMPTED, message) for rc in spec.checks]
     return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
-                            sum(c.max_score for c in checks), None, checks, 0, note)
+                            sum(rc.points for rc in spec.checks), None, checks, 0, note)
 
 
 def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
     """The line of a check that did not run (no run to grade, or none shows its experiment)."""
-    return CheckResult(rc.id, status, message, title=rc.check.title, max_score=rc.points, required=rc.required,
-                       visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+    # Every field given by position, in CheckResult's order: keyword arguments cost twice as much,
+    # and about a dozen of these lines are made for every history graded.
+    return CheckResult(rc.id, status, message, "", [], rc.check.title, 0.0, rc.points, rc.required, "", True,
+                       rc.visibility, rc.hint_visibility)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -386,6 +390,29 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
     # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
+
+
+#: rubric id() -> (the rubric, how many default parameters there were, its classifying parameters);
+#: the rubric is kept in the entry so that its id cannot be reused while the entry lives.
+_CLASSIFYING: dict[int, tuple[Rubric, int, dict[str, Any]]] = {}
+
+
+def _classifying_params(rubric: Rubric) -> dict[str, Any]:
+    """The parameters classifying a run reads: each experiment's, where the rubric changed a default.
+
+    Worked out once per rubric rather than for every history graded. Packs only ever add
+    defaults (never change one), so an entry is good while their number stays the same.
+    """
+    entry = _CLASSIFYING.get(id(rubric))
+    if entry is not None and entry[0] is rubric and entry[1] == len(DEFAULT_PARAMS):
+        return entry[2]
+    params: dict[str, Any] = {}
+    for spec in rubric.experiments:
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    if len(_CLASSIFYING) >= 16:  # rubrics are few; one made per call (tests) must not pile up
+        _CLASSIFYING.clear()
+    _CLASSIFYING[id(rubric)] = (rubric, len(DEFAULT_PARAMS), params)
+    return params
 
 
 def grade(
@@ -418,10 +445,13 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    params: dict = {}
-    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
-        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    params = _classifying_params(rubric)
     shown = {id(run): experiment_shown(run, params) for run in runs}
+    # The runs that show each experiment, in the order of ``runs``; the open runs that show none yet.
+    showing: dict[str | None, list[RunEvidence]] = {}
+    for run in runs:
+        showing.setdefault(shown[id(run)].experiment, []).append(run)
+    still_open = [run for run in showing.get(None, ()) if run.is_open]
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
@@ -429,12 +459,14 @@ def grade(
             reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
                                                            "was found to grade"))
             continue
-        owner = catalog.experiment_owner(spec.id)
-        candidates = [run for run in runs if shown[id(run)].experiment == spec.id
-                      or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
-                          and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
+        if ANY_EXPERIMENT in showing:  # runs of a pack with no classifier count for any of its experiments
+            owner = catalog.experiment_owner(spec.id)
+            candidates = [run for run in runs if shown[id(run)].experiment == spec.id
+                          or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
+                              and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
+        else:
+            candidates = showing.get(spec.id, [])
         if not candidates:
-            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
             if still_open:  # it may yet become this experiment: wait for it, as its checks would
                 reports.append(awaited_experiment(spec, still_open[0]))
                 graded_runs.append(still_open[0])
