@@ -326,8 +326,11 @@ def inspect_history(history: History) -> list[Finding]:
             moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
         when[event_id] = moment
         attrs = event.attrs
-        scheduled(as_int(attrs.get("scheduledEventId")))
-        started(as_int(attrs.get("startedEventId")))
+        # Most events lack one of the two references: a missing one is 0 without calling as_int.
+        reference = attrs.get("scheduledEventId")
+        scheduled(0 if reference is None else as_int(reference))
+        reference = attrs.get("startedEventId")
+        started(0 if reference is None else as_int(reference))
 
     _structure(index, add)
     _times(index, add)
