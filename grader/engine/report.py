@@ -21,7 +21,7 @@ from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, N
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
-from grader.engine.rubric import Rubric, RubricCheck, RubricExperiment
+from grader.engine.rubric import Rubric, RubricExperiment
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
     from grader.engine.inprogress import RunInProgress  # only when a run is still open (start-up, issue 18)
@@ -347,9 +347,7 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [_unrun_check(rc, FAIL, "no workflow to grade") for rc in spec.checks]
-    return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
-                            sum(rc.points for rc in spec.checks), None, checks, 0, note)
+    return _unrun_experiment(spec, FAIL, "no workflow to grade", note)
 
 
 def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
@@ -358,20 +356,34 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     Every check is listed (so formats that show one line per check still do),
     each ``not-attempted`` with the same message.
     """
-    message = f"not attempted: {note}"
-    # Most experiments of most gradings land here (a run shows one experiment of four), so the
-    # lines are built inline, each a new object: later steps may change a report's lines.
-    checks = [_unrun_check(rc, NOT_ATTEMPTED, message) for rc in spec.checks]
-    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
-                            sum(rc.points for rc in spec.checks), None, checks, 0, note)
+    return _unrun_experiment(spec, NOT_ATTEMPTED, f"not attempted: {note}", note)
 
 
-def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
-    """The line of a check that did not run (no run to grade, or none shows its experiment)."""
-    # Every field given by position, in CheckResult's order: keyword arguments cost twice as much,
-    # and about a dozen of these lines are made for every history graded.
-    return CheckResult(rc.id, status, message, "", [], rc.check.title, 0.0, rc.points, rc.required, "", True,
-                       rc.visibility, rc.hint_visibility)
+#: id() of a rubric experiment -> (the experiment, its points in all, each check's fixed line fields:
+#: id, title, points, required, visibility, hint visibility). The experiment is kept in its entry
+#: so that its id cannot be reused while the entry lives.
+_UNRUN_FIELDS: dict[int, tuple[RubricExperiment, float, list[tuple[str, str, float, bool, str, str]]]] = {}
+
+
+def _unrun_experiment(spec: RubricExperiment, status: str, message: str, note: str) -> ExperimentReport:
+    """An experiment whose checks did not run: ``status`` for it and each line, ``message`` on each, 0 points."""
+    entry = _UNRUN_FIELDS.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        if len(_UNRUN_FIELDS) >= 256:  # experiments are few; rubrics made per call (tests) must not pile up
+            _UNRUN_FIELDS.clear()
+        entry = _UNRUN_FIELDS[id(spec)] = (
+            spec, sum(rc.points for rc in spec.checks),
+            [(rc.id, rc.check.title, rc.points, rc.required, rc.visibility, rc.hint_visibility)
+             for rc in spec.checks])
+    _, max_score, fields = entry
+    # Most experiments of most gradings land here (a run shows one experiment of four): what the
+    # lines share is read from the rubric once, and each line is built by position, in CheckResult's
+    # order (keyword arguments cost twice as much). Each line is still a new object: later steps may
+    # change a report's lines.
+    checks = [CheckResult(check_id, status, message, "", [], title, 0.0, points, required, "", True,
+                          visibility, hint_visibility)
+              for check_id, title, points, required, visibility, hint_visibility in fields]
+    return ExperimentReport(spec.id, spec.title, spec.required, status, 0.0, max_score, None, checks, 0, note)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
