@@ -228,3 +228,18 @@ def test_several_runs_each_experiment_graded_on_its_best_run():
     assert Path(by_id["compensation"].workflow.source).stem in ("retries-exhausted-refund",
                                                                  "non-retryable-refund")
     assert report.status == "pass" and report.score == report.max_score
+
+
+def test_unrun_check_lines_carry_the_rubric_fields_by_name():
+    """The lines of checks that did not run are built positionally (for speed): each field lands in its place."""
+    from grader.engine.checks import NOT_ATTEMPTED, CheckResult
+    from grader.engine.report import not_attempted_experiment
+
+    spec = load_rubric().experiments[0]
+    report = not_attempted_experiment(spec, "do it")
+    for rc, line in zip(spec.checks, report.checks, strict=True):
+        assert line == CheckResult(rc.id, NOT_ATTEMPTED, "not attempted: do it", title=rc.check.title,
+                                   max_score=rc.points, required=rc.required, visibility=rc.visibility,
+                                   hint_visibility=rc.hint_visibility)
+    assert report.max_score == sum(rc.points for rc in spec.checks)
+    assert len({id(line.evidence) for line in report.checks}) == len(report.checks)  # never shared

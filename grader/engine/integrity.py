@@ -97,6 +97,7 @@ UNEXPLAINED_GAP = timedelta(seconds=1)
 _WFT_SCHEDULED, _WFT_STARTED = "WorkflowTaskScheduled", "WorkflowTaskStarted"
 _WFT_COMPLETED = "WorkflowTaskCompleted"
 _AT_SCHEDULED, _AT_STARTED = "ActivityTaskScheduled", "ActivityTaskStarted"
+_ATTEMPT_EVENTS = frozenset({_AT_STARTED, "ActivityTaskFailed"})
 _AT_CLOSES = ("ActivityTaskCompleted", "ActivityTaskFailed", "ActivityTaskTimedOut", "ActivityTaskCanceled")
 _CLOSES = frozenset({
     "WorkflowExecutionCompleted", "WorkflowExecutionFailed", "WorkflowExecutionCanceled",
@@ -266,7 +267,7 @@ class _Index:
     winning, as the rules have always looked events up.
     """
 
-    __slots__ = ("events", "by_id", "when", "scheduled", "started", "backoffs")
+    __slots__ = ("events", "by_id", "when", "scheduled", "started", "backoffs", "attempts")
 
     def __init__(self, events: list[Event]) -> None:
         self.events = events
@@ -280,6 +281,9 @@ class _Index:
         self.started: list[int] = []
         #: (activity's scheduling event, retries) -> :meth:`backoff_total`, worked out when first asked.
         self.backoffs: dict[tuple[Event, int], timedelta] = {}
+        #: Positions in ``events`` of the ActivityTaskStarted and ActivityTaskFailed events, in order:
+        #: the retry rules read only those, a few of a history's events.
+        self.attempts: list[int] = [i for i, event in enumerate(events) if event.type in _ATTEMPT_EVENTS]
 
     def backoff_total(self, scheduled: Event, retries: int) -> timedelta:
         """:func:`_backoff_total` under the retry policy of activity ``scheduled`` (none: the defaults).
@@ -326,8 +330,11 @@ def inspect_history(history: History) -> list[Finding]:
             moment = moment.replace(tzinfo=timezone.utc)  # exports write UTC; a missing zone must not break comparisons
         when[event_id] = moment
         attrs = event.attrs
-        scheduled(as_int(attrs.get("scheduledEventId")))
-        started(as_int(attrs.get("startedEventId")))
+        # Most events lack one of the two references: a missing one is 0 without calling as_int.
+        reference = attrs.get("scheduledEventId")
+        scheduled(0 if reference is None else as_int(reference))
+        reference = attrs.get("startedEventId")
+        started(0 if reference is None else as_int(reference))
 
     _structure(index, add)
     _times(index, add)
@@ -494,8 +501,9 @@ def _backoff_total(policy: Mapping[str, Any], retries: int) -> timedelta:
 
 def _retries(index: _Index, add: Any) -> None:
     """Attempt numbers, last failures and retry states against the recorded retry policy."""
-    by_id, times = index.by_id, index.when
-    for event, scheduled_id, started_id in zip(index.events, index.scheduled, index.started):
+    events, by_id, times = index.events, index.by_id, index.when
+    for position in index.attempts:
+        event, scheduled_id, started_id = events[position], index.scheduled[position], index.started[position]
         if event.type == _AT_STARTED:
             scheduled = by_id.get(scheduled_id)
             if scheduled is None or scheduled.type != _AT_SCHEDULED:
@@ -584,7 +592,8 @@ def _retry_timing(index: _Index, add: Any) -> None:
       no longer shows (an attempt number and retry limit lowered together).
     """
     events, by_id, times = index.events, index.by_id, index.when
-    for event, scheduled_id in zip(events, index.scheduled):
+    for position in index.attempts:
+        event, scheduled_id = events[position], index.scheduled[position]
         if event.type != _AT_STARTED:
             continue
         attempt = as_int(event.attrs.get("attempt"), 1)

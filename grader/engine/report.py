@@ -21,7 +21,7 @@ from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, N
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
 from grader.engine.integrity import IntegrityEntry
-from grader.engine.rubric import Rubric, RubricCheck, RubricExperiment
+from grader.engine.rubric import Rubric, RubricExperiment
 
 if TYPE_CHECKING:  # imported on first use below: the table of a plain check never draws
     from grader.engine.inprogress import RunInProgress  # only when a run is still open (start-up, issue 18)
@@ -347,9 +347,7 @@ def combine_statuses(statuses: Iterable[str]) -> str:
 
 def ungraded_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
     """An experiment with no run to grade: every check fails, ``note`` says why."""
-    checks = [_unrun_check(rc, FAIL, "no workflow to grade") for rc in spec.checks]
-    return ExperimentReport(spec.id, spec.title, spec.required, FAIL, 0.0,
-                            sum(c.max_score for c in checks), None, checks, 0, note)
+    return _unrun_experiment(spec, FAIL, "no workflow to grade", note)
 
 
 def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentReport:
@@ -358,16 +356,34 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     Every check is listed (so formats that show one line per check still do),
     each ``not-attempted`` with the same message.
     """
-    message = f"not attempted: {note}"
-    checks = [_unrun_check(rc, NOT_ATTEMPTED, message) for rc in spec.checks]
-    return ExperimentReport(spec.id, spec.title, spec.required, NOT_ATTEMPTED, 0.0,
-                            sum(c.max_score for c in checks), None, checks, 0, note)
+    return _unrun_experiment(spec, NOT_ATTEMPTED, f"not attempted: {note}", note)
 
 
-def _unrun_check(rc: RubricCheck, status: str, message: str) -> CheckResult:
-    """The line of a check that did not run (no run to grade, or none shows its experiment)."""
-    return CheckResult(rc.id, status, message, title=rc.check.title, max_score=rc.points, required=rc.required,
-                       visibility=rc.visibility, hint_visibility=rc.hint_visibility)
+#: id() of a rubric experiment -> (the experiment, its points in all, each check's fixed line fields:
+#: id, title, points, required, visibility, hint visibility). The experiment is kept in its entry
+#: so that its id cannot be reused while the entry lives.
+_UNRUN_FIELDS: dict[int, tuple[RubricExperiment, float, list[tuple[str, str, float, bool, str, str]]]] = {}
+
+
+def _unrun_experiment(spec: RubricExperiment, status: str, message: str, note: str) -> ExperimentReport:
+    """An experiment whose checks did not run: ``status`` for it and each line, ``message`` on each, 0 points."""
+    entry = _UNRUN_FIELDS.get(id(spec))
+    if entry is None or entry[0] is not spec:
+        if len(_UNRUN_FIELDS) >= 256:  # experiments are few; rubrics made per call (tests) must not pile up
+            _UNRUN_FIELDS.clear()
+        entry = _UNRUN_FIELDS[id(spec)] = (
+            spec, sum(rc.points for rc in spec.checks),
+            [(rc.id, rc.check.title, rc.points, rc.required, rc.visibility, rc.hint_visibility)
+             for rc in spec.checks])
+    _, max_score, fields = entry
+    # Most experiments of most gradings land here (a run shows one experiment of four): what the
+    # lines share is read from the rubric once, and each line is built by position, in CheckResult's
+    # order (keyword arguments cost twice as much). Each line is still a new object: later steps may
+    # change a report's lines.
+    checks = [CheckResult(check_id, status, message, "", [], title, 0.0, points, required, "", True,
+                          visibility, hint_visibility)
+              for check_id, title, points, required, visibility, hint_visibility in fields]
+    return ExperimentReport(spec.id, spec.title, spec.required, status, 0.0, max_score, None, checks, 0, note)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -386,6 +402,29 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
     # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
+
+
+#: rubric id() -> (the rubric, how many default parameters there were, its classifying parameters);
+#: the rubric is kept in the entry so that its id cannot be reused while the entry lives.
+_CLASSIFYING: dict[int, tuple[Rubric, int, dict[str, Any]]] = {}
+
+
+def _classifying_params(rubric: Rubric) -> dict[str, Any]:
+    """The parameters classifying a run reads: each experiment's, where the rubric changed a default.
+
+    Worked out once per rubric rather than for every history graded. Packs only ever add
+    defaults (never change one), so an entry is good while their number stays the same.
+    """
+    entry = _CLASSIFYING.get(id(rubric))
+    if entry is not None and entry[0] is rubric and entry[1] == len(DEFAULT_PARAMS):
+        return entry[2]
+    params: dict[str, Any] = {}
+    for spec in rubric.experiments:
+        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    if len(_CLASSIFYING) >= 16:  # rubrics are few; one made per call (tests) must not pile up
+        _CLASSIFYING.clear()
+    _CLASSIFYING[id(rubric)] = (rubric, len(DEFAULT_PARAMS), params)
+    return params
 
 
 def grade(
@@ -418,10 +457,13 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    params: dict = {}
-    for spec in rubric.experiments:  # the rubric's parameters are what classifying a run reads too
-        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+    params = _classifying_params(rubric)
     shown = {id(run): experiment_shown(run, params) for run in runs}
+    # The runs that show each experiment, in the order of ``runs``; the open runs that show none yet.
+    showing: dict[str | None, list[RunEvidence]] = {}
+    for run in runs:
+        showing.setdefault(shown[id(run)].experiment, []).append(run)
+    still_open = [run for run in showing.get(None, ()) if run.is_open]
     reports = []
     graded_runs: list[RunEvidence] = []
     for spec in chosen:
@@ -429,12 +471,14 @@ def grade(
             reports.append(ungraded_experiment(spec, f"no {catalog.workflow_label_of(spec.id)} workflow "
                                                            "was found to grade"))
             continue
-        owner = catalog.experiment_owner(spec.id)
-        candidates = [run for run in runs if shown[id(run)].experiment == spec.id
-                      or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
-                          and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
+        if ANY_EXPERIMENT in showing:  # runs of a pack with no classifier count for any of its experiments
+            owner = catalog.experiment_owner(spec.id)
+            candidates = [run for run in runs if shown[id(run)].experiment == spec.id
+                          or (shown[id(run)].experiment == ANY_EXPERIMENT and owner is not None
+                              and catalog.kind_of_workflow_type(run.workflow_type) is owner)]
+        else:
+            candidates = showing.get(spec.id, [])
         if not candidates:
-            still_open = [run for run in runs if run.is_open and shown[id(run)].experiment is None]
             if still_open:  # it may yet become this experiment: wait for it, as its checks would
                 reports.append(awaited_experiment(spec, still_open[0]))
                 graded_runs.append(still_open[0])
