@@ -455,12 +455,17 @@ class Gradebook:
         from grader.engine.ownership import RunWorkers, cross_talk
 
         self.db.commit()
+        # In gradebook order (then each learner's runs as graded), not the order learners reached the
+        # spool: the findings name the first few others, and grading processes, a resumed batch and
+        # a live batch's reads spool learners in an order of their own.
         shared = self.db.execute("""
-            SELECT DISTINCT learner, run_id FROM processes WHERE sticky IN (
+            SELECT p.learner, p.run_id FROM processes p JOIN learners l ON l.learner = p.learner
+            WHERE p.sticky IN (
                 SELECT sticky FROM processes WHERE sticky IS NOT NULL GROUP BY sticky
                 HAVING COUNT(DISTINCT lkey) > 1)
-            OR identity IN (
-                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)""").fetchall()
+            OR p.identity IN (
+                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)
+            GROUP BY p.learner, p.run_id ORDER BY MIN(l.position), p.learner, MIN(p.rowid)""").fetchall()
         if not shared:
             return {}
         runs: dict[tuple[str, str], RunWorkers] = {}
