@@ -147,13 +147,14 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
     """
     from grader.engine.learner import learner_key
 
+    keys = {name: learner_key(name) for name in learners}  # once per learner: a class is thousands
     folded: dict[str, int] = {}
     for name in learners:
-        folded[learner_key(name)] = folded.get(learner_key(name), 0) + 1
+        folded[keys[name]] = folded.get(keys[name], 0) + 1
     names = {}
     for name in learners:
         plain = feedback_file_name(name)
-        if folded[learner_key(name)] > 1 and plain == f"{name}.md":
+        if folded[keys[name]] > 1 and plain == f"{name}.md":
             names[name] = f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.md"
         else:
             names[name] = plain
