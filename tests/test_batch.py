@@ -682,6 +682,42 @@ def test_grading_processes_write_every_file_as_one_process_does(tmp_path: Path):
     assert sum(name.lower().startswith("feedback/bob-") for name in one) == 2  # one file each, never bob.md
 
 
+def test_a_learner_whose_files_kill_every_grading_process_still_gets_their_feedback(tmp_path: Path, monkeypatch):
+    """A learner who kills the grading process each time is graded alone at last, and their row says so.
+
+    The process may have half written their feedback file; the gradebook's
+    feedback is the parent's, and everyone else's is the processes' own.
+    """
+    import os
+
+    from grader.classroom import batch as batch_module
+    from grader.classroom import batch_files
+
+    root = tmp_path / "download"
+    for i in range(130):
+        (root / f"l{i:03d}").mkdir(parents=True)
+        shutil.copy(GOLDENS / "live-fix.json", root / f"l{i:03d}" / "run.json")
+    parent, grade = os.getpid(), batch_module.grade_submission
+
+    def deadly(learner, *args, **kwargs):
+        if learner == "l005" and os.getpid() != parent:  # in a grading process (forked: it has this patch)
+            # As if it died half-way through writing the learner's feedback file.
+            with open(os.path.join(batch_module._JOB.feedback_dir, "l005.md"), "w") as half:
+                half.write("half")
+            os._exit(9)
+        return grade(learner, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "grade_submission", deadly)
+    result = batch_files(root, tmp_path / "out", jobs=2, replay=False)
+    assert result.counts["unreadable-files"] == 1 and result.counts["graded"] == 129
+    document = _gradebook(tmp_path / "out")
+    named = sorted(entry["feedback"].split("/", 1)[1] for entry in document["learners"])
+    assert sorted(p.name for p in (tmp_path / "out" / "feedback").iterdir()) == named
+    said = (tmp_path / "out" / "feedback" / "l005.md").read_text()
+    assert "the grading process died while reading these files" in said
+    assert (tmp_path / "out" / "feedback" / "l006.md").read_text().startswith("# Failure Lab feedback: l006")
+
+
 async def test_retrier_backs_off_gives_up_then_probes_for_the_server():
     from temporalio.service import RPCError, RPCStatusCode
 
