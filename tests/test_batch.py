@@ -641,6 +641,83 @@ def test_grading_processes_write_the_same_gradebook(tmp_path: Path):
     assert (tmp_path / "one" / "feedback" / "l007.md").read_text() == (tmp_path / "two" / "feedback" / "l007.md").read_text()
 
 
+def test_grading_processes_write_every_file_as_one_process_does(tmp_path: Path):
+    """Feedback files written by the grading processes equal the ones a single process writes, file for file.
+
+    The class has what the final pass must still rewrite: a learner handing in
+    another's runs (shared runs, a copied run graded again once the class is
+    read), ids that fold to one file name (``bob`` and ``BOB``), a bad file.
+    """
+    from grader.classroom import batch_files
+
+    root = tmp_path / "download"
+    for i in range(140):
+        (root / f"l{i:03d}").mkdir(parents=True)
+        name = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund")[i % 3]
+        history = own_timings(json.loads((GOLDENS / f"{name}.json").read_text()), i)
+        run_id = history["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
+        # A run id and (but for every 10th learner: cross-talk) a worker host of its own too, as an
+        # honest learner's run has: the final pass rewrites only the feedback of learners who share a
+        # run or a worker with another.
+        text = json.dumps(history).replace(run_id, str(uuid.uuid4()))
+        text = text.replace("@worker-host", f"@host-{i}") if i % 10 else text
+        (root / f"l{i:03d}" / "run.json").write_text(text)
+    (root / "l007" / "bad.json").write_text("[]")
+    shutil.copytree(root / "l010", root / "copycat")
+    shutil.copytree(root / "l011", root / "bob")
+    shutil.copytree(root / "l012", root / "BOB")
+    (tmp_path / "one").mkdir()
+    (tmp_path / "one" / "feedback").mkdir()
+    (tmp_path / "one" / "feedback" / "notes.txt").write_text("the instructor's")
+    shutil.copytree(tmp_path / "one", tmp_path / "two")
+    batch_files(root, tmp_path / "one", jobs=1)
+    batch_files(root, tmp_path / "two", jobs=2)
+
+    def files(out: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    one, two = files(tmp_path / "one"), files(tmp_path / "two")
+    assert len(one) == 143 + 2 + 1 and one == two
+    assert "also appears under" in one["feedback/copycat.md"].decode()
+    assert sum(name.lower().startswith("feedback/bob-") for name in one) == 2  # one file each, never bob.md
+
+
+def test_a_learner_whose_files_kill_every_grading_process_still_gets_their_feedback(tmp_path: Path, monkeypatch):
+    """A learner who kills the grading process each time is graded alone at last, and their row says so.
+
+    The process may have half written their feedback file; the gradebook's
+    feedback is the parent's, and everyone else's is the processes' own.
+    """
+    import os
+
+    from grader.classroom import batch as batch_module
+    from grader.classroom import batch_files
+
+    root = tmp_path / "download"
+    for i in range(130):
+        (root / f"l{i:03d}").mkdir(parents=True)
+        shutil.copy(GOLDENS / "live-fix.json", root / f"l{i:03d}" / "run.json")
+    parent, grade = os.getpid(), batch_module.grade_submission
+
+    def deadly(learner, *args, **kwargs):
+        if learner == "l005" and os.getpid() != parent:  # in a grading process (forked: it has this patch)
+            # As if it died half-way through writing the learner's feedback file.
+            with open(os.path.join(batch_module._JOB.feedback_dir, "l005.md"), "w") as half:
+                half.write("half")
+            os._exit(9)
+        return grade(learner, *args, **kwargs)
+
+    monkeypatch.setattr(batch_module, "grade_submission", deadly)
+    result = batch_files(root, tmp_path / "out", jobs=2, replay=False)
+    assert result.counts["unreadable-files"] == 1 and result.counts["graded"] == 129
+    document = _gradebook(tmp_path / "out")
+    named = sorted(entry["feedback"].split("/", 1)[1] for entry in document["learners"])
+    assert sorted(p.name for p in (tmp_path / "out" / "feedback").iterdir()) == named
+    said = (tmp_path / "out" / "feedback" / "l005.md").read_text()
+    assert "the grading process died while reading these files" in said
+    assert (tmp_path / "out" / "feedback" / "l006.md").read_text().startswith("# Failure Lab feedback: l006")
+
+
 async def test_retrier_backs_off_gives_up_then_probes_for_the_server():
     from temporalio.service import RPCError, RPCStatusCode
 

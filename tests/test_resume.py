@@ -32,8 +32,13 @@ GOLDENS = Path(__file__).parent / "goldens"
 SCENARIOS = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund", "server-paused", "no-failure")
 
 
-def make_class(root: Path, learners: int) -> Path:
-    """A submissions folder: one folder per learner, two goldens each, every copy with its own run id."""
+def make_class(root: Path, learners: int, *, own_workers: bool = False) -> Path:
+    """A submissions folder: one folder per learner, two goldens each, every copy with its own run id.
+
+    Every learner's runs share the goldens' worker processes (cross-talk: each
+    learner is graded again once the class is read), unless ``own_workers``:
+    then only every 25th learner does, the others run workers of their own.
+    """
     folder = root / "download"
     docs = [(name, (GOLDENS / f"{name}.json").read_text()) for name in SCENARIOS]
     for i in range(learners):
@@ -42,7 +47,10 @@ def make_class(root: Path, learners: int) -> Path:
         for k in range(2):
             name, text = docs[(i + k) % len(docs)]
             run_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
-            (mine / f"{name}.json").write_text(text.replace(run_id, str(uuid.uuid4())))
+            text = text.replace(run_id, str(uuid.uuid4()))
+            if own_workers and i % 25:
+                text = text.replace("@worker-host", f"@host-{i}")
+            (mine / f"{name}.json").write_text(text)
     return folder
 
 
@@ -129,10 +137,16 @@ def test_progress_counts_resumed_learners_and_estimates_from_this_session():
 
 
 @pytest.mark.slow
-def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path: Path):
-    """A real `grader batch` process, SIGKILLed once it has spooled some learners, then `--resume`."""
-    download = make_class(tmp_path, 300)
-    grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", "1"]
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path: Path, jobs: str):
+    """A real `grader batch` process, SIGKILLed once it has spooled some learners, then `--resume`.
+
+    With two jobs the grading processes write most feedback files themselves:
+    those the killed batch wrote go with its staging folder, and the resumed
+    batch still ends with every learner's feedback, as the clean run wrote it.
+    """
+    download = make_class(tmp_path, 300, own_workers=jobs != "1")
+    grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", jobs]
     clean = subprocess.run([*grader, "-q", "--out", str(tmp_path / "clean")], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
     process = subprocess.Popen([*grader, "-q", "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL,

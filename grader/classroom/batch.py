@@ -25,7 +25,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.classroom import regrade
-from grader.classroom.gradebook import Gradebook, Spooled, report_json, reserved_columns
+from grader.classroom.gradebook import (Gradebook, Spooled, disk_errors, feedback_file_name, feedback_names,
+                                        report_json, reserved_columns, spool_records)
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
@@ -707,7 +708,8 @@ def batch_files(
             collect = _Collector(book, rubric, progress, on_result)
             if jobs > 1 and on_result is None and rubric.path and len(plan) >= 2 * _CHUNK:
                 _grade_files_in_processes(plan, book, rubric, jobs=jobs, replay=replay, progress=progress,
-                                          due=due, credit_simulate=credit_simulate, known=known)
+                                          due=due, credit_simulate=credit_simulate, known=known,
+                                          learners=[item[1] for item in everyone])
             else:
                 for position, name, cells, submission, hint in plan:
                     collect(grade_submission(name, submission, rubric, roster=cells, position=position,
@@ -762,9 +764,35 @@ def match_submissions(names: list[str], found: dict[str, Submission]) -> dict[st
 _CHUNK = 64
 
 
+@dataclass(frozen=True)
+class _ChunkJob:
+    """What every chunk of one multi-process batch shares, handed to each grading process once, as it starts."""
+
+    #: The private folder the rows files go through (see :func:`_grade_files_in_processes`).
+    rows_dir: str
+    rubric_path: str
+    replay: bool
+    due: datetime | None
+    credit_simulate: bool
+    known: set[str] | None
+    #: The gradebook's staging feedback folder: each learner's feedback file is written there.
+    feedback_dir: str
+    #: learner -> feedback file name, for the few learners whose name is not :func:`feedback_file_name`'s
+    #: (ids that fold to one name: :func:`grader.classroom.gradebook.feedback_names`).
+    renamed: dict[str, str]
+
+    def file_name(self, learner: str) -> str:
+        """The name of ``learner``'s feedback file, as the gradebook names it for this class."""
+        return self.renamed.get(learner) or feedback_file_name(learner)
+
+
+#: In a grading process: the batch's :class:`_ChunkJob` (set by :func:`_start_grading_process`).
+_JOB: _ChunkJob | None = None
+
+
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
                               progress: Progress, due: datetime | None = None, credit_simulate: bool = True,
-                              known: set[str] | None = None) -> None:
+                              known: set[str] | None = None, learners: list[str] | None = None) -> None:
     """Grade ``plan`` in ``jobs`` processes, a chunk of learners each; only finished rows come back.
 
     Grading is pure CPU, so one process per core is what makes a class of
@@ -776,6 +804,12 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     result into the pipe would leave half a message there, and the pool
     would wait for the rest forever. A name is shorter than ``PIPE_BUF``, so
     the kernel writes it whole or not at all.
+
+    Each grading process also writes its learners' feedback files into the
+    gradebook's staging folder, named as the gradebook names them for the
+    class (``learners``: every learner of the class), and turns its rows into
+    the spool's records: the parent only inserts them, and its final pass
+    writes only the feedback that changed since (see :meth:`Gradebook.finish`).
     """
     import tempfile
 
@@ -783,37 +817,42 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
         from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
+    names = feedback_names(learners if learners is not None else [item[1] for item in plan])
+    renamed = {learner: name for learner, name in names.items() if name != feedback_file_name(learner)}
     with tempfile.TemporaryDirectory(prefix="grader-rows-") as rows_dir:
-        _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress,
-                        args=(rows_dir, rubric.path, replay, due, credit_simulate, known))
+        job = _ChunkJob(rows_dir, rubric.path, replay, due, credit_simulate, known, str(book.staged_feedback),
+                        renamed)
+        # A grading process that cannot write a feedback file for a full disk says so as the parent does.
+        with disk_errors(book.out_dir):
+            _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress, job=job)
 
 
 def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, progress: Progress,
-                    args: tuple) -> None:
+                    job: _ChunkJob) -> None:
     """:func:`_grade_files_in_processes`'s work: chunks on a pool, lost ones again, then one by one."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
     chunks = [plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
     lost: list = []  # chunks whose grading process died (the kernel's OOM killer, a stray kill -9)
     for attempt in range(2):
-        pool = _pool(jobs)
+        pool = _pool(jobs, job)
         try:
             running: dict = {}
             for chunk in chunks:
                 try:
-                    running[pool.submit(_grade_chunk, chunk, *args)] = chunk
+                    running[pool.submit(_grade_chunk, chunk)] = chunk
                 except BrokenProcessPool:
                     # It broke since the last look (a process killed between two chunks): what it
                     # finished is kept, the rest is graded again, and a new pool takes over.
                     lost.append(chunk)
-                    pool = _collect(wait(running)[0], running, book, progress, lost, pool, jobs, broken=True)
+                    pool = _collect(wait(running)[0], running, book, progress, lost, pool, jobs, job, broken=True)
                     continue
                 if len(running) >= 2 * jobs:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    pool = _collect(done, running, book, progress, lost, pool, jobs)
+                    pool = _collect(done, running, book, progress, lost, pool, jobs, job)
             while running:
                 done, _ = wait(running, return_when=FIRST_COMPLETED)
-                pool = _collect(done, running, book, progress, lost, pool, jobs)
+                pool = _collect(done, running, book, progress, lost, pool, jobs, job)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         if not lost:
@@ -824,24 +863,36 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
         # Lost twice: one learner per process, so a learner whose files kill a grading process is
         # the only one who pays for it (their row says so); everyone else is graded.
         for item in chunk:
-            with _pool(1) as alone:
+            with _pool(1, job) as alone:
                 try:
-                    rows = _rows_from(alone.submit(_grade_chunk, [item], *args).result())
+                    records, feedback = _rows_from(alone.submit(_grade_chunk, [item]).result())
                 except BrokenProcessPool:
-                    rows = [_died_row(item, rubric)]
-            for row, runs, workers in rows:
-                book.add(row, runs, workers)
+                    # The process may have died half-way through the learner's feedback file.
+                    book.drop_staged_feedback(item[1], job.file_name(item[1]))
+                    records, feedback = [_died_record(item, rubric)], {}
+            book.add_records(records, feedback)
             progress.advance(1)
 
 
-def _pool(jobs: int):
+def _pool(jobs: int, job: _ChunkJob):
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=jobs, initializer=die_with_parent, initargs=(os.getpid(),))
+    return ProcessPoolExecutor(max_workers=jobs, initializer=_start_grading_process, initargs=(os.getpid(), job))
+
+
+def _start_grading_process(parent: int, job: _ChunkJob) -> None:
+    """In a new grading process: keep the batch's shared arguments, and end with the batch.
+
+    Given once per process (forked processes inherit them without pickling),
+    not with every chunk: the class's ``known`` ids alone are thousands of names.
+    """
+    global _JOB
+    _JOB = job
+    die_with_parent(parent)
 
 
 def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int,
-             *, broken: bool = False):
+             job: _ChunkJob, *, broken: bool = False):
     """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool.
 
     ``broken``: the pool is known to be broken already (it refused a chunk).
@@ -849,29 +900,28 @@ def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress,
     for future in done:
         chunk = running.pop(future)
         try:
-            rows = _rows_from(future.result())
+            records, feedback = _rows_from(future.result())
         except BrokenProcessPool:
             lost.append(chunk)
             broken = True
             continue
-        for row, runs, workers in rows:
-            book.add(row, runs, workers)
-        progress.advance(len(rows))
+        book.add_records(records, feedback)
+        progress.advance(len(records))
     if not broken:
         return pool
     # A dead process breaks the whole pool: every chunk still in it is graded again, on a new one.
     lost.extend(running.values())
     running.clear()
     pool.shutdown(wait=False, cancel_futures=True)
-    return _pool(jobs)
+    return _pool(jobs, job)
 
 
-def _died_row(item: tuple, rubric: Rubric) -> tuple:
+def _died_record(item: tuple, rubric: Rubric) -> tuple:
     position, name, cells, *_ = item
     result = LearnerResult(name, UNREADABLE_FILES, roster=cells or {}, position=position)
     result.problems.append("the grading process died while reading these files (out of memory?): hand in only "
                            "the exported histories")
-    return (_to_row(result, rubric), [], [])
+    return spool_records(_to_row(result, rubric), [], [])
 
 
 def die_with_parent(parent: int) -> None:
@@ -901,31 +951,46 @@ def die_with_parent(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def _grade_chunk(chunk: list, rows_dir: str, rubric_path: str, replay: bool, due: datetime | None = None,
-                 credit_simulate: bool = True, known: set[str] | None = None) -> str:
-    """In a grading process: each learner of ``chunk`` graded into its gradebook row; the rows' file name.
+def _grade_chunk(chunk: list) -> str:
+    """In a grading process: each learner of ``chunk`` graded and spooled as records; the rows file's name.
 
-    The rows are pickled into a file of ``rows_dir`` for :func:`_rows_from`
-    to read: see :func:`_grade_files_in_processes`. Its name is returned only
-    once it is whole; what a killed process half wrote goes with the folder.
+    Each learner's feedback file is written into the staging folder first,
+    then the records and the names of those files are pickled into a file of
+    the rows folder for :func:`_rows_from` to read: see
+    :func:`_grade_files_in_processes`. Its name is returned only once it is
+    whole; what a killed process half wrote goes with the folder, and its
+    learners (and their feedback files) are graded again.
     """
     import pickle
     import tempfile
 
-    rubric = _process_rubric(rubric_path)
-    rows = []
+    from grader.classroom.feedback import render_feedback
+
+    job = _JOB
+    rubric = _process_rubric(job.rubric_path)
+    records, feedback = [], {}
     for position, name, cells, submission, hint in chunk:
-        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=replay,
-                                  due=due, late_hint=hint, credit_simulate=credit_simulate, known=known)
-        rows.append((_to_row(result, rubric), result.runs, result.workers))
-    fd, path = tempfile.mkstemp(dir=rows_dir, suffix=".rows")
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=job.replay,
+                                  due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,
+                                  known=job.known)
+        row = _to_row(result, rubric)
+        records.append(spool_records(row, result.runs, result.workers))
+        # As the gradebook's final pass would write it for a learner who shares no run with another
+        # (it rewrites the few who do, and those graded again once the class is read).
+        # "w": a chunk graded again after its process died overwrites what that process half wrote.
+        file_name = job.file_name(name)
+        with open(os.path.join(job.feedback_dir, file_name), "w", encoding="utf-8") as out:
+            out.write(render_feedback(row, rubric))
+        feedback[name] = file_name
+    fd, path = tempfile.mkstemp(dir=job.rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:
-        pickle.dump(rows, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((records, feedback), handle, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 
-def _rows_from(path: str) -> list[tuple]:
-    """The rows a grading process left in ``path`` (see :func:`_grade_chunk`); the file is removed."""
+def _rows_from(path: str) -> tuple[list[tuple], dict[str, str]]:
+    """The spool records and feedback file names a grading process left in ``path`` (see :func:`_grade_chunk`);
+    the file is removed."""
     import pickle
 
     try:

@@ -147,13 +147,14 @@ def feedback_names(learners: list[str]) -> dict[str, str]:
     """
     from grader.engine.learner import learner_key
 
+    keys = {name: learner_key(name) for name in learners}  # once per learner: a class is thousands
     folded: dict[str, int] = {}
     for name in learners:
-        folded[learner_key(name)] = folded.get(learner_key(name), 0) + 1
+        folded[keys[name]] = folded.get(keys[name], 0) + 1
     names = {}
     for name in learners:
         plain = feedback_file_name(name)
-        if folded[learner_key(name)] > 1 and plain == f"{name}.md":
+        if folded[keys[name]] > 1 and plain == f"{name}.md":
             names[name] = f"{name}-{hashlib.sha256(name.encode()).hexdigest()[:8]}.md"
         else:
             names[name] = plain
@@ -255,6 +256,35 @@ class Spooled:
     holder: str = ""
 
 
+_INSERT_LEARNER = "INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+
+
+def _learner_record(row: Spooled) -> tuple:
+    return (row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
+            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
+            None if row.late is None else int(row.late))
+
+
+def spool_records(row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> tuple:
+    """One learner as the spool's tables hold it: ``(learner, runs, timings, processes)``, plain values only.
+
+    Everything :meth:`Gradebook.add` does per learner besides the inserts (the
+    JSON of the roster, problems, cells, flags and each worker's events) is
+    done here, so a grading process can do it and its parent only inserts.
+    """
+    from grader.engine.learner import learner_key
+
+    runs_of = [(rid, row.learner, wid) for rid, wid in runs if rid]
+    timings = [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings]
+    processes = []
+    if workers:
+        key = learner_key(row.learner)
+        processes = [(key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events), w.fingerprint)
+                     for w in workers for identity, events in w.identities.items()
+                     for sticky in (sorted(w.stickies.get(identity, ())) or [None])]
+    return _learner_record(row), runs_of, timings, processes
+
+
 class Gradebook:
     """Collects graded learners into a spool, then writes the gradebook files in one final pass."""
 
@@ -277,6 +307,8 @@ class Gradebook:
         self.note = ""
         self._durable = resume_key is not None
         self._finished = False
+        #: learner -> the feedback file a grading process wrote for them in the staging folder.
+        self._written: dict[str, str] = {}
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
             self._lock()
@@ -341,26 +373,30 @@ class Gradebook:
         ``workers`` are :class:`grader.engine.ownership.RunWorkers`, one per run, kept
         (a few rows a run) so :meth:`cross_talk` can compare the class's processes.
         """
+        self.add_records([spool_records(row, runs, workers)])
+
+    def add_records(self, records: list[tuple], feedback: dict[str, str] | None = None) -> None:
+        """Spool learners already made into :func:`spool_records` (by a grading process), in one go.
+
+        ``feedback`` maps each learner whose feedback file the grading process
+        already wrote into :attr:`staged_feedback` to that file's name:
+        :meth:`finish` keeps those files instead of writing them again.
+        """
         with disk_errors(self.out_dir):
-            self._add(row, runs, workers)
+            self._insert(records)
+        if feedback:
+            self._written.update(feedback)
 
-    def _add(self, row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> None:
-        self._store(row)
-        if runs:
-            self.db.executemany("INSERT INTO runs VALUES (?,?,?)",
-                                [(rid, row.learner, wid) for rid, wid in runs if rid])
-        if row.timings:
-            self.db.executemany("INSERT INTO timings VALUES (?,?,?,?)",
-                                [(fp, row.learner, wid, row.holder or row.learner) for fp, wid in row.timings])
-        if workers:
-            from grader.engine.learner import learner_key
-
-            key = learner_key(row.learner)
-            self.db.executemany("INSERT INTO processes VALUES (?,?,?,?,?,?,?,?)", [
-                (key, row.learner, w.run_id, w.workflow_id, identity, sticky, _dumps(events), w.fingerprint)
-                for w in workers for identity, events in w.identities.items()
-                for sticky in (sorted(w.stickies.get(identity, ())) or [None])])
-        self.count += 1
+    def _insert(self, records: list[tuple]) -> None:
+        # One executemany per table for a whole chunk of learners: a statement per learner and
+        # table cost the parent of a multi-process batch more than the grading processes left it.
+        self.db.executemany(_INSERT_LEARNER, [r[0] for r in records])
+        for sql, part in (("INSERT INTO runs VALUES (?,?,?)", 1), ("INSERT INTO timings VALUES (?,?,?,?)", 2),
+                          ("INSERT INTO processes VALUES (?,?,?,?,?,?,?,?)", 3)):
+            values = [v for r in records for v in r[part]]
+            if values:
+                self.db.executemany(sql, values)
+        self.count += len(records)
         # Committed a few times a second: what a killed batch had graded up to then is kept for --resume
         # (a commit per learner would cost more than a small learner's grading).
         now = time.monotonic()
@@ -369,15 +405,32 @@ class Gradebook:
             self._last_commit = now
 
     def _store(self, row: Spooled) -> None:
-        self.db.execute("INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", (
-            row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
-            _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late)))
+        self.db.execute(_INSERT_LEARNER, _learner_record(row))
 
     def replace(self, row: Spooled) -> None:
         """Spool a learner graded again (after copied runs were found); their runs stay as first spooled."""
         with disk_errors(self.out_dir):
             self._store(row)
+        # The feedback a grading process wrote is the first grade's: finish() writes this one.
+        self.drop_staged_feedback(row.learner)
+
+    @property
+    def staged_feedback(self) -> Path:
+        """The new feedback folder in the staging area, where grading processes may write feedback files.
+
+        A file written there for a learner counts only once :meth:`add_records`
+        names it; until then it is a leftover (:meth:`drop_staged_feedback`).
+        """
+        folder = self._tmp / "feedback"
+        folder.mkdir(exist_ok=True)
+        return folder
+
+    def drop_staged_feedback(self, learner: str, name: str | None = None) -> None:
+        """Remove the feedback file written for ``learner`` in the staging area (``name``: the one a grading
+        process would have used, for a file it may have half written before it died)."""
+        name = self._written.pop(learner, name)
+        if name is not None:
+            (self._tmp / "feedback" / name).unlink(missing_ok=True)
 
     def copied_runs(self) -> dict[str, dict[str, list[str]]]:
         """learner -> {timing fingerprint: the other learners whose runs have it}, for copies between learners.
@@ -455,12 +508,17 @@ class Gradebook:
         from grader.engine.ownership import RunWorkers, cross_talk
 
         self.db.commit()
+        # In gradebook order (then each learner's runs as graded), not the order learners reached the
+        # spool: the findings name the first few others, and grading processes, a resumed batch and
+        # a live batch's reads spool learners in an order of their own.
         shared = self.db.execute("""
-            SELECT DISTINCT learner, run_id FROM processes WHERE sticky IN (
+            SELECT p.learner, p.run_id FROM processes p JOIN learners l ON l.learner = p.learner
+            WHERE p.sticky IN (
                 SELECT sticky FROM processes WHERE sticky IS NOT NULL GROUP BY sticky
                 HAVING COUNT(DISTINCT lkey) > 1)
-            OR identity IN (
-                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)""").fetchall()
+            OR p.identity IN (
+                SELECT identity FROM processes GROUP BY identity HAVING COUNT(DISTINCT lkey) > 1)
+            GROUP BY p.learner, p.run_id ORDER BY MIN(l.position), p.learner, MIN(p.rowid)""").fetchall()
         if not shared:
             return {}
         runs: dict[tuple[str, str], RunWorkers] = {}
@@ -526,8 +584,12 @@ class Gradebook:
 
         dupes = self.duplicates()
         self._file_names = feedback_names([r[0] for r in self.db.execute("SELECT learner FROM learners")])
-        feedback_dir = self._tmp / "feedback"
-        feedback_dir.mkdir()
+        feedback_dir = self.staged_feedback
+        # A grading process named a file from the class it was told of; a learner whose final name
+        # differs (a resumed spool holding other learners) gets the file written again here.
+        for learner, name in list(self._written.items()):
+            if self._file_names.get(learner) != name:
+                self.drop_staged_feedback(learner)
         header = csv_columns(self.rubric, self.roster_columns)
         with (self._tmp / "gradebook.csv").open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
                 (self._tmp / "gradebook.json").open("w", encoding="utf-8") as json_file:
@@ -545,9 +607,14 @@ class Gradebook:
                 writer.writerow(self._csv_row(row))
                 json_file.write(("\n" if first else ",\n") + self._json_entry(row))
                 first = False
-                # "x": a new file in the private staging folder; two learners never share a name.
-                with open(feedback_dir / self._file_names[row.learner], "x", encoding="utf-8") as out:
-                    out.write(render_feedback(row, self.rubric))
+                # Written by a grading process already, unless the runs it shares with others (known only
+                # now) have their own section.
+                written = self._written.get(row.learner) is not None
+                if not written or row.duplicates:
+                    # "x": a new file in the private staging folder; two learners never share a name.
+                    with open(feedback_dir / self._file_names[row.learner], "w" if written else "x",
+                              encoding="utf-8") as out:
+                        out.write(render_feedback(row, self.rubric))
                 if on_row is not None:
                     on_row(row)
             json_file.write("\n]}\n")
