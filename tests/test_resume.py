@@ -145,7 +145,11 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path
     those the killed batch wrote go with its staging folder, and the resumed
     batch still ends with every learner's feedback, as the clean run wrote it.
     """
-    download = make_class(tmp_path, 300, own_workers=jobs != "1")
+    # Large enough that a batch spools over several commits (COMMIT_SECONDS) before it ends: with 300
+    # learners, one process graded the whole first pass before its first commit, and the poll below
+    # saw 0, then all 300.
+    learners = 1200
+    download = make_class(tmp_path, learners, own_workers=jobs != "1")
     grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", jobs]
     clean = subprocess.run([*grader, "-q", "--out", str(tmp_path / "clean")], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
@@ -166,14 +170,14 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path
         time.sleep(0.05)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    assert 30 <= held < 300, f"the batch had {held} learners spooled when killed"
+    assert 30 <= held < learners, f"the batch had {held} learners spooled when killed"
     assert not (tmp_path / "out" / "gradebook.json").exists()
     resumed = subprocess.run([*grader, "--out", str(tmp_path / "out"), "--resume"],
                              capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr
     before = int(resumed.stderr.split("(")[1].split(" graded before the interruption")[0])
     assert before >= held  # nothing it had finished was graded again
-    assert f"{300 - before} to go" in resumed.stderr and "ETA" in resumed.stderr
+    assert f"{learners - before} to go" in resumed.stderr and "ETA" in resumed.stderr
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
 
 
