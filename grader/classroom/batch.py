@@ -26,7 +26,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from grader import defaults
 from grader.classroom import regrade
 from grader.classroom.gradebook import (Gradebook, Spooled, disk_errors, feedback_file_name, feedback_names,
-                                        report_json, reserved_columns, spool_records)
+                                        report_json, reserved_columns, spool_records, write_small_file)
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
@@ -979,8 +979,7 @@ def _grade_chunk(chunk: list) -> str:
         # (it rewrites the few who do, and those graded again once the class is read).
         # "w": a chunk graded again after its process died overwrites what that process half wrote.
         file_name = job.file_name(name)
-        with open(os.path.join(job.feedback_dir, file_name), "w", encoding="utf-8") as out:
-            out.write(render_feedback(row, rubric))
+        write_small_file(os.path.join(job.feedback_dir, file_name), render_feedback(row, rubric))
         feedback[name] = file_name
     fd, path = tempfile.mkstemp(dir=job.rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:

@@ -964,8 +964,20 @@ _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\
 MIN_DISTINCT_STEPS = 4
 
 
+_BASE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
 def _nanoseconds(text: Any) -> tuple[int, int] | None:
     """An RFC 3339 time as (nanoseconds since the epoch, fraction digits written), or None."""
+    # The usual spelling (UTC, a fraction: 2026-01-31T12:00:00.123456789Z) is cut by position, without
+    # the pattern; its date and time are checked when first met (_epoch_seconds). The same answers.
+    if type(text) is str and len(text) > 20 and text[-1] == "Z" and text[19] == ".":
+        fraction = text[20:-1]
+        if len(fraction) <= 9 and fraction.isdecimal():
+            seconds = _epoch_seconds(text[:19], "Z")
+            if seconds is None:
+                return None
+            return seconds * 1_000_000_000 + int(fraction.ljust(9, "0")), len(fraction.rstrip("0"))
     match = _TIME.match(text) if isinstance(text, str) else None
     if match is None:
         return None
@@ -989,7 +1001,8 @@ def _epoch_seconds(base: str, zone: str) -> int | None:
     seconds = _SECONDS.get(key, _NOT_YET)
     if seconds is _NOT_YET:
         try:
-            seconds = int(datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone)).timestamp())
+            seconds = int(datetime.fromisoformat(base + ("+00:00" if zone == "Z" else zone)).timestamp()) \
+                if _BASE.fullmatch(base) else None
         except ValueError:
             seconds = None
         if len(_SECONDS) >= 4096:  # a class spans many seconds: keep the memo small

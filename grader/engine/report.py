@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 from grader import __version__
 from grader.engine import catalog
-from grader.engine.checks import (ANY_EXPERIMENT, DEFAULT_PARAMS, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
+from grader.engine.checks import (ANY_EXPERIMENT, ERROR, FAIL, NOT_ATTEMPTED, PASS, PENDING, PROVEN,
                                   CheckResult, experiment_shown, pending_result, run_check)
 from grader.engine.evidence import RunEvidence
 from grader.engine.history import parse_time
@@ -359,31 +359,16 @@ def not_attempted_experiment(spec: RubricExperiment, note: str) -> ExperimentRep
     return _unrun_experiment(spec, NOT_ATTEMPTED, f"not attempted: {note}", note)
 
 
-#: id() of a rubric experiment -> (the experiment, its points in all, each check's fixed line fields:
-#: id, title, points, required, visibility, hint visibility). The experiment is kept in its entry
-#: so that its id cannot be reused while the entry lives.
-_UNRUN_FIELDS: dict[int, tuple[RubricExperiment, float, list[tuple[str, str, float, bool, str, str]]]] = {}
-
-
 def _unrun_experiment(spec: RubricExperiment, status: str, message: str, note: str) -> ExperimentReport:
     """An experiment whose checks did not run: ``status`` for it and each line, ``message`` on each, 0 points."""
-    entry = _UNRUN_FIELDS.get(id(spec))
-    if entry is None or entry[0] is not spec:
-        if len(_UNRUN_FIELDS) >= 256:  # experiments are few; rubrics made per call (tests) must not pile up
-            _UNRUN_FIELDS.clear()
-        entry = _UNRUN_FIELDS[id(spec)] = (
-            spec, sum(rc.points for rc in spec.checks),
-            [(rc.id, rc.check.title, rc.points, rc.required, rc.visibility, rc.hint_visibility)
-             for rc in spec.checks])
-    _, max_score, fields = entry
     # Most experiments of most gradings land here (a run shows one experiment of four): what the
     # lines share is read from the rubric once, and each line is built by position, in CheckResult's
     # order (keyword arguments cost twice as much). Each line is still a new object: later steps may
     # change a report's lines.
     checks = [CheckResult(check_id, status, message, "", [], title, 0.0, points, required, "", True,
                           visibility, hint_visibility)
-              for check_id, title, points, required, visibility, hint_visibility in fields]
-    return ExperimentReport(spec.id, spec.title, spec.required, status, 0.0, max_score, None, checks, 0, note)
+              for check_id, title, points, required, visibility, hint_visibility in spec.check_lines]
+    return ExperimentReport(spec.id, spec.title, spec.required, status, 0.0, spec.max_points, None, checks, 0, note)
 
 
 def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentReport:
@@ -402,29 +387,6 @@ def awaited_experiment(spec: RubricExperiment, run: RunEvidence) -> ExperimentRe
     # The open run is named (with its Web UI link): it is what the learner is waiting on.
     return ExperimentReport(spec.id, spec.title, spec.required, PENDING, 0.0,
                             sum(c.max_score for c in checks), _workflow_ref(run), checks, 1, note)
-
-
-#: rubric id() -> (the rubric, how many default parameters there were, its classifying parameters);
-#: the rubric is kept in the entry so that its id cannot be reused while the entry lives.
-_CLASSIFYING: dict[int, tuple[Rubric, int, dict[str, Any]]] = {}
-
-
-def _classifying_params(rubric: Rubric) -> dict[str, Any]:
-    """The parameters classifying a run reads: each experiment's, where the rubric changed a default.
-
-    Worked out once per rubric rather than for every history graded. Packs only ever add
-    defaults (never change one), so an entry is good while their number stays the same.
-    """
-    entry = _CLASSIFYING.get(id(rubric))
-    if entry is not None and entry[0] is rubric and entry[1] == len(DEFAULT_PARAMS):
-        return entry[2]
-    params: dict[str, Any] = {}
-    for spec in rubric.experiments:
-        params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
-    if len(_CLASSIFYING) >= 16:  # rubrics are few; one made per call (tests) must not pile up
-        _CLASSIFYING.clear()
-    _CLASSIFYING[id(rubric)] = (rubric, len(DEFAULT_PARAMS), params)
-    return params
 
 
 def grade(
@@ -457,7 +419,7 @@ def grade(
     verdicts = {id(run): entry for run, entry in zip(runs, integrity)}
     holds = {id(run): found for run, found in zip(runs, held) if found}
     chosen = [e for e in rubric.experiments if not experiments or e.id in experiments]
-    params = _classifying_params(rubric)
+    params = rubric.classifying_params()
     shown = {id(run): experiment_shown(run, params) for run in runs}
     # The runs that show each experiment, in the order of ``runs``; the open runs that show none yet.
     showing: dict[str | None, list[RunEvidence]] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,18 @@ class RubricExperiment:
     params: dict[str, Any]
     checks: tuple[RubricCheck, ...]
 
+    @cached_property
+    def max_points(self) -> float:
+        """The points of all its checks together."""
+        return sum(rc.points for rc in self.checks)
+
+    @cached_property
+    def check_lines(self) -> tuple[tuple[str, str, float, bool, str, str], ...]:
+        """What a report line says of each check before it runs, in order: id, title, points,
+        required, visibility and hint visibility (read once; most gradings list checks that did not run)."""
+        return tuple((rc.id, rc.check.title, rc.points, rc.required, rc.visibility, rc.hint_visibility)
+                     for rc in self.checks)
+
 
 @dataclass(frozen=True)
 class Rubric:
@@ -75,6 +87,23 @@ class Rubric:
     def experiment(self, experiment_id: str) -> RubricExperiment | None:
         """The experiment with that id, or None."""
         return next((e for e in self.experiments if e.id == experiment_id), None)
+
+    def classifying_params(self) -> dict[str, Any]:
+        """The parameters that classifying a run reads: each experiment's, where the rubric changed a default.
+
+        Worked out once, not for every history graded. Packs only ever add
+        defaults (they never change one), so the answer holds while their
+        number stays the same; a pack loaded later makes it worked out again.
+        """
+        known = self.__dict__.get("_classifying")
+        if known is not None and known[0] == len(DEFAULT_PARAMS):
+            return known[1]
+        params: dict[str, Any] = {}
+        for spec in self.experiments:
+            params.update({k: v for k, v in spec.params.items() if k not in params or v != DEFAULT_PARAMS.get(k)})
+        # A frozen dataclass: the answer is kept beside its fields, as functools.cached_property keeps its own.
+        self.__dict__["_classifying"] = (len(DEFAULT_PARAMS), params)
+        return params
 
 
 @lru_cache(maxsize=1)
