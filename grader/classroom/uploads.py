@@ -165,28 +165,54 @@ def _kind(mode: int) -> str:
     return next((what for test, what in _NOT_REGULAR if test(mode)), "not a regular file")
 
 
-def _open_regular(path: str, label: str, budget: Budget) -> tuple[IO[bytes] | None, int, str]:
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+
+
+def _open_regular_fd(path: str, label: str) -> tuple[int | None, int, str]:
     """Open ``path`` for reading if it is a regular file and not a symbolic link.
 
-    Returns ``(stream, size, "")`` or ``(None, 0, why)``. O_NOFOLLOW refuses a
-    link, O_NONBLOCK keeps a FIFO from blocking the open, and the type is
-    checked on the opened file itself, so nothing can be swapped in between.
+    Returns ``(descriptor, size, "")`` or ``(None, 0, why)``. O_NOFOLLOW
+    refuses a link, O_NONBLOCK keeps a FIFO from blocking the open, and the
+    type is checked on the opened file itself, so nothing can be swapped in between.
     """
-    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-             | getattr(os, "O_NOCTTY", 0))
     try:
         info = os.lstat(path)
         if not stat.S_ISREG(info.st_mode):
             return None, 0, f"{label}: {_kind(info.st_mode)}, not a file: hand in the file itself"
-        fd = os.open(path, flags)
+        fd = os.open(path, _READ_FLAGS)
     except OSError as err:
         return None, 0, f"{label}: cannot read it ({err.strerror or err})"
-    stream = os.fdopen(fd, "rb")
-    info = os.fstat(fd)
+    try:
+        info = os.fstat(fd)
+    except OSError as err:
+        os.close(fd)
+        return None, 0, f"{label}: cannot read it ({err.strerror or err})"
     if not stat.S_ISREG(info.st_mode):
-        stream.close()
+        os.close(fd)
         return None, 0, f"{label}: {_kind(info.st_mode)}, not a file: hand in the file itself"
-    return stream, info.st_size, ""
+    return fd, info.st_size, ""
+
+
+def _open_regular(path: str, label: str, budget: Budget) -> tuple[IO[bytes] | None, int, str]:
+    """:func:`_open_regular_fd` as a binary stream (for a zip, which is read by seeking about)."""
+    fd, size, why = _open_regular_fd(path, label)
+    return (None, 0, why) if fd is None else (os.fdopen(fd, "rb"), size, "")
+
+
+def _read_at_most(fd: int, most: int) -> bytes:
+    """Up to ``most`` bytes from ``fd``: fewer only at the end of the file."""
+    data = os.read(fd, most)
+    if not data or len(data) == most:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < most:
+        more = os.read(fd, most - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
 
 
 def read_upload(path: str | os.PathLike[str], label: str, *, budget: Budget | None = None) -> Iterator[Member]:
@@ -302,21 +328,28 @@ def _file(path: str, name: str, budget: Budget) -> Iterator[Member]:
     """One history file on disk, if it is a regular file and fits the budget."""
     if not budget.take_history():
         return
-    stream, size, why = _open_regular(path, name, budget)
-    if stream is None:
+    # A bare descriptor, not a stream: a file object costs more to make than a small history to read.
+    fd, size, why = _open_regular_fd(path, name)
+    if fd is None:
         yield Member(name, error=why)
         return
-    with stream:
+    try:
         why = budget.room_for(size, name)
-        if why:
-            if not budget.exhausted:
-                yield Member(name, error=why)
-            return
-        try:
-            data = stream.read(size + 1)
-        except OSError as err:
-            yield Member(name, error=f"{name}: cannot read it ({err.strerror or err})")
-            return
+        if not why:
+            data = _read_at_most(fd, size + 1)
+    except OSError as err:
+        data, failed = b"", f"{name}: cannot read it ({err.strerror or err})"
+    else:
+        failed = ""
+    finally:
+        os.close(fd)
+    if why:
+        if not budget.exhausted:
+            yield Member(name, error=why)
+        return
+    if failed:
+        yield Member(name, error=failed)
+        return
     if len(data) > size:  # it grew while being read: not the file that was measured
         yield Member(name, error=f"{name}: changed while it was read: hand it in again")
         return
