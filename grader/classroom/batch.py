@@ -255,7 +255,7 @@ def _to_row(result: LearnerResult, rubric: Rubric) -> Spooled:
 
 
 def _rubric_max(rubric: Rubric) -> float:
-    return sum(c.points for e in rubric.experiments if e.required for c in e.checks)
+    return sum(e.max_points for e in rubric.experiments if e.required)
 
 
 class _Collector:

@@ -41,6 +41,7 @@ from grader.classroom.feedback import FEEDBACK_TITLE
 from grader.engine.classreport import _loads
 from grader.errors import BadInputError, DiskFullError, OutputBusyError
 from grader.engine.rubric import Rubric
+from grader.formats.classbook import late_words
 
 try:
     import orjson
@@ -668,7 +669,7 @@ class Gradebook:
     def _csv_row(self, row: Spooled) -> list[Any]:
         cells: list[Any] = [row.learner, *(row.roster.get(c, "") for c in self.roster_columns),
                             row.status, "" if row.score is None else f"{row.score:g}", f"{row.max_score:g}",
-                            "" if row.late is None else ("yes" if row.late else "no")]
+                            late_words(row.late)]
         for exp in self.rubric.experiments:
             status, points, _ = row.cells.get(exp.id) or ("", None, "")
             cells += [experiment_cell(status), "" if points is None else f"{points:g}"]

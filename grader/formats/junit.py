@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from grader.formats.classbook import late_words
 from grader.formats.common import counted, explains, pending_message, shows_hint
 from grader.escape import xml_text
 from grader.engine.report import CheckReport, ExperimentReport, Report
@@ -174,7 +175,7 @@ def render_gradebook(result) -> str:
         prop("score", "" if row.score is None else _num(row.score))
         prop("max_score", _num(row.max_score))
         if row.late is not None:
-            prop("late", "yes" if row.late else "no")
+            prop("late", late_words(row.late))
         for index, problem in enumerate(row.problems, 1):
             prop(f"problem.{index}", problem)
         failures = errors = skipped = 0
