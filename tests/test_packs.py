@@ -144,6 +144,27 @@ def test_a_mixed_folder_is_graded_pack_by_pack(tmp_path: Path):
     jsonschema.Draft202012Validator(json.loads(schema_path("report").read_text())).validate(report)
 
 
+def test_the_packs_of_a_folder_are_told_from_the_start_of_its_files(tmp_path: Path):
+    from grader.packs import packs_in
+
+    sagas = json.loads((SAGAS_GOLDENS / "saga-rollback.json").read_text())
+    # Keys sorted, with a large input: the workflow type is written past the first 4 KiB of the file.
+    attrs = sagas["events"][0]["workflowExecutionStartedEventAttributes"]
+    attrs["input"] = {"payloads": [{"metadata": {"encoding": "YmluYXJ5L3BsYWlu"}, "data": "QUFB" * 3000}]}
+    late = json.dumps(sagas, sort_keys=True)
+    assert late.index('"workflowType"') > 4096
+    (tmp_path / "class" / "ada").mkdir(parents=True)
+    (tmp_path / "class" / "ada" / "late-type.json").write_text(late)
+    (tmp_path / "class" / "ada" / "notes.txt").write_text('"workflowType": {"name": "MoneyTransfer"}')
+    assert [p.id for p in packs_in([tmp_path / "class"])] == ["sagas"]
+    # A link is never read by the grading, so it does not choose the rubric either.
+    (tmp_path / "class" / "ada" / "linked.json").symlink_to(MONEY_GOLDENS / "live-fix.json")
+    assert [p.id for p in packs_in([tmp_path / "class"])] == ["sagas"]
+    # A file named on its own is read whatever it is called; both packs, the default first.
+    assert [p.id for p in packs_in([MONEY_GOLDENS / "live-fix.json", tmp_path / "class"])] == \
+        [DEFAULT_PACK, "sagas"]
+
+
 @pytest.fixture
 def pack_path_restored(monkeypatch):
     """--pack-path adds to the registry and the environment for the process: undo it after the test."""
