@@ -1,6 +1,9 @@
 """How fast `grader batch` grades a class, live and from a submissions folder.
 
-Run from the checkout::
+Run from the checkout, with the package installed the way users install it
+(``pip install .``: an editable install where ``PYTHONDONTWRITEBYTECODE`` is
+set compiles the grader from source in every process; the script says which
+it measured)::
 
     .venv/bin/python benchmarks/bench_batch.py                  # both parts
     .venv/bin/python benchmarks/bench_batch.py --skip-live --classes 1000 10000
@@ -213,10 +216,11 @@ def make_submissions(root: Path, learners: int) -> int:
     return written
 
 
-#: Runs `grader batch` in this child process and reports its peak memory.
+#: Runs `grader batch` in this child process and reports its peak memory, and where its grader came from.
 CHILD = """
 import resource, sys, time
 from grader.cli import main
+import grader
 sys.argv = ["grader", *sys.argv[1:]]
 began = time.perf_counter()
 try:
@@ -224,8 +228,11 @@ try:
 finally:
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    cached = getattr(grader.__spec__, "cached", None)
+    import os
     print(f"BENCH wall={time.perf_counter() - began:.3f} cpu={cpu:.3f} peak_kib={me.ru_maxrss} "
           f"workers_kib={kids.ru_maxrss}", file=sys.stderr)
+    print(f"FROM {grader.__file__} bytecode={int(bool(cached) and os.path.exists(cached))}", file=sys.stderr)
 """
 
 #: The baseline: one Python process that reads and json-parses every file of the folder.
@@ -247,8 +254,13 @@ print(f"BENCH wall={time.perf_counter() - began:.3f} cpu={me.ru_utime + me.ru_st
 def _timed_child(argv: list[str]) -> tuple[float, float, float, str, float]:
     """Wall seconds (measured inside the child, after its imports), peak MiB of the child and of its largest
     grading process, stdout, and CPU seconds (the child's and its grading processes')."""
-    done = subprocess.run(argv, capture_output=True, text=True)
+    # Run from a folder of its own: from the checkout, ``python -c`` would import the checkout's
+    # source ahead of the installed package (see _origin).
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=tempfile.gettempdir())
     line = next((x for x in done.stderr.splitlines() if x.startswith("BENCH")), None)
+    origin = next((x for x in done.stderr.splitlines() if x.startswith("FROM ")), None)
+    if origin is not None:
+        _ORIGINS.add(origin)
     if line is None:
         raise SystemExit(f"child failed ({done.returncode}): {done.stderr[-2000:]}")
     wall = float(line.split("wall=")[1].split()[0])
@@ -256,6 +268,31 @@ def _timed_child(argv: list[str]) -> tuple[float, float, float, str, float]:
     peak = int(line.split("peak_kib=")[1].split()[0]) / 1024 if "peak_kib=" in line else 0.0
     workers = int(line.split("workers_kib=")[1]) / 1024 if "workers_kib=" in line else 0.0
     return wall, peak, workers, done.stdout, cpu
+
+
+#: Where each child's grader came from, and whether its modules had bytecode (see _origin).
+_ORIGINS: set[str] = set()
+
+
+def _origin() -> str:
+    """What the children measured: an installed grader with its bytecode, or source compiled at every start.
+
+    A normal install (``pip install .``, what users have) writes every
+    module's bytecode at install time. An editable install in an environment
+    with ``PYTHONDONTWRITEBYTECODE=1`` (this machine's sandbox sets it)
+    compiles the grader's modules from source in every process, about 0.1 s
+    of the parent's start and more in each grading process: a cost no user
+    pays, so the figures worth quoting come from a normal install.
+    """
+    if not _ORIGINS:
+        return "grader: origin not reported"
+    said = []
+    for line in sorted(_ORIGINS):
+        path, _, flag = line[len("FROM "):].rpartition(" bytecode=")
+        kind = "a normal install, with bytecode" if flag == "1" and "site-packages" in path else \
+            "source compiled at every start (no bytecode: not what users run)" if flag != "1" else "source, with bytecode"
+        said.append(f"grader from {Path(path).parent}: {kind}")
+    return "; ".join(said)
 
 
 def _spread(values: list[float]) -> str:
@@ -310,6 +347,7 @@ def files_part(args: argparse.Namespace) -> None:
                     print(f"    defaults: {ratio:.2f}x the read (target <= 5x: {'met' if ratio <= 5 else 'MISSED'}); "
                           f"memory {peak:.1f} MiB + {os.cpu_count()} x {workers:.1f} MiB "
                           f"(target <= 300 MiB: {'met' if figures[-1][1] <= 300 else 'MISSED'})")
+        print(f"  {_origin()}")
         if len(figures) > 1:
             (s0, p0), (s1, p1) = figures[0], figures[-1]
             print(f"  memory (parent + grading processes) {p0:.1f} MiB at {s0} learners, {p1:.1f} MiB at {s1}: "

@@ -817,6 +817,11 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
         from grader.lab.replay import preload
 
         preload()  # the grading processes are forked from this one: they start with the SDK imported
+    # What _grade_chunk imports on its first learner, imported once here rather than in every process.
+    import grader.api  # noqa: F401
+    import grader.classroom.feedback  # noqa: F401
+    import grader.formats.markdown  # noqa: F401
+    import grader.sources.bundles  # noqa: F401
     names = feedback_names(learners if learners is not None else [item[1] for item in plan])
     renamed = {learner: name for learner, name in names.items() if name != feedback_file_name(learner)}
     with tempfile.TemporaryDirectory(prefix="grader-rows-") as rows_dir:
