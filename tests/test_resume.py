@@ -28,16 +28,20 @@ from grader.classroom.progress import Progress
 from grader.classroom.resume import RESUME_DIR, SPOOL_NAME
 from grader.cli import cli
 
+from events import own_timings as shifted_timings
+
 GOLDENS = Path(__file__).parent / "goldens"
 SCENARIOS = ("sigkill-during-deposit", "live-fix", "retries-exhausted-refund", "server-paused", "no-failure")
 
 
-def make_class(root: Path, learners: int, *, own_workers: bool = False) -> Path:
+def make_class(root: Path, learners: int, *, own_workers: bool = False, own_timings: bool = False) -> Path:
     """A submissions folder: one folder per learner, two goldens each, every copy with its own run id.
 
     Every learner's runs share the goldens' worker processes (cross-talk: each
     learner is graded again once the class is read), unless ``own_workers``:
     then only every 25th learner does, the others run workers of their own.
+    The copies share the goldens' timings (copied runs, also graded again)
+    unless ``own_timings``.
     """
     folder = root / "download"
     docs = [(name, (GOLDENS / f"{name}.json").read_text()) for name in SCENARIOS]
@@ -46,6 +50,8 @@ def make_class(root: Path, learners: int, *, own_workers: bool = False) -> Path:
         mine.mkdir(parents=True)
         for k in range(2):
             name, text = docs[(i + k) % len(docs)]
+            if own_timings:
+                text = json.dumps(shifted_timings(json.loads(text), i * 2 + k + 1))
             run_id = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
             text = text.replace(run_id, str(uuid.uuid4()))
             if own_workers and i % 25:
@@ -137,6 +143,27 @@ def test_progress_counts_resumed_learners_and_estimates_from_this_session():
 
 
 @pytest.mark.slow
+def _kill_once_spooled(command: list[str], out: Path, at_least: int) -> int:
+    """Start ``command`` (a batch into ``out``), SIGKILL it once its spool holds ``at_least`` learners; how many it held."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    spool = out / RESUME_DIR / SPOOL_NAME
+    held = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True)
+            held = db.execute("SELECT COUNT(*) FROM learners").fetchone()[0]
+            db.close()
+        except sqlite3.Error:
+            held = 0
+        if held >= at_least:
+            break
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    return held
+
+
 @pytest.mark.parametrize("jobs", ["1", "2"])
 def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path: Path, jobs: str):
     """A real `grader batch` process, SIGKILLed once it has spooled some learners, then `--resume`.
@@ -153,23 +180,7 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path
     grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", jobs]
     clean = subprocess.run([*grader, "-q", "--out", str(tmp_path / "clean")], capture_output=True, text=True)
     assert clean.returncode == 0, clean.stderr
-    process = subprocess.Popen([*grader, "-q", "--out", str(tmp_path / "out")], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
-    spool = tmp_path / "out" / RESUME_DIR / SPOOL_NAME
-    held = 0
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            db = sqlite3.connect(f"file:{spool}?mode=ro", uri=True)
-            held = db.execute("SELECT COUNT(*) FROM learners").fetchone()[0]
-            db.close()
-        except sqlite3.Error:
-            held = 0
-        if held >= 30:
-            break
-        time.sleep(0.05)
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    held = _kill_once_spooled([*grader, "-q", "--out", str(tmp_path / "out")], tmp_path / "out", 30)
     assert 30 <= held < learners, f"the batch had {held} learners spooled when killed"
     assert not (tmp_path / "out" / "gradebook.json").exists()
     resumed = subprocess.run([*grader, "--out", str(tmp_path / "out"), "--resume"],
@@ -179,6 +190,72 @@ def test_a_batch_killed_with_sigkill_resumes_to_the_clean_run_gradebook(tmp_path
     assert before >= held  # nothing it had finished was graded again
     assert f"{learners - before} to go" in resumed.stderr and "ETA" in resumed.stderr
     assert outputs(tmp_path / "out") == outputs(tmp_path / "clean")
+
+
+@pytest.mark.slow
+def test_a_spool_that_lost_its_reports_is_one_line_and_a_fresh_batch_still_grades(tmp_path: Path):
+    """The grading processes keep the reports beside the spool; with those files gone, --resume says so.
+
+    Nothing is written in their place: exit 2 with one line that says to
+    grade again without --resume, which then works.
+    """
+    # Runs of their own (no copies, no cross-talk) but every 25th: the final pass regrades only those.
+    download = make_class(tmp_path, 1200, own_workers=True, own_timings=True)
+    grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", "2", "-q",
+              "--out", str(tmp_path / "out")]
+    held = _kill_once_spooled(grader, tmp_path / "out", 1)
+    kept = sorted((tmp_path / "out" / RESUME_DIR).glob("reports-*.json"))
+    assert held and kept, "the batch was killed before a grading process kept a report"
+    for path in kept:
+        path.unlink()
+    resumed = subprocess.run([*grader, "--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 2, resumed.stderr
+    assert resumed.stderr.count("\n") == 1 and "spool is damaged" in resumed.stderr
+    assert "without --resume" in resumed.stderr and "Traceback" not in resumed.stderr
+    assert not (tmp_path / "out" / "gradebook.json").exists()
+    again = subprocess.run(grader, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert len(json.loads((tmp_path / "out" / "gradebook.json").read_text())["learners"]) == 1200
+
+
+def test_reports_kept_by_grading_processes_are_copied_whole_with_or_without_copy_file_range(
+        tmp_path: Path, monkeypatch):
+    """gradebook.json gets each report a :class:`ReportFile` kept, the same bytes whether the kernel copies
+    them or, on a file system that refuses ``copy_file_range``, they are read and written."""
+    import errno
+
+    from grader.classroom.gradebook import Gradebook, ReportFile, Spooled
+    from grader.engine.rubric import load_rubric
+    from grader.errors import BadInputError
+
+    reports = [json.dumps({"n": i, "text": "\u00e9\u2713" * (i * 40000)}, ensure_ascii=False) for i in range(6)]
+
+    def write(out: Path, *, lose: bool = False) -> bytes:
+        with Gradebook(out, load_rubric(), roster_columns=[], source="test") as book:
+            kept = ReportFile(book.reports_folder)
+            for i, text in enumerate(reports):
+                row = Spooled(i, f"l{i}", "graded", 0.0, 30.0, {}, [], {}, None if i % 2 else text, "")
+                if i % 2:  # every other one as a grading process leaves it
+                    row.report_at = kept.add(text)
+                book.add(row, [])
+            kept.close()
+            if lose:
+                (book.reports_folder / kept.name).unlink()
+            book.finish()
+        return (out / "gradebook.json").read_bytes()
+
+    by_kernel = write(tmp_path / "kernel")
+    learners = json.loads(by_kernel)["learners"]
+    assert [entry["report"] for entry in learners] == [json.loads(text) for text in reports]
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "copy_file_range", refused, raising=False)
+    assert write(tmp_path / "by-hand") == by_kernel
+    with pytest.raises(BadInputError, match="spool is damaged"):
+        write(tmp_path / "lost", lose=True)
+    assert not (tmp_path / "lost" / "gradebook.json").exists()
 
 
 @pytest.mark.slow

@@ -25,8 +25,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.classroom import regrade
-from grader.classroom.gradebook import (Gradebook, Spooled, disk_errors, feedback_file_name, feedback_names,
-                                        report_json, reserved_columns, spool_records, write_small_file)
+from grader.classroom.gradebook import (Gradebook, ReportFile, Spooled, disk_errors, feedback_file_name,
+                                        feedback_names, report_json, reserved_columns, spool_records,
+                                        write_small_file)
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress
@@ -780,6 +781,8 @@ class _ChunkJob:
     #: learner -> feedback file name, for the few learners whose name is not :func:`feedback_file_name`'s
     #: (ids that fold to one name: :func:`grader.classroom.gradebook.feedback_names`).
     renamed: dict[str, str]
+    #: Where each grading process keeps its learners' reports (:attr:`Gradebook.reports_folder`).
+    reports_dir: str = ""
 
     def file_name(self, learner: str) -> str:
         """The name of ``learner``'s feedback file, as the gradebook names it for this class."""
@@ -788,6 +791,8 @@ class _ChunkJob:
 
 #: In a grading process: the batch's :class:`_ChunkJob` (set by :func:`_start_grading_process`).
 _JOB: _ChunkJob | None = None
+#: In a grading process: the file its learners' reports go to (opened with the first one).
+_REPORTS: ReportFile | None = None
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
@@ -826,7 +831,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     renamed = {learner: name for learner, name in names.items() if name != feedback_file_name(learner)}
     with tempfile.TemporaryDirectory(prefix="grader-rows-") as rows_dir:
         job = _ChunkJob(rows_dir, rubric.path, replay, due, credit_simulate, known, str(book.staged_feedback),
-                        renamed)
+                        renamed, str(book.reports_folder))
         # A grading process that cannot write a feedback file for a full disk says so as the parent does.
         with disk_errors(book.out_dir):
             _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress, job=job)
@@ -891,8 +896,9 @@ def _start_grading_process(parent: int, job: _ChunkJob) -> None:
     Given once per process (forked processes inherit them without pickling),
     not with every chunk: the class's ``known`` ids alone are thousands of names.
     """
-    global _JOB
+    global _JOB, _REPORTS
     _JOB = job
+    _REPORTS = ReportFile(job.reports_dir) if job.reports_dir else None
     die_with_parent(parent)
 
 
@@ -979,6 +985,9 @@ def _grade_chunk(chunk: list) -> str:
                                   due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,
                                   known=job.known)
         row = _to_row(result, rubric)
+        if row.report_json is not None and _REPORTS is not None:
+            # The report stays in this process's file; the parent spools only where it lies.
+            row.report_at, row.report_json = _REPORTS.add(row.report_json), None
         records.append(spool_records(row, result.runs, result.workers))
         # As the gradebook's final pass would write it for a learner who shares no run with another
         # (it rewrites the few who do, and those graded again once the class is read).

@@ -60,7 +60,7 @@ COMMIT_SECONDS = 0.25
 SPOOL_TABLES = """
     CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
                                          max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                         feedback TEXT, flags TEXT, late INTEGER);
+                                         feedback TEXT, flags TEXT, late INTEGER, report_at TEXT);
     CREATE INDEX IF NOT EXISTS learners_in_order ON learners (position, learner);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
     CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
@@ -275,15 +275,69 @@ class Spooled:
     #: What the learner handed in, when several learners share it (a group submission): runs under
     #: one holder are not copies of each other. Empty means the learner alone.
     holder: str = ""
+    #: Where a grading process left the report's JSON instead of ``report_json`` (then None): a
+    #: :class:`ReportFile` reference, ``<file name>:<offset>:<length>`` in the spool's folder.
+    report_at: str | None = None
 
 
-_INSERT_LEARNER = "INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_LEARNER = "INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _learner_record(row: Spooled) -> tuple:
     return (row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
             _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late))
+            None if row.late is None else int(row.late), row.report_at)
+
+
+class ReportFile:
+    """A grading process's reports, appended to one file of the spool's folder (see :attr:`Gradebook.reports_folder`).
+
+    A report's JSON is most of a learner's spooled bytes (47 MB for 5,000
+    learners). Sent to the parent, it was pickled, read back, inserted into
+    SQLite, read out of it again and written into gradebook.json, all in the
+    one process that the grading processes wait on. Written here by the
+    process that made it, the parent keeps only where it lies, and
+    :meth:`Gradebook.finish` has the kernel copy it into gradebook.json.
+    The file lives beside the spool, so ``--resume`` finds it as the spool
+    does; it is written before its learner's row reaches the spool.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = os.fspath(folder)
+        self.name = ""
+        self._fd: int | None = None
+        self._size = 0
+
+    def add(self, text: str) -> str:
+        """Append one report's JSON text; the reference :meth:`Gradebook.finish` reads it back by."""
+        data = memoryview(text.encode("utf-8"))
+        if self._fd is None:
+            self.name = f"reports-{os.getpid()}-{secrets.token_hex(4)}.json"
+            self._fd = os.open(os.path.join(self.folder, self.name),
+                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        at = f"{self.name}:{self._size}:{len(data)}"
+        while data:
+            written = os.write(self._fd, data)
+            self._size += written
+            data = data[written:]
+        return at
+
+    def close(self) -> None:
+        """Close the file (it stays, for the gradebook's final pass)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_REPORT_NAME = re.compile(r"^reports-\d+-[0-9a-f]{8}\.json$")
+
+
+def _report_place(at: str) -> tuple[str, int, int]:
+    """(file name, offset, length) of a :class:`ReportFile` reference; ValueError for anything else."""
+    name, offset, length = at.rsplit(":", 2)
+    if not _REPORT_NAME.match(name):
+        raise ValueError(at)
+    return name, int(offset), int(length)
 
 
 def spool_records(row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> tuple:
@@ -304,6 +358,88 @@ def spool_records(row: Spooled, runs: list[tuple[str, str]], workers: list | Non
                      for w in workers for identity, events in w.identities.items()
                      for sticky in (sorted(w.stickies.get(identity, ())) or [None])]
     return _learner_record(row), runs_of, timings, processes
+
+
+class _ReportCopier:
+    """gradebook.json as it is written: text from the final pass, reports copied from :class:`ReportFile` files.
+
+    Text is gathered and written in one call before each copy; a report is
+    copied by the kernel (``copy_file_range``), or read and written where
+    the system has no such call. A report that cannot be read whole stops
+    the batch with :meth:`Gradebook._damaged`'s message.
+    """
+
+    def __init__(self, path: Path, book: "Gradebook") -> None:
+        self._book = book
+        self._file = open(path, "wb", buffering=0)
+        self._fd = self._file.fileno()
+        self._pending: list[str] = []
+        self._size = 0
+        self._sources: dict[str, int] = {}
+        self._kernel_copy = hasattr(os, "copy_file_range")
+
+    def write(self, text: str) -> None:
+        """Add text (written out before the next copy, at the end, or once a megabyte has gathered)."""
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= 1 << 20:  # reports kept in the spool (a batch in one process) come this way
+            self._flush()
+
+    def copy(self, at: str) -> None:
+        """Add the report a :class:`ReportFile` reference points at."""
+        try:
+            name, offset, length = _report_place(at)
+        except ValueError:
+            raise self._book._damaged(at) from None
+        source = self._sources.get(name)
+        if source is None:
+            try:
+                source = self._sources[name] = os.open(self._book.reports_folder / name, os.O_RDONLY)
+            except OSError:
+                raise self._book._damaged(at) from None
+        self._flush()
+        while length > 0:
+            done = 0
+            if self._kernel_copy:
+                try:
+                    done = os.copy_file_range(source, self._fd, length, offset)
+                except OSError as err:
+                    if err.errno in _FULL:
+                        raise
+                    self._kernel_copy = False  # another file system, an old kernel: read and write instead
+                    continue
+            else:
+                data = os.pread(source, min(length, 1 << 20), offset)
+                done = len(data)
+                _write_all(self._fd, data)
+            if done == 0:
+                raise self._book._damaged(at)
+            offset += done
+            length -= done
+
+    def _flush(self) -> None:
+        if self._pending:
+            _write_all(self._fd, "".join(self._pending).encode("utf-8"))
+            self._pending.clear()
+            self._size = 0
+
+    def __enter__(self) -> "_ReportCopier":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if exc[0] is None:
+                self._flush()
+        finally:
+            for fd in self._sources.values():
+                os.close(fd)
+            self._file.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 class Gradebook:
@@ -328,6 +464,7 @@ class Gradebook:
         self.note = ""
         self._durable = resume_key is not None
         self._finished = False
+        self._spool_dir: Path | None = None
         #: learner -> the feedback file a grading process wrote for them in the staging folder.
         self._written: dict[str, str] = {}
         try:
@@ -343,7 +480,9 @@ class Gradebook:
                     opened = open_spool(out_dir, resume_key, SPOOL_TABLES, resume=resume,
                                         retry_statuses=retry_statuses)
                 self.db, self.resumed, self.note = opened.db, opened.resumed, opened.note
+                self._spool_dir = Path(opened.path).parent
             else:
+                self._spool_dir = self._tmp
                 self.db = sqlite3.connect(self._tmp / "spool.sqlite")
                 # A scratch spool: nothing in it must survive a crash, so skip the journal.
                 with disk_errors(out_dir):
@@ -434,6 +573,30 @@ class Gradebook:
             self._store(row)
         # The feedback a grading process wrote is the first grade's: finish() writes this one.
         self.drop_staged_feedback(row.learner)
+
+    @property
+    def reports_folder(self) -> Path:
+        """Where grading processes keep their :class:`ReportFile`: beside the spool (kept for ``--resume``
+        when the spool is; otherwise in the staging folder)."""
+        assert self._spool_dir is not None
+        return self._spool_dir
+
+    def _report_bytes(self, at: str) -> bytes:
+        """The JSON a :class:`ReportFile` reference points at (:class:`BadInputError` when it is gone)."""
+        try:
+            name, offset, length = _report_place(at)
+            with open(self.reports_folder / name, "rb") as f:
+                f.seek(offset)
+                data = f.read(length)
+        except (OSError, ValueError):
+            raise self._damaged(at) from None
+        if len(data) != length:
+            raise self._damaged(at)
+        return data
+
+    def _damaged(self, at: str) -> BadInputError:
+        return BadInputError(f"--out {self.out_dir}: the batch's spool is damaged (report {at} cannot be read "
+                             f"from {self.reports_folder}): grade the class again without --resume")
 
     @property
     def staged_feedback(self) -> Path:
@@ -563,19 +726,24 @@ class Gradebook:
         r = self.db.execute("SELECT * FROM learners WHERE learner = ?", (learner,)).fetchone()
         if r is None:
             raise KeyError(learner)
+        report = r[8] if r[8] is not None or r[12] is None else self._report_bytes(r[12]).decode("utf-8")
         return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                        roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                       report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
+                       report_json=report, feedback_body=r[9] or "", flags=_loads(r[10]),
                        late=None if r[11] is None else bool(r[11]))
 
     def rows(self) -> Iterator[Spooled]:
-        """Every spooled learner in gradebook order (roster order, then learner id)."""
+        """Every spooled learner in gradebook order (roster order, then learner id).
+
+        A report a grading process kept in a :class:`ReportFile` stays there
+        (``report_json`` None, ``report_at`` set): the final pass copies it.
+        """
         self.db.commit()
         for r in self.db.execute("SELECT * FROM learners ORDER BY position, learner"):
             yield Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                           roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
                           report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
-                          late=None if r[11] is None else bool(r[11]))
+                          late=None if r[11] is None else bool(r[11]), report_at=r[12])
 
     def finish(self, on_row=None, *, also=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
@@ -613,7 +781,7 @@ class Gradebook:
                 self.drop_staged_feedback(learner)
         header = csv_columns(self.rubric, self.roster_columns)
         with (self._tmp / "gradebook.csv").open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
-                (self._tmp / "gradebook.json").open("w", encoding="utf-8") as json_file:
+                _ReportCopier(self._tmp / "gradebook.json", self) as json_file:
             # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
             writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)
@@ -626,7 +794,12 @@ class Gradebook:
             for row in self.rows():
                 row.duplicates = dupes.get(row.learner, [])
                 writer.writerow(self._csv_row(row))
-                json_file.write(("\n" if first else ",\n") + self._json_entry(row))
+                json_file.write(("\n" if first else ",\n") + self._json_head(row))
+                if row.report_json is None and row.report_at is not None:
+                    json_file.copy(row.report_at)
+                else:
+                    json_file.write(row.report_json or "null")
+                json_file.write("}")
                 first = False
                 # Written by a grading process already, unless the runs it shares with others (known only
                 # now) have their own section.
@@ -676,14 +849,14 @@ class Gradebook:
         cells.append("; ".join(row.flags))
         return cells
 
-    def _json_entry(self, row: Spooled) -> str:
+    def _json_head(self, row: Spooled) -> str:
+        """A learner's gradebook.json entry up to its report, which follows (then ``}``)."""
         entry = {"learner": row.learner, "roster": row.roster, "status": row.status, "flags": row.flags,
                  "late": row.late,
                  "score": row.score, "max_score": row.max_score, "problems": row.problems,
                  "duplicates": row.duplicates, "feedback": f"feedback/{self._file_names[row.learner]}"}
-        text = _dumps(entry)
         # The report is spliced in as the JSON text it was spooled as, not parsed again.
-        return text[:-1] + ',"report":' + (row.report_json or "null") + "}"
+        return _dumps(entry)[:-1] + ',"report":'
 
     def close(self) -> None:
         """Remove the staging folder and let DIR go (after finish(), or when the batch is interrupted)."""
