@@ -985,16 +985,15 @@ def _grade_chunk(chunk: list) -> str:
                                   due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,
                                   known=job.known)
         row = _to_row(result, rubric)
-        if row.report_json is not None and _REPORTS is not None:
-            # The report stays in this process's file; the parent spools only where it lies.
-            row.report_at, row.report_json = _REPORTS.add(row.report_json), None
-        records.append(spool_records(row, result.runs, result.workers))
         # As the gradebook's final pass would write it for a learner who shares no run with another
         # (it rewrites the few who do, and those graded again once the class is read).
         # "w": a chunk graded again after its process died overwrites what that process half wrote.
         file_name = job.file_name(name)
         write_small_file(os.path.join(job.feedback_dir, file_name), render_feedback(row, rubric))
         feedback[name] = file_name
+        if _REPORTS is not None:
+            _REPORTS.keep(row)  # the report and its Markdown stay in this file; the parent spools where they are
+        records.append(spool_records(row, result.runs, result.workers))
     fd, path = tempfile.mkstemp(dir=job.rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:
         pickle.dump((records, feedback), handle, protocol=pickle.HIGHEST_PROTOCOL)

@@ -60,7 +60,8 @@ COMMIT_SECONDS = 0.25
 SPOOL_TABLES = """
     CREATE TABLE IF NOT EXISTS learners (position INTEGER, learner TEXT PRIMARY KEY, status TEXT, score REAL,
                                          max_score REAL, roster TEXT, problems TEXT, cells TEXT, report TEXT,
-                                         feedback TEXT, flags TEXT, late INTEGER, report_at TEXT);
+                                         feedback TEXT, flags TEXT, late INTEGER, report_at TEXT,
+                                         feedback_at TEXT);
     CREATE INDEX IF NOT EXISTS learners_in_order ON learners (position, learner);
     CREATE TABLE IF NOT EXISTS runs (run_id TEXT, learner TEXT, workflow_id TEXT);
     CREATE TABLE IF NOT EXISTS timings (fingerprint TEXT, learner TEXT, workflow_id TEXT, holder TEXT);
@@ -278,28 +279,32 @@ class Spooled:
     #: Where a grading process left the report's JSON instead of ``report_json`` (then None): a
     #: :class:`ReportFile` reference, ``<file name>:<offset>:<length>`` in the spool's folder.
     report_at: str | None = None
+    #: Where it left ``feedback_body`` (then ""), the same way: read back only to write the feedback again.
+    feedback_at: str | None = None
 
 
-_INSERT_LEARNER = "INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_LEARNER = "INSERT OR REPLACE INTO learners VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 
 
 def _learner_record(row: Spooled) -> tuple:
     return (row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
             _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
-            None if row.late is None else int(row.late), row.report_at)
+            None if row.late is None else int(row.late), row.report_at, row.feedback_at)
 
 
 class ReportFile:
     """A grading process's reports, appended to one file of the spool's folder (see :attr:`Gradebook.reports_folder`).
 
-    A report's JSON is most of a learner's spooled bytes (47 MB for 5,000
-    learners). Sent to the parent, it was pickled, read back, inserted into
-    SQLite, read out of it again and written into gradebook.json, all in the
-    one process that the grading processes wait on. Written here by the
-    process that made it, the parent keeps only where it lies, and
-    :meth:`Gradebook.finish` has the kernel copy it into gradebook.json.
-    The file lives beside the spool, so ``--resume`` finds it as the spool
-    does; it is written before its learner's row reaches the spool.
+    A report's JSON and its Markdown are most of a learner's spooled bytes
+    (67 MB for 5,000 learners). Sent to the parent, they were pickled, read
+    back, inserted into SQLite and read out of it again, all in the one
+    process that the grading processes wait on. Written here by the process
+    that made them, the parent keeps only where they lie:
+    :meth:`Gradebook.finish` has the kernel copy each report into
+    gradebook.json, and reads a Markdown body back only for the few
+    feedback files it writes again. The file lives beside the spool, so
+    ``--resume`` finds it as the spool does; it is written before its
+    learner's row reaches the spool.
     """
 
     def __init__(self, folder: str | os.PathLike[str]) -> None:
@@ -321,6 +326,13 @@ class ReportFile:
             self._size += written
             data = data[written:]
         return at
+
+    def keep(self, row: Spooled) -> None:
+        """Move ``row``'s report JSON and Markdown body into this file, leaving references in their place."""
+        if row.report_json is not None:
+            row.report_at, row.report_json = self.add(row.report_json), None
+        if row.feedback_body:
+            row.feedback_at, row.feedback_body = self.add(row.feedback_body), ""
 
     def close(self) -> None:
         """Close the file (it stays, for the gradebook's final pass)."""
@@ -727,9 +739,10 @@ class Gradebook:
         if r is None:
             raise KeyError(learner)
         report = r[8] if r[8] is not None or r[12] is None else self._report_bytes(r[12]).decode("utf-8")
+        body = self._report_bytes(r[13]).decode("utf-8") if r[13] is not None else r[9] or ""
         return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                        roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
-                       report_json=report, feedback_body=r[9] or "", flags=_loads(r[10]),
+                       report_json=report, feedback_body=body, flags=_loads(r[10]),
                        late=None if r[11] is None else bool(r[11]))
 
     def rows(self) -> Iterator[Spooled]:
@@ -743,7 +756,7 @@ class Gradebook:
             yield Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                           roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
                           report_json=r[8], feedback_body=r[9] or "", flags=_loads(r[10]),
-                          late=None if r[11] is None else bool(r[11]), report_at=r[12])
+                          late=None if r[11] is None else bool(r[11]), report_at=r[12], feedback_at=r[13])
 
     def finish(self, on_row=None, *, also=None) -> list[Path]:
         """Write gradebook.csv, gradebook.json and the feedback files; return the paths written.
@@ -805,6 +818,8 @@ class Gradebook:
                 # now) have their own section.
                 written = self._written.get(row.learner) is not None
                 if not written or row.duplicates:
+                    if row.feedback_at is not None:
+                        row.feedback_body = self._report_bytes(row.feedback_at).decode("utf-8")
                     # "x": a new file in the private staging folder; two learners never share a name.
                     write_small_file(feedback_dir / self._file_names[row.learner], render_feedback(row, self.rubric),
                                      exclusive=not written)
