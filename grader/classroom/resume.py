@@ -3,7 +3,11 @@
 Every batch spools its graded learners into ``DIR/.grader-resume/spool.sqlite``
 (SQLite in WAL mode, committed every fraction of a second), so what it has
 finished survives a Ctrl+C, a SIGTERM or a ``kill -9``: the operating system
-holds every committed write even when the process dies mid-way. The spool is
+holds every committed write even when the process dies mid-way. The grading
+processes of a files batch keep each learner's report JSON and feedback text
+in files of their own in the same folder
+(:class:`grader.classroom.gradebook.ReportFile`), written before the row that
+points into them is spooled. The spool is
 removed once the gradebook is written. ``grader batch --resume`` with the
 same arguments opens it again, skips every learner in it and grades the rest;
 the gradebook it then writes is the one a clean run would have written,
