@@ -204,7 +204,7 @@ def test_a_spool_that_lost_its_reports_is_one_line_and_a_fresh_batch_still_grade
     grader = [sys.executable, "-m", "grader", "batch", "--submissions", str(download), "--jobs", "2", "-q",
               "--out", str(tmp_path / "out")]
     held = _kill_once_spooled(grader, tmp_path / "out", 1)
-    kept = sorted((tmp_path / "out" / RESUME_DIR).glob("reports-*.json"))
+    kept = sorted((tmp_path / "out" / RESUME_DIR).glob("reports-*"))
     assert held and kept, "the batch was killed before a grading process kept a report"
     for path in kept:
         path.unlink()

@@ -782,7 +782,7 @@ class _ChunkJob:
     #: (ids that fold to one name: :func:`grader.classroom.gradebook.feedback_names`).
     renamed: dict[str, str]
     #: Where each grading process keeps its learners' reports (:attr:`Gradebook.reports_folder`).
-    reports_dir: str = ""
+    reports_dir: str
 
     def file_name(self, learner: str) -> str:
         """The name of ``learner``'s feedback file, as the gradebook names it for this class."""
@@ -898,7 +898,7 @@ def _start_grading_process(parent: int, job: _ChunkJob) -> None:
     """
     global _JOB, _REPORTS
     _JOB = job
-    _REPORTS = ReportFile(job.reports_dir) if job.reports_dir else None
+    _REPORTS = ReportFile(job.reports_dir)
     die_with_parent(parent)
 
 
@@ -991,8 +991,8 @@ def _grade_chunk(chunk: list) -> str:
         file_name = job.file_name(name)
         write_small_file(os.path.join(job.feedback_dir, file_name), render_feedback(row, rubric))
         feedback[name] = file_name
-        if _REPORTS is not None:
-            _REPORTS.keep(row)  # the report and its Markdown stay in this file; the parent spools where they are
+        # The report and its Markdown stay in this process's file: the parent spools where they lie.
+        _REPORTS.keep(row)
         records.append(spool_records(row, result.runs, result.workers))
     fd, path = tempfile.mkstemp(dir=job.rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:

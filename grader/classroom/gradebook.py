@@ -239,13 +239,18 @@ def write_small_file(path: str | os.PathLike[str], text: str, *, exclusive: bool
     this runs on (no newline translation on POSIX).
     """
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | getattr(os, "O_CLOEXEC", 0)
-    data = memoryview(text.encode("utf-8"))
     fd = os.open(path, flags, 0o666)
     try:
-        while data:
-            data = data[os.write(fd, data):]
+        _write_all(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (a write may take less than it was given)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 @dataclass
@@ -261,7 +266,7 @@ class Spooled:
     problems: list[str]
     #: experiment id -> [status, points, finding]; empty when nothing was graded.
     cells: dict[str, list]
-    #: The report as JSON text, or None.
+    #: The report as JSON text, or None (no report, or a grading process kept it: ``report_at``).
     report_json: str | None
     #: The report in Markdown, or "" when there is no report.
     feedback_body: str
@@ -314,17 +319,15 @@ class ReportFile:
         self._size = 0
 
     def add(self, text: str) -> str:
-        """Append one report's JSON text; the reference :meth:`Gradebook.finish` reads it back by."""
-        data = memoryview(text.encode("utf-8"))
+        """Append one text (a report's JSON, a Markdown body); the reference it is read back by."""
+        data = text.encode("utf-8")
         if self._fd is None:
-            self.name = f"reports-{os.getpid()}-{secrets.token_hex(4)}.json"
+            self.name = f"reports-{os.getpid()}-{secrets.token_hex(4)}"
             self._fd = os.open(os.path.join(self.folder, self.name),
                                os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+        _write_all(self._fd, data)
         at = f"{self.name}:{self._size}:{len(data)}"
-        while data:
-            written = os.write(self._fd, data)
-            self._size += written
-            data = data[written:]
+        self._size += len(data)
         return at
 
     def keep(self, row: Spooled) -> None:
@@ -341,7 +344,7 @@ class ReportFile:
             self._fd = None
 
 
-_REPORT_NAME = re.compile(r"^reports-\d+-[0-9a-f]{8}\.json$")
+_REPORT_NAME = re.compile(r"^reports-\d+-[0-9a-f]{8}$")
 
 
 def _report_place(at: str) -> tuple[str, int, int]:
@@ -446,12 +449,6 @@ class _ReportCopier:
             for fd in self._sources.values():
                 os.close(fd)
             self._file.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 class Gradebook:
@@ -593,8 +590,8 @@ class Gradebook:
         assert self._spool_dir is not None
         return self._spool_dir
 
-    def _report_bytes(self, at: str) -> bytes:
-        """The JSON a :class:`ReportFile` reference points at (:class:`BadInputError` when it is gone)."""
+    def _kept_text(self, at: str) -> str:
+        """The text a :class:`ReportFile` reference points at (:class:`BadInputError` when it is gone)."""
         try:
             name, offset, length = _report_place(at)
             with open(self.reports_folder / name, "rb") as f:
@@ -604,11 +601,11 @@ class Gradebook:
             raise self._damaged(at) from None
         if len(data) != length:
             raise self._damaged(at)
-        return data
+        return data.decode("utf-8")
 
     def _damaged(self, at: str) -> BadInputError:
-        return BadInputError(f"--out {self.out_dir}: the batch's spool is damaged (report {at} cannot be read "
-                             f"from {self.reports_folder}): grade the class again without --resume")
+        return BadInputError(f"--out {self.out_dir}: the batch's spool is damaged ({at} cannot be read from "
+                             f"{self.reports_folder}): grade the class again without --resume")
 
     @property
     def staged_feedback(self) -> Path:
@@ -738,8 +735,8 @@ class Gradebook:
         r = self.db.execute("SELECT * FROM learners WHERE learner = ?", (learner,)).fetchone()
         if r is None:
             raise KeyError(learner)
-        report = r[8] if r[8] is not None or r[12] is None else self._report_bytes(r[12]).decode("utf-8")
-        body = self._report_bytes(r[13]).decode("utf-8") if r[13] is not None else r[9] or ""
+        report = r[8] if r[8] is not None or r[12] is None else self._kept_text(r[12])
+        body = self._kept_text(r[13]) if r[13] is not None else r[9] or ""
         return Spooled(position=r[0], learner=r[1], status=r[2], score=r[3], max_score=r[4],
                        roster=_loads(r[5]), problems=_loads(r[6]), cells=_loads(r[7]),
                        report_json=report, feedback_body=body, flags=_loads(r[10]),
@@ -819,7 +816,7 @@ class Gradebook:
                 written = self._written.get(row.learner) is not None
                 if not written or row.duplicates:
                     if row.feedback_at is not None:
-                        row.feedback_body = self._report_bytes(row.feedback_at).decode("utf-8")
+                        row.feedback_body = self._kept_text(row.feedback_at)
                     # "x": a new file in the private staging folder; two learners never share a name.
                     write_small_file(feedback_dir / self._file_names[row.learner], render_feedback(row, self.rubric),
                                      exclusive=not written)
