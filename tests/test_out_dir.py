@@ -98,6 +98,18 @@ def test_a_full_disk_is_one_line_and_exit_4_and_the_old_gradebook_stays(tmp_path
     assert not [p for p in out.iterdir() if p.name.startswith(".") and p.name != ".grader-resume"]
 
 
+def test_a_grading_process_that_fills_the_disk_is_one_line_and_exit_4(tmp_path: Path):
+    """The grading processes write feedback and keep reports beside the spool: their full disk reads as the parent's."""
+    subs = _class(tmp_path / "subs", 150)  # enough for two grading processes
+    limit = "import resource; resource.setrlimit(resource.RLIMIT_FSIZE, (128 * 1024, 128 * 1024)); "
+    done = subprocess.run([sys.executable, "-c", limit + "from grader.__main__ import main; main()", "batch",
+                           "-q", "--jobs", "2", "--submissions", str(subs), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.count("\n") == 1 and "free some space or choose another --out" in done.stderr
+    assert not (tmp_path / "out" / "gradebook.json").exists()
+
+
 def test_killed_between_the_commit_mark_and_the_renames_the_next_batch_finishes_them(tmp_path: Path, monkeypatch):
     """The staging folder is committed, then the process dies (here: the renames fail): DIR is completed later."""
     from grader.classroom import gradebook
