@@ -224,7 +224,8 @@ def test_reports_kept_by_grading_processes_are_copied_whole_with_or_without_copy
     them or, on a file system that refuses ``copy_file_range``, they are read and written."""
     import errno
 
-    from grader.classroom.gradebook import Gradebook, ReportFile, Spooled
+    from grader.classroom.gradebook import Gradebook, Spooled
+    from grader.classroom.kept import ReportFile
     from grader.engine.rubric import load_rubric
     from grader.errors import BadInputError
 

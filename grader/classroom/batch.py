@@ -25,9 +25,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from grader import defaults
 from grader.classroom import regrade
-from grader.classroom.gradebook import (Gradebook, ReportFile, Spooled, disk_errors, feedback_file_name,
-                                        feedback_names, report_json, reserved_columns, spool_records,
-                                        write_small_file)
+from grader.classroom.gradebook import (Gradebook, Spooled, disk_errors, feedback_file_name, feedback_names,
+                                        report_json, reserved_columns, spool_records, write_small_file)
+from grader.classroom.kept import ReportFile
 from grader.classroom.live import DEFAULT_RETRY_SECONDS, Retrier, list_learner_runs, parse_since
 from grader.classroom.pacing import DEFAULT_MAX_RPS, DEFAULT_MAX_VISIBILITY_RPS, Pacer
 from grader.classroom.progress import Progress

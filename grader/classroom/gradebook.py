@@ -38,6 +38,7 @@ from typing import Any, Iterator
 from grader import __version__
 from grader.classroom import spreadsheet
 from grader.classroom.feedback import FEEDBACK_TITLE
+from grader.classroom.kept import JsonWriter, read_kept, write_all
 from grader.engine.classreport import _loads
 from grader.errors import BadInputError, DiskFullError, OutputBusyError
 from grader.engine.rubric import Rubric
@@ -241,16 +242,9 @@ def write_small_file(path: str | os.PathLike[str], text: str, *, exclusive: bool
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC) | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(path, flags, 0o666)
     try:
-        _write_all(fd, text.encode("utf-8"))
+        write_all(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """Write all of ``data`` to ``fd`` (a write may take less than it was given)."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 @dataclass
@@ -282,7 +276,7 @@ class Spooled:
     #: one holder are not copies of each other. Empty means the learner alone.
     holder: str = ""
     #: Where a grading process left the report's JSON instead of ``report_json`` (then None): a
-    #: :class:`ReportFile` reference, ``<file name>:<offset>:<length>`` in the spool's folder.
+    #: :class:`grader.classroom.kept.ReportFile` reference, ``<file name>:<offset>:<length>``.
     report_at: str | None = None
     #: Where it left ``feedback_body`` (then ""), the same way: read back only to write the feedback again.
     feedback_at: str | None = None
@@ -295,64 +289,6 @@ def _learner_record(row: Spooled) -> tuple:
     return (row.position, row.learner, row.status, row.score, row.max_score, _dumps(row.roster),
             _dumps(row.problems), _dumps(row.cells), row.report_json, row.feedback_body, _dumps(row.flags),
             None if row.late is None else int(row.late), row.report_at, row.feedback_at)
-
-
-class ReportFile:
-    """A grading process's reports, appended to one file of the spool's folder (see :attr:`Gradebook.reports_folder`).
-
-    A report's JSON and its Markdown are most of a learner's spooled bytes
-    (67 MB for 5,000 learners). Sent to the parent, they were pickled, read
-    back, inserted into SQLite and read out of it again, all in the one
-    process that the grading processes wait on. Written here by the process
-    that made them, the parent keeps only where they lie:
-    :meth:`Gradebook.finish` has the kernel copy each report into
-    gradebook.json, and reads a Markdown body back only for the few
-    feedback files it writes again. The file lives beside the spool, so
-    ``--resume`` finds it as the spool does; it is written before its
-    learner's row reaches the spool.
-    """
-
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
-        self.folder = os.fspath(folder)
-        self.name = ""
-        self._fd: int | None = None
-        self._size = 0
-
-    def add(self, text: str) -> str:
-        """Append one text (a report's JSON, a Markdown body); the reference it is read back by."""
-        data = text.encode("utf-8")
-        if self._fd is None:
-            self.name = f"reports-{os.getpid()}-{secrets.token_hex(4)}"
-            self._fd = os.open(os.path.join(self.folder, self.name),
-                               os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
-        _write_all(self._fd, data)
-        at = f"{self.name}:{self._size}:{len(data)}"
-        self._size += len(data)
-        return at
-
-    def keep(self, row: Spooled) -> None:
-        """Move ``row``'s report JSON and Markdown body into this file, leaving references in their place."""
-        if row.report_json is not None:
-            row.report_at, row.report_json = self.add(row.report_json), None
-        if row.feedback_body:
-            row.feedback_at, row.feedback_body = self.add(row.feedback_body), ""
-
-    def close(self) -> None:
-        """Close the file (it stays, for the gradebook's final pass)."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-_REPORT_NAME = re.compile(r"^reports-\d+-[0-9a-f]{8}$")
-
-
-def _report_place(at: str) -> tuple[str, int, int]:
-    """(file name, offset, length) of a :class:`ReportFile` reference; ValueError for anything else."""
-    name, offset, length = at.rsplit(":", 2)
-    if not _REPORT_NAME.match(name):
-        raise ValueError(at)
-    return name, int(offset), int(length)
 
 
 def spool_records(row: Spooled, runs: list[tuple[str, str]], workers: list | None = None) -> tuple:
@@ -373,82 +309,6 @@ def spool_records(row: Spooled, runs: list[tuple[str, str]], workers: list | Non
                      for w in workers for identity, events in w.identities.items()
                      for sticky in (sorted(w.stickies.get(identity, ())) or [None])]
     return _learner_record(row), runs_of, timings, processes
-
-
-class _ReportCopier:
-    """gradebook.json as it is written: text from the final pass, reports copied from :class:`ReportFile` files.
-
-    Text is gathered and written in one call before each copy; a report is
-    copied by the kernel (``copy_file_range``), or read and written where
-    the system has no such call. A report that cannot be read whole stops
-    the batch with :meth:`Gradebook._damaged`'s message.
-    """
-
-    def __init__(self, path: Path, book: "Gradebook") -> None:
-        self._book = book
-        self._file = open(path, "wb", buffering=0)
-        self._fd = self._file.fileno()
-        self._pending: list[str] = []
-        self._size = 0
-        self._sources: dict[str, int] = {}
-        self._kernel_copy = hasattr(os, "copy_file_range")
-
-    def write(self, text: str) -> None:
-        """Add text (written out before the next copy, at the end, or once a megabyte has gathered)."""
-        self._pending.append(text)
-        self._size += len(text)
-        if self._size >= 1 << 20:  # reports kept in the spool (a batch in one process) come this way
-            self._flush()
-
-    def copy(self, at: str) -> None:
-        """Add the report a :class:`ReportFile` reference points at."""
-        try:
-            name, offset, length = _report_place(at)
-        except ValueError:
-            raise self._book._damaged(at) from None
-        source = self._sources.get(name)
-        if source is None:
-            try:
-                source = self._sources[name] = os.open(self._book.reports_folder / name, os.O_RDONLY)
-            except OSError:
-                raise self._book._damaged(at) from None
-        self._flush()
-        while length > 0:
-            done = 0
-            if self._kernel_copy:
-                try:
-                    done = os.copy_file_range(source, self._fd, length, offset)
-                except OSError as err:
-                    if err.errno in _FULL:
-                        raise
-                    self._kernel_copy = False  # another file system, an old kernel: read and write instead
-                    continue
-            else:
-                data = os.pread(source, min(length, 1 << 20), offset)
-                done = len(data)
-                _write_all(self._fd, data)
-            if done == 0:
-                raise self._book._damaged(at)
-            offset += done
-            length -= done
-
-    def _flush(self) -> None:
-        if self._pending:
-            _write_all(self._fd, "".join(self._pending).encode("utf-8"))
-            self._pending.clear()
-            self._size = 0
-
-    def __enter__(self) -> "_ReportCopier":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        try:
-            if exc[0] is None:
-                self._flush()
-        finally:
-            for fd in self._sources.values():
-                os.close(fd)
-            self._file.close()
 
 
 class Gradebook:
@@ -585,23 +445,17 @@ class Gradebook:
 
     @property
     def reports_folder(self) -> Path:
-        """Where grading processes keep their :class:`ReportFile`: beside the spool (kept for ``--resume``
-        when the spool is; otherwise in the staging folder)."""
+        """Where grading processes keep their :class:`grader.classroom.kept.ReportFile`: beside the spool
+        (kept for ``--resume`` when the spool is; otherwise in the staging folder)."""
         assert self._spool_dir is not None
         return self._spool_dir
 
     def _kept_text(self, at: str) -> str:
-        """The text a :class:`ReportFile` reference points at (:class:`BadInputError` when it is gone)."""
-        try:
-            name, offset, length = _report_place(at)
-            with open(self.reports_folder / name, "rb") as f:
-                f.seek(offset)
-                data = f.read(length)
-        except (OSError, ValueError):
-            raise self._damaged(at) from None
-        if len(data) != length:
+        """The text a :class:`grader.classroom.kept.ReportFile` reference points at (BadInputError when gone)."""
+        text = read_kept(self.reports_folder, at)
+        if text is None:
             raise self._damaged(at)
-        return data.decode("utf-8")
+        return text
 
     def _damaged(self, at: str) -> BadInputError:
         return BadInputError(f"--out {self.out_dir}: the batch's spool is damaged ({at} cannot be read from "
@@ -745,7 +599,7 @@ class Gradebook:
     def rows(self) -> Iterator[Spooled]:
         """Every spooled learner in gradebook order (roster order, then learner id).
 
-        A report a grading process kept in a :class:`ReportFile` stays there
+        A report a grading process kept in a :class:`grader.classroom.kept.ReportFile` stays there
         (``report_json`` None, ``report_at`` set): the final pass copies it.
         """
         self.db.commit()
@@ -791,7 +645,7 @@ class Gradebook:
                 self.drop_staged_feedback(learner)
         header = csv_columns(self.rubric, self.roster_columns)
         with (self._tmp / "gradebook.csv").open("w", newline="", encoding=spreadsheet.ENCODING) as csv_file, \
-                _ReportCopier(self._tmp / "gradebook.json", self) as json_file:
+                JsonWriter(self._tmp / "gradebook.json", self.reports_folder, self._damaged) as json_file:
             # gradebook.csv is opened in spreadsheets: no cell may run as a formula (see .spreadsheet).
             writer = spreadsheet.SafeWriter(csv_file)
             writer.writerow(header)

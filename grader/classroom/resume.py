@@ -6,7 +6,7 @@ finished survives a Ctrl+C, a SIGTERM or a ``kill -9``: the operating system
 holds every committed write even when the process dies mid-way. The grading
 processes of a files batch keep each learner's report JSON and feedback text
 in files of their own in the same folder
-(:class:`grader.classroom.gradebook.ReportFile`), written before the row that
+(:class:`grader.classroom.kept.ReportFile`), written before the row that
 points into them is spooled. The spool is
 removed once the gradebook is written. ``grader batch --resume`` with the
 same arguments opens it again, skips every learner in it and grades the rest;
