@@ -13,6 +13,8 @@ import csv
 import json
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -753,3 +755,20 @@ async def test_retrier_backs_off_gives_up_then_probes_for_the_server():
     with pytest.raises(RPCError, match="no such workflow"):
         await retrier.call(refused)  # not transient: no retry
     assert retrier.retried == 1
+
+
+def test_a_batch_of_files_imports_the_sdk_only_to_replay(tmp_path: Path):
+    """The SDK's client costs about 0.2 s to import, with the grading processes waiting: a batch of files
+    without replay never imports it, and one with replay imports it once, in the parent, before forking."""
+    probe = ("import sys\n"
+             "from grader.classroom import batch_files\n"
+             "batch_files(sys.argv[1], sys.argv[2], replay=sys.argv[3] == 'replay', jobs=1)\n"
+             "print('temporalio' in sys.modules)\n")
+    root = tmp_path / "download"
+    (root / "ada").mkdir(parents=True)
+    shutil.copy(GOLDENS / "live-fix.json", root / "ada" / "run.json")
+    for mode, imported in (("no-replay", "False"), ("replay", "True")):
+        done = subprocess.run([sys.executable, "-c", probe, str(root), str(tmp_path / mode), mode],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == imported

@@ -17,10 +17,8 @@ import re
 import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, TypeVar
-
-from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from functools import cache
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, TypeVar
 
 from grader.classroom.pacing import Pacer
 from grader.sources.connect import ServerTimeoutError, Target, answered, rpc_deadline
@@ -28,13 +26,22 @@ from grader.errors import BadInputError, ServerUnavailableError
 from grader.engine.learner import learner_key, learner_of
 from grader.sources.live import visibility_query
 
+if TYPE_CHECKING:  # the SDK is imported by what talks to a server, not by a batch of files
+    from temporalio.client import Client
+
 T = TypeVar("T")
 
-#: Statuses that say "try again later", not "this request is wrong".
-TRANSIENT = frozenset({
-    RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
-    RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED,
-})
+
+@cache
+def transient_statuses() -> frozenset:
+    """Statuses that say "try again later", not "this request is wrong"."""
+    from temporalio.service import RPCStatusCode
+
+    return frozenset({
+        RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.RESOURCE_EXHAUSTED,
+        RPCStatusCode.ABORTED, RPCStatusCode.INTERNAL, RPCStatusCode.UNKNOWN, RPCStatusCode.CANCELLED,
+    })
+
 #: Seconds a batch keeps retrying while the server does not answer.
 DEFAULT_RETRY_SECONDS = 30.0
 #: Tries of one read the server keeps throttling (ResourceExhausted), backing off up to 10 s between them.
@@ -45,6 +52,8 @@ PAGE_SIZE = 1000
 
 def is_throttle(err: BaseException) -> bool:
     """True for ``ResourceExhausted``: the server is up but rate-limits this namespace (or this client)."""
+    from temporalio.service import RPCError, RPCStatusCode
+
     if isinstance(err, ServerUnavailableError):
         err = err.__cause__
     return isinstance(err, RPCError) and err.status == RPCStatusCode.RESOURCE_EXHAUSTED
@@ -57,11 +66,13 @@ def is_transient(err: BaseException) -> bool:
     :class:`ServerUnavailableError`; its cause says which. Refused
     credentials and unknown workflows are not transient.
     """
+    from temporalio.service import RPCError
+
     if isinstance(err, ServerTimeoutError):
         return True
     if isinstance(err, ServerUnavailableError):
         err = err.__cause__
-    return isinstance(err, RPCError) and err.status in TRANSIENT
+    return isinstance(err, RPCError) and err.status in transient_statuses()
 
 
 class Retrier:
@@ -98,6 +109,8 @@ class Retrier:
         the read is tried again after a backoff, up to
         :data:`MAX_THROTTLED_TRIES` times.
         """
+        from temporalio.service import RPCError
+
         delay = self.first
         counted = False
         throttled = 0
@@ -170,6 +183,8 @@ def _reason(err: BaseException) -> str:
     """A failed call's reason in a few words, for the stall message."""
     if isinstance(err, ServerTimeoutError):
         return "no answer within the RPC timeout"
+    from temporalio.service import RPCError
+
     if isinstance(err, ServerUnavailableError) and err.__cause__ is not None:
         err = err.__cause__
     if isinstance(err, RPCError):
