@@ -25,7 +25,8 @@ from typing import Any, Callable
 #: What ``copy_file_range`` answers where it cannot copy between these two files (another file
 #: system, an old kernel, a file system without it): the text is then read and written instead.
 _NO_KERNEL_COPY = frozenset({errno.EXDEV, errno.ENOSYS, errno.EOPNOTSUPP, errno.EINVAL})
-_NAME = re.compile(r"^reports-\d+-[0-9a-f]{8}$")
+#: A reference: the file's name, then the text's offset and length in bytes.
+_REFERENCE = re.compile(r"^(reports-\d+-[0-9a-f]{8}):(\d+):(\d+)$")
 
 
 def write_all(fd: int, data: bytes) -> None:
@@ -74,10 +75,10 @@ class ReportFile:
 
 def place(at: str) -> tuple[str, int, int]:
     """(file name, offset, length) of a :meth:`ReportFile.add` reference; ValueError for anything else."""
-    name, offset, length = at.rsplit(":", 2)
-    if not _NAME.match(name):
+    match = _REFERENCE.match(at)
+    if match is None:  # a spool edited by hand: no other name, and no negative offset, is read
         raise ValueError(at)
-    return name, int(offset), int(length)
+    return match[1], int(match[2]), int(match[3])
 
 
 def read_kept(folder: Path, at: str) -> str | None:
