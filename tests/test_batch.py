@@ -757,18 +757,28 @@ async def test_retrier_backs_off_gives_up_then_probes_for_the_server():
     assert retrier.retried == 1
 
 
+@pytest.mark.slow
 def test_a_batch_of_files_imports_the_sdk_only_to_replay(tmp_path: Path):
-    """The SDK's client costs about 0.2 s to import, with the grading processes waiting: a batch of files
-    without replay never imports it, and one with replay imports it once, in the parent, before forking."""
+    """The SDK's client costs about 0.2 s to import: a batch of files without replay never imports it; one
+    with replay imports it where it replays: in its one process, or, graded in processes, only in the
+    replayer process (grader.classroom.replayer), which a parent with an honest class never needs."""
     probe = ("import sys\n"
              "from grader.classroom import batch_files\n"
-             "batch_files(sys.argv[1], sys.argv[2], replay=sys.argv[3] == 'replay', jobs=1)\n"
+             "batch_files(sys.argv[1], sys.argv[2], replay=sys.argv[3] == 'replay', jobs=int(sys.argv[4]))\n"
              "print('temporalio' in sys.modules)\n")
     root = tmp_path / "download"
-    (root / "ada").mkdir(parents=True)
-    shutil.copy(GOLDENS / "live-fix.json", root / "ada" / "run.json")
-    for mode, imported in (("no-replay", "False"), ("replay", "True")):
-        done = subprocess.run([sys.executable, "-c", probe, str(root), str(tmp_path / mode), mode],
-                              capture_output=True, text=True, timeout=120)
+    for i in range(130):  # enough for grading processes
+        (root / f"l{i:03d}").mkdir(parents=True)
+        history = own_timings(json.loads((GOLDENS / "live-fix.json").read_text()), i)
+        run_id = history["events"][0]["workflowExecutionStartedEventAttributes"]["originalExecutionRunId"]
+        text = json.dumps(history).replace(run_id, str(uuid.uuid4())).replace("@worker-host", f"@host-{i}")
+        (root / f"l{i:03d}" / "run.json").write_text(text)
+    for mode, jobs, imported in (("no-replay", 1, "False"), ("replay", 1, "True"), ("replay", 2, "False"),
+                                 ("no-replay", 2, "False")):
+        done = subprocess.run([sys.executable, "-c", probe, str(root), str(tmp_path / f"{mode}-{jobs}"), mode,
+                               str(jobs)], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == imported
+        assert done.stdout.strip() == imported, (mode, jobs)
+    book = json.loads((tmp_path / "replay-2" / "gradebook.json").read_text())
+    assert {tuple(entry["notes"]) for learner in book["learners"] for entry in learner["report"]["integrity"]} \
+        == {("replayed through the reference MoneyTransfer: deterministic",)}

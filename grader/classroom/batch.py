@@ -31,6 +31,7 @@ from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
 from grader.classroom.uploads import display_name
+from grader.lab.processes import die_with_parent
 from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
 from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
@@ -822,10 +823,10 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     """
     import tempfile
 
-    if replay:
-        from grader.lab.replay import preload
+    from grader.classroom.replayer import Replayer
 
-        preload()  # the grading processes are forked from this one: they start with the SDK imported
+    # With replay, the grading processes defer each new shape to one replayer process, started with
+    # the first of them (see grader.classroom.replayer): neither this process nor they import the SDK.
     # What _grade_chunk imports on its first learner, imported once here rather than in every process.
     import grader.api  # noqa: F401
     import grader.classroom.feedback  # noqa: F401
@@ -837,12 +838,47 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
         job = _ChunkJob(rows_dir, rubric.path, replay, due, credit_simulate, known, str(book.staged_feedback),
                         renamed, str(book.reports_folder))
         # A grading process that cannot write a feedback file for a full disk says so as the parent does.
-        with disk_errors(book.out_dir):
-            _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress, job=job)
+        replayer = Replayer()
+        try:
+            with disk_errors(book.out_dir):
+                _grade_in_pools(plan, book, rubric, jobs=jobs, progress=progress, job=job, replayer=replayer)
+                _last_verdicts(book, rubric, progress, job, replayer)
+        finally:
+            replayer.close()
+
+
+def _last_verdicts(book: Gradebook, rubric: Rubric, progress: Progress, job: _ChunkJob, replayer) -> None:
+    """Once every learner is graded: wait for the shapes still replaying, spool the learners they confirm,
+    and grade again, replaying each of their histories here, those whose shape did not replay clean."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    from grader.classroom.replayer import LAST_VERDICTS_SECONDS
+
+    deadline = time.monotonic() + LAST_VERDICTS_SECONDS
+    while replayer.running and time.monotonic() < deadline:
+        done, _ = wait(replayer.running, timeout=deadline - time.monotonic(), return_when=FIRST_COMPLETED)
+        _spool_held(book, progress, replayer.settle(done))
+    _spool_held(book, progress, replayer.give_up())
+    replayer.close()
+    for position, name, cells, submission, hint in replayer.again:
+        # The grading process wrote this learner's feedback from the grade now replaced.
+        book.drop_staged_feedback(name, job.file_name(name))
+        result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=True,
+                                  due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,
+                                  known=job.known)
+        book.add(_to_row(result, rubric), result.runs, result.workers)
+        progress.advance(1)
+
+
+def _spool_held(book: Gradebook, progress: Progress, ready: list) -> None:
+    """Spool learners held for their shapes' verdicts, now confirmed."""
+    if ready:
+        book.add_records([held.record for held in ready], {held.item[1]: held.feedback for held in ready})
+        progress.advance(len(ready))
 
 
 def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, progress: Progress,
-                    job: _ChunkJob) -> None:
+                    job: _ChunkJob, replayer) -> None:
     """:func:`_grade_files_in_processes`'s work: chunks on a pool, lost ones again, then one by one."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
@@ -859,14 +895,15 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
                     # It broke since the last look (a process killed between two chunks): what it
                     # finished is kept, the rest is graded again, and a new pool takes over.
                     lost.append(chunk)
-                    pool = _collect(wait(running)[0], running, book, progress, lost, pool, jobs, job, broken=True)
+                    pool = _collect(wait(running)[0], running, book, progress, lost, pool, jobs, job, replayer,
+                                    broken=True)
                     continue
-                if len(running) >= 2 * jobs:
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    pool = _collect(done, running, book, progress, lost, pool, jobs, job)
+                while len(running) >= 2 * jobs:
+                    pool = _collect(_wait_any(running, replayer), running, book, progress, lost, pool, jobs, job,
+                                    replayer)
             while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                pool = _collect(done, running, book, progress, lost, pool, jobs, job)
+                pool = _collect(_wait_any(running, replayer), running, book, progress, lost, pool, jobs, job,
+                                replayer)
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
         if not lost:
@@ -879,13 +916,12 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
         for item in chunk:
             with _pool(1, job) as alone:
                 try:
-                    records, feedback = _rows_from(alone.submit(_grade_chunk, [item]).result())
+                    _spool_chunk([item], alone.submit(_grade_chunk, [item]).result(), book, progress, replayer)
                 except BrokenProcessPool:
                     # The process may have died half-way through the learner's feedback file.
                     book.drop_staged_feedback(item[1], job.file_name(item[1]))
-                    records, feedback = [_died_record(item, rubric)], {}
-            book.add_records(records, feedback)
-            progress.advance(1)
+                    book.add_records([_died_record(item, rubric)], {})
+                    progress.advance(1)
 
 
 def _pool(jobs: int, job: _ChunkJob):
@@ -903,25 +939,40 @@ def _start_grading_process(parent: int, job: _ChunkJob) -> None:
     global _JOB, _REPORTS
     _JOB = job
     _REPORTS = ReportFile(job.reports_dir)
+    if job.replay:
+        from grader.lab.replay import Deferred, defer_replays
+
+        defer_replays(Deferred())  # new shapes go to the batch's replayer (grader.classroom.replayer)
     die_with_parent(parent)
 
 
+def _wait_any(running: dict, replayer) -> set:
+    """The grading chunks and shape replays done, once at least one is."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    return wait([*running, *replayer.running], return_when=FIRST_COMPLETED)[0]
+
+
 def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress, lost: list, pool, jobs: int,
-             job: _ChunkJob, *, broken: bool = False):
+             job: _ChunkJob, replayer, *, broken: bool = False):
     """Spool the finished chunks; note the chunks a dead grading process took with it, and start a new pool.
 
+    ``done`` may hold shape replays too: the learners they confirm are spooled.
     ``broken``: the pool is known to be broken already (it refused a chunk).
     """
+    done = set(done)
+    _spool_held(book, progress, replayer.settle(done))
     for future in done:
-        chunk = running.pop(future)
+        chunk = running.pop(future, None)
+        if chunk is None:
+            continue  # a shape's replay, settled above
         try:
-            records, feedback = _rows_from(future.result())
+            path = future.result()
         except BrokenProcessPool:
             lost.append(chunk)
             broken = True
             continue
-        book.add_records(records, feedback)
-        progress.advance(len(records))
+        _spool_chunk(chunk, path, book, progress, replayer)
     if not broken:
         return pool
     # A dead process breaks the whole pool: every chunk still in it is graded again, on a new one.
@@ -931,39 +982,36 @@ def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress,
     return _pool(jobs, job)
 
 
+def _spool_chunk(chunk: list, path: str, book: Gradebook, progress: Progress, replayer) -> None:
+    """Spool a graded chunk's learners whose shapes are confirmed; hold the others for their verdicts."""
+    from grader.classroom.replayer import PENDING, Held
+
+    records, feedback, (process, new, used) = _rows_from(path)
+    replayer.learn(process, new)
+    now, now_feedback = [], {}
+    for item, record, numbers in zip(chunk, records, used):
+        name = item[1]
+        shapes = replayer.shapes_of(process, numbers)
+        verdict = replayer.verdict(shapes) if shapes else True
+        if verdict:
+            now.append(record)
+            if name in feedback:
+                now_feedback[name] = feedback[name]
+        elif verdict is PENDING:
+            replayer.held.append(Held(item, record, feedback[name], shapes))
+        else:
+            replayer.again.append(item)
+    if now:
+        book.add_records(now, now_feedback)
+        progress.advance(len(now))
+
+
 def _died_record(item: tuple, rubric: Rubric) -> tuple:
     position, name, cells, *_ = item
     result = LearnerResult(name, UNREADABLE_FILES, roster=cells or {}, position=position)
     result.problems.append("the grading process died while reading these files (out of memory?): hand in only "
                            "the exported histories")
     return spool_records(_to_row(result, rubric), [], [])
-
-
-def die_with_parent(parent: int) -> None:
-    """In a grading process: end as soon as the batch that started it ends, however it ends.
-
-    A batch killed with SIGKILL cannot stop its pool, and orphaned workers
-    would grade on for minutes holding the caller's stdout and stderr (a CI
-    step then never ends). Linux delivers SIGKILL to the worker when its
-    parent dies (PR_SET_PDEATHSIG); the check after it covers a parent that
-    died before the call. Elsewhere the workers end when their task pipe
-    closes, as before.
-    """
-    import ctypes
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != parent:
-        os._exit(0)
-    # Ctrl+C reaches the whole process group: a worker just ends (no traceback of its own);
-    # the batch itself cleans up.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _grade_chunk(chunk: list) -> str:
@@ -981,9 +1029,12 @@ def _grade_chunk(chunk: list) -> str:
 
     from grader.classroom.feedback import render_feedback
 
+    from grader.lab import replay
+
     job = _JOB
     rubric = _process_rubric(job.rubric_path)
-    records, feedback = [], {}
+    records, feedback, used = [], {}, []
+    deferred = replay._deferred
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=job.replay,
                                   due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,
@@ -998,15 +1049,18 @@ def _grade_chunk(chunk: list) -> str:
         # The report and its Markdown stay in this process's file: the parent spools where they lie.
         _REPORTS.keep(row)
         records.append(spool_records(row, result.runs, result.workers))
+        used.append(deferred.take_used() if deferred is not None else [])
+    # The shapes this process relied on first in this chunk, one history each, for the replayer.
+    shapes = (os.getpid(), deferred.take_new() if deferred is not None else {}, used)
     fd, path = tempfile.mkstemp(dir=job.rows_dir, suffix=".rows")
     with os.fdopen(fd, "wb") as handle:
-        pickle.dump((records, feedback), handle, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump((records, feedback, shapes), handle, protocol=pickle.HIGHEST_PROTOCOL)
     return path
 
 
-def _rows_from(path: str) -> tuple[list[tuple], dict[str, str]]:
-    """The spool records and feedback file names a grading process left in ``path`` (see :func:`_grade_chunk`);
-    the file is removed."""
+def _rows_from(path: str) -> tuple[list[tuple], dict[str, str], tuple]:
+    """The spool records, feedback file names and shapes relied on that a grading process left in ``path``
+    (see :func:`_grade_chunk`); the file is removed."""
     import pickle
 
     try:

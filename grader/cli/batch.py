@@ -172,7 +172,7 @@ def _stop_cleanly_on_sigterm() -> None:
 
     Without it the process would vanish mid-write and leave its staging
     folder for the next batch to clear; its grading processes die with it
-    either way (see grader.classroom.batch.die_with_parent).
+    either way (see grader.lab.processes.die_with_parent).
     """
     import signal
 

@@ -124,6 +124,11 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             if key in _clean_shapes:
                 outcome.notes[index].append(DETERMINISTIC)
                 continue
+            if _deferred is not None and type(key) is tuple:
+                # A batch's grading process: the shape is confirmed elsewhere (see Deferred).
+                _deferred.rely(key, history)
+                outcome.notes[index].append(DETERMINISTIC)
+                continue
             if key in waiting:
                 waiting[key].append(index)
                 continue
@@ -192,6 +197,71 @@ def _remember(key: Any) -> None:
 def forget_replays() -> None:
     """Forget every remembered clean shape (for measurements and tests)."""
     _clean_shapes.clear()
+
+
+# --- shapes confirmed by another process -------------------------------------------
+
+
+class Deferred:
+    """The shapes a grading process took as clean without replaying them, for one replayer to confirm.
+
+    A batch of files grades in several processes, and a class has a handful
+    of shapes. Rather than have every grading process import the SDK and
+    replay each shape again, a process given a ``Deferred`` (see
+    :func:`defer_replays`) notes a new shape's history as replayed clean
+    and records it here. The batch hands each shape to one replayer
+    (:func:`confirm_shape`) and keeps a learner's grade only once every
+    shape it relied on is confirmed; a learner who relied on a shape that
+    did not replay clean is graded again with a real replay. A history with
+    no shareable shape is replayed where it is graded, as before.
+    """
+
+    def __init__(self) -> None:
+        #: Shape -> its number in this process.
+        self.numbers: dict[Any, int] = {}
+        #: Shapes first relied on since the last :meth:`take_new`: number -> (shape, a history of it).
+        self.new: dict[int, tuple[Any, History]] = {}
+        #: Numbers of the shapes relied on since the last :meth:`take_used`.
+        self.used: list[int] = []
+
+    def rely(self, key: Any, history: History) -> None:
+        """Note that a history of shape ``key`` was taken as replaying clean."""
+        number = self.numbers.get(key)
+        if number is None:
+            number = self.numbers[key] = len(self.numbers)
+            self.new[number] = (key, history)
+        self.used.append(number)
+
+    def take_used(self) -> list[int]:
+        """The numbers of the shapes relied on since the last call (one learner's, in a batch)."""
+        used, self.used = sorted(set(self.used)), []
+        return used
+
+    def take_new(self) -> dict[int, tuple[Any, History]]:
+        """The shapes first relied on since the last call, each with one history of it to replay."""
+        new, self.new = self.new, {}
+        return new
+
+
+#: In a batch's grading process: where new shapes go instead of the replayer (None: replay here).
+_deferred: Deferred | None = None
+
+
+def defer_replays(deferred: Deferred | None) -> None:
+    """From now on, in this process, note new shapes in ``deferred`` rather than replay them (None: replay)."""
+    global _deferred
+    _deferred = deferred
+
+
+def confirm_shape(history: History) -> bool:
+    """Replay one history of a shape a grading process deferred: True when it replays clean.
+
+    Run in the batch's replayer process. Any other verdict (a finding, a
+    replay that stopped early or failed) is False, and the learners who
+    relied on the shape are graded again, each history replayed for itself.
+    """
+    outcome = replay_histories([history], remember=False)
+    return not outcome.findings[0] and outcome.notes[0] == [DETERMINISTIC]
 
 
 def replay_key(history: History) -> Any:
@@ -341,23 +411,6 @@ def _value_shape(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return tuple(_value_shape(v, depth + 1) for v in value)
     return type(value).__name__
-
-
-def preload(app_dir: Path | None = None) -> None:
-    """Import what a replay needs (the SDK's worker side, the reference workflow) without starting anything.
-
-    A batch calls it before it forks its grading processes, so each of them
-    starts with the SDK already imported instead of paying about 0.3 s for
-    it. Nothing here starts the SDK's runtime or a thread, which must not
-    cross a fork.
-    """
-    import temporalio.client  # noqa: F401 - imported for the processes forked after this
-    import temporalio.worker  # noqa: F401
-
-    app_dir = app_dir or defaults.repo_root() / "solution"
-    if (app_dir / "workflows.py").is_file():
-        with _reference_app(app_dir):
-            pass
 
 
 def _pause_of(history: History) -> float:
