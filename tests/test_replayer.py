@@ -155,3 +155,23 @@ def test_learners_held_for_a_verdict_when_the_batch_is_killed_are_graded_on_resu
     assert resumed.counts["graded"] == 140
     batch_files(tmp_path / "download", tmp_path / "clean", jobs=2)
     assert _files(tmp_path / "out") == _files(tmp_path / "clean")
+
+
+def test_past_its_limit_a_grading_process_replays_new_shapes_itself():
+    """A class of shapes all different must not queue behind one replayer: past ``most`` deferred
+    shapes, a grading process replays the next new shape itself, as it did before there was a replayer."""
+    from grader.engine.history import load_json_text
+    from grader.lab import replay
+
+    histories = [load_json_text((GOLDENS / f"{name}.json").read_text(), source=name) for name in HONEST[:2]]
+    deferred = replay.Deferred(most=1)
+    replay.forget_replays()
+    replay.defer_replays(deferred)
+    try:
+        outcome = replay.replay_histories(histories)
+    finally:
+        replay.defer_replays(None)
+    assert outcome.notes == [[replay.DETERMINISTIC]] * 2
+    assert list(deferred.take_new()) == [0] and deferred.take_used() == [0]
+    assert list(replay._clean_shapes) == [replay.replay_key(histories[1])]  # replayed here
+    replay.forget_replays()

@@ -854,9 +854,10 @@ def _last_verdicts(book: Gradebook, rubric: Rubric, progress: Progress, job: _Ch
 
     from grader.classroom.replayer import LAST_VERDICTS_SECONDS
 
-    deadline = time.monotonic() + LAST_VERDICTS_SECONDS
-    while replayer.running and time.monotonic() < deadline:
-        done, _ = wait(replayer.running, timeout=deadline - time.monotonic(), return_when=FIRST_COMPLETED)
+    while replayer.running:
+        done, _ = wait(replayer.running, timeout=LAST_VERDICTS_SECONDS, return_when=FIRST_COMPLETED)
+        if not done:
+            break  # no verdict for that long: the replayer is stuck, and what it holds is given up
         _spool_held(book, progress, replayer.settle(done))
     _spool_held(book, progress, replayer.give_up())
     replayer.close()

@@ -26,8 +26,9 @@ from typing import Any
 
 #: A shape's verdict while its replay is running.
 PENDING = None
-#: How long the batch waits, once every learner is graded, for the replayer's last verdicts; past it the
+#: Once every learner is graded, how long the batch waits for the replayer's next verdict; past it the
 #: shapes still out count as not confirmed (their learners are graded again, replaying for themselves).
+#: A replay that hangs in the SDK's core gives up by itself much sooner (REPLAY_TIMEOUT_SECONDS).
 LAST_VERDICTS_SECONDS = 120.0
 
 

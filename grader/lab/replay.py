@@ -124,9 +124,8 @@ def replay_histories(histories: Sequence[History], *, app_dir: Path | None = Non
             if key in _clean_shapes:
                 outcome.notes[index].append(DETERMINISTIC)
                 continue
-            if _deferred is not None and type(key) is tuple:
+            if _deferred is not None and type(key) is tuple and _deferred.rely(key, history):
                 # A batch's grading process: the shape is confirmed elsewhere (see Deferred).
-                _deferred.rely(key, history)
                 outcome.notes[index].append(DETERMINISTIC)
                 continue
             if key in waiting:
@@ -212,11 +211,18 @@ class Deferred:
     and records it here. The batch hands each shape to one replayer
     (:func:`confirm_shape`) and keeps a learner's grade only once every
     shape it relied on is confirmed; a learner who relied on a shape that
-    did not replay clean is graded again with a real replay. A history with
-    no shareable shape is replayed where it is graded, as before.
+    did not replay clean is graded again with a real replay.
+
+    A history with no shareable shape is replayed where it is graded, as
+    before, and so is every new shape past the first ``most``: a class whose
+    every learner has a shape of their own (apps edited far from the
+    exercise) then replays in every grading process at once rather than
+    queue behind one replayer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, most: int = 32) -> None:
+        #: How many shapes this process defers; past them, it replays new shapes itself.
+        self.most = most
         #: Shape -> its number in this process.
         self.numbers: dict[Any, int] = {}
         #: Shapes first relied on since the last :meth:`take_new`: number -> (shape, a history of it).
@@ -224,13 +230,17 @@ class Deferred:
         #: Numbers of the shapes relied on since the last :meth:`take_used`.
         self.used: list[int] = []
 
-    def rely(self, key: Any, history: History) -> None:
-        """Note that a history of shape ``key`` was taken as replaying clean."""
+    def rely(self, key: Any, history: History) -> bool:
+        """Take a history of shape ``key`` as replaying clean; False (nothing noted) when this process has
+        deferred ``most`` other shapes already and is to replay this one itself."""
         number = self.numbers.get(key)
         if number is None:
+            if len(self.numbers) >= self.most:
+                return False
             number = self.numbers[key] = len(self.numbers)
             self.new[number] = (key, history)
         self.used.append(number)
+        return True
 
     def take_used(self) -> list[int]:
         """The numbers of the shapes relied on since the last call (one learner's, in a batch)."""
