@@ -798,6 +798,8 @@ class _ChunkJob:
 _JOB: _ChunkJob | None = None
 #: In a grading process: the file its learners' reports go to (opened with the first one).
 _REPORTS: ReportFile | None = None
+#: In a grading process of a batch that replays: the shapes it took as clean, for the replayer.
+_DEFERRED = None
 
 
 def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, replay: bool,
@@ -937,13 +939,14 @@ def _start_grading_process(parent: int, job: _ChunkJob) -> None:
     Given once per process (forked processes inherit them without pickling),
     not with every chunk: the class's ``known`` ids alone are thousands of names.
     """
-    global _JOB, _REPORTS
+    global _JOB, _REPORTS, _DEFERRED
     _JOB = job
     _REPORTS = ReportFile(job.reports_dir)
     if job.replay:
         from grader.lab.replay import Deferred, defer_replays
 
-        defer_replays(Deferred())  # new shapes go to the batch's replayer (grader.classroom.replayer)
+        _DEFERRED = Deferred()
+        defer_replays(_DEFERRED)  # new shapes go to the batch's replayer (grader.classroom.replayer)
     die_with_parent(parent)
 
 
@@ -993,11 +996,10 @@ def _spool_chunk(chunk: list, path: str, book: Gradebook, progress: Progress, re
     for item, record, numbers in zip(chunk, records, used):
         name = item[1]
         shapes = replayer.shapes_of(process, numbers)
-        verdict = replayer.verdict(shapes) if shapes else True
+        verdict = replayer.verdict(shapes)
         if verdict:
             now.append(record)
-            if name in feedback:
-                now_feedback[name] = feedback[name]
+            now_feedback[name] = feedback[name]
         elif verdict is PENDING:
             replayer.held.append(Held(item, record, feedback[name], shapes))
         else:
@@ -1030,12 +1032,9 @@ def _grade_chunk(chunk: list) -> str:
 
     from grader.classroom.feedback import render_feedback
 
-    from grader.lab import replay
-
-    job = _JOB
+    job, deferred = _JOB, _DEFERRED
     rubric = _process_rubric(job.rubric_path)
     records, feedback, used = [], {}, []
-    deferred = replay._deferred
     for position, name, cells, submission, hint in chunk:
         result = grade_submission(name, submission, rubric, roster=cells, position=position, replay=job.replay,
                                   due=job.due, late_hint=hint, credit_simulate=job.credit_simulate,

@@ -94,13 +94,14 @@ class Replayer:
 
     def settle(self, done: set) -> list[Held]:
         """Record the verdicts among ``done``; return the held learners now confirmed (the rest move on)."""
-        for future in done & self._running.keys():
+        settled = done & self._running.keys()
+        for future in settled:
             key = self._running.pop(future)
             try:
                 self.verdicts[key] = bool(future.result())
             except Exception:  # noqa: BLE001 - a replayer that died confirms nothing
                 self.verdicts[key] = False
-        return self._release()
+        return self._release() if settled else []
 
     def give_up(self) -> list[Held]:
         """Count every shape still out as not confirmed (the replayer did not answer in time)."""
