@@ -9,7 +9,6 @@ learners who need a look, and the regrade diff.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 import time
@@ -574,6 +573,8 @@ async def _grade_live(plan: list, *, client: Client, target: Target, rubric: Rub
     ``copied`` is :meth:`Gradebook.copied_runs`: each learner's runs that others handed in too.
     ``held`` holds findings made across the class (cross-talk) by ``(workflow_id, run_id)``.
     """
+    import asyncio  # here, not at the top: a batch of files never needs it (about 20 ms to import)
+
     from temporalio.service import RPCError, RPCStatusCode
 
     from grader.sources.live import fetch_run

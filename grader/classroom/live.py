@@ -11,7 +11,6 @@ waiting its own turn.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import re
 import time
@@ -109,6 +108,8 @@ class Retrier:
         the read is tried again after a backoff, up to
         :data:`MAX_THROTTLED_TRIES` times.
         """
+        import asyncio  # not at the top: a batch of files imports this module and never needs it
+
         from temporalio.service import RPCError
 
         delay = self.first

@@ -13,7 +13,6 @@ while the server stays quiet.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Callable
 
@@ -55,6 +54,8 @@ class Pacer:
 
     async def take(self) -> None:
         """Wait for this request's turn."""
+        import asyncio  # not at the top: a batch of files imports this module and never needs it
+
         now = time.monotonic()
         if self.rate < self.max_rate and now - self._last_throttle >= RECOVER_SECONDS:
             self.rate = min(self.max_rate, self.rate * 1.25)
