@@ -30,7 +30,6 @@ from grader.classroom.progress import Progress
 from grader.classroom.roster import MOODLE, Roster, read_roster
 from grader.classroom.late import LateHint, is_late
 from grader.classroom.uploads import display_name
-from grader.lab.processes import die_with_parent
 from grader.classroom.lms import FOLDERS, Download, opened_download, read_download
 from grader.classroom.lms_grades import ImportTarget, import_target, write_import
 from grader.classroom.submissions import (Submission, bundle_paths, name_problem, read_members,
@@ -833,6 +832,7 @@ def _grade_files_in_processes(plan: list, book: Gradebook, rubric: Rubric, *, jo
     # What _grade_chunk imports on its first learner, imported once here rather than in every process.
     import grader.api  # noqa: F401
     import grader.classroom.feedback  # noqa: F401
+    import grader.lab.processes  # noqa: F401
     import grader.formats.markdown  # noqa: F401
     import grader.sources.bundles  # noqa: F401
     names = feedback_names(learners if learners is not None else [item[1] for item in plan])
@@ -941,6 +941,8 @@ def _start_grading_process(parent: int, job: _ChunkJob) -> None:
     not with every chunk: the class's ``known`` ids alone are thousands of names.
     """
     global _JOB, _REPORTS, _DEFERRED
+    from grader.lab.processes import die_with_parent
+
     _JOB = job
     _REPORTS = ReportFile(job.reports_dir)
     if job.replay:
