@@ -10,7 +10,6 @@ first and by force after a grace period.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import subprocess
@@ -33,7 +32,9 @@ def _die_with_parent(parent_pid: int) -> None:
 def _killed_with_parent() -> bool:
     """Ask Linux to SIGKILL this process when its parent dies (PR_SET_PDEATHSIG); False if it cannot."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # The process's own symbols, libc's among them: looking libc up by name (ctypes.util.find_library)
+        # runs ldconfig in a subprocess, a few milliseconds, and between fork and exec at that.
+        libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except (OSError, AttributeError):
         return False
