@@ -175,3 +175,65 @@ def test_past_its_limit_a_grading_process_replays_new_shapes_itself():
     assert list(deferred.take_new()) == [0] and deferred.take_used() == [0]
     assert list(replay._clean_shapes) == [replay.replay_key(histories[1])]  # replayed here
     replay.forget_replays()
+
+
+def test_chunks_are_spooled_in_the_order_they_were_handed_out(tmp_path: Path, monkeypatch):
+    """A grading process names a new shape, with its history, in the first chunk that relied on it, and its
+    later chunks refer to the shape by number. When the parent finds several of them done at once, it
+    spools them in the order they were handed out, whatever order the set of finished futures has
+    (a batch on a loaded CI machine once met the later chunk first and stopped on a KeyError)."""
+    from concurrent.futures import Future
+
+    from grader.classroom import batch
+    from grader.classroom.gradebook import Gradebook
+    from grader.classroom.kept import ReportFile
+    from grader.classroom.lms import read_download
+    from grader.classroom.progress import Progress
+    from grader.classroom.replayer import Replayer
+    from grader.engine.rubric import load_rubric
+    from grader.lab import replay
+    from grader.packs import all_packs
+
+    golden = json.loads((GOLDENS / "live-fix.json").read_text())
+    for i in range(6):
+        (tmp_path / "download" / f"l{i}").mkdir(parents=True)
+        (tmp_path / "download" / f"l{i}" / "run.json").write_text(_own_run(golden, i))
+    submissions = read_download(tmp_path / "download", None).submissions
+    plan = [(0, name, None, submissions[name], None) for name in sorted(submissions)]
+    all_packs()
+    rubric = load_rubric()
+    (tmp_path / "rows").mkdir()
+    replay.forget_replays()
+    replayer = Replayer()
+    with Gradebook(tmp_path / "out", rubric, roster_columns=[], source="test") as book:
+        job = batch._ChunkJob(str(tmp_path / "rows"), rubric.path, True, None, True, None,
+                              str(book.staged_feedback), {}, str(book.reports_folder))
+        deferred = replay.Deferred()
+        monkeypatch.setattr(batch, "_JOB", job)
+        monkeypatch.setattr(batch, "_REPORTS", ReportFile(job.reports_dir))
+        monkeypatch.setattr(batch, "_DEFERRED", deferred)
+        replay.defer_replays(deferred)
+        try:
+            running = {}
+            for item in plan:  # one chunk a learner, all from this one "grading process"
+                future = Future()
+                future.set_result(batch._grade_chunk([item]))
+                running[future] = [item]
+            assert [len(_shapes_in(f.result())[1]) for f in running] == [1, 0, 0, 0, 0, 0]
+            progress = Progress(quiet=True)
+            batch._collect(set(running), running, book, progress, [], None, 2, job, replayer)
+            assert running == {} and len(replayer.held) == 6  # all waiting on the one shape
+            batch._last_verdicts(book, rubric, progress, job, replayer)
+            assert book.finished_learners() == {item[1] for item in plan}
+        finally:
+            replay.defer_replays(None)
+            replayer.close()
+            replay.forget_replays()
+
+
+def _shapes_in(path: str) -> tuple:
+    """What a rows file holds, without consuming it: (pid, new shapes, shapes used per learner)."""
+    import pickle
+
+    with open(path, "rb") as handle:
+        return pickle.load(handle)[2]

@@ -969,10 +969,11 @@ def _collect(done: Iterable, running: dict, book: Gradebook, progress: Progress,
     """
     done = set(done)
     _spool_held(book, progress, replayer.settle(done))
-    for future in done:
-        chunk = running.pop(future, None)
-        if chunk is None:
-            continue  # a shape's replay, settled above
+    # In the order the chunks were handed out, not the set's: a grading process names a shape with its
+    # history in the first chunk that relied on it, and refers to it by number in the chunks after.
+    # Its chunks finish in the order it took them, so the earlier one is done, and spooled, first.
+    for future in [future for future in running if future in done]:
+        chunk = running.pop(future)
         try:
             path = future.result()
         except BrokenProcessPool:

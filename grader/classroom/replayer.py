@@ -57,9 +57,11 @@ class Replayer:
     held: list[Held] = field(default_factory=list)
     #: Plan items of the learners to grade again with a real replay.
     again: list[tuple] = field(default_factory=list)
-    _names: dict[tuple[int, int], Any] = field(default_factory=dict)
-    _running: dict[Future, Any] = field(default_factory=dict)
-    _pool: Any = None
+    #: (grading process, its number for a shape) -> the shape.
+    _names: dict[tuple[int, int], Any] = field(default_factory=dict, init=False, repr=False)
+    #: Replays sent and not answered yet -> their shape.
+    _running: dict[Future, Any] = field(default_factory=dict, init=False, repr=False)
+    _pool: Any = field(default=None, init=False, repr=False)
 
     def learn(self, process: int, new: dict[int, tuple[Any, Any]]) -> None:
         """Take the shapes grading process ``process`` saw first; send those new to the batch to the replayer."""
