@@ -278,3 +278,27 @@ def test_a_grading_process_killed_mid_batch_costs_no_learner_their_grade(tmp_pat
     assert json.loads(stdout)["counts"]["graded"] == 800
     document = _agrees(out)
     assert all(entry["status"] == "graded" for entry in document["learners"])
+
+
+def test_an_interrupt_while_forking_waits_for_the_fork_then_ends_the_batch():
+    """os.fork runs Python callbacks (logging takes its lock before and releases it after); a
+    KeyboardInterrupt raised inside one is dropped and leaves the lock taken. The batch's handler holds
+    Ctrl+C and SIGTERM back while it forks and raises once the fork is done."""
+    import logging
+
+    from grader.interrupts import interrupt, signals_held
+
+    with pytest.raises(KeyboardInterrupt):
+        with signals_held():
+            interrupt(signal.SIGTERM, None)  # arrives mid-fork: noted, not raised
+            with signals_held():  # nested: the outer one decides
+                pass
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+            logging.getLogger("grader-test").debug("the logging lock is free")
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGINT, None)  # outside a fork: at once
+    with signals_held():
+        pass  # nothing arrived: nothing raised

@@ -886,6 +886,8 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
     """:func:`_grade_files_in_processes`'s work: chunks on a pool, lost ones again, then one by one."""
     from concurrent.futures import FIRST_COMPLETED, wait
 
+    from grader.interrupts import signals_held
+
     chunks = [plan[i:i + _CHUNK] for i in range(0, len(plan), _CHUNK)]
     lost: list = []  # chunks whose grading process died (the kernel's OOM killer, a stray kill -9)
     for attempt in range(2):
@@ -894,7 +896,8 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
             running: dict = {}
             for chunk in chunks:
                 try:
-                    running[pool.submit(_grade_chunk, chunk)] = chunk
+                    with signals_held():  # a submit may fork a grading process
+                        running[pool.submit(_grade_chunk, chunk)] = chunk
                 except BrokenProcessPool:
                     # It broke since the last look (a process killed between two chunks): what it
                     # finished is kept, the rest is graded again, and a new pool takes over.
@@ -920,7 +923,9 @@ def _grade_in_pools(plan: list, book: Gradebook, rubric: Rubric, *, jobs: int, p
         for item in chunk:
             with _pool(1, job) as alone:
                 try:
-                    _spool_chunk([item], alone.submit(_grade_chunk, [item]).result(), book, progress, replayer)
+                    with signals_held():
+                        future = alone.submit(_grade_chunk, [item])
+                    _spool_chunk([item], future.result(), book, progress, replayer)
                 except BrokenProcessPool:
                     # The process may have died half-way through the learner's feedback file.
                     book.drop_staged_feedback(item[1], job.file_name(item[1]))

@@ -24,6 +24,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
+from grader.interrupts import signals_held
+
 #: A shape's verdict while its replay is running.
 PENDING = None
 #: Once every learner is graded, how long the batch waits for the replayer's next verdict; past it the
@@ -71,7 +73,8 @@ class Replayer:
                 continue
             self.verdicts[key] = PENDING
             try:
-                self._running[self._replayer().submit(_confirm, history)] = key
+                with signals_held():  # the first submit forks the replayer process
+                    self._running[self._replayer().submit(_confirm, history)] = key
             except (BrokenProcessPool, RuntimeError, OSError):
                 self.verdicts[key] = False  # no replayer: its learners replay for themselves
 

@@ -176,7 +176,8 @@ def _stop_cleanly_on_sigterm() -> None:
     """
     import signal
 
-    def stop(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
+    from grader.interrupts import interrupt
 
-    signal.signal(signal.SIGTERM, stop)
+    # Ctrl+C too: its default handler raises at any moment, including inside a fork's callbacks.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, interrupt)
